@@ -1,0 +1,1 @@
+"""LLM Lab engine: plain Python + torch. Never imports streamlit (pages -> labs, one way)."""

@@ -1,0 +1,207 @@
+"""Streaming generation and the backend interface (local transformers, or an OpenAI-compatible server).
+
+One shared, read-only model serves every browser session: each decode step takes the model's lock,
+so concurrent streams interleave token by token instead of oversubscribing the CPU.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Iterator, Protocol, Sequence
+
+import torch
+
+from labs import settings
+from labs.models import LoadedModel, ModelError
+
+Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+
+
+class ContextTooLong(ModelError):
+    pass
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_new_tokens: int = 128  # about 100 words; ~5 s on a 2-core laptop for the 135M model
+    temperature: float = 0.7  # 0 = greedy (always the most likely token)
+    top_p: float = 0.9  # nucleus sampling: keep the smallest set of tokens with this much probability
+    top_k: int = 50  # 0 = off
+    seed: int | None = 0  # same seed + same prompt = same answer
+    repetition_penalty: float = 1.1  # >1 discourages loops, which small models fall into easily
+
+    def __post_init__(self):
+        if not 1 <= self.max_new_tokens <= 4096:
+            raise ValueError("max_new_tokens must be between 1 and 4096.")
+        if not 0 <= self.temperature <= 5:
+            raise ValueError("temperature must be between 0 (greedy) and 5.")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]; 1 turns nucleus sampling off.")
+        if self.top_k < 0:
+            raise ValueError("top_k must be 0 (off) or a positive number of tokens.")
+        if self.repetition_penalty < 1:
+            raise ValueError("repetition_penalty must be at least 1 (1 = off).")
+
+
+def render_prompt(lm: LoadedModel, prompt: str | Sequence[Message]) -> str:
+    """The exact text the model sees: its chat template for chat models, plain text for base models."""
+    if isinstance(prompt, str):
+        messages = [{"role": "user", "content": prompt}]
+    else:
+        messages = list(prompt)
+    if not messages or not any(m.get("content", "").strip() for m in messages):
+        raise ValueError("The prompt is empty: type something for the model to answer.")
+    if lm.spec.prompt_format == "chat" and getattr(lm.tokenizer, "chat_template", None):
+        return lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if isinstance(prompt, str):
+        return prompt  # a base model continues the text as written
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n".join(lines) + "\nAssistant:"
+
+
+def encode_prompt(lm: LoadedModel, prompt: str | Sequence[Message], max_new_tokens: int) -> list[int]:
+    text = render_prompt(lm, prompt)
+    ids = lm.tokenizer(text, add_special_tokens=lm.spec.prompt_format != "chat")["input_ids"]
+    limit = lm.context_length
+    if len(ids) + max_new_tokens > limit:
+        raise ContextTooLong(
+            f"The prompt is {len(ids)} tokens and {max_new_tokens} new tokens were asked for, but "
+            f"{lm.spec.display_name} reads at most {limit} tokens. Shorten the prompt or the answer length.")
+    return ids
+
+
+def sample_next(logits: torch.Tensor, config: GenerationConfig, generator: torch.Generator | None,
+                previous: torch.Tensor | None = None) -> int:
+    """Pick the next token from last-position logits (V,) with repetition penalty, temperature, top-k, top-p."""
+    logits = logits.float()
+    if config.repetition_penalty != 1 and previous is not None and previous.numel():
+        seen = logits[previous]
+        logits[previous] = torch.where(seen > 0, seen / config.repetition_penalty, seen * config.repetition_penalty)
+    if config.temperature == 0:
+        return int(torch.argmax(logits))
+    logits = logits / config.temperature
+    if config.top_k:
+        kth = torch.topk(logits, min(config.top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if config.top_p < 1:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < config.top_p  # always keeps the top token
+        sorted_probs = sorted_probs * keep
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+class _Detokenizer:
+    """Yields only newly completed text; holds back a trailing partial UTF-8 character."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.ids, self.sent = tokenizer, [], 0
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return ""
+        new, self.sent = text[self.sent:], len(text)
+        return new
+
+
+def eos_ids(lm: LoadedModel) -> set[int]:
+    ids = set()
+    for source in (lm.tokenizer.eos_token_id, getattr(lm.model.generation_config, "eos_token_id", None)):
+        if isinstance(source, int):
+            ids.add(source)
+        elif source:
+            ids.update(source)
+    for token in ("<|im_end|>", "<end_of_turn>", "<|endoftext|>", "<eos>"):
+        tid = lm.tokenizer.convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != lm.tokenizer.unk_token_id and tid is not None and tid >= 0:
+            ids.add(tid)
+    return ids
+
+
+@torch.inference_mode()
+def stream(lm: LoadedModel, prompt: str | Sequence[Message], config: GenerationConfig = GenerationConfig(),
+           stop: threading.Event | None = None, model: torch.nn.Module | None = None) -> Iterator[str]:
+    """Stream the answer as text pieces. `model` overrides lm.model (e.g. a PEFT-wrapped copy)."""
+    net = model if model is not None else lm.model
+    ids = encode_prompt(lm, prompt, config.max_new_tokens)
+    device = next(net.parameters()).device
+    generator = None
+    if config.seed is not None:
+        generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    stop_ids = eos_ids(lm)
+    detok = _Detokenizer(lm.tokenizer)
+    input_ids = torch.tensor([ids], device=device)
+    generated: list[int] = []
+    cache = None
+    for _ in range(config.max_new_tokens):
+        if stop is not None and stop.is_set():
+            return
+        with lm.lock:
+            out = net(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1)
+        cache = out.cache  # transformers 5: `cache` (was past_key_values)
+        previous = torch.tensor(ids[-64:] + generated[-64:], dtype=torch.long)
+        token = sample_next(out.logits[0, -1].cpu(), config, generator, previous)
+        if token in stop_ids:
+            return
+        generated.append(token)
+        piece = detok.push(token)
+        if piece:
+            yield piece
+        input_ids = torch.tensor([[token]], device=device)
+
+
+def generate(lm: LoadedModel, prompt, config: GenerationConfig = GenerationConfig(), **kw) -> str:
+    return "".join(stream(lm, prompt, config, **kw))
+
+
+class Backend(Protocol):
+    name: str
+
+    def stream_chat(self, messages: Sequence[Message], config: GenerationConfig) -> Iterator[str]: ...
+
+
+class LocalBackend:
+    """transformers on this machine's device."""
+
+    def __init__(self, lm: LoadedModel):
+        self.lm, self.name = lm, f"local:{lm.key}"
+
+    def stream_chat(self, messages, config):
+        return stream(self.lm, messages, config)
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible /v1/chat/completions server (vLLM, llama.cpp, `python -m labs.serve`)."""
+
+    def __init__(self, base_url: str | None = None, model: str = "smollm2-135m-instruct", api_key: str | None = None,
+                 timeout: float = 60.0):
+        import os
+
+        from openai import OpenAI
+
+        base_url = base_url or settings.openai_base_url()
+        if not base_url:
+            raise ModelError("No OpenAI-compatible server configured: set LLMLAB_OPENAI_BASE_URL.")
+        self.client = OpenAI(base_url=base_url, api_key=api_key or os.environ.get("LLMLAB_OPENAI_API_KEY", "none"),
+                             timeout=timeout, max_retries=0)
+        self.model, self.name = model, f"openai:{model}@{base_url}"
+
+    def stream_chat(self, messages, config):
+        import openai
+
+        if not any(m.get("content", "").strip() for m in messages):
+            raise ValueError("The prompt is empty: type something for the model to answer.")
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model, messages=list(messages), stream=True, max_tokens=config.max_new_tokens,
+                temperature=config.temperature, top_p=config.top_p, seed=config.seed)
+            for chunk in response:
+                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.APIConnectionError as exc:
+            raise ModelError(f"Could not reach the model server at {self.client.base_url}: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise ModelError(f"The model server answered {exc.status_code}: {exc.message}") from exc

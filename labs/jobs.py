@@ -1,0 +1,372 @@
+"""Background runs: a bounded queue, live metrics, Stop, persistence, replay and comparison.
+
+A run is (config, seed, step function). `submit` returns a run id at once; the function runs on a worker
+thread and reports each step through `ctx.log(...)`, which also raises `Stopped` when Stop was pressed,
+so Stop takes effect within one step. A NaN/inf loss ends the run with a readable reason.
+
+    def train(ctx: RunContext) -> dict:           # ctx.config is the frozen dataclass you submitted
+        for step in range(1, ctx.config.steps + 1):
+            loss = ...
+            ctx.log(step=step, loss=loss, tokens_per_s=...)   # appended to ctx.metrics, streamed to the page
+        ctx.save_json("result.json", {...})          # artifacts live in ctx.artifacts (LLMLAB_HOME/runs/<id>/)
+        return {"final_loss": loss}                  # the run's summary
+
+    run_id = jobs.submit(MyConfig(...), train, owner=session_id)
+    run = jobs.get(run_id)   # a snapshot: status, metrics, progress, position in queue, summary, reason
+
+Finished runs persist under LLMLAB_HOME/runs/<id>/ (run.json, metrics.jsonl, artifacts) and survive a
+restart. The run id is a hash of (kind, config, seed): the same config and seed replays the stored run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import shutil
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from labs import settings
+
+QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
+ACTIVE = (QUEUED, RUNNING)
+
+
+class Stopped(Exception):
+    """Raised inside a step function when the user pressed Stop."""
+
+
+class Diverged(Exception):
+    """Raised when a logged loss is NaN or infinite."""
+
+
+def config_dict(config: Any) -> dict:
+    if dataclasses.is_dataclass(config):
+        return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    if isinstance(config, dict):
+        return json.loads(json.dumps(config, default=str))
+    raise TypeError("A run's config must be a dataclass (or a dict).")
+
+
+def run_kind(config: Any) -> str:
+    return type(config).__name__ if dataclasses.is_dataclass(config) else "dict"
+
+
+def run_id_for(kind: str, config: dict, seed: int | None) -> str:
+    blob = json.dumps({"kind": kind, "config": config, "seed": seed}, sort_keys=True)
+    return f"{kind.lower()[:24]}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+@dataclass
+class Run:
+    id: str
+    kind: str
+    config: dict
+    seed: int | None
+    owner: str | None = None
+    label: str = ""
+    status: str = QUEUED
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    ended: float | None = None
+    step: int = 0
+    total_steps: int | None = None
+    metrics: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    reason: str = ""  # why it stopped or failed, in words
+    replayed: bool = False  # True when this snapshot came from disk instead of a fresh run
+    position: int = 0  # place in the queue (1 = next), 0 when not queued
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def elapsed(self) -> float:
+        if not self.started:
+            return 0.0
+        return (self.ended or time.time()) - self.started
+
+    @property
+    def remaining(self) -> float | None:
+        if not self.total_steps or not self.step or self.status != RUNNING:
+            return None
+        return self.elapsed / self.step * (self.total_steps - self.step)
+
+    @property
+    def artifacts(self) -> Path:
+        return runs_dir() / self.id
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        for transient in ("metrics", "position", "replayed"):
+            d.pop(transient)
+        return d
+
+
+def runs_dir() -> Path:
+    return settings.subdir("runs")
+
+
+class RunContext:
+    """What a step function sees: its config, seed, artifact folder, and log/stop."""
+
+    def __init__(self, manager: "JobManager", run: Run, config: Any):
+        self._manager, self._run, self.config = manager, run, config
+        self.seed = run.seed
+        self.artifacts = run.artifacts
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def run_id(self) -> str:
+        return self._run.id
+
+    def set_total(self, total_steps: int) -> None:
+        self._run.total_steps = int(total_steps)
+
+    def note(self, text: str) -> None:
+        """A line of text for the page (e.g. a sample generated at step N)."""
+        with self._manager._lock:
+            self._run.notes.append(text)
+
+    def should_stop(self) -> bool:
+        return self._manager._stop_flags[self._run.id].is_set()
+
+    def check_stop(self) -> None:
+        if self.should_stop():
+            raise Stopped()
+
+    def log(self, **metrics: Any) -> None:
+        """Append one step's metrics (numbers); raises Stopped / Diverged to end the run cleanly."""
+        clean = {k: (float(v) if hasattr(v, "item") or isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                 for k, v in metrics.items()}
+        if "step" not in clean:
+            clean["step"] = len(self._run.metrics) + 1
+        clean["step"] = int(clean["step"])
+        clean.setdefault("time", round(time.time() - (self._run.started or time.time()), 3))
+        with self._manager._lock:
+            self._run.metrics.append(clean)
+            self._run.step = clean["step"]
+        with open(self.artifacts / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(clean) + "\n")
+        for key in ("loss", "train_loss"):
+            value = clean.get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise Diverged(f"The loss became {value} at step {clean['step']}: training diverged. "
+                               "Lower the learning rate (or raise warm-up / gradient clipping) and start again.")
+        self.check_stop()
+
+    def save_json(self, name: str, obj: Any) -> Path:
+        path = self.artifacts / name
+        path.write_text(json.dumps(obj, indent=2, default=str))
+        return path
+
+
+class JobManager:
+    def __init__(self, max_workers: int | None = None):
+        self._lock = threading.RLock()
+        self._runs: dict[str, Run] = {}
+        self._stop_flags: dict[str, threading.Event] = {}
+        self._queue: list[str] = []
+        self._pool = ThreadPoolExecutor(max_workers=max_workers or settings.max_heavy_jobs(),
+                                        thread_name_prefix="llmlab-run")
+
+    # -- submit and run -------------------------------------------------------------------------
+    def submit(self, config: Any, fn: Callable[[RunContext], dict | None], *, seed: int | None = None,
+               owner: str | None = None, label: str = "", replay: bool = True) -> str:
+        """Queue a run and return its id at once. An identical config+seed that already finished is replayed
+        from disk (no work); one that is queued or running is not started twice (its id is returned)."""
+        seed = getattr(config, "seed", seed) if seed is None else seed
+        kind = run_kind(config)
+        cfg = config_dict(config)
+        run_id = run_id_for(kind, cfg, seed)
+        with self._lock:
+            existing = self._runs.get(run_id) or self._load(run_id)
+            if existing is not None:
+                if existing.active:
+                    return run_id
+                if replay and existing.status == DONE:
+                    existing.replayed = True
+                    self._runs[run_id] = existing
+                    return run_id
+            shutil.rmtree(runs_dir() / run_id, ignore_errors=True)
+            run = Run(id=run_id, kind=kind, config=cfg, seed=seed, owner=owner, label=label or kind)
+            self._runs[run_id] = run
+            self._stop_flags[run_id] = threading.Event()
+            self._queue.append(run_id)
+            run.artifacts.mkdir(parents=True, exist_ok=True)
+            self._persist(run)
+        self._pool.submit(self._execute, run_id, config, fn)
+        return run_id
+
+    def _execute(self, run_id: str, config: Any, fn: Callable) -> None:
+        with self._lock:
+            run = self._runs[run_id]
+            self._queue.remove(run_id)
+            if self._stop_flags[run_id].is_set():
+                run.status, run.reason, run.ended = STOPPED, "Stopped before it started.", time.time()
+                self._persist(run)
+                return
+            run.status, run.started = RUNNING, time.time()
+        ctx = RunContext(self, run, config)
+        try:
+            summary = fn(ctx)
+            status, reason = DONE, ""
+            if isinstance(summary, dict):
+                run.summary = json.loads(json.dumps(summary, default=str))
+        except Stopped:
+            status, reason = STOPPED, f"Stopped by the user at step {run.step}."
+        except Diverged as exc:
+            status, reason = FAILED, str(exc)
+        except Exception as exc:  # a crash ends this run, never the app
+            status, reason = FAILED, f"The run crashed: {type(exc).__name__}: {exc}"
+            (run.artifacts / "traceback.txt").write_text(traceback.format_exc())
+        with self._lock:
+            run.status, run.reason, run.ended = status, reason, time.time()
+            self._persist(run)
+
+    # -- control --------------------------------------------------------------------------------
+    def stop(self, run_id: str, owner: str | None = None) -> str:
+        """Ask a run to stop; returns a message for the user (nothing raises for a finished run)."""
+        with self._lock:
+            run = self._runs.get(run_id) or self._load(run_id)
+            if run is None:
+                return f"There is no run {run_id}."
+            if owner is not None and run.owner not in (None, owner):
+                return "That run belongs to someone else; only its owner can stop it."
+            if not run.active:
+                return f"Run {run_id} has already {run.status}; nothing to stop."
+            self._stop_flags[run_id].set()
+            return f"Stopping {run_id} (within one step)."
+
+    def wait(self, run_id: str, timeout: float = 600) -> Run:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            run = self.get(run_id)
+            if run is not None and not run.active:
+                return run
+            time.sleep(0.05)
+        raise TimeoutError(f"Run {run_id} did not finish within {timeout} s.")
+
+    # -- read -----------------------------------------------------------------------------------
+    def get(self, run_id: str) -> Run | None:
+        """A snapshot copy (safe to read while the run goes on)."""
+        with self._lock:
+            run = self._runs.get(run_id) or self._load(run_id)
+            if run is None:
+                return None
+            snap = dataclasses.replace(run, metrics=list(run.metrics), notes=list(run.notes))
+            snap.position = self._queue.index(run_id) + 1 if run_id in self._queue else 0
+            return snap
+
+    def active(self) -> list[Run]:
+        with self._lock:
+            ids = [r.id for r in self._runs.values() if r.active]
+        return sorted((self.get(i) for i in ids), key=lambda r: (r.status != RUNNING, r.position, r.created))
+
+    def list_runs(self, kind: str | None = None) -> list[Run]:
+        """Every run this process knows plus every finished run on disk, newest first."""
+        ids = set(self._runs)
+        for path in runs_dir().glob("*/run.json"):
+            ids.add(path.parent.name)
+        runs = [self.get(i) for i in ids]
+        runs = [r for r in runs if r is not None and (kind is None or r.kind == kind)]
+        return sorted(runs, key=lambda r: r.created, reverse=True)
+
+    def delete(self, run_id: str) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None and run.active:
+                raise ValueError("Stop the run before deleting it.")
+            self._runs.pop(run_id, None)
+            shutil.rmtree(runs_dir() / run_id, ignore_errors=True)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _persist(self, run: Run) -> None:
+        path = run.artifacts / "run.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(run.to_json(), indent=2, default=str))
+        tmp.replace(path)
+
+    def _load(self, run_id: str) -> Run | None:
+        path = runs_dir() / run_id / "run.json"
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            run = Run(**{k: v for k, v in data.items() if k in Run.__dataclass_fields__})
+        except (ValueError, TypeError):
+            return None
+        if run.status in ACTIVE:  # the process that ran it is gone
+            run.status, run.reason = FAILED, "The app restarted while this run was in progress."
+        metrics_path = path.parent / "metrics.jsonl"
+        if metrics_path.exists():
+            run.metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+        self._runs[run_id] = run
+        return run
+
+
+def diff_configs(a: Run, b: Run) -> list[dict]:
+    """Rows {key, a, b} for each config field that differs (seed included)."""
+    left, right = dict(a.config, seed=a.seed), dict(b.config, seed=b.seed)
+    keys = sorted(set(left) | set(right))
+    return [{"key": k, "a": left.get(k), "b": right.get(k)} for k in keys if left.get(k) != right.get(k)]
+
+
+def metrics_csv(run: Run) -> str:
+    import csv
+    import io
+
+    keys: list[str] = []
+    for row in run.metrics:
+        keys += [k for k in row if k not in keys]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(run.metrics)
+    return buf.getvalue()
+
+
+_manager: JobManager | None = None
+_manager_lock = threading.Lock()
+
+
+def manager() -> JobManager:
+    """The process-wide manager (one queue for every browser session)."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            _manager = JobManager()
+        return _manager
+
+
+def submit(config, fn, **kw) -> str:
+    return manager().submit(config, fn, **kw)
+
+
+def get(run_id: str) -> Run | None:
+    return manager().get(run_id)
+
+
+def stop(run_id: str, owner: str | None = None) -> str:
+    return manager().stop(run_id, owner)
+
+
+def wait(run_id: str, timeout: float = 600) -> Run:
+    return manager().wait(run_id, timeout)
+
+
+def active() -> list[Run]:
+    return manager().active()
+
+
+def list_runs(kind: str | None = None) -> list[Run]:
+    return manager().list_runs(kind)

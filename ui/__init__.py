@@ -1,0 +1,16 @@
+"""Streamlit glue shared by app.py and every page: sidebar, cached models, run viewer, error boundary.
+
+Pages import from here and from labs; labs never imports this (pages -> labs, one way).
+"""
+from ui.common import (  # noqa: F401
+    cached_embedder,
+    cached_model,
+    friendly_errors,
+    how_it_works,
+    init_state,
+    model_status_table,
+    page_header,
+    run_panel,
+    session_id,
+    sidebar,
+)

@@ -1,0 +1,208 @@
+"""Shared page machinery. Keep logic in labs/; this file only draws and wires widgets."""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import time
+import uuid
+from typing import Callable, Sequence
+
+import streamlit as st
+
+from labs import charts, jobs, models, settings
+
+
+def session_id() -> str:
+    """A pseudonymous id per browser session (owner of runs, voter id in the arena)."""
+    if "llmlab_session" not in st.session_state:
+        st.session_state["llmlab_session"] = uuid.uuid4().hex[:12]
+    return st.session_state["llmlab_session"]
+
+
+def init_state(prefix: str, **defaults) -> None:
+    """Idempotent session-state defaults: init_state('sft', run_id=None) sets st.session_state['sft_run_id']."""
+    for key, value in defaults.items():
+        st.session_state.setdefault(f"{prefix}_{key}", value)
+
+
+def page_header(title: str, idea: str, icon: str = "") -> None:
+    """Title and the one-paragraph lecture idea every page starts with."""
+    st.title(f"{icon} {title}".strip())
+    st.markdown(idea)
+    sidebar()
+
+
+@contextlib.contextmanager
+def friendly_errors(what: str = "That"):
+    """Turn an exception into a readable st.error instead of a traceback; the page keeps working."""
+    try:
+        yield
+    except (ValueError, models.ModelError, FileNotFoundError, KeyError) as exc:
+        st.error(f"{what} did not work: {exc}")
+    except Exception as exc:  # noqa: BLE001 - students never see a traceback
+        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}). The app is still running; "
+                 "try different settings.")
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _load_model_cached(key: str) -> models.LoadedModel:
+    bar = st.progress(0.0, text=f"Preparing {models.spec(key).display_name}…")
+
+    def progress(fraction: float, message: str) -> None:
+        try:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+        except Exception:  # noqa: BLE001 - the element may be gone after a rerun
+            pass
+
+    lm = models.load_model(key, progress=progress)
+    bar.empty()
+    return lm
+
+
+def cached_model(key: str = models.DEFAULT_CHAT_MODEL) -> models.LoadedModel:
+    """The shared, read-only model (converted once, then loaded from the cache). Train on copies/adapters only."""
+    lm = _load_model_cached(key)
+    if lm.note and not st.session_state.get(f"_note_shown_{key}"):
+        st.info(lm.note)
+        st.session_state[f"_note_shown_{key}"] = True
+    return lm
+
+
+@st.cache_resource(show_spinner="Loading all-MiniLM-L6-v2…")
+def cached_embedder():
+    return models.load_embedder()
+
+
+def model_status_table() -> list[dict]:
+    rows = []
+    for s in models.REGISTRY.values():
+        state = models.cache_state(s.key) if models.installed(s.key) else "not installed"
+        rows.append({"model": s.display_name, "params": s.params, "kind": s.kind, "prompt format": s.prompt_format,
+                     "state": {"ready": "ready", "missing": "not converted yet (first use converts, ~20 s)",
+                               "corrupt": "cache incomplete (will be rebuilt)"}.get(state, f"{state}: {s.install}"),
+                     "licence": s.licence})
+    return rows
+
+
+def sidebar() -> None:
+    """Device and dtype in use, and the app-wide job queue with Stop for your own runs."""
+    me = session_id()
+    with st.sidebar:
+        try:
+            info = settings.device_info()
+            st.caption(f"**Device** {info.name} · `{info.device}` · {info.dtype_name}"
+                       + (" (set by LLMLAB_DEVICE)" if info.source != "auto" else ""))
+        except RuntimeError as exc:
+            st.error(str(exc))
+        _job_queue(me)
+
+
+@st.fragment(run_every=2.0)
+def _job_queue(me: str) -> None:
+    runs = jobs.active()
+    st.caption(f"**Job queue** · {len(runs)} active" if runs else "**Job queue** · idle")
+    for run in runs:
+        where = "running" if run.status == jobs.RUNNING else f"waiting #{run.position}"
+        progress = f"{run.step}/{run.total_steps}" if run.total_steps else f"step {run.step}"
+        cols = st.columns([3, 1])
+        cols[0].caption(f"{run.label} · {where} · {progress}" + (" · yours" if run.owner == me else ""))
+        if run.owner == me and cols[1].button("Stop", key=f"sidebar_stop_{run.id}"):
+            st.toast(jobs.stop(run.id, owner=me))
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def run_panel(run_id: str, metric_groups: Sequence[tuple[str, Sequence[str]]], *, prefix: str,
+              smoothing: float = 0.6, extra: Callable[[jobs.Run], None] | None = None, every: float = 1.0) -> None:
+    """Live view of one run: progress, curves (from step 1), notes, Stop; then downloads when finished.
+
+    metric_groups: [("Loss", ["train_loss", "val_loss"]), ...] one chart each.
+    extra(run): draws page-specific things under the charts (called on every refresh).
+    """
+
+    @st.fragment(run_every=every)
+    def _live():
+        run = jobs.get(run_id)
+        if run is None:
+            st.warning("That run no longer exists.")
+            return
+        _draw_run(run, metric_groups, prefix, smoothing, extra)
+        if not run.active and st.session_state.get(f"{prefix}_live_{run_id}"):
+            st.session_state[f"{prefix}_live_{run_id}"] = False
+            st.rerun()  # one full rerun so the page's results section sees the finished run
+
+    run = jobs.get(run_id)
+    if run is not None and run.active:
+        st.session_state[f"{prefix}_live_{run_id}"] = True
+        _live()
+    elif run is not None:
+        _draw_run(run, metric_groups, prefix, smoothing, extra)
+
+
+def _draw_run(run: jobs.Run, metric_groups, prefix: str, smoothing: float, extra) -> None:
+    me = session_id()
+    head = st.columns([4, 1])
+    if run.status == jobs.QUEUED:
+        head[0].info(f"Waiting in the queue (position {run.position}). It starts when the run ahead finishes.")
+    elif run.status == jobs.RUNNING:
+        total = run.total_steps or 0
+        fraction = min(run.step / total, 1.0) if total else 0.0
+        last = run.metrics[-1] if run.metrics else {}
+        tps = f" · {last['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in last else ""
+        head[0].progress(fraction, text=f"step {run.step}/{total or '?'} · elapsed {_fmt_seconds(run.elapsed)}"
+                         f" · remaining {_fmt_seconds(run.remaining)}{tps}")
+    elif run.status == jobs.DONE:
+        head[0].success(("Replayed the stored result of an identical run (same config and seed). "
+                         if run.replayed else "") + f"Finished: {run.step} steps in {_fmt_seconds(run.elapsed)}.")
+    elif run.status == jobs.STOPPED:
+        head[0].warning(run.reason or "Stopped.")
+    else:
+        head[0].error(run.reason or "The run failed.")
+    if run.active and run.owner in (None, me):
+        if head[1].button("Stop", key=f"{prefix}_stop_{run.id}", help="Stop this run within one step"):
+            st.toast(jobs.stop(run.id, owner=me))
+    groups = [g for g in metric_groups if any(k in m for m in run.metrics for k in g[1])]
+    if groups:
+        cols = st.columns(min(len(groups), 2))
+        for i, (title, keys) in enumerate(groups):
+            with cols[i % len(cols)]:
+                st.plotly_chart(charts.run_curves(run.metrics, keys, title=title, smoothing=smoothing),
+                                key=f"{prefix}_chart_{run.id}_{i}_{len(run.metrics)}")
+    elif run.active:
+        st.caption("The first step is on its way…")
+    if run.notes:
+        with st.expander(f"Log ({len(run.notes)} lines)", expanded=run.active):
+            st.text("\n".join(run.notes[-20:]))
+    if extra is not None:
+        extra(run)
+    if not run.active and run.metrics:
+        c1, c2 = st.columns(2)
+        c1.download_button("Metrics (CSV)", jobs.metrics_csv(run), file_name=f"{run.id}-metrics.csv",
+                           key=f"{prefix}_dl_csv_{run.id}")
+        c2.download_button("Run (JSON)", json.dumps(dict(run.to_json(), metrics=run.metrics), indent=2, default=str),
+                           file_name=f"{run.id}.json", key=f"{prefix}_dl_json_{run.id}")
+
+
+def how_it_works(markdown: str, *functions: Callable, paper: str = "") -> None:
+    """The 'How it works' section: the equation, the real labs source of the functions, the paper."""
+    with st.expander("How it works", expanded=False):
+        st.markdown(markdown)
+        for fn in functions:
+            st.code(inspect.getsource(fn), language="python")
+        if paper:
+            st.caption(paper)
+
+
+def throttle(key: str, seconds: float = 0.5) -> bool:
+    """True if the action under `key` may run now (guards double clicks)."""
+    now = time.time()
+    last = st.session_state.get(f"_throttle_{key}", 0.0)
+    if now - last < seconds:
+        return False
+    st.session_state[f"_throttle_{key}"] = now
+    return True
