@@ -52,6 +52,8 @@ def render(pages) -> None:
         st.dataframe(model_status_table(), hide_index=True, width="stretch")
 
     st.subheader("Try a model")
+    if settings.tiny_models():
+        st.caption("LLMLAB_TINY_MODELS is on: the models are tiny and randomly initialised (for tests), so answers are noise.")
     _chat()
 
 
