@@ -1,0 +1,284 @@
+"""The arena's vote store: every vote is a row of data (SQLAlchemy; SQLite in WAL mode or PostgreSQL).
+
+One row per battle: who voted (a pseudonymous per-browser id), the prompt, both answers, which model sat at
+position A and B, the outcome, timestamps and generation latencies. ``battle_id`` is unique, so a battle can
+be voted on once even when two replicas race. Only *blind* votes (cast before the names were shown) count on
+the leaderboard. The store also keeps a few room-wide settings (voting open/closed, the current board, a
+per-voter cap) so every browser and every server replica sees the same switches.
+
+    store = votes.open_store()                      # labs.settings.db_url(): LLMLAB_DB_URL or SQLite
+    store.record(Vote(battle_id=..., voter_id=..., prompt=..., model_a=..., model_b=..., answer_a=..., ...))
+    rows = store.votes()                            # blind votes on the current board, oldest first
+    pairs = votes.export_preference_pairs()         # prompt / chosen / rejected for preference tuning (DPO)
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, func,
+                        insert, select, update)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from labs import settings
+
+# Chatbot Arena's four buttons (Chiang et al. 2024, "Chatbot Arena", Sec. 3): A wins, B wins, tie, both bad.
+OUTCOMES = ("a", "b", "tie", "bothbad")
+MAX_PROMPT_CHARS = 2000  # a prompt is a question, not a document; keeps battles under a minute on a CPU
+
+metadata = MetaData()
+votes_table = Table(
+    "arena_votes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("battle_id", String(64), nullable=False, unique=True),  # one vote per battle, enforced by the database
+    Column("board", Integer, nullable=False, default=1, index=True),  # "reset the board" starts a new number
+    Column("voter_id", String(64), nullable=False, index=True),
+    Column("prompt", Text, nullable=False),
+    Column("model_a", String(200), nullable=False),  # the contender shown at position A (left)
+    Column("model_b", String(200), nullable=False),  # ... at position B (right)
+    Column("answer_a", Text, nullable=False),
+    Column("answer_b", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),  # one of OUTCOMES
+    Column("blind", Boolean, nullable=False, default=True),  # names hidden while voting: only these count
+    Column("swapped", Boolean, nullable=False, default=False),  # the sampler's first pick was put at position B
+    Column("battle_started", Float, nullable=False),  # unix seconds
+    Column("voted_at", Float, nullable=False),
+    Column("latency_a_s", Float),  # generation time of each answer
+    Column("latency_b_s", Float),
+    Column("prompt_source", String(32), default="typed"),  # "typed" or "bank"
+)
+state_table = Table(
+    "arena_state", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+_DEFAULT_STATE = {"voting_open": "1", "board": "1", "voter_cap": "0"}  # cap 0 = no cap
+
+
+class VoteRejected(ValueError):
+    """A vote that must not be stored; the message says why in words a student understands."""
+
+
+@dataclass
+class Vote:
+    battle_id: str
+    voter_id: str
+    prompt: str
+    model_a: str
+    model_b: str
+    answer_a: str
+    answer_b: str
+    outcome: str
+    blind: bool = True
+    swapped: bool = False
+    battle_started: float = field(default_factory=time.time)
+    voted_at: float = field(default_factory=time.time)
+    latency_a_s: float | None = None
+    latency_b_s: float | None = None
+    prompt_source: str = "typed"
+
+    def validate(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise VoteRejected(f"Unknown outcome '{self.outcome}'; use one of {', '.join(OUTCOMES)}.")
+        if self.model_a == self.model_b:
+            raise VoteRejected("A model cannot battle itself.")
+        if not self.battle_id or not self.voter_id:
+            raise VoteRejected("A vote needs a battle id and a voter id.")
+        if not self.prompt.strip():
+            raise VoteRejected("The battle has no prompt.")
+
+
+def normalise_url(url: str) -> str:
+    """postgresql:// means psycopg 3 here (the driver we install), not SQLAlchemy's default psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        # timeout: a writer waits up to 30 s for another writer instead of failing with "database is locked".
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer: a room can vote while the board refreshes
+            cur.execute("PRAGMA synchronous=FULL")  # an acknowledged vote survives a crash, not just a killed process
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class VoteStore:
+    """Votes and room-wide arena settings in one SQL database (thread-safe; share one per process)."""
+
+    def __init__(self, url: str | None = None):
+        self.url = normalise_url(url or settings.db_url())
+        self.engine = make_engine(self.url)
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            have = {r.key for r in conn.execute(select(state_table.c.key))}
+            for key, value in _DEFAULT_STATE.items():
+                if key not in have:
+                    try:
+                        conn.execute(insert(state_table).values(key=key, value=value))
+                    except IntegrityError:  # another process created it first
+                        pass
+
+    # ---- room-wide settings ---------------------------------------------------------------------------
+    def _get(self, key: str) -> str:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(state_table.c.value).where(state_table.c.key == key)).scalar()
+        return value if value is not None else _DEFAULT_STATE[key]
+
+    def _set(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(update(state_table).where(state_table.c.key == key).values(value=value)).rowcount == 0:
+                conn.execute(insert(state_table).values(key=key, value=value))
+
+    def voting_open(self) -> bool:
+        return self._get("voting_open") == "1"
+
+    def set_voting_open(self, is_open: bool) -> None:
+        self._set("voting_open", "1" if is_open else "0")
+
+    def board(self) -> int:
+        return int(self._get("board"))
+
+    def reset_board(self) -> int:
+        """Start an empty leaderboard. Old votes stay in the database (they are data) under their board number."""
+        new = self.board() + 1
+        self._set("board", str(new))
+        return new
+
+    def voter_cap(self) -> int:
+        return int(self._get("voter_cap"))
+
+    def set_voter_cap(self, cap: int) -> None:
+        if cap < 0:
+            raise ValueError("The per-voter cap must be 0 (no cap) or a positive number of votes.")
+        self._set("voter_cap", str(int(cap)))
+
+    # ---- votes --------------------------------------------------------------------------------------
+    def record(self, vote: Vote) -> int:
+        """Store one vote durably; returns its row id. Raises VoteRejected (closed, cap reached, voted twice)."""
+        vote.validate()
+        if not self.voting_open():
+            raise VoteRejected("Voting is closed right now: the instructor will open it again.")
+        board = self.board()
+        cap = self.voter_cap()
+        row = asdict(vote)
+        row["board"] = board
+        with self.engine.begin() as conn:
+            if cap and vote.blind:
+                mine = conn.execute(select(func.count()).select_from(votes_table).where(
+                    (votes_table.c.voter_id == vote.voter_id) & (votes_table.c.board == board)
+                    & votes_table.c.blind)).scalar()
+                if mine >= cap:
+                    raise VoteRejected(f"You have cast {mine} votes, the cap for this board is {cap}. "
+                                       "Thanks! Let others catch up.")
+            try:
+                result = conn.execute(insert(votes_table).values(**row))
+            except IntegrityError:
+                raise VoteRejected("This battle already has a vote: one vote per battle. Start a new round.") from None
+        return int(result.inserted_primary_key[0])
+
+    def has_vote(self, battle_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(votes_table.c.id).where(votes_table.c.battle_id == battle_id)).first() is not None
+
+    def votes(self, *, board: int | None = None, all_boards: bool = False, blind_only: bool = True) -> list[dict]:
+        """Votes as plain dicts, oldest first (the order online Elo consumes them)."""
+        query = select(votes_table).order_by(votes_table.c.voted_at, votes_table.c.id)
+        if not all_boards:
+            query = query.where(votes_table.c.board == (board if board is not None else self.board()))
+        if blind_only:
+            query = query.where(votes_table.c.blind)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def count(self, *, board: int | None = None, all_boards: bool = False, blind_only: bool = True,
+              voter_id: str | None = None) -> int:
+        query = select(func.count()).select_from(votes_table)
+        if not all_boards:
+            query = query.where(votes_table.c.board == (board if board is not None else self.board()))
+        if blind_only:
+            query = query.where(votes_table.c.blind)
+        if voter_id is not None:
+            query = query.where(votes_table.c.voter_id == voter_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar())
+
+    def voters(self, *, board: int | None = None) -> int:
+        query = select(func.count(func.distinct(votes_table.c.voter_id))).where(
+            votes_table.c.board == (board if board is not None else self.board()))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+_stores: dict[str, VoteStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(url: str | None = None) -> VoteStore:
+    """One VoteStore (and connection pool) per database URL per process."""
+    key = normalise_url(url or settings.db_url())
+    with _stores_lock:
+        if key not in _stores:
+            _stores[key] = VoteStore(key)
+        return _stores[key]
+
+
+# ---- exports ------------------------------------------------------------------------------------------
+EXPORT_COLUMNS = [c.name for c in votes_table.columns]
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def to_jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def preference_pairs(rows: list[dict]) -> list[dict]:
+    """Decisive votes as prompt / chosen / rejected (ties and both-bad say nothing about which answer is better)."""
+    pairs = []
+    for r in rows:
+        if r["outcome"] not in ("a", "b"):
+            continue
+        win, lose = ("a", "b") if r["outcome"] == "a" else ("b", "a")
+        chosen, rejected = r[f"answer_{win}"], r[f"answer_{lose}"]
+        if not chosen.strip() or chosen == rejected:
+            continue
+        pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": rejected,
+                      "chosen_model": r[f"model_{win}"], "rejected_model": r[f"model_{lose}"],
+                      "battle_id": r["battle_id"], "voter_id": r["voter_id"]})
+    return pairs
+
+
+def export_preference_pairs(store: VoteStore | None = None, *, all_boards: bool = True,
+                            blind_only: bool = True) -> list[dict]:
+    """The arena's votes as preference pairs for the DPO page: [{"prompt", "chosen", "rejected", ...}, ...].
+
+    Reads the default store (labs.settings.db_url()) unless one is given; all boards by default, since a
+    reset board still holds good human preferences.
+    """
+    store = store or open_store()
+    return preference_pairs(store.votes(all_boards=all_boards, blind_only=blind_only))
