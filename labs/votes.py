@@ -125,14 +125,15 @@ class VoteStore:
         self.url = normalise_url(url or settings.db_url())
         self.engine = make_engine(self.url)
         metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             have = {r.key for r in conn.execute(select(state_table.c.key))}
-            for key, value in _DEFAULT_STATE.items():
-                if key not in have:
-                    try:
+        for key, value in _DEFAULT_STATE.items():
+            if key not in have:
+                try:
+                    with self.engine.begin() as conn:  # one transaction each: a failed insert aborts its transaction
                         conn.execute(insert(state_table).values(key=key, value=value))
-                    except IntegrityError:  # another process created it first
-                        pass
+                except IntegrityError:  # another process created it first
+                    pass
 
     # ---- room-wide settings ---------------------------------------------------------------------------
     def _get(self, key: str) -> str:
