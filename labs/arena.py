@@ -523,3 +523,70 @@ class PasswordGate:
 
 
 instructor_gate = PasswordGate()
+
+
+def elo_history(battles: Sequence[dict], k: float = 16.0, ties: str = "half") -> dict[str, list[float]]:
+    """Each model's online Elo after every vote (vote index 0..N), for the 'order matters' chart."""
+    names = sorted({m for b in battles for m in (b["model_a"], b["model_b"])})
+    ratings = {m: BASE_RATING for m in names}
+    history = {m: [BASE_RATING] for m in names}
+    for b in battles:
+        s = score_a(b["outcome"], ties)
+        if s is not None:
+            ratings[b["model_a"]], ratings[b["model_b"]] = elo_update(ratings[b["model_a"]], ratings[b["model_b"]], s, k)
+        for m in names:
+            history[m].append(ratings[m])
+    return history
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Charts (plain data in, Plotly figure out)
+# ---------------------------------------------------------------------------------------------------------
+def ratings_figure(rows: Sequence[LeaderboardRow]):
+    """Bradley–Terry ratings with their 95% bootstrap intervals (a forest plot), best on top."""
+    import plotly.graph_objects as go
+
+    rows = list(rows)[::-1]
+    fig = go.Figure(go.Scatter(
+        x=[r.rating for r in rows], y=[r.model + (" (provisional)" if r.provisional else "") for r in rows],
+        mode="markers", marker=dict(size=11, color="#4C78A8"),
+        error_x=dict(type="data", symmetric=False, array=[r.upper - r.rating for r in rows],
+                     arrayminus=[r.rating - r.lower for r in rows]),
+        hovertemplate="%{y}: %{x:.0f}<extra></extra>"))
+    fig.add_vline(x=BASE_RATING, line_dash="dot", line_color="gray")
+    fig.update_layout(title="Bradley–Terry rating with 95% bootstrap interval", xaxis_title="rating (400 points = 10:1 odds)",
+                      height=120 + 40 * len(rows), margin=dict(l=10, r=10, t=40, b=10), template="plotly_white")
+    return fig
+
+
+def elo_history_figure(history: dict[str, list[float]], k: float):
+    from labs import charts
+
+    series = {m: (list(range(len(h))), h) for m, h in history.items()}
+    return charts.curves(series, title=f"Online Elo after each vote (K = {k:g})", x="votes so far", y="Elo rating")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Classroom: the address students type (or scan)
+# ---------------------------------------------------------------------------------------------------------
+def lan_address() -> str:
+    """This machine's address on the local network (no packet is sent: a UDP connect only picks a route)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def qr_png(text: str, scale: int = 6) -> bytes:
+    """A QR code of `text` as PNG bytes (segno: pure Python, no image library needed)."""
+    import io
+
+    import segno
+
+    buf = io.BytesIO()
+    segno.make(text, error="m").save(buf, kind="png", scale=scale, border=2)
+    return buf.getvalue()
