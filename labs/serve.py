@@ -1,0 +1,103 @@
+"""A small OpenAI-compatible server over the local models: `python -m labs.serve --port 8000`.
+
+It lets one machine (with the GPU, say) serve generation for other LLM Lab replicas via
+LLMLAB_OPENAI_BASE_URL=http://host:8000/v1, and it is the real server the OpenAI backend is tested against.
+Endpoints: GET /v1/models, POST /v1/chat/completions (stream or not), GET /health.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import uuid
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from labs import generation, models
+
+_loaded: dict[str, models.LoadedModel] = {}
+_load_lock = threading.Lock()
+
+
+def _model(key: str) -> models.LoadedModel:
+    with _load_lock:
+        if key not in _loaded:
+            _loaded[key] = models.load_model(key)
+        return _loaded[key]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)
+
+
+async def list_models(request: Request) -> JSONResponse:
+    data = [{"id": s.key, "object": "model", "owned_by": "llmlab"} for s in models.causal_models()]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def chat_completions(request: Request):
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "The request body is not JSON.")
+    key = body.get("model") or models.DEFAULT_CHAT_MODEL
+    messages = body.get("messages") or []
+    try:
+        models.spec(key)
+        config = generation.GenerationConfig(
+            max_new_tokens=int(body.get("max_tokens") or body.get("max_completion_tokens") or 128),
+            temperature=float(body.get("temperature", 0.7)), top_p=float(body.get("top_p", 1.0)),
+            seed=body.get("seed"))
+        lm = _model(key)
+        generation.encode_prompt(lm, messages, config.max_new_tokens)  # validate before streaming starts
+    except (ValueError, models.ModelError) as exc:
+        return _error(400, str(exc))
+    created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:12]}"
+
+    def chunk(delta: dict, finish: str | None) -> str:
+        return "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created, "model": key,
+                                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
+
+    if body.get("stream"):
+        def events():
+            yield chunk({"role": "assistant", "content": ""}, None)
+            for piece in generation.stream(lm, messages, config):
+                yield chunk({"content": piece}, None)
+            yield chunk({}, "stop")
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+    text = generation.generate(lm, messages, config)
+    prompt_tokens = len(generation.encode_prompt(lm, messages, config.max_new_tokens))
+    completion_tokens = len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+    return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": key,
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                      "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                   "total_tokens": prompt_tokens + completion_tokens}})
+
+
+app = Starlette(routes=[Route("/v1/models", list_models), Route("/health", health),
+                        Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
