@@ -1,0 +1,9 @@
+"""Retrieval-augmented generation, one stage per module: load -> split -> embed/store -> retrieve -> generate -> evaluate.
+
+    docs = load.default_corpus()                                   # or load.load_file(name, data)
+    chunks = split.split_documents(docs, split.SplitConfig(chunk_size=500, chunk_overlap=50))
+    index = store.build_index(docs_id, chunks, embedder, split_config, distance="cosine")
+    hits = retrieve.retrieve(index, "How do I parse JSON?", embedder, retrieve.RetrieveConfig(k=4))
+    messages = generate.rag_messages(question, hits)             # then labs.generation.stream(lm, messages)
+    scores = evaluate.triad(question, answer, hits, embedder)
+"""

@@ -1,0 +1,243 @@
+"""Evaluate: the RAG triad, retrieval metrics on the bundled question set, and a leaderboard of configurations.
+
+The RAG triad (TruLens): for question q, retrieved context C = {c₁..c_k} and answer a,
+
+    context relevance  = mean_j  sim(q, c_j)                    is what we retrieved about the question?
+    groundedness       = mean_s  max_j sim(s, c_j)  over answer sentences s    is the answer backed by the context?
+    answer relevance   = sim(q, a)                              does the answer address the question?
+
+METHOD, stated honestly: sim is the cosine similarity of all-MiniLM-L6-v2 embeddings, not an LLM judge.
+It measures topical closeness, not truth: a fluent wrong answer about the right function scores well.
+Cosine between unrelated texts is not 0 (about 0.0-0.2 for this model), so we report a noise floor (the
+question against random chunks) and 95 % bootstrap intervals over questions; differences between configs
+smaller than those intervals are noise.
+
+Retrieval metrics use the question set's `sources`: hit@k = 1 if any of the k chunks comes from a source
+that answers the question; MRR = mean of 1 / rank of the first such chunk (0 if none).
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Sequence
+
+import numpy as np
+
+from labs import generation, jobs
+from labs.data import asset
+from labs.rag import generate, load, retrieve, split, store
+
+QUESTIONS_FILE = ("rag", "stdlib_questions.jsonl")
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    sources: tuple[str, ...]
+    answer: str
+    evidence: str = ""
+
+
+def questions() -> list[Question]:
+    """The bundled question set for the default (stdlib docstrings) corpus."""
+    rows = []
+    for line in asset(*QUESTIONS_FILE).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            q = json.loads(line)
+            rows.append(Question(q["id"], q["question"], tuple(q["sources"]), q["answer"], q.get("evidence", "")))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+def _source_module(source: str) -> str:
+    return source.split("#", 1)[0]
+
+
+def first_relevant_rank(hits: Sequence[retrieve.Hit], sources: Sequence[str]) -> int | None:
+    for h in hits:
+        if _source_module(h.chunk.source) in sources:
+            return h.rank
+    return None
+
+
+def hit_at_k(hits, sources) -> float:
+    return 1.0 if first_relevant_rank(hits, sources) is not None else 0.0
+
+
+def reciprocal_rank(hits, sources) -> float:
+    rank = first_relevant_rank(hits, sources)
+    return 1.0 / rank if rank else 0.0
+
+
+def answer_sentences(answer: str) -> list[str]:
+    parts = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", answer or "")]
+    return [p for p in parts if len(p) > 3]
+
+
+def triad(question: str, answer: str, contexts: Sequence[str], embed: Callable[[list[str]], np.ndarray]) -> dict:
+    """Context relevance, groundedness, answer relevance by embedding cosine (see the module docstring)."""
+    sentences = answer_sentences(re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", "", answer))
+    texts = [question, *contexts, *sentences]
+    vecs = embed(texts)
+    vecs = vecs / (np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12)
+    q, ctx, sent = vecs[0], vecs[1:1 + len(contexts)], vecs[1 + len(contexts):]
+    out = {"context_relevance": float((ctx @ q).mean()) if len(ctx) else float("nan")}
+    out["groundedness"] = float((sent @ ctx.T).max(axis=1).mean()) if len(sent) and len(ctx) else float("nan")
+    if sentences:
+        answer_vec = embed([" ".join(sentences)])[0]
+        out["answer_relevance"] = float(answer_vec @ q / (np.linalg.norm(answer_vec) + 1e-12))
+    else:
+        out["answer_relevance"] = float("nan")
+    return out
+
+
+def bootstrap_ci(values: Sequence[float], n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean (NaNs dropped)."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    if len(v) == 1:
+        return float(v[0]), float(v[0])
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n, len(v)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def noise_floor(index: store.Index, question_vecs: np.ndarray, seed: int = 0, samples: int = 20) -> float:
+    """Mean cosine between questions and random chunks: what 'unrelated' scores with this embedder."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(index.chunks), size=min(samples, len(index.chunks)))
+    return float(np.mean([store.cosine_similarity(q, index.embeddings[picks]).mean() for q in question_vecs]))
+
+
+# ---------------------------------------------------------------------------------------------- the sweep
+
+@dataclass(frozen=True)
+class RagEvalConfig:
+    """One configuration of the RAG app, evaluated over the bundled question set."""
+
+    splitter: str = "recursive"
+    chunk_size: int = 500
+    chunk_overlap: int = 50
+    unit: str = "chars"
+    distance: str = "cosine"
+    k: int = 4
+    method: str = "dense"
+    fetch_k: int = 20
+    mmr_lambda: float = 0.5
+    bm25_weight: float = 0.5
+    rewrite: str = "none"
+    generate_answers: bool = True  # off = retrieval metrics only (seconds instead of minutes)
+    max_new_tokens: int = 48  # short answers: ~2 s each for the 135M model on 2 cores
+    n_questions: int = 10  # the first n of the bundled set
+    model: str = "smollm2-135m-instruct"
+    tiny_model: bool = False  # LLMLAB_TINY_MODELS runs must not replay as (or be replayed by) real-model runs
+    seed: int = 0
+
+    def __post_init__(self):
+        self.split_config()  # validates chunk size / overlap / unit
+        self.retrieve_config()
+        if self.distance not in store.DISTANCES:
+            raise ValueError(f"Distance must be one of {', '.join(store.DISTANCES)}.")
+        if not 1 <= self.n_questions <= len(questions()):
+            raise ValueError(f"Number of questions must be between 1 and {len(questions())}.")
+        if not 8 <= self.max_new_tokens <= 512:
+            raise ValueError("Answer length must be between 8 and 512 tokens.")
+
+    def split_config(self) -> split.SplitConfig:
+        return split.SplitConfig(method=self.splitter, chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap,
+                                 unit=self.unit)
+
+    def retrieve_config(self) -> retrieve.RetrieveConfig:
+        return retrieve.RetrieveConfig(k=self.k, method=self.method, fetch_k=max(self.fetch_k, self.k),
+                                       mmr_lambda=self.mmr_lambda, bm25_weight=self.bm25_weight, rewrite=self.rewrite,
+                                       min_similarity=-1.0)  # evaluation always asks the model
+
+    @property
+    def label(self) -> str:
+        extra = {"mmr": f" λ={self.mmr_lambda}", "hybrid": f" bm25={self.bm25_weight}"}.get(self.method, "")
+        return (f"{self.splitter} {self.chunk_size}/{self.chunk_overlap} {self.unit} · {self.distance} · k={self.k} · "
+                f"{self.method}{extra}" + (" · HyDE" if self.rewrite == "hyde" else ""))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def run_eval(ctx, embedder, lm=None) -> dict:
+    """Job step function: ingest the default corpus with the config's settings, then one step per question."""
+    cfg: RagEvalConfig = ctx.config
+    qs = questions()[:cfg.n_questions]
+    ctx.set_total(len(qs))
+    docs = load.default_corpus()
+    length = split.token_length(embedder.tokenizer) if cfg.unit == "tokens" else split.char_length
+    t0 = time.perf_counter()
+    chunks = split.split_documents(docs, cfg.split_config(), length)
+    split_s = time.perf_counter() - t0
+    ctx.note(f"{len(chunks)} chunks from {len(docs)} modules; embedding (or reusing) them…")
+    index = store.build_index(load.corpus_id(docs), chunks, embedder, cfg.split_config(), cfg.distance)
+    ctx.note(("Reused the stored collection" if index.reused else
+              f"Embedded {len(chunks)} chunks in {index.embed_seconds:.1f} s ({index.chunks_per_second:.0f} chunks/s)")
+             + f" · {index.name}")
+    ctx.check_stop()
+    embed = partial(store.embed_texts, embedder)
+    gen_config = generation.GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0, seed=cfg.seed)
+    rewriter = partial(generate.hyde_passage, lm, seed=cfg.seed) if cfg.rewrite == "hyde" and lm is not None else None
+    rows, qvecs = [], []
+    for step, q in enumerate(qs, start=1):
+        r = retrieve.retrieve(index, q.question, embedder, cfg.retrieve_config(), rewriter=rewriter)
+        qvecs.append(r.query_vec)
+        answer, gen_ms = "", float("nan")
+        if cfg.generate_answers and lm is not None:
+            t0 = time.perf_counter()
+            answer = generation.generate(lm, generate.rag_messages(q.question, r.hits), gen_config)
+            gen_ms = (time.perf_counter() - t0) * 1000
+        scores = triad(q.question, answer, [h.chunk.text for h in r.hits], embed)
+        row = {"id": q.id, "question": q.question, "expected": ", ".join(q.sources),
+               "retrieved": ", ".join(h.chunk.source for h in r.hits), "hit": hit_at_k(r.hits, q.sources),
+               "rr": reciprocal_rank(r.hits, q.sources), **scores, "answer": answer,
+               "rewrite_ms": r.timings_ms.get("rewrite_ms", 0.0), "embed_ms": r.timings_ms["embed_ms"],
+               "search_ms": r.timings_ms["search_ms"], "generate_ms": gen_ms}
+        rows.append(row)
+        ctx.log(step=step, **{k: v for k, v in row.items() if isinstance(v, float) and np.isfinite(v)})
+    ctx.save_json("questions.json", rows)
+    summary = {"label": cfg.label, "chunks": len(chunks), "hit_at_k": float(np.mean([r["hit"] for r in rows])),
+               "mrr": float(np.mean([r["rr"] for r in rows])), "noise_floor": noise_floor(index, np.asarray(qvecs)),
+               "split_s": split_s, "embed_s": index.embed_seconds, "reused_index": index.reused,
+               "search_ms_p50": _percentile([r["search_ms"] for r in rows], 50),
+               "search_ms_p95": _percentile([r["search_ms"] for r in rows], 95)}
+    gen_times = [r["generate_ms"] for r in rows if np.isfinite(r["generate_ms"])]
+    summary["generate_ms_p50"] = _percentile(gen_times, 50)
+    for key in ("context_relevance", "groundedness", "answer_relevance"):
+        values = [r[key] for r in rows if np.isfinite(r[key])]
+        summary[key] = float(np.mean(values)) if values else float("nan")
+        summary[f"{key}_ci"] = bootstrap_ci(values, seed=cfg.seed)
+    return summary
+
+
+def leaderboard(runs: Sequence[jobs.Run]) -> list[dict]:
+    """Finished evaluation runs as rows, best hit@k (then MRR, then groundedness) first."""
+    rows = []
+    for run in runs:
+        s = run.summary or {}
+        if run.status != jobs.DONE or "hit_at_k" not in s:
+            continue
+        c = run.config
+        rows.append({"run": run.id, "config": s.get("label", ""), "chunk size": c.get("chunk_size"),
+                     "overlap": c.get("chunk_overlap"), "unit": c.get("unit"), "splitter": c.get("splitter"),
+                     "k": c.get("k"), "distance": c.get("distance"), "method": c.get("method"),
+                     "HyDE": c.get("rewrite") == "hyde", "questions": c.get("n_questions"),
+                     "hit@k": s["hit_at_k"], "MRR": s["mrr"], "context relevance": s.get("context_relevance"),
+                     "groundedness": s.get("groundedness"), "answer relevance": s.get("answer_relevance"),
+                     "noise floor": s.get("noise_floor"), "search p50 ms": s.get("search_ms_p50"),
+                     "generate p50 ms": s.get("generate_ms_p50"), "chunks": s.get("chunks")})
+    def finite(x):
+        return x if isinstance(x, float) and np.isfinite(x) else -1.0
+
+    rows.sort(key=lambda r: (-r["hit@k"], -r["MRR"], -finite(r["groundedness"])))
+    return rows

@@ -1,0 +1,75 @@
+"""Generate: the prompt that puts retrieved chunks in front of the question, citations, and the HyDE passage.
+
+The answer streams from the shared local model via labs.generation. When even the best retrieved chunk is
+barely similar to the question (cosine below a threshold), we do not ask the model at all and answer
+"I don't know" -- a 135M model would otherwise make something up from unrelated context.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterator, Sequence
+
+from labs import generation
+from labs.rag.retrieve import Hit, Retrieval
+
+SYSTEM = ("You answer questions about documentation. Use only the numbered context passages. "
+          "Cite the passages you used like [1] or [2]. If the passages do not contain the answer, "
+          "say \"I don't know.\"")
+MAX_CHARS_PER_CHUNK = 1200  # keeps k chunks well inside the model's context window
+
+
+def context_block(hits: Sequence[Hit]) -> str:
+    return "\n\n".join(f"[{h.rank}] (from {h.chunk.source})\n{h.chunk.text.strip()[:MAX_CHARS_PER_CHUNK]}"
+                       for h in hits)
+
+
+def rag_messages(question: str, hits: Sequence[Hit]) -> list[dict]:
+    """System rules + one user turn holding the numbered context and the question."""
+    user = f"Context:\n{context_block(hits)}\n\nQuestion: {question.strip()}\nAnswer in one or two sentences and cite passages."
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def plain_messages(question: str) -> list[dict]:
+    """The same question with no retrieval: what the model knows (or invents) on its own."""
+    return [{"role": "user", "content": f"{question.strip()}\nAnswer in one or two sentences."}]
+
+
+def no_answer(retrieval: Retrieval, threshold: float) -> str:
+    return (f"I don't know: no passage in the corpus looks relevant (best cosine similarity "
+            f"{retrieval.best_similarity:.2f} < threshold {threshold:.2f}), so the model was not asked.")
+
+
+def is_answerable(retrieval: Retrieval, threshold: float) -> bool:
+    return bool(retrieval.hits) and retrieval.best_similarity >= threshold
+
+
+def citations(answer: str, k: int) -> list[int]:
+    """Passage numbers cited as [n] (also [1, 2] and [1][3]), in order of first mention, only 1..k."""
+    found: list[int] = []
+    for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", answer):
+        for n in re.findall(r"\d+", group):
+            n = int(n)
+            if 1 <= n <= k and n not in found:
+                found.append(n)
+    return found
+
+
+def stream_answer(lm, retrieval: Retrieval, config: generation.GenerationConfig, threshold: float) -> Iterator[str]:
+    """Stream the grounded answer, or the 'I don't know' sentence when nothing relevant was retrieved."""
+    if not is_answerable(retrieval, threshold):
+        yield no_answer(retrieval, threshold)
+        return
+    yield from generation.stream(lm, rag_messages(retrieval.question, retrieval.hits), config)
+
+
+def stream_plain(lm, question: str, config: generation.GenerationConfig) -> Iterator[str]:
+    yield from generation.stream(lm, plain_messages(question), config)
+
+
+def hyde_passage(lm, question: str, max_new_tokens: int = 64, seed: int = 0) -> str:
+    """HyDE (Gao et al. 2022): a short passage that would answer the question; facts may be wrong, that is fine --
+    only its embedding is used, to land the search near real passages that look like it."""
+    prompt = [{"role": "user", "content": f"Write a short passage from the Python documentation that answers: "
+                                          f"{question.strip()}"}]
+    config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
+    return generation.generate(lm, prompt, config).strip()

@@ -1,0 +1,168 @@
+"""Retrieve: dense top-k from Chroma, MMR diversity, hybrid BM25 + dense, and HyDE query rewriting.
+
+* dense  -- the k nearest chunks by the collection's distance (a dual/bi-encoder: query and chunks are
+            embedded separately, so chunk vectors are computed once at ingest).
+* mmr    -- Maximal Marginal Relevance (Carbonell & Goldstein 1998): from the `fetch_k` nearest, pick one at a
+            time the chunk maximising  λ·sim(q, d) − (1 − λ)·max_{s ∈ selected} sim(d, s).
+* hybrid -- BM25 keyword ranking (Robertson & Zaragoza 2009) fused with the dense ranking by Reciprocal Rank
+            Fusion (Cormack, Clarke & Büttcher 2009):  score(d) = Σ_rankings w / (60 + rank(d)).
+* HyDE   -- Hypothetical Document Embeddings (Gao et al. 2022): the model writes a passage that *would*
+            answer the question; we search with the mean of the question's and the passage's embeddings.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from labs.rag.split import Chunk
+from labs.rag.store import Index, cosine_similarity, embed_texts
+
+METHODS = ("dense", "mmr", "hybrid")
+REWRITES = ("none", "hyde")
+RRF_K = 60  # Cormack et al. 2009 found 60 works well across collections
+
+
+@dataclass(frozen=True)
+class RetrieveConfig:
+    k: int = 4  # chunks handed to the model; 4 × 500 characters fit a small model's attention comfortably
+    method: str = "dense"
+    fetch_k: int = 20  # candidates MMR and hybrid choose from
+    mmr_lambda: float = 0.5  # 1 = pure relevance, 0 = pure diversity
+    bm25_weight: float = 0.5  # share of the keyword ranking in hybrid fusion
+    rewrite: str = "none"  # "none" or "hyde"
+    min_similarity: float = 0.25  # below this cosine for the best chunk, the answer is "I don't know"
+
+    def __post_init__(self):
+        if not 1 <= self.k <= 50:
+            raise ValueError("k (chunks to retrieve) must be between 1 and 50.")
+        if self.method not in METHODS:
+            raise ValueError(f"Retrieval method must be one of {', '.join(METHODS)}.")
+        if self.fetch_k < self.k:
+            raise ValueError("Candidates (fetch_k) must be at least k.")
+        if not 0 <= self.mmr_lambda <= 1 or not 0 <= self.bm25_weight <= 1:
+            raise ValueError("MMR λ and the BM25 weight must be between 0 and 1.")
+        if self.rewrite not in REWRITES:
+            raise ValueError(f"Query rewriting must be one of {', '.join(REWRITES)}.")
+        if not -1 <= self.min_similarity <= 1:
+            raise ValueError("The relevance threshold is a cosine similarity between -1 and 1.")
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int  # 1 = best
+    chunk: Chunk
+    similarity: float  # cosine(query, chunk) -- comparable across methods
+    distance: float | None  # Chroma's raw distance for the collection's metric (None if only BM25 found it)
+    score: float  # what the method ranked by (−distance, MMR score, or RRF score)
+    bm25: float | None = None
+
+
+@dataclass
+class Retrieval:
+    question: str
+    query_vec: np.ndarray
+    hits: list[Hit]
+    hypothetical: str = ""  # the HyDE passage, if any
+    timings_ms: dict = field(default_factory=dict)
+
+    @property
+    def best_similarity(self) -> float:
+        return max((h.similarity for h in self.hits), default=-1.0)
+
+
+# ------------------------------------------------------------------------------------------------- rankers
+
+_TOKEN = re.compile(r"[a-z0-9_]+")
+
+
+def bm25_tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def bm25_scores(index: Index, question: str) -> np.ndarray:
+    """BM25Okapi score of every chunk for the question's words (the index is built once per collection)."""
+    from rank_bm25 import BM25Okapi
+
+    if index._bm25 is None:
+        index._bm25 = BM25Okapi([bm25_tokens(c.text) or ["_"] for c in index.chunks])
+    return np.asarray(index._bm25.get_scores(bm25_tokens(question)), dtype=np.float64)
+
+
+def mmr(query_vec: np.ndarray, candidates: np.ndarray, k: int, lam: float) -> list[int]:
+    """Maximal Marginal Relevance over candidate vectors (M, D): returns positions into `candidates`, in pick order."""
+    relevance = cosine_similarity(query_vec, candidates)  # (M,)
+    unit = candidates / (np.linalg.norm(candidates, axis=1, keepdims=True) + 1e-12)
+    pairwise = unit @ unit.T  # (M, M)
+    chosen: list[int] = []
+    remaining = list(range(len(candidates)))
+    while remaining and len(chosen) < k:
+        redundancy = pairwise[np.ix_(remaining, chosen)].max(axis=1) if chosen else np.zeros(len(remaining))
+        scores = lam * relevance[remaining] - (1 - lam) * redundancy
+        chosen.append(remaining.pop(int(np.argmax(scores))))
+    return chosen
+
+
+def rrf(rankings: list[list[int]], weights: list[float]) -> dict[int, float]:
+    """Reciprocal Rank Fusion: Σ w / (60 + rank), rank starting at 1."""
+    fused: dict[int, float] = {}
+    for ranking, w in zip(rankings, weights):
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + w / (RRF_K + rank)
+    return fused
+
+
+def hyde_query(question: str, passage: str, embedder) -> np.ndarray:
+    """HyDE: mean of the question's and the hypothetical passage's embeddings, renormalised."""
+    vecs = embed_texts(embedder, [question, passage])
+    mean = vecs.mean(axis=0)
+    return mean / (np.linalg.norm(mean) + 1e-12)
+
+
+def retrieve(index: Index, question: str, embedder, config: RetrieveConfig = RetrieveConfig(),
+             rewriter: Callable[[str], str] | None = None) -> Retrieval:
+    """Top-k chunks for `question` under `config`. `rewriter(question) -> passage` is needed for HyDE."""
+    question = (question or "").strip()
+    if not question:
+        raise ValueError("Type a question first.")
+    timings: dict[str, float] = {}
+    hypothetical = ""
+    t0 = time.perf_counter()
+    if config.rewrite == "hyde":
+        if rewriter is None:
+            raise ValueError("HyDE needs a model to write the hypothetical passage.")
+        hypothetical = rewriter(question)
+        timings["rewrite_ms"] = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        query_vec = hyde_query(question, hypothetical, embedder) if hypothetical.strip() else embed_texts(embedder, [question])[0]
+    else:
+        query_vec = embed_texts(embedder, [question])[0]
+    timings["embed_ms"] = (time.perf_counter() - t0) * 1000
+
+    t0 = time.perf_counter()
+    fetch = config.k if config.method == "dense" else config.fetch_k
+    nearest = index.query(query_vec, fetch)  # [(chunk index, raw distance)]
+    raw = dict(nearest)
+    bm25 = None
+    if config.method == "dense":
+        order = [(i, -d) for i, d in nearest]
+    elif config.method == "mmr":
+        cand = [i for i, _ in nearest]
+        picks = mmr(query_vec, index.embeddings[cand], config.k, config.mmr_lambda)
+        rel = cosine_similarity(query_vec, index.embeddings[cand])
+        order = [(cand[p], float(rel[p])) for p in picks]  # score shown: relevance of the picked chunk
+    else:  # hybrid
+        bm25 = bm25_scores(index, question)
+        keyword = [int(i) for i in np.argsort(-bm25)[:config.fetch_k] if bm25[i] > 0]
+        fused = rrf([[i for i, _ in nearest], keyword], [1 - config.bm25_weight, config.bm25_weight])
+        order = sorted(fused.items(), key=lambda kv: -kv[1])
+    order = order[:config.k]
+    sims = cosine_similarity(query_vec, index.embeddings[[i for i, _ in order]]) if order else []
+    hits = [Hit(rank=r + 1, chunk=index.chunks[i], similarity=float(s), distance=raw.get(i), score=float(score),
+                bm25=float(bm25[i]) if bm25 is not None else None)
+            for r, ((i, score), s) in enumerate(zip(order, sims))]
+    timings["search_ms"] = (time.perf_counter() - t0) * 1000
+    return Retrieval(question, query_vec, hits, hypothetical, timings)
