@@ -100,7 +100,14 @@ def contenders(include_adapters: bool = True) -> list[Contender]:
 
 def sample_pair(names: Sequence[str], vote_counts: dict[str, int], rng: random.Random,
                 pair_counts: dict[frozenset, int] | None = None) -> tuple[str, str]:
-    """Two different contenders, fewest-votes-first, in random positions (A, B).
+    """Two different contenders, fewest-votes-first, in random positions (A, B)."""
+    a, b, _ = draw_pair(names, vote_counts, rng, pair_counts)
+    return a, b
+
+
+def draw_pair(names: Sequence[str], vote_counts: dict[str, int], rng: random.Random,
+              pair_counts: dict[frozenset, int] | None = None) -> tuple[str, str, bool]:
+    """(A, B, swapped): two different contenders, fewest-votes-first; swapped = the first pick sits at B.
 
     The first is drawn among the contenders with the fewest votes; the second among the rest with the
     fewest votes, then the fewest battles against the first. Random tie-breaks keep it unpredictable.
@@ -115,7 +122,8 @@ def sample_pair(names: Sequence[str], vote_counts: dict[str, int], rng: random.R
     key = lambda n: (vote_counts.get(n, 0), pair_counts.get(frozenset((first, n)), 0))  # noqa: E731
     best = min(key(n) for n in rest)
     second = rng.choice([n for n in rest if key(n) == best])
-    return (first, second) if rng.random() < 0.5 else (second, first)
+    swapped = rng.random() < 0.5  # position bias is real (people favour one side): randomise it
+    return (second, first, True) if swapped else (first, second, False)
 
 
 def counts_from(battles: Iterable[dict]) -> tuple[dict[str, int], dict[frozenset, int]]:
