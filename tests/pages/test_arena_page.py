@@ -1,0 +1,112 @@
+"""The arena page under AppTest with tiny models: a blind battle streams two answers, the vote unlocks only when
+both are done, one vote per battle, names revealed after it, the leaderboard counts it; bad input and the
+instructor gate."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from labs import arena, votes
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = str(ROOT / "pages" / "60_Arena.py")
+SMOL = [c.name for c in arena.BUILT_IN if c.model_key == "smollm2-135m-instruct"][:2]  # fast tiny contenders
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
+    monkeypatch.setenv("LLMLAB_HOME", str(tmp_path))  # a fresh vote store per test
+    monkeypatch.delenv("LLMLAB_DB_URL", raising=False)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def battle_once(at: AppTest, prompt: str) -> arena.Battle:
+    at.multiselect(key="arena_contenders").set_value(SMOL)
+    at.slider(key="arena_max_tokens").set_value(16)
+    at.text_area(key="arena_prompt").set_value(prompt)
+    at.button(key="arena_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    battle = arena.get_battle(at.session_state["arena_battle_id"])
+    assert battle is not None and {battle.a.contender.name, battle.b.contender.name} == set(SMOL)
+    assert battle.wait(90)
+    at.run()
+    return battle
+
+
+def test_blind_battle_vote_reveal_and_leaderboard(app):
+    at = app
+    assert at.button(key="arena_vote_a").disabled  # nothing to vote on yet
+    battle = battle_once(at, "Say <b>hi</b> & <script>alert(1)</script>")
+    texts = [t.value for t in at.text]
+    assert any(battle.a.text.strip()[:10] in t for t in texts)  # answers are plain text, not HTML
+    assert not any(battle.a.contender.name in m.value for m in at.markdown if "Model A" in m.value)  # still anonymous
+    assert not at.button(key="arena_vote_b").disabled
+    at.button(key="arena_vote_b").click().run()
+    assert not at.exception
+    assert any("Thanks" in s.value for s in at.success)
+    assert any(battle.a.contender.name in i.value and battle.b.contender.name in i.value for i in at.info)
+    assert at.button(key="arena_vote_a").disabled and at.button(key="arena_vote_b").disabled  # one vote per battle
+    store = votes.open_store()
+    rows = store.votes()
+    assert len(rows) == 1 and rows[0]["outcome"] == "b" and rows[0]["voter_id"] == at.session_state["llmlab_session"]
+    assert rows[0]["prompt"].startswith("Say <b>hi</b>")
+    board = at.dataframe[0].value  # the leaderboard comes before the recent-votes table
+    assert set(board["Votes"]) == {1} and len(board) == 2
+    # a stale page clicking again on the voted battle is refused by the battle itself
+    with pytest.raises(votes.VoteRejected):
+        battle.vote(store, "someone", "a")
+    # regenerate: same contenders in the same places, a fresh battle
+    at.button(key="arena_regen").click().run()
+    again = arena.get_battle(at.session_state["arena_battle_id"])
+    assert again.id != battle.id and again.a.contender == battle.a.contender
+    again.wait(90)
+    at.button(key="arena_new").click().run()
+    assert at.session_state["arena_battle_id"] is None and at.session_state["arena_prompt"] == ""
+
+
+def test_empty_and_named_battles(app):
+    at = app
+    at.text_area(key="arena_prompt").set_value("   ")
+    at.button(key="arena_go").click().run()
+    assert any("empty" in e.value for e in at.error)
+    assert at.session_state["arena_battle_id"] is None
+    at.toggle(key="arena_named").set_value(True).run()
+    at.selectbox(key="arena_pick_a").set_value(SMOL[0])
+    at.selectbox(key="arena_pick_b").set_value(SMOL[0])
+    at.text_area(key="arena_prompt").set_value("Hello")
+    at.button(key="arena_go").click().run()
+    assert any("two different" in e.value for e in at.error)
+    at.selectbox(key="arena_pick_b").set_value(SMOL[1])
+    at.slider(key="arena_max_tokens").set_value(16)
+    at.button(key="arena_go").click().run()
+    battle = arena.get_battle(at.session_state["arena_battle_id"])
+    assert battle.wait(90) and not battle.blind
+    at.run()
+    at.button(key="arena_vote_tie").click().run()
+    store = votes.open_store()
+    assert store.count() == 0 and store.count(blind_only=False) == 1  # named votes are kept but do not count
+
+
+def test_instructor_gate_and_closed_voting(app):
+    at = app
+    at.text_input(key="arena_pw").set_value("guess")
+    at.button(key="arena_unlock").click().run()
+    assert any("No instructor password" in e.value for e in at.error)
+    at.secrets["arena_password"] = "s3cret"
+    at.text_input(key="arena_pw").set_value("wrong")
+    at.button(key="arena_unlock").click().run()
+    assert any("Wrong password" in e.value for e in at.error) and not at.session_state["arena_instructor"]
+    at.text_input(key="arena_pw").set_value("s3cret")
+    at.button(key="arena_unlock").click().run()
+    assert at.session_state["arena_instructor"]
+    at.button(key="arena_toggle_open").click().run()
+    assert not votes.open_store().voting_open()
+    battle = battle_once(at, "What is 2 + 2?")
+    at.button(key="arena_vote_a").click().run()
+    assert any("closed" in w.value for w in at.warning)
+    assert votes.open_store().count() == 0 and battle.outcome is None
