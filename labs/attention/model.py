@@ -1,0 +1,201 @@
+"""A tiny language model whose sequence mixer is chosen by config, and the live training run for the page.
+
+    model = TinyLM(ModelConfig(mixer="kda", vocab_size=64, max_len=64))
+    logits = model(inputs)                      # [B, T] -> [B, T, vocab]
+
+Blocks are pre-norm: x + mixer(LN(x)), then x + MLP(LN(x)), as in GPT-2 / nanoGPT. Positions are learned
+absolute embeddings, the same for every mixer, so the only thing that differs between variants is the mixer.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from labs.attention import tasks
+from labs.attention.mixers import VARIANTS, MixerConfig, build_mixer, state_numbers
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    mixer: str = "softmax"
+    vocab_size: int = 64
+    max_len: int = 64
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    window: int = 8
+    power: int = 2
+
+    def mixer_config(self) -> MixerConfig:
+        return MixerConfig(name=self.mixer, d_model=self.d_model, n_heads=self.n_heads, window=self.window,
+                           power=self.power, chunk_size=16)
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        D = config.d_model
+        self.ln1, self.ln2 = nn.LayerNorm(D), nn.LayerNorm(D)
+        self.mixer = build_mixer(config.mixer_config())
+        self.mlp = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D))
+
+    def forward(self, x: torch.Tensor, mode: str = "chunked") -> torch.Tensor:
+        x = x + self.mixer(self.ln1(x), mode=mode)
+        return x + self.mlp(self.ln2(x))
+
+
+class TinyLM(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.tok = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos = nn.Embedding(config.max_len, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.ln = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+
+    def forward(self, inputs: torch.Tensor, mode: str = "chunked") -> torch.Tensor:
+        B, T = inputs.shape
+        x = self.tok(inputs) + self.pos(torch.arange(T, device=inputs.device))          # [B, T, D]
+        for block in self.blocks:
+            x = block(x, mode=mode)
+        return self.head(self.ln(x))                                                      # [B, T, vocab]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One live run: every mixer in `mixers` trains on the same task and batches, one step each in turn."""
+    task: str = "mqar"
+    mixers: tuple[str, ...] = ("softmax", "linear", "gated_deltanet", "kda")
+    num_kv_pairs: int = 8
+    length: int = 16
+    group_size: int = 3
+    vocab_size: int = 64
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    window: int = 8
+    power: int = 2
+    steps: int = 150
+    batch_size: int = 32
+    lr: float = 3e-3
+    eval_every: int = 10
+    eval_examples: int = 256
+    seed: int = 0
+    max_tokens_per_step: int = field(default=16384, repr=False)  # batch × length × mixers guard for a 2-core CPU
+
+    def __post_init__(self):
+        if not self.mixers:
+            raise ValueError("Pick at least one mixer to train.")
+        for m in self.mixers:
+            if m not in VARIANTS:
+                raise ValueError(f"Unknown mixer '{m}'. Choose from: {', '.join(VARIANTS)}.")
+        self.task_config()  # validates the task fields
+        for m in self.mixers:
+            self.model_config(m).mixer_config()  # validates heads, window, p
+        if not 1 <= self.steps <= 5000:
+            raise ValueError("Steps must be between 1 and 5000.")
+        if not 1 <= self.batch_size <= 512:
+            raise ValueError("Batch size must be between 1 and 512.")
+        if not (self.lr > 0 and self.lr < 1):
+            raise ValueError("The learning rate must be a number between 0 and 1 (try 3e-3).")
+        if self.eval_every < 1:
+            raise ValueError("Evaluate at least every 1 step (eval_every ≥ 1).")
+        tokens = self.batch_size * self.task_config().seq_len * len(self.mixers)
+        if tokens > self.max_tokens_per_step:
+            raise ValueError(f"{tokens:,} tokens per step (batch × length × mixers) is too much for this machine "
+                             f"(limit {self.max_tokens_per_step:,}). Lower the batch, the length or the mixers.")
+
+    def task_config(self) -> tasks.TaskConfig:
+        return tasks.TaskConfig(name=self.task, vocab_size=self.vocab_size, num_kv_pairs=self.num_kv_pairs,
+                                length=self.length, group_size=self.group_size)
+
+    def model_config(self, mixer: str) -> ModelConfig:
+        task = self.task_config()
+        return ModelConfig(mixer=mixer, vocab_size=max(task.model_vocab, self.vocab_size), max_len=task.seq_len,
+                           d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
+                           window=self.window, power=self.power)
+
+
+def build_models(config: TrainConfig, device: str = "cpu") -> dict[str, TinyLM]:
+    models = {}
+    for name in config.mixers:
+        torch.manual_seed(config.seed)  # same embeddings and MLPs at init for every mixer
+        models[name] = TinyLM(config.model_config(name)).to(device)
+    return models
+
+
+def train(ctx, device: str | None = None) -> dict:
+    """The labs.jobs step function: logs loss_<mixer> every step and acc_<mixer> every eval_every steps."""
+    from labs import settings
+
+    config: TrainConfig = ctx.config
+    device = device or settings.device_info().device
+    task = config.task_config()
+    models = build_models(config, device)
+    opts = {n: torch.optim.AdamW(m.parameters(), lr=config.lr, weight_decay=0.01) for n, m in models.items()}
+    warmup = max(1, config.steps // 10)
+    scheds = {n: torch.optim.lr_scheduler.LambdaLR(o, lambda s: min(1.0, (s + 1) / warmup)) for n, o in opts.items()}
+    eval_in, eval_lab = (t.to(device) for t in tasks.generate(task, config.eval_examples, seed=10_000_019 + config.seed))
+    ctx.set_total(config.steps)
+    ctx.note(f"{task.name}: sequences of {task.seq_len} tokens; chance accuracy {task.chance:.3f}. "
+             f"Mixers: {', '.join(config.mixers)}.")
+    final = {}
+    for step in range(1, config.steps + 1):
+        inputs, labels = (t.to(device) for t in tasks.generate(task, config.batch_size, seed=config.seed * 1_000_003 + step))
+        row: dict = {"step": step}
+        start = time.perf_counter()
+        for name, model in models.items():
+            model.train()
+            logits = model(inputs)
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=tasks.IGNORE)
+            opts[name].zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opts[name].step()
+            scheds[name].step()
+            row[f"loss_{name}"] = loss.item()
+        row["tokens_per_s"] = inputs.numel() * len(models) / max(time.perf_counter() - start, 1e-9)
+        if step % config.eval_every == 0 or step == config.steps:
+            for name, model in models.items():
+                row[f"acc_{name}"] = final[name] = evaluate(model, eval_in, eval_lab)
+        # a NaN in any mixer ends the run with a readable reason (jobs checks the key 'loss')
+        row["loss"] = max(row[f"loss_{n}"] for n in models)
+        ctx.log(**row)
+    result = {"task": task.name, "seq_len": task.seq_len, "chance": task.chance,
+              "accuracy": final,
+              "state_numbers": {n: state_numbers(config.model_config(n).mixer_config(), task.seq_len) * config.n_layers
+                                for n in models},
+              "params": {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}}
+    ctx.save_json("result.json", result)
+    for name, model in models.items():
+        torch.save(model.state_dict(), ctx.artifacts / f"{name}.pt")
+    return result
+
+
+@torch.no_grad()
+def evaluate(model: TinyLM, inputs: torch.Tensor, labels: torch.Tensor, batch: int = 128) -> float:
+    model.eval()
+    hits = total = 0
+    for i in range(0, len(inputs), batch):
+        logits = model(inputs[i:i + batch])
+        scored = labels[i:i + batch] != tasks.IGNORE
+        hits += (logits.argmax(-1)[scored] == labels[i:i + batch][scored]).sum().item()
+        total += scored.sum().item()
+    return hits / max(total, 1)
+
+
+def load_trained(run_dir, config: TrainConfig, mixer: str) -> TinyLM | None:
+    """The trained model of one mixer from a finished run's folder (None if it is not there)."""
+    from pathlib import Path
+
+    path = Path(run_dir) / f"{mixer}.pt"
+    if not path.exists():
+        return None
+    model = TinyLM(config.model_config(mixer))
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
