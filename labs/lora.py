@@ -1,0 +1,619 @@
+"""LoRA rank explorer: parameter arithmetic, rank sweeps, and what the update ΔW = BA really learns.
+
+Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models" (arXiv:2106.09685). Freeze W0 ∈ R^{d×k}
+and learn ΔW = B A with B ∈ R^{d×r}, A ∈ R^{r×k}, r ≪ min(d, k) (Section 4.1, eq. 3):
+
+    h = W0 x + ΔW x = W0 x + (α / r) · B A x          A ~ Gaussian, B = 0 at the start, so ΔW = 0 at step 0.
+
+Shape legend: d = out features, k = in features, r = rank, L = layers, T = tokens, V = vocabulary.
+PEFT does the LoRA; this module holds the lesson: how many parameters, which matrices, which rank, and
+the analysis of the trained ΔW (Section 7: spectra, subspace similarity, relation to W0).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from labs import models, settings
+
+# Projection names shared by the Llama (SmolLM2) and Gemma-3 implementations in transformers.
+ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_TARGETS = ("gate_proj", "up_proj", "down_proj")
+ALL_TARGETS = ATTENTION_TARGETS + MLP_TARGETS
+TARGET_NAMES = {"q_proj": "W_q", "k_proj": "W_k", "v_proj": "W_v", "o_proj": "W_o",
+                "gate_proj": "W_gate", "up_proj": "W_up", "down_proj": "W_down"}
+RANK_CHOICES = (1, 2, 4, 8, 16, 64)  # the paper's Table 6 uses r ∈ {1, 2, 4, 8, 64}
+# init_lora_weights values that run on a CPU in seconds (PiSSA/OLoRA do an SVD/QR of W0 at init).
+INIT_CHOICES = ("gaussian", "default", "pissa_niter_4", "olora")
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Parameter calculator (no weights needed)
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Architecture:
+    """The shapes LoRA cares about: every layer has the same projections, W ∈ R^{d×k} (out × in)."""
+
+    name: str
+    layers: int
+    matrices: dict[str, tuple[int, int]]  # target -> (d out, k in), per layer
+    total_params: int
+    source: str  # where the numbers come from
+
+    def shape(self, target: str) -> tuple[int, int]:
+        if target not in self.matrices:
+            raise ValueError(f"{self.name} has no matrix '{target}'. It has: {', '.join(self.matrices)}.")
+        return self.matrices[target]
+
+
+def architecture_of(model: torch.nn.Module, name: str = "model", source: str = "the model's modules") -> Architecture:
+    """Read the projection shapes from a live (or meta-device) model; layers are `...layers.<i>.<...>.<target>`."""
+    matrices: dict[str, tuple[int, int]] = {}
+    layer_ids = set()
+    for mod_name, module in model.named_modules():
+        leaf = mod_name.rsplit(".", 1)[-1]
+        if isinstance(module, torch.nn.Linear) and leaf in ALL_TARGETS and ".layers." in mod_name:
+            layer_ids.add(int(mod_name.split(".layers.")[1].split(".")[0]))
+            matrices.setdefault(leaf, (module.out_features, module.in_features))
+    ordered = {t: matrices[t] for t in ALL_TARGETS if t in matrices}
+    return Architecture(name, len(layer_ids), ordered, sum(p.numel() for p in model.parameters()), source)
+
+
+def model_architecture(key: str) -> Architecture:
+    """Exact shapes and parameter count of a registry model, built on the meta device (no weights, instant)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    spec = models.spec(key)
+    folder = models.cache_dir(key)
+    if not (folder / "config.json").exists():
+        models.ensure_cached(key)
+    config = AutoConfig.from_pretrained(str(folder))
+    with torch.device("meta"):
+        meta = AutoModelForCausalLM.from_config(config)
+    return architecture_of(meta, spec.display_name, f"{spec.display_name} config.json")
+
+
+def gpt_like(hidden: int = 12288, layers: int = 96, ffn: int | None = None, vocab: int = 50257,
+             context: int = 2048, name: str = "GPT-3 175B") -> Architecture:
+    """A GPT-3-style transformer from its dimensions (Brown et al. 2020, Table 2.1: d_model 12,288, 96 layers,
+    d_ff = 4 d_model, context 2,048). Square attention projections; the MLP is up (d_ff×d) and down (d×d_ff)."""
+    if min(hidden, layers, vocab, context) < 1:
+        raise ValueError("Hidden size, layers, vocabulary and context must all be at least 1.")
+    ffn = ffn or 4 * hidden
+    matrices = {"q_proj": (hidden, hidden), "k_proj": (hidden, hidden), "v_proj": (hidden, hidden),
+                "o_proj": (hidden, hidden), "up_proj": (ffn, hidden), "down_proj": (hidden, ffn)}
+    per_layer = 4 * hidden * hidden + 2 * hidden * ffn + 4 * hidden + ffn + hidden + 4 * hidden  # weights, biases, 2 LNs
+    total = layers * per_layer + (vocab + context) * hidden + 2 * hidden
+    return Architecture(name, layers, matrices, total, "computed from the dimensions")
+
+
+GPT3 = dict(hidden=12288, layers=96, ffn=49152, vocab=50257, context=2048)
+
+
+@dataclass(frozen=True)
+class ParameterCount:
+    rows: list[dict]  # one per target: matrix shape, layers, LoRA parameters
+    lora_params: int
+    total_params: int
+    bytes_per_param: int
+
+    @property
+    def fraction(self) -> float:
+        return self.lora_params / self.total_params
+
+    @property
+    def reduction(self) -> float:
+        """How many times fewer trainable parameters than full fine-tuning."""
+        return self.total_params / max(self.lora_params, 1)
+
+    @property
+    def adapter_bytes(self) -> int:
+        return self.lora_params * self.bytes_per_param
+
+    @property
+    def full_bytes(self) -> int:
+        return self.total_params * self.bytes_per_param
+
+    def storage_for_tasks(self, n_tasks: int) -> dict:
+        """n task-specific models as n full copies vs one base model plus n adapters (Section 4.2)."""
+        return {"full copies": n_tasks * self.full_bytes, "base + adapters": self.full_bytes + n_tasks * self.adapter_bytes}
+
+    def training_memory(self) -> dict:
+        """Weights + gradients + Adam's two moments, all fp32 (16 bytes per trained parameter); LoRA keeps the
+        frozen weights (bytes_per_param each) and trains only the adapter. Activations not counted."""
+        full = self.total_params * 16
+        lora = self.total_params * self.bytes_per_param + self.lora_params * 16
+        return {"full fine-tuning": full, "LoRA": lora}
+
+
+def lora_parameter_count(arch: Architecture, targets: Sequence[str], r: int, layers: int | None = None,
+                         use_dora: bool = False, bytes_per_param: int = 2) -> ParameterCount:
+    """Trainable parameters of LoRA: per adapted matrix A (r×k) + B (d×r) = r (d + k); DoRA adds a magnitude
+    vector of d per matrix (Liu et al. 2024). `layers` = how many layers are adapted (None = all)."""
+    validate_rank_targets(arch, targets, r)
+    n_layers = arch.layers if layers in (None, 0) else int(layers)
+    if not 1 <= n_layers <= arch.layers:
+        raise ValueError(f"Layers to adapt must be between 1 and {arch.layers} (0 means all).")
+    rows = []
+    for t in targets:
+        d, k = arch.shape(t)
+        per_matrix = r * (d + k) + (d if use_dora else 0)
+        rows.append({"matrix": TARGET_NAMES.get(t, t), "target": t, "d (out)": d, "k (in)": k, "layers": n_layers,
+                     "per layer": per_matrix, "LoRA params": per_matrix * n_layers,
+                     "full matrix params": d * k * n_layers})
+    return ParameterCount(rows, sum(row["LoRA params"] for row in rows), arch.total_params, bytes_per_param)
+
+
+def validate_rank_targets(arch: Architecture, targets: Sequence[str], r: int) -> None:
+    """The page's bad-input checks, in words: no target, unknown target, r = 0 or r above the matrix rank."""
+    if not targets:
+        raise ValueError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
+    unknown = [t for t in targets if t not in arch.matrices]
+    if unknown:
+        raise ValueError(f"{arch.name} has no {', '.join(unknown)}; choose from {', '.join(arch.matrices)}.")
+    if r < 1:
+        raise ValueError("The rank r must be at least 1: r = 0 would mean no update at all.")
+    limit = min(min(arch.shape(t)) for t in targets)
+    if r > limit:
+        raise ValueError(f"r = {r} is larger than the smallest chosen matrix allows (min(d, k) = {limit}): "
+                         f"a rank above min(d, k) adds parameters but no expressive power. Use r ≤ {limit}.")
+
+
+def gpt3_reduction(r: int = 4, targets: Sequence[str] = ("q_proj", "v_proj")) -> dict:
+    """The lecture's figure from the dimensions alone: GPT-3 175B with LoRA r = 4 on W_q and W_v
+    (Section 4.2: checkpoint 350 GB -> 35 MB, "10,000×" fewer trainable parameters)."""
+    count = lora_parameter_count(gpt_like(**GPT3), targets, r)
+    return {"lora_params": count.lora_params, "total_params": count.total_params, "reduction": count.reduction,
+            "full_fp32_gb": count.total_params * 4 / 1e9, "full_fp16_gb": count.total_params * 2 / 1e9,
+            "adapter_fp16_mb": count.lora_params * 2 / 1e6}
+
+
+def rank_for_budget(arch: Architecture, targets: Sequence[str], budget: int, layers: int | None = None) -> int:
+    """The rank that spends (about) `budget` parameters on these targets — the paper's Table 5 set-up,
+    where a fixed budget buys r = 8 on one matrix type, r = 4 on two, r = 2 on four."""
+    n_layers = arch.layers if not layers else layers
+    per_rank = sum(sum(arch.shape(t)) for t in targets) * n_layers
+    return max(1, round(budget / per_rank))
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. Inside ΔW (Section 7): spectra, effective rank, subspace similarity, relation to W0
+# ---------------------------------------------------------------------------------------------------
+def singular_values(matrix: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.svdvals(matrix.detach().float())
+
+
+def effective_rank(s: torch.Tensor) -> float:
+    """Roy & Vetterli 2007: exp of the entropy of the normalised singular values (1 for rank one, r for r
+    equal singular values) — a smooth count of how many directions the update really uses."""
+    s = s.float().clamp_min(0)
+    total = s.sum()
+    if total <= 0:
+        return 0.0
+    p = s / total
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def energy_rank(s: torch.Tensor, energy: float = 0.9) -> int:
+    """How many singular directions hold `energy` of ||ΔW||_F² (0 for a zero matrix)."""
+    sq = s.float() ** 2
+    if sq.sum() <= 0:
+        return 0
+    cumulative = torch.cumsum(sq, 0) / sq.sum()
+    return int((cumulative < energy).sum()) + 1
+
+
+def right_singular_vectors(matrix: torch.Tensor) -> torch.Tensor:
+    """Columns = right-singular vectors of an (r×k) matrix, strongest first: (k, r)."""
+    _, _, vh = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
+    return vh.T
+
+
+def subspace_similarity(a1: torch.Tensor, a2: torch.Tensor, i: int, j: int) -> float:
+    """Hu et al. 2021, Section 7.2, eq. 4: the normalised subspace similarity based on the Grassmann distance
+
+        φ(A1, A2, i, j) = ||U_{A1}^{i⊤} U_{A2}^{j}||_F² / min(i, j)  ∈ [0, 1]
+
+    where U_A^i are the top-i right-singular vectors of A (rows of A live in R^k). 1 = one subspace contains
+    the other; 0 = orthogonal."""
+    u1, u2 = right_singular_vectors(a1), right_singular_vectors(a2)
+    if not (1 <= i <= u1.shape[1] and 1 <= j <= u2.shape[1]):
+        raise ValueError(f"i must be in 1..{u1.shape[1]} and j in 1..{u2.shape[1]}.")
+    overlap = u1[:, :i].T @ u2[:, :j]  # (i, j)
+    return float((overlap ** 2).sum() / min(i, j))
+
+
+def similarity_grid(a1: torch.Tensor, a2: torch.Tensor, max_i: int | None = None, max_j: int | None = None) -> list[list[float]]:
+    """φ(A1, A2, i, j) for i = 1..max_i (rows), j = 1..max_j (columns) — the paper's Figure 3 heatmap."""
+    u1, u2 = right_singular_vectors(a1), right_singular_vectors(a2)
+    max_i, max_j = min(max_i or u1.shape[1], u1.shape[1]), min(max_j or u2.shape[1], u2.shape[1])
+    overlap_sq = (u1[:, :max_i].T @ u2[:, :max_j]) ** 2  # (i, j)
+    cumulative = overlap_sq.cumsum(0).cumsum(1)  # ||U1^{i⊤} U2^{j}||_F² for every (i, j) at once
+    return [[float(cumulative[i, j] / min(i + 1, j + 1)) for j in range(max_j)] for i in range(max_i)]
+
+
+def w0_projection(w0: torch.Tensor, delta: torch.Tensor, r: int | None = None, seed: int = 0) -> dict:
+    """Section 7.3 / Table 7: project W0 onto the r-dimensional subspace of ΔW, ||U^⊤ W0 V^⊤||_F, with U, V the
+    left/right top-r singular vectors of ΔW; compare with W0's own top-r directions and random directions.
+    amplification = ||ΔW||_F / ||U^⊤ W0 V^⊤||_F: ΔW amplifies directions W0 already had but did not emphasise."""
+    w0, delta = w0.detach().double(), delta.detach().double()
+    r = r or max(1, energy_rank(torch.linalg.svdvals(delta), 0.999))
+    u, s, vh = torch.linalg.svd(delta, full_matrices=False)
+    u, vh = u[:, :r], vh[:r]
+    on_delta = float(torch.linalg.norm(u.T @ w0 @ vh.T))
+    u0, _, vh0 = torch.linalg.svd(w0, full_matrices=False)
+    on_w0 = float(torch.linalg.norm(u0[:, :r].T @ w0 @ vh0[:r].T))
+    g = torch.Generator().manual_seed(seed)
+    ur = torch.linalg.qr(torch.randn(w0.shape[0], r, generator=g, dtype=torch.double))[0]
+    vr = torch.linalg.qr(torch.randn(w0.shape[1], r, generator=g, dtype=torch.double))[0]
+    on_random = float(torch.linalg.norm(ur.T @ w0 @ vr))
+    delta_norm = float(torch.linalg.norm(delta))
+    return {"r": r, "||W0||_F": float(torch.linalg.norm(w0)), "||ΔW||_F": delta_norm,
+            "||U^T W0 V^T||_F (ΔW directions)": on_delta, "||U^T W0 V^T||_F (W0's top directions)": on_w0,
+            "||U^T W0 V^T||_F (random directions)": on_random,
+            "amplification": delta_norm / on_delta if on_delta > 0 else float("inf")}
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. Training one adapter (one point of a rank sweep / one row of the "which matrices" table)
+# ---------------------------------------------------------------------------------------------------
+TASKS = {
+    "arithmetic": "Two-number sums answered in one fixed sentence (generated, exact answers).",
+}
+
+
+def arithmetic_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    """A tiny task whose answer format the model must learn: 'What is 17 + 25?' -> '17 + 25 = 42.'
+    Generated (no dataset needed); disjoint train / held-out sets come from different seeds."""
+    g = torch.Generator().manual_seed(seed)
+    pairs = []
+    for _ in range(n):
+        a, b = (int(x) for x in torch.randint(2, 99, (2,), generator=g))
+        pairs.append((f"What is {a} + {b}?", f"{a} + {b} = {a + b}."))
+    return pairs
+
+
+def task_pairs(task: str, n_train: int, n_eval: int, seed: int = 0) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(train, held-out) lists of (prompt, response)."""
+    if task == "arithmetic":
+        train = arithmetic_pairs(n_train, seed)
+        seen = set(train)
+        held = [p for p in arithmetic_pairs(n_eval * 3, seed + 10_000) if p not in seen][:n_eval]
+        return train, held
+    raise ValueError(f"Unknown task '{task}'. Choose from: {', '.join(TASKS)}.")
+
+
+@dataclass(frozen=True)
+class LoraRunConfig:
+    """One LoRA training run. Defaults: a 3-rank sweep finishes in about two minutes on a 2-core CPU."""
+
+    model_key: str = models.DEFAULT_CHAT_MODEL
+    task: str = "arithmetic"
+    r: int = 8
+    alpha: float = 16.0  # scaling α/r; the paper sets α to the first r it tries and does not tune it (Section 4.1)
+    targets: tuple[str, ...] = ("q_proj", "v_proj")  # the paper's default (Section 7.1)
+    last_layers: int = 8  # adapt only the top N layers (0 = all): backward then stops early, ~2× faster
+    dropout: float = 0.0
+    use_rslora: bool = False  # scaling α/√r (Kalajdzievski 2023) keeps update size stable as r grows
+    use_dora: bool = False  # magnitude + direction (Liu et al. 2024)
+    init: str = "gaussian"  # the paper: A Gaussian, B zero
+    steps: int = 30
+    batch_size: int = 4
+    lr: float = 2e-3  # LoRA tolerates (and short runs need) a larger learning rate than full fine-tuning
+    max_len: int = 64
+    n_train: int = 64
+    n_eval: int = 16
+    eval_every: int = 10
+    seed: int = 0
+    tiny_models: bool = False  # part of the run's identity: a tiny-model run must never replay as a real one
+
+    def __post_init__(self):
+        models.spec(self.model_key)
+        if self.task not in TASKS:
+            raise ValueError(f"Unknown task '{self.task}'. Choose from: {', '.join(TASKS)}.")
+        if not self.targets:
+            raise ValueError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
+        unknown = [t for t in self.targets if t not in ALL_TARGETS]
+        if unknown:
+            raise ValueError(f"Unknown target matrices {unknown}; choose from {', '.join(ALL_TARGETS)}.")
+        if not 1 <= self.r <= 1024:
+            raise ValueError("The rank r must be between 1 and 1024 (r = 0 would be no update at all).")
+        if self.alpha <= 0:
+            raise ValueError("alpha must be positive: the update is scaled by α/r.")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("Dropout must be in [0, 1).")
+        if self.init not in INIT_CHOICES:
+            raise ValueError(f"Initialisation must be one of {', '.join(INIT_CHOICES)}.")
+        if self.use_dora and self.init != "gaussian" and self.init != "default":
+            raise ValueError("DoRA combines with the gaussian or default initialisation only here.")
+        if not 1 <= self.steps <= 2000:
+            raise ValueError("Steps must be between 1 and 2000.")
+        if not 1 <= self.batch_size <= 64:
+            raise ValueError("Batch size must be between 1 and 64.")
+        if not (0 < self.lr < 1) or math.isnan(self.lr):
+            raise ValueError("The learning rate must be a number between 0 and 1 (try 1e-3).")
+        if not 16 <= self.max_len <= 1024:
+            raise ValueError("Max length must be between 16 and 1024 tokens.")
+        if not 1 <= self.n_eval <= 256 or not 1 <= self.n_train <= 5000:
+            raise ValueError("Use 1–5000 training and 1–256 held-out examples.")
+        if self.last_layers < 0:
+            raise ValueError("Layers to adapt must be 0 (all) or a positive number.")
+        if self.eval_every < 1:
+            raise ValueError("Evaluate every 1 step or more.")
+
+    @property
+    def label(self) -> str:
+        names = "+".join(TARGET_NAMES.get(t, t) for t in self.targets)
+        return f"r={self.r} · {names}"
+
+
+def _init_value(init: str):
+    return True if init == "default" else init
+
+
+def lora_model(lm: models.LoadedModel, cfg: LoraRunConfig) -> torch.nn.Module:
+    """PEFT LoRA on a copy of the shared model (labs.training), restricted to the top `last_layers` layers."""
+    from peft import get_peft_model
+
+    from labs import training
+
+    arch = architecture_of(lm.model, lm.spec.display_name)
+    validate_rank_targets(arch, cfg.targets, cfg.r)
+    if cfg.last_layers > arch.layers:
+        raise ValueError(f"{lm.spec.display_name} has {arch.layers} layers; adapt at most that many (0 = all).")
+    settings_ = training.LoraSettings(r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout, targets=tuple(cfg.targets),
+                                      use_rslora=cfg.use_rslora, use_dora=cfg.use_dora,
+                                      init_lora_weights=_init_value(cfg.init))
+    peft_cfg = settings_.peft_config()
+    if cfg.last_layers:
+        peft_cfg.layers_to_transform = list(range(arch.layers - cfg.last_layers, arch.layers))
+    torch.manual_seed(cfg.seed)
+    base = copy.deepcopy(lm.model)
+    base.train()
+    return get_peft_model(base, peft_cfg)
+
+
+def encode_pairs(lm: models.LoadedModel, pairs: Sequence[tuple[str, str]], max_len: int) -> list[dict]:
+    from labs import generation, training
+
+    return [training.tokenize_example(lm.tokenizer, generation.render_prompt(lm, p), r, max_len=max_len)
+            for p, r in pairs]
+
+
+@torch.no_grad()
+def held_out_scores(model: torch.nn.Module, examples: list[dict], pad_id: int, device, batch_size: int = 8) -> dict:
+    """Mean cross-entropy per response token, and teacher-forced token accuracy (the 'task score')."""
+    from labs import training
+
+    was_training = model.training
+    model.eval()
+    nll, correct, count = 0.0, 0, 0
+    for i in range(0, len(examples), batch_size):
+        batch = training.to_device(training.collate(examples[i:i + batch_size], pad_id), device)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
+        logp, mask = training.token_logprobs(logits, batch["labels"])
+        nll -= float(logp.sum())
+        correct += int(((logits[:, :-1].argmax(-1) == batch["labels"][:, 1:]) & mask).sum())
+        count += int(mask.sum())
+    model.train(was_training)
+    return {"val_loss": nll / max(count, 1), "val_accuracy": correct / max(count, 1)}
+
+
+def _trainable_state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of what training adds on top of frozen weights: adapter weights, their gradients, Adam's moments."""
+    total = 0
+    for p in model.parameters():
+        if p.requires_grad:
+            total += p.numel() * p.element_size() * 2  # weight + gradient
+    for state in optimizer.state.values():
+        total += sum(v.numel() * v.element_size() for v in state.values() if torch.is_tensor(v))
+    return total
+
+
+def train_lora(ctx, lm: models.LoadedModel) -> dict:
+    """The step function of one run (labs.jobs): train, log train/held-out loss, save the adapter."""
+    from labs import adapters, training
+
+    cfg: LoraRunConfig = ctx.config
+    torch.manual_seed(cfg.seed)
+    device = next(lm.model.parameters()).device
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+    train_pairs, held_pairs = task_pairs(cfg.task, cfg.n_train, cfg.n_eval, cfg.seed)
+    train_ex, held_ex = encode_pairs(lm, train_pairs, cfg.max_len), encode_pairs(lm, held_pairs, cfg.max_len)
+    model = lora_model(lm, cfg)
+    trainable, total = training.count_parameters(model)
+    init_dir = None
+    if cfg.init in ("pissa_niter_4", "olora"):  # these move W0; keep the start to convert the result to plain LoRA
+        init_dir = ctx.artifacts / "adapter_init"
+        model.peft_config["default"].init_lora_weights = True
+        model.save_pretrained(str(init_dir))
+        model.peft_config["default"].init_lora_weights = _init_value(cfg.init)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    schedule = training.Schedule(cfg.lr, cfg.steps, warmup=max(1, cfg.steps // 10))
+    ctx.set_total(cfg.steps)
+    ctx.note(f"{cfg.label}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%)")
+    base = held_out_scores(model, held_ex, pad_id, device)
+    ctx.log(step=0, **base)
+    g = torch.Generator().manual_seed(cfg.seed)
+    started, tokens_seen, last = time.perf_counter(), 0, dict(base)
+    for step in range(1, cfg.steps + 1):
+        pick = torch.randint(len(train_ex), (cfg.batch_size,), generator=g).tolist()
+        batch = training.to_device(training.collate([train_ex[i] for i in pick], pad_id), device)
+        t0 = time.perf_counter()
+        loss, n_tokens = training.causal_lm_loss(model, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        for group in optimizer.param_groups:
+            group["lr"] = schedule.at(step)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens_seen += int(batch["attention_mask"].sum())
+        row = {"step": step, "train_loss": loss.item(), "lr": schedule.at(step),
+               "tokens_per_s": int(batch["attention_mask"].sum()) / max(time.perf_counter() - t0, 1e-9)}
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            last = held_out_scores(model, held_ex, pad_id, device)
+            row.update(last)
+        ctx.log(**row)
+    seconds = time.perf_counter() - started
+    memory = _trainable_state_bytes(model, optimizer)
+    peak_cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+    folder = ctx.artifacts / "adapter"
+    meta = {"label": f"LoRA {cfg.label} ({cfg.task})", "base_model": lm.key, "page": "lora",
+            "r": cfg.r, "alpha": cfg.alpha, "targets": list(cfg.targets), "init": cfg.init, "run_id": ctx.run_id}
+    if init_dir is not None:
+        model.save_pretrained(str(folder), path_initial_model_for_weight_conversion=str(init_dir))
+        import json
+
+        (folder / adapters.META).write_text(json.dumps(dict(meta, created=time.time()), indent=2))
+    else:
+        adapters.save_adapter(model, folder, meta)
+    return {"label": cfg.label, "r": cfg.r, "targets": list(cfg.targets), "trainable_params": trainable,
+            "total_params": total, "base_val_loss": base["val_loss"], "base_val_accuracy": base["val_accuracy"],
+            "final_val_loss": last["val_loss"], "final_val_accuracy": last["val_accuracy"],
+            "train_seconds": seconds, "tokens_per_s": tokens_seen / max(seconds, 1e-9),
+            "train_state_mb": memory / 2**20, "peak_cuda_mb": peak_cuda / 2**20 if peak_cuda else None,
+            "adapter": str(folder)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading a saved adapter: ΔW = scaling · B A for every adapted (layer, matrix)
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class DeltaW:
+    layer: int
+    target: str
+    A: torch.Tensor  # (r, k)
+    B: torch.Tensor  # (d, r)
+    scaling: float  # α/r, or α/√r with rsLoRA
+    base_key: str  # name of W0 in the base model's state dict
+
+    @property
+    def delta(self) -> torch.Tensor:
+        return self.scaling * (self.B.float() @ self.A.float())  # (d, k)
+
+    @property
+    def name(self) -> str:
+        return f"L{self.layer} {TARGET_NAMES.get(self.target, self.target)}"
+
+
+def adapter_deltas(folder: str | Path) -> list[DeltaW]:
+    """Every (layer, target) update stored in a PEFT adapter folder, ordered by layer then matrix."""
+    import json
+
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config_path, weights_path = folder / "adapter_config.json", folder / "adapter_model.safetensors"
+    if not config_path.exists() or not weights_path.exists():
+        raise FileNotFoundError(f"No saved LoRA adapter in {folder}.")
+    config = json.loads(config_path.read_text())
+    tensors = load_file(str(weights_path))
+    found = []
+    for key, a in tensors.items():
+        if not key.endswith("lora_A.weight"):
+            continue
+        prefix = key[: -len(".lora_A.weight")]
+        b = tensors[prefix + ".lora_B.weight"]
+        target = prefix.rsplit(".", 1)[-1]
+        layer = int(prefix.split(".layers.")[1].split(".")[0])
+        r = config.get("rank_pattern", {}).get(prefix, config["r"])
+        alpha = config.get("alpha_pattern", {}).get(prefix, config["lora_alpha"])
+        scaling = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
+        base_key = prefix.removeprefix("base_model.model.") + ".weight"
+        found.append(DeltaW(layer, target, a, b, scaling, base_key))
+    order = {t: i for i, t in enumerate(ALL_TARGETS)}
+    return sorted(found, key=lambda d: (d.layer, order.get(d.target, 99)))
+
+
+def delta_spectra(deltas: Sequence[DeltaW]) -> list[dict]:
+    """Singular values of each ΔW with its effective rank: how many directions does the update use?"""
+    rows = []
+    for d in deltas:
+        s = singular_values(d.delta)[: d.A.shape[0]]  # rank(BA) ≤ r: the rest are numerically zero
+        rows.append({"layer": d.layer, "matrix": TARGET_NAMES.get(d.target, d.target), "r": d.A.shape[0],
+                     "||ΔW||_F": float(torch.linalg.norm(s)), "effective rank": effective_rank(s),
+                     "90% energy rank": energy_rank(s, 0.9), "singular values": [float(x) for x in s]})
+    return rows
+
+
+def w0_table(lm: models.LoadedModel, deltas: Sequence[DeltaW], r: int | None = None) -> list[dict]:
+    """w0_projection for each adapted matrix, reading W0 from the shared model (read only)."""
+    state = lm.model.state_dict()
+    rows = []
+    for d in deltas:
+        if d.base_key not in state:
+            raise ValueError(f"The adapter does not match {lm.spec.display_name}: {d.base_key} is not in the model.")
+        w0 = state[d.base_key].detach().float().cpu()
+        rows.append({"layer": d.layer, "matrix": TARGET_NAMES.get(d.target, d.target),
+                     **w0_projection(w0, d.delta, r=r or min(d.A.shape[0], 8))})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4. Merge check: W = W0 + scaling · BA folded into the weights, no extra latency (Section 4.1)
+# ---------------------------------------------------------------------------------------------------
+def random_adapter(lm: models.LoadedModel, r: int = 8, targets: Sequence[str] = ("q_proj", "v_proj"),
+                   seed: int = 0) -> torch.nn.Module:
+    """A PEFT model over a copy whose B is random too (init_lora_weights=False), so merging changes something."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    model = get_peft_model(copy.deepcopy(lm.model), LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(targets),
+                                                               init_lora_weights=False))
+    return model.eval()
+
+
+def merge_check(lm: models.LoadedModel, peft_model: torch.nn.Module, prompts: Sequence[str],
+                new_tokens: int = 24) -> dict:
+    """max |logits_unmerged − logits_merged| on a batch, and greedy generation speed before and after merging.
+    The PEFT model is merged in place (merge_adapter) and unmerged again at the end."""
+    from labs import generation, training
+
+    if not prompts or not any(p.strip() for p in prompts):
+        raise ValueError("Give at least one non-empty prompt for the merge check.")
+    prompts = [p for p in prompts if p.strip()]
+    device = next(peft_model.parameters()).device
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+    batch = training.to_device(training.collate(
+        [{"input_ids": ids, "labels": ids} for ids in
+         (lm.tokenizer(generation.render_prompt(lm, p), add_special_tokens=False)["input_ids"][:256] for p in prompts)],
+        pad_id), device)
+    config = generation.GenerationConfig(max_new_tokens=new_tokens, temperature=0.0, seed=0, repetition_penalty=1.0)
+    peft_model.eval()
+
+    def logits() -> torch.Tensor:
+        with torch.no_grad():
+            out = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return out.float()[batch["attention_mask"].bool()]  # (tokens, V): padding positions left out
+
+    def timed_generate() -> tuple[str, float]:
+        t0 = time.perf_counter()
+        text = generation.generate(lm, prompts[0], config, model=peft_model)
+        n = len(lm.tokenizer(text, add_special_tokens=False)["input_ids"]) or 1
+        return text, n / (time.perf_counter() - t0)
+
+    with torch.no_grad(), peft_model.disable_adapter():
+        base_logits = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+    base_logits = base_logits[batch["attention_mask"].bool()]
+    unmerged = logits()
+    text_unmerged, speed_unmerged = timed_generate()
+    peft_model.merge_adapter()
+    try:
+        merged = logits()
+        text_merged, speed_merged = timed_generate()
+    finally:
+        peft_model.unmerge_adapter()
+    return {"max_abs_diff": float((unmerged - merged).abs().max()),
+            "max_abs_logit": float(unmerged.abs().max()),
+            "adapter_effect": float((unmerged - base_logits).abs().max()),
+            "tokens": int(batch["attention_mask"].sum()),
+            "unmerged_tokens_per_s": speed_unmerged, "merged_tokens_per_s": speed_merged,
+            "text_unmerged": text_unmerged, "text_merged": text_merged, "same_text": text_unmerged == text_merged}
