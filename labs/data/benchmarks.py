@@ -74,7 +74,7 @@ def _is_header(row: list[str]) -> bool:
     return len(cells) >= 6 and cells[0] == "question" and cells[1:5] == ["a", "b", "c", "d"]
 
 
-def load_mmlu_csv(data: bytes | str, subject: str = "uploaded", name: str = "the CSV") -> list[MCItem]:
+def load_mmlu_csv(data: bytes | str, subject: str = "uploaded", name: str = "the CSV", id_prefix: str = "") -> list[MCItem]:
     """Parse an MMLU-format CSV: question,A,B,C,D,answer (answer is a letter A–D), with or without a header."""
     text = decode(data, name)
     if not text.strip():
@@ -115,7 +115,7 @@ def load_mmlu_csv(data: bytes | str, subject: str = "uploaded", name: str = "the
                 raise BenchmarkError(f"{name}, row {line}: choice {letter} is empty; every question needs four choices.")
         if answer not in LETTERS or len(answer) != 1:
             raise BenchmarkError(f"{name}, row {line}: the answer is '{cells[5]}', but it must be one letter A, B, C or D.")
-        items.append(MCItem(id=f"{sub}-{len(items)}", subject=sub or subject, prompt=question, choices=tuple(choices),
+        items.append(MCItem(id=f"{id_prefix}{sub}-{len(items)}", subject=sub or subject, prompt=question, choices=tuple(choices),
                             answer=LETTERS.index(answer)))
     return items
 
@@ -197,7 +197,7 @@ def load_bundled(split: str = "test", subjects: list[str] | None = None) -> list
         path = bundled_root() / split / f"{subject}_{split}.csv"
         if not path.exists():
             raise BenchmarkError(f"The bundled benchmark has no subject '{subject}' ({path.name} is missing).")
-        items += load_mmlu_csv(path.read_bytes(), subject=subject, name=path.name)
+        items += load_mmlu_csv(path.read_bytes(), subject=subject, name=path.name, id_prefix=f"{split}/")
     return items
 
 

@@ -1,0 +1,785 @@
+"""Evaluating language models: multiple-choice benchmarks by log-likelihood, generative answers, an LLM judge,
+diversity and contamination.
+
+Multiple choice is scored the way lm-evaluation-harness (Gao et al., EleutherAI) does it: the model never writes
+an answer; we ask it how likely each choice is as a continuation of the prompt,
+
+    loglik(choice) = sum_t log p(choice_t | prompt, choice_<t)          (one number per choice)
+    acc      = 1[argmax_i loglik_i == gold]
+    acc_norm = 1[argmax_i loglik_i / len(choice_i in characters) == gold]   (so long endings are not punished)
+    stderr   = sample std of the 0/1 scores / sqrt(n)
+
+The prompt's forward pass is shared by all choices (its KV cache is computed once and repeated for the batch of
+choices), which is what makes a 4-choice item cost about one forward pass instead of four.
+`loglikelihood_naive` is the slow, obviously-correct twin used by the tests.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+import string
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from labs import models
+from labs.data.benchmarks import LETTERS, MCItem, subject_name
+
+MMLU_DESCRIPTION = "The following are multiple choice questions (with answers) about {subject}.\n\n"
+CHOICE_FORMATS = ("letters", "text")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prompts (MMLU, Hendrycks et al. 2021; lm-evaluation-harness's mmlu task; OLMES's cloze formulation)
+# ---------------------------------------------------------------------------------------------------------------
+def format_question(item: MCItem, choice_format: str = "letters") -> str:
+    """The text of one question up to 'Answer:'. letters = MMLU's lettered options; text = cloze (no options)."""
+    if item.style == "continuation":
+        return item.prompt
+    if choice_format == "letters":
+        options = "".join(f"\n{letter}. {choice}" for letter, choice in zip(LETTERS, item.choices))
+        return f"{item.prompt.strip()}{options}\nAnswer:"
+    return f"Question: {item.prompt.strip()}\nAnswer:"
+
+
+def choice_strings(item: MCItem, choice_format: str = "letters") -> list[str]:
+    """What is scored for each choice (lm-eval's doc_to_choice): 'A'..'D', or the choice's own words."""
+    if item.style == "mmlu" and choice_format == "letters":
+        return list(LETTERS[: len(item.choices)])
+    return list(item.choices)
+
+
+def build_context(item: MCItem, shots: Sequence[MCItem] = (), choice_format: str = "letters") -> str:
+    """k-shot prompt: MMLU's description line, k solved examples separated by blank lines, then the question."""
+    head = MMLU_DESCRIPTION.format(subject=subject_name(item.subject)) if item.style == "mmlu" else ""
+    solved = "".join(f"{format_question(s, choice_format)} {choice_strings(s, choice_format)[s.answer]}\n\n"
+                     for s in shots)
+    return head + solved + format_question(item, choice_format)
+
+
+def pick_shots(item: MCItem, pool: Sequence[MCItem], k: int, seed: int = 0) -> list[MCItem]:
+    """k examples for a k-shot prompt: the first k of the same subject from the dev split (MMLU's rule); if the
+    pool is short of that subject, a seeded sample of the rest. The item itself is never its own example."""
+    if k <= 0:
+        return []
+    others = [p for p in pool if p.id != item.id and p.prompt != item.prompt]
+    same = [p for p in others if p.subject == item.subject][:k]
+    if len(same) < k:
+        rest = [p for p in others if p not in same]
+        random.Random(f"{seed}-{item.id}").shuffle(rest)
+        same += rest[: k - len(same)]
+    return same
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Log-likelihood of a continuation
+# ---------------------------------------------------------------------------------------------------------------
+def _ids(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text)["input_ids"])
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Token ids of (context, continuation) as lm-evaluation-harness makes them (HFLM._encode_pair):
+    trailing spaces of the context move to the continuation, the whole string is tokenised once, and the
+    continuation is whatever the whole has beyond the context's tokens. So ' Paris' keeps its leading-space token,
+    exactly as the model would have produced it after the prompt."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = _ids(tokenizer, context + continuation)
+    ctx = _ids(tokenizer, context)
+    if not ctx or not context:  # nothing to condition on: start from the end-of-text token, as the harness does
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        return [prefix], _ids(tokenizer, continuation)
+    return ctx, whole[len(ctx):]
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def loglikelihood_naive(model: torch.nn.Module, context_ids: Sequence[int], continuation_ids: Sequence[int]) -> tuple[float, bool]:
+    """One forward pass over context+continuation; sum of the continuation tokens' log-probs, and whether each
+    was the greedy (argmax) token. The reference the fast path is tested against."""
+    ids = torch.tensor([list(context_ids) + list(continuation_ids)], device=_device(model))  # (1, T)
+    logits = model(input_ids=ids).logits[0, :-1].float()  # (T-1, V): position t predicts token t+1
+    logp = torch.log_softmax(logits[-len(continuation_ids):], dim=-1)  # (C, V)
+    target = torch.tensor(list(continuation_ids), device=logp.device)
+    chosen = logp.gather(1, target[:, None])[:, 0]
+    return float(chosen.sum()), bool((logp.argmax(-1) == target).all())
+
+
+@torch.inference_mode()
+def score_choices(model: torch.nn.Module, context_ids: Sequence[int], continuations: Sequence[Sequence[int]],
+                  pad_id: int = 0) -> list[tuple[float, bool]]:
+    """loglik and is-greedy of every continuation, sharing the context's forward pass (prefix caching).
+
+    1. context (1, T) -> logits at its last position score every continuation's first token, and the KV cache.
+    2. the cache is repeated for the N choices; their remaining tokens run as one right-padded batch (N, L).
+    """
+    device = _device(model)
+    ctx = torch.tensor([list(context_ids)], device=device)  # (1, T)
+    out = model(input_ids=ctx, use_cache=True, logits_to_keep=1)
+    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # (V,)
+    scores = [[float(first[c[0]]), int(first.argmax()) == c[0]] for c in continuations]
+    longest = max(len(c) for c in continuations)
+    if longest > 1:
+        n = len(continuations)
+        cache = out.cache  # transformers 5 (was past_key_values)
+        cache.batch_repeat_interleave(n)
+        rest = torch.full((n, longest - 1), pad_id, dtype=torch.long, device=device)  # (N, L)
+        mask = torch.zeros((n, ctx.shape[1] + longest - 1), dtype=torch.long, device=device)  # (N, T+L)
+        mask[:, : ctx.shape[1]] = 1
+        for i, c in enumerate(continuations):
+            rest[i, : len(c) - 1] = torch.tensor(list(c[:-1]), device=device)
+            mask[i, ctx.shape[1]: ctx.shape[1] + len(c) - 1] = 1
+        logp = torch.log_softmax(model(input_ids=rest, attention_mask=mask, cache=cache).logits.float(), dim=-1)  # (N, L, V)
+        for i, c in enumerate(continuations):
+            if len(c) > 1:
+                target = torch.tensor(list(c[1:]), device=device)
+                rows = logp[i, : len(c) - 1]
+                scores[i][0] += float(rows.gather(1, target[:, None]).sum())
+                scores[i][1] = scores[i][1] and bool((rows.argmax(-1) == target).all())
+    return [(s, g) for s, g in scores]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------------------------
+def argmax(values: Sequence[float]) -> int:
+    return max(range(len(values)), key=lambda i: values[i])
+
+
+def predictions(logliks: Sequence[float], choices: Sequence[str]) -> tuple[int, int]:
+    """(acc prediction, acc_norm prediction): argmax of loglik, and of loglik per character of the choice."""
+    norm = [ll / max(len(c), 1) for ll, c in zip(logliks, choices)]
+    return argmax(logliks), argmax(norm)
+
+
+def mean_stderr(values: Sequence[float]) -> float:
+    """Standard error of a mean: sample standard deviation (n-1) / sqrt(n), as lm-eval's mean_stderr."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return math.sqrt(var / n)
+
+
+@dataclass
+class ItemResult:
+    id: str
+    subject: str
+    prompt: str  # the full k-shot context the model saw
+    choices: list[str]  # what was scored ('A'.. or the choice text)
+    choice_texts: list[str]  # the choices' words, for display
+    answer: int
+    loglik: list[float]
+    greedy: list[bool]
+    pred: int
+    pred_norm: int
+
+    @property
+    def acc(self) -> float:
+        return float(self.pred == self.answer)
+
+    @property
+    def acc_norm(self) -> float:
+        return float(self.pred_norm == self.answer)
+
+
+def score_item(model: torch.nn.Module, tokenizer, item: MCItem, shots: Sequence[MCItem] = (),
+               choice_format: str = "letters", lock=None) -> ItemResult:
+    context = build_context(item, shots, choice_format)
+    choices = choice_strings(item, choice_format)
+    pairs = [encode_pair(tokenizer, context, " " + c) for c in choices]  # lm-eval's target_delimiter " "
+    ctx_ids = pairs[0][0]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if lock is not None:
+        with lock:
+            scored = score_choices(model, ctx_ids, [p[1] for p in pairs], pad)
+    else:
+        scored = score_choices(model, ctx_ids, [p[1] for p in pairs], pad)
+    logliks = [s for s, _ in scored]
+    pred, pred_norm = predictions(logliks, choices)
+    return ItemResult(item.id, item.subject, context, choices, list(item.choices), item.answer, logliks,
+                      [g for _, g in scored], pred, pred_norm)
+
+
+def summarize(results: Sequence[ItemResult]) -> dict:
+    """Overall and per-subject acc / acc_norm with standard errors, and the random-guess rate."""
+
+    def block(rs: Sequence[ItemResult]) -> dict:
+        acc = [r.acc for r in rs]
+        norm = [r.acc_norm for r in rs]
+        return {"n": len(rs), "acc": sum(acc) / len(rs), "acc_stderr": mean_stderr(acc),
+                "acc_norm": sum(norm) / len(rs), "acc_norm_stderr": mean_stderr(norm),
+                "random": sum(1 / len(r.choices) for r in rs) / len(rs)}
+
+    if not results:
+        return {"overall": None, "subjects": {}}
+    by_subject: dict[str, list[ItemResult]] = defaultdict(list)
+    for r in results:
+        by_subject[r.subject].append(r)
+    return {"overall": block(results), "subjects": {s: block(rs) for s, rs in sorted(by_subject.items())}}
+
+
+def harness_json(summary: dict, config: dict, task: str = "mini_mmlu") -> dict:
+    """Results in (close to) lm-evaluation-harness's results.json shape: 'acc,none', 'acc_stderr,none', ..."""
+
+    def entry(alias: str, b: dict) -> dict:
+        return {"alias": alias, "acc,none": b["acc"], "acc_stderr,none": _json_float(b["acc_stderr"]),
+                "acc_norm,none": b["acc_norm"], "acc_norm_stderr,none": _json_float(b["acc_norm_stderr"]),
+                "n_samples": b["n"]}
+
+    results, n_shot = {}, {}
+    if summary.get("overall"):
+        results[task] = entry(task, summary["overall"])
+    for subject, b in summary.get("subjects", {}).items():
+        name = f"{task}_{subject}"
+        results[name] = entry(f" - {subject_name(subject)}", b)
+        n_shot[name] = config.get("k_shot", 0)
+    return {"results": results, "n-shot": n_shot,
+            "n-samples": {k: {"effective": v["n_samples"]} for k, v in results.items()},
+            "config": {"model": "hf", "model_args": f"pretrained={config.get('model_key')}"
+                       + (f",peft={config['adapter']}" if config.get("adapter") else ""),
+                       "num_fewshot": config.get("k_shot", 0), "limit": config.get("limit") or None,
+                       "choice_format": config.get("choice_format"), "seed": config.get("seed")},
+            "source": "LLM Lab (lm-evaluation-harness-style log-likelihood scoring)"}
+
+
+def _json_float(x: float):
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The benchmark as a background run
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    model_key: str = models.DEFAULT_CHAT_MODEL
+    adapter: str = ""  # folder of a saved LoRA adapter; "" = the base model
+    dataset: str = "mini_mmlu"  # a name for the data ("mini_mmlu" or the uploaded file's name)
+    data_digest: str = ""  # sha256 of an uploaded file, so a different file is a different run
+    choice_format: str = "letters"  # letters: score ' A'..' D' (MMLU); text: score each choice's words (cloze)
+    k_shot: int = 0  # solved examples in the prompt; MMLU reports 5-shot, 0 keeps a 2-core run under a minute
+    limit: int = 0  # score only the first N items (0 = all)
+    seed: int = 0
+
+    def __post_init__(self):
+        models.spec(self.model_key)
+        if self.choice_format not in CHOICE_FORMATS:
+            raise ValueError(f"choice_format must be one of {CHOICE_FORMATS}.")
+        if not 0 <= self.k_shot <= 10:
+            raise ValueError("k_shot must be between 0 and 10 (each example makes every prompt longer).")
+        if self.limit < 0:
+            raise ValueError("limit must be 0 (all items) or a positive number of items.")
+
+
+def model_for(lm: models.LoadedModel, adapter: str = "") -> torch.nn.Module:
+    """The base model (shared, read-only) or a PEFT copy with a saved adapter."""
+    if not adapter:
+        return lm.model
+    from labs import adapters
+
+    return adapters.load_adapter(lm, adapter)
+
+
+def run_benchmark(ctx, lm: models.LoadedModel, items: Sequence[MCItem], dev: Sequence[MCItem] = ()) -> dict:
+    """Step function for labs.jobs: score each item, log the running accuracy, keep partial results on Stop."""
+    cfg: BenchmarkConfig = ctx.config
+    items = list(items)[: cfg.limit or None]
+    if not items:
+        raise ValueError("There are no items to score.")
+    model = model_for(lm, cfg.adapter)
+    lock = lm.lock if model is lm.model else None
+    pool = list(dev) or items  # no dev split (an upload): shots come from the other items of the same file
+    ctx.set_total(len(items))
+    stride = max(1, len(items) // 300)  # at most ~300 points on the live curve, even for a 10k-item upload
+    results: list[ItemResult] = []
+    t0 = time.perf_counter()
+    try:
+        for i, item in enumerate(items, 1):
+            results.append(score_item(model, lm.tokenizer, item, pick_shots(item, pool, cfg.k_shot, cfg.seed),
+                                      cfg.choice_format, lock))
+            if i % stride == 0 or i == len(items):
+                n = len(results)
+                ctx.log(step=i, acc=sum(r.acc for r in results) / n, acc_norm=sum(r.acc_norm for r in results) / n,
+                        items_per_s=i / (time.perf_counter() - t0))
+            else:
+                ctx.check_stop()
+    finally:  # Stop (or a crash) keeps what was scored so far
+        save_results(ctx, results, complete=len(results) == len(items), total=len(items))
+    summary = summarize(results)["overall"]
+    return {"acc": summary["acc"], "acc_norm": summary["acc_norm"], "n": summary["n"],
+            "items_per_s": len(items) / (time.perf_counter() - t0)}
+
+
+def save_results(ctx, results: Sequence[ItemResult], complete: bool, total: int) -> None:
+    summary = summarize(results)
+    ctx.save_json("results.json", {"summary": summary, "complete": complete, "total": total,
+                                   "harness": harness_json(summary, asdict(ctx.config), ctx.config.dataset),
+                                   "samples": [asdict(r) for r in results]})
+
+
+def load_results(folder: str | Path) -> dict | None:
+    """What a benchmark run saved (also after Stop), with ItemResult objects back; None if nothing yet."""
+    import json
+
+    path = Path(folder) / "results.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    data["samples"] = [ItemResult(**s) for s in data["samples"]]
+    return data
+
+
+def throughput(lm: models.LoadedModel, items: Sequence[MCItem], choice_format: str = "letters",
+               k_shot: int = 0, dev: Sequence[MCItem] = ()) -> dict:
+    """Items per second: prefix-shared batched scoring vs one forward pass per choice (the naive loop)."""
+    tok, model = lm.tokenizer, lm.model
+    pool = list(dev) or list(items)
+    prepared = []
+    for item in items:
+        context = build_context(item, pick_shots(item, pool, k_shot), choice_format)
+        prepared.append([encode_pair(tok, context, " " + c) for c in choice_strings(item, choice_format)])
+    with lm.lock:
+        t0 = time.perf_counter()
+        for pairs in prepared:
+            score_choices(model, pairs[0][0], [p[1] for p in pairs])
+        fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for pairs in prepared:
+            for c, cont in pairs:
+                loglikelihood_naive(model, c, cont)
+        naive = time.perf_counter() - t0
+    return {"items": len(items), "fast_items_per_s": len(items) / fast, "naive_items_per_s": len(items) / naive,
+            "speedup": naive / fast}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generative evaluation: exact match / contains / regex (SQuAD's answer normalisation, Rajpurkar et al. 2016)
+# ---------------------------------------------------------------------------------------------------------------
+def normalize_answer(text: str) -> str:
+    """Lower case, drop punctuation and the articles a/an/the, squeeze spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def extract(output: str, extract_regex: str = "") -> str:
+    """lm-eval's regex filter: the first capture group (or whole match) of extract_regex, else the first line."""
+    if extract_regex:
+        m = re.search(extract_regex, output, flags=re.IGNORECASE | re.DOTALL)
+        if m:
+            return m.group(1) if m.groups() else m.group(0)
+    lines = [ln for ln in output.strip().splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def exact_match(prediction: str, answer: str) -> bool:
+    return normalize_answer(prediction) == normalize_answer(answer)
+
+
+def contains(output: str, answer: str) -> bool:
+    """The normalised answer appears as whole words in the normalised output."""
+    return f" {normalize_answer(answer)} " in f" {normalize_answer(output)} "
+
+
+def regex_match(output: str, answer: str, pattern: str = "") -> bool:
+    pattern = pattern or rf"\b{re.escape(answer)}\b"
+    return re.search(pattern, output, flags=re.IGNORECASE) is not None
+
+
+def score_generation(output: str, row: dict, extract_regex: str = "") -> dict:
+    prediction = extract(output, extract_regex)
+    return {"prediction": prediction, "exact_match": float(exact_match(prediction, row["answer"])),
+            "contains": float(contains(output, row["answer"])),
+            "regex": float(regex_match(output, row["answer"], row.get("pattern", "")))}
+
+
+@dataclass(frozen=True)
+class GenerativeConfig:
+    model_key: str = models.DEFAULT_CHAT_MODEL
+    adapter: str = ""
+    data_digest: str = "bundled"
+    max_new_tokens: int = 24  # short answers; ~1 s each for the 135M model on 2 cores
+    extract_regex: str = ""  # e.g. 'answer is (\\w+)'; empty = the output's first line
+    seed: int = 0
+
+    def __post_init__(self):
+        models.spec(self.model_key)
+        if not 1 <= self.max_new_tokens <= 256:
+            raise ValueError("max_new_tokens must be between 1 and 256.")
+        if self.extract_regex:
+            try:
+                re.compile(self.extract_regex)
+            except re.error as exc:
+                raise ValueError(f"The extraction regex is invalid ({exc}).") from None
+
+
+def run_generative(ctx, lm: models.LoadedModel, rows: Sequence[dict]) -> dict:
+    """Step function: greedy answers to each prompt, scored three ways."""
+    from labs.generation import GenerationConfig, generate
+
+    cfg: GenerativeConfig = ctx.config
+    model = model_for(lm, cfg.adapter)
+    gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0, seed=cfg.seed, repetition_penalty=1.0)
+    ctx.set_total(len(rows))
+    out = []
+    try:
+        for i, row in enumerate(rows, 1):
+            text = generate(lm, row["prompt"], gen, model=None if model is lm.model else model)
+            out.append(dict(row, output=text, **score_generation(text, row, cfg.extract_regex)))
+            n = len(out)
+            ctx.log(step=i, exact_match=sum(r["exact_match"] for r in out) / n,
+                    contains=sum(r["contains"] for r in out) / n, regex=sum(r["regex"] for r in out) / n)
+    finally:
+        ctx.save_json("generations.json", out)
+    n = len(out)
+    return {m: sum(r[m] for r in out) / n for m in ("exact_match", "contains", "regex")}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pairwise LLM-as-a-judge, both orders (Zheng et al. 2023, "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena")
+# ---------------------------------------------------------------------------------------------------------------
+JUDGE_PROMPT = ("You are a strict judge. Which response answers the question better?\n\n"
+                "Question: {question}\n\nResponse 1: {first}\n\nResponse 2: {second}\n\n"
+                "Reply with the number of the better response, 1 or 2.")
+
+
+def combine_orders(pick_ab: int, pick_ba: int) -> str:
+    """Verdict from two judgments: (A shown first) and (B shown first); picks are slots 1 or 2.
+    A wins only if chosen in both orders, B likewise; a judge that changes its mind when the order flips is
+    showing position bias, and that counts as a tie (MT-Bench's conservative rule)."""
+    a_wins_ab, a_wins_ba = pick_ab == 1, pick_ba == 2
+    if a_wins_ab and a_wins_ba:
+        return "A"
+    if not a_wins_ab and not a_wins_ba:
+        return "B"
+    return "tie"
+
+
+def judge_once(judge: models.LoadedModel, question: str, first: str, second: str) -> tuple[int, float]:
+    """(slot picked, P(slot 1) renormalised over {1, 2}): the judge's next-token log-likelihood of '1' vs '2'."""
+    from labs.generation import render_prompt
+
+    text = JUDGE_PROMPT.format(question=question, first=first, second=second)
+    chat = judge.spec.prompt_format == "chat"
+    context = render_prompt(judge, text) if chat else text + "\nBetter response:"
+    sep = "" if chat else " "
+    pairs = [encode_pair(judge.tokenizer, context, sep + s) for s in ("1", "2")]
+    with judge.lock:
+        (l1, _), (l2, _) = score_choices(judge.model, pairs[0][0], [pairs[0][1], pairs[1][1]])
+    p1 = 1 / (1 + math.exp(l2 - l1))
+    return (1 if l1 >= l2 else 2), p1
+
+
+def judge_pair(judge: models.LoadedModel, question: str, a: str, b: str) -> dict:
+    pick_ab, p_ab = judge_once(judge, question, a, b)
+    pick_ba, p_ba = judge_once(judge, question, b, a)
+    return {"pick_ab": pick_ab, "pick_ba": pick_ba, "p1_ab": p_ab, "p1_ba": p_ba,
+            "verdict": combine_orders(pick_ab, pick_ba)}
+
+
+def judge_biases(records: Sequence[dict]) -> dict:
+    """Rates measured on this run. Each record: verdict, pick_ab, pick_ba, a, b, and optionally gold ('A'/'B').
+
+    position_bias: share of pairs where the judge chose the same slot in both orders (so the verdict flipped);
+    first_slot: share of all single judgments that chose slot 1 (0.5 = no preference);
+    length_bias: among decided pairs of different lengths, share won by the longer response (0.5 = none);
+    accuracy: among pairs with a known better answer, share the judge got right (ties count as wrong)."""
+    n = len(records)
+    if not n:
+        return {}
+    same_slot = sum(r["pick_ab"] == r["pick_ba"] for r in records)
+    first = sum((r["pick_ab"] == 1) + (r["pick_ba"] == 1) for r in records)
+    decided = [r for r in records if r["verdict"] != "tie" and len(r["a"]) != len(r["b"])]
+    longer_won = sum((r["verdict"] == "A") == (len(r["a"]) > len(r["b"])) for r in decided)
+    known = [r for r in records if r.get("gold")]
+    out = {"pairs": n, "ties": sum(r["verdict"] == "tie" for r in records) / n, "position_bias": same_slot / n,
+           "first_slot": first / (2 * n), "length_bias": longer_won / len(decided) if decided else float("nan"),
+           "decided_with_length_gap": len(decided)}
+    if known:
+        out["accuracy"] = sum(r["verdict"] == r["gold"] for r in known) / len(known)
+        out["known_pairs"] = len(known)
+    return out
+
+
+_PADDING = (" I am quite confident about this, because it is a well-known fact that is explained in many "
+            "textbooks and encyclopedias, and most experts would give the same answer.")
+
+
+def known_pairs(rows: Sequence[dict], seed: int = 0) -> list[dict]:
+    """Pairs with a known better answer: the reference vs another question's answer. Half the time the right
+    answer gets the long, confident padding and half the time the wrong one does, so length and correctness are
+    independent, and which one is shown as 'A' is shuffled: a fair judge scores ~50% length bias."""
+    rng = random.Random(seed)
+    out = []
+    answers = [r["answer"] for r in rows]
+    for i, row in enumerate(rows):
+        wrong = next((a for a in answers[i + 1:] + answers[:i] if normalize_answer(a) != normalize_answer(row["answer"])),
+                     "I don't know")
+        right_text, wrong_text = f"{row['answer']}.", f"{wrong}."
+        if i % 2:
+            right_text = f"The answer is {row['answer']}.{_PADDING}"
+        else:
+            wrong_text = f"The answer is {wrong}.{_PADDING}"
+        if rng.random() < 0.5:
+            out.append({"question": row["prompt"], "a": right_text, "b": wrong_text, "gold": "A"})
+        else:
+            out.append({"question": row["prompt"], "a": wrong_text, "b": right_text, "gold": "B"})
+    return out
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    judge_key: str = models.DEFAULT_CHAT_MODEL
+    pairs_source: str = "known"  # "known" (reference vs wrong answer) or "runs:<run_a>,<run_b>"
+    data_digest: str = "bundled"
+    seed: int = 0
+
+    def __post_init__(self):
+        models.spec(self.judge_key)
+        if not (self.pairs_source == "known" or self.pairs_source.startswith("runs:")):
+            raise ValueError("pairs_source must be 'known' or 'runs:<run_a>,<run_b>'.")
+
+
+def run_judge(ctx, judge: models.LoadedModel, pairs: Sequence[dict]) -> dict:
+    ctx.set_total(len(pairs))
+    records = []
+    try:
+        for i, pair in enumerate(pairs, 1):
+            records.append(dict(pair, **judge_pair(judge, pair["question"], pair["a"], pair["b"])))
+            rates = judge_biases(records)
+            ctx.log(step=i, **{k: v for k, v in rates.items() if k in ("position_bias", "first_slot", "accuracy", "ties")})
+    finally:
+        ctx.save_json("judgments.json", {"records": records, "rates": judge_biases(records)})
+    return judge_biases(records)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Diversity (distinct-n: Li et al. 2016; self-similarity in the spirit of Self-BLEU, Zhu et al. 2018)
+# ---------------------------------------------------------------------------------------------------------------
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i: i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Unique n-grams / all n-grams, pooled over the samples (1 = nothing repeated, ->0 = the same text again)."""
+    grams = [g for t in texts for g in ngrams(words(t), n)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def self_overlap(texts: Sequence[str], n: int = 2) -> float:
+    """Mean pairwise Jaccard similarity of the samples' n-gram sets (1 = identical samples)."""
+    sets = [set(ngrams(words(t), n)) for t in texts]
+    sims = [len(a & b) / len(a | b) for i, a in enumerate(sets) for b in sets[i + 1:] if a | b]
+    return sum(sims) / len(sims) if sims else 1.0
+
+
+def self_similarity(embeddings) -> float:
+    """Mean pairwise cosine similarity of sentence embeddings (rows), excluding each sample with itself."""
+    e = torch.as_tensor(embeddings, dtype=torch.float32)
+    n = e.shape[0]
+    if n < 2:
+        return 1.0
+    e = torch.nn.functional.normalize(e, dim=-1)
+    sim = e @ e.T  # (n, n)
+    return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
+
+
+@dataclass(frozen=True)
+class DiversityConfig:
+    model_key: str = models.DEFAULT_CHAT_MODEL
+    prompt: str = "Write one sentence about the sea."
+    temperatures: tuple[float, ...] = (0.2, 0.7, 1.0, 1.5)
+    samples: int = 5  # per temperature
+    max_new_tokens: int = 30
+    seed: int = 0
+
+    def __post_init__(self):
+        models.spec(self.model_key)
+        if not self.prompt.strip():
+            raise ValueError("The prompt is empty: type something for the model to continue.")
+        if not self.temperatures or any(not 0 < t <= 3 for t in self.temperatures):
+            raise ValueError("Pick at least one temperature, each in (0, 3].")
+        if not 2 <= self.samples <= 20:
+            raise ValueError("samples must be between 2 and 20 (similarity needs at least two).")
+        if not 4 <= self.max_new_tokens <= 200:
+            raise ValueError("max_new_tokens must be between 4 and 200.")
+
+
+def run_diversity(ctx, lm: models.LoadedModel, embed: Callable[[list[str]], object] | None = None) -> dict:
+    from labs.generation import GenerationConfig, generate
+
+    cfg: DiversityConfig = ctx.config
+    temps = sorted(cfg.temperatures)
+    ctx.set_total(len(temps) * cfg.samples)
+    table, samples, step = [], {}, 0
+    try:
+        for t in temps:
+            texts = []
+            for j in range(cfg.samples):
+                gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=t, top_p=1.0, top_k=0,
+                                       seed=cfg.seed * 1000 + j, repetition_penalty=1.0)
+                texts.append(generate(lm, cfg.prompt, gen))
+                step += 1
+                ctx.log(step=step, temperature=t)
+            row = {"temperature": t, "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
+                   "self_overlap": self_overlap(texts, 2)}
+            if embed is not None:
+                row["self_similarity"] = self_similarity(embed(texts))
+            table.append(row)
+            samples[str(t)] = texts
+            ctx.note(f"T={t}: distinct-2 {row['distinct_2']:.2f}")
+    finally:
+        ctx.save_json("diversity.json", {"table": table, "samples": samples})
+    return {"rows": len(table)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Contamination: n-gram overlap between an eval set and training data (GPT-3 paper, Brown et al. 2020, App. C)
+# ---------------------------------------------------------------------------------------------------------------
+TEXT_SUFFIXES = {".txt", ".md", ".jsonl", ".json", ".csv", ".tsv"}
+
+
+def training_sources(root: Path, exclude: Sequence[str] = ("eval",), max_bytes: int = 20_000_000) -> dict[str, Path]:
+    """Text files under assets/ that the other labs train or retrieve on (the eval set's own folder excluded)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if (path.is_file() and path.suffix.lower() in TEXT_SUFFIXES and rel.parts[0] not in exclude
+                and path.name != "README.md" and path.stat().st_size <= max_bytes):
+            found[str(rel)] = path
+    return found
+
+
+def contamination(eval_texts: Sequence[tuple[str, str]], sources: dict[str, str], n: int = 8) -> dict:
+    """Flag each eval item that shares at least one word n-gram with any training text.
+
+    eval_texts: (id, text) pairs; sources: name -> text. The eval n-grams are few, so each training text is
+    streamed once through a window of n words and looked up in them (cheap even for large corpora)."""
+    if n < 3:
+        raise ValueError("n must be at least 3 (shorter n-grams match by chance: 'what is the').")
+    item_grams = {item_id: set(ngrams(words(text), n)) for item_id, text in eval_texts}
+    owners: dict[tuple, list[str]] = defaultdict(list)
+    for item_id, grams in item_grams.items():
+        for g in grams:
+            owners[g].append(item_id)
+    hits: dict[str, set] = defaultdict(set)
+    where: dict[str, Counter] = defaultdict(Counter)
+    for name, text in sources.items():
+        for g in ngrams(words(text), n):
+            for item_id in owners.get(g, ()):
+                hits[item_id].add(g)
+                where[item_id][name] += 1
+    rows = []
+    for item_id, text in eval_texts:
+        grams = item_grams[item_id]
+        rows.append({"id": item_id, "text": text, "ngrams": len(grams), "overlapping": len(hits[item_id]),
+                     "overlap_fraction": len(hits[item_id]) / len(grams) if grams else 0.0,
+                     "flagged": bool(hits[item_id]), "sources": ", ".join(sorted(where[item_id])),
+                     "too_short": not grams})
+    checked = [r for r in rows if not r["too_short"]]
+    return {"rows": rows, "n": n, "checked": len(checked), "too_short": len(rows) - len(checked),
+            "flagged": sum(r["flagged"] for r in rows), "sources": sorted(sources)}
+
+
+def item_text(item: MCItem) -> str:
+    """What a contaminated training text would contain: the question and its right answer."""
+    return f"{item.prompt} {item.choices[item.answer]}"
+
+
+def run_pairs(outputs_a: Sequence[dict], outputs_b: Sequence[dict]) -> list[dict]:
+    """Pairs from two generative runs on the same prompts: model A's answer vs model B's (no known winner)."""
+    by_prompt = {r["prompt"]: r for r in outputs_b}
+    pairs = [{"question": r["prompt"], "a": r["output"].strip() or "(empty)", "b": by_prompt[r["prompt"]]["output"].strip()
+              or "(empty)"} for r in outputs_a if r["prompt"] in by_prompt]
+    if not pairs:
+        raise ValueError("The two Q&A runs share no prompts; run both on the same prompt/answer set.")
+    return pairs
+
+
+def judge_verdict_text(rates: dict, judge_name: str) -> str:
+    """A plain sentence about how far to trust this judge, from the rates measured on this run."""
+    parts = [f"{judge_name} as a judge:"]
+    if "accuracy" in rates:
+        parts.append(f"it picked the right answer in {rates['accuracy']:.0%} of {rates['known_pairs']} pairs whose "
+                     "answer we know (a coin flip that never ties would get about 50%).")
+    parts.append(f"In {rates['position_bias']:.0%} of pairs its choice followed the position, not the content.")
+    if math.isfinite(rates.get("length_bias", float("nan"))):
+        parts.append(f"The longer response won {rates['length_bias']:.0%} of decided pairs.")
+    parts.append("A 135M–270M model cannot read two answers and compare them reliably; its verdicts here show the "
+                 "biases, not quality. Real LLM-as-a-judge setups use a far stronger model than the one judged, "
+                 "swap orders, and check agreement with humans.")
+    return " ".join(parts)
+
+
+def run_label(config: dict) -> str:
+    """Short legend name for a benchmark run's config."""
+    name = models.REGISTRY[config["model_key"]].display_name if config.get("model_key") in models.REGISTRY else config.get("model_key")
+    adapter = f" + {Path(config['adapter']).name}" if config.get("adapter") else ""
+    return f"{name}{adapter} · {config.get('dataset')} · {config.get('choice_format')} · {config.get('k_shot')}-shot"
+
+
+def sample_rows(result: ItemResult) -> list[dict]:
+    """The sample viewer's table: one row per choice."""
+    norm = [ll / max(len(c), 1) for ll, c in zip(result.loglik, result.choices)]
+    return [{"choice": c, "text": t, "loglik": round(ll, 3), "loglik / char": round(n, 3), "greedy": g,
+             "gold": "✓" if i == result.answer else "", "acc pick": "◀" if i == result.pred else "",
+             "acc_norm pick": "◀" if i == result.pred_norm else ""}
+            for i, (c, t, ll, n, g) in enumerate(zip(result.choices, result.choice_texts, result.loglik, norm, result.greedy))]
+
+
+def sample_record(result: ItemResult) -> dict:
+    """One line of the per-sample export, close to lm-eval's --log_samples."""
+    return {"doc_id": result.id, "subject": result.subject, "target": result.answer, "arguments": result.choices,
+            "resps": [[ll, g] for ll, g in zip(result.loglik, result.greedy)], "acc": result.acc,
+            "acc_norm": result.acc_norm}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Charts (plain data in, Plotly figure out)
+# ---------------------------------------------------------------------------------------------------------------
+def subject_chart(runs: dict[str, dict], metric: str = "acc"):
+    """Grouped bars: per-subject accuracy of each run, ±1 standard error, and the random-guess line."""
+    import plotly.graph_objects as go
+
+    from labs.charts import PALETTE, _layout
+
+    fig = go.Figure()
+    random_rate = None
+    for i, (label, summary) in enumerate(runs.items()):
+        subjects = list(summary["subjects"]) + ["ALL"]
+        blocks = list(summary["subjects"].values()) + [summary["overall"]]
+        errs = [b[f"{metric}_stderr"] if b[f"{metric}_stderr"] == b[f"{metric}_stderr"] else 0 for b in blocks]
+        fig.add_bar(x=[s.replace("_", " ") for s in subjects], y=[b[metric] for b in blocks], name=label,
+                    error_y=dict(type="data", array=errs), marker_color=PALETTE[i % len(PALETTE)])
+        random_rate = summary["overall"]["random"]
+    if random_rate is not None:
+        fig.add_hline(y=random_rate, line_dash="dash", annotation_text=f"random guessing ({random_rate:.0%})")
+    fig.update_layout(barmode="group", yaxis_range=[0, 1], showlegend=True)
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, f"{metric} per subject (±1 standard error)", "", metric, height=420)
+
+
+def diversity_chart(table: Sequence[dict]):
+    from labs.charts import curves
+
+    temps = [r["temperature"] for r in table]
+    keys = [k for k in ("distinct_1", "distinct_2", "self_similarity", "self_overlap") if k in table[0]]
+    return curves({k: (temps, [r[k] for r in table]) for k in keys}, title="Diversity vs temperature",
+                  x="temperature", y="score (0..1)")
