@@ -1,0 +1,398 @@
+"""Retrieval-augmented generation: load, split, embed into Chroma, retrieve (top-k, MMR, hybrid, HyDE), answer with citations, evaluate with the RAG triad."""
+from __future__ import annotations
+
+import functools
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import ui
+from labs import generation, jobs, settings
+from labs.rag import charts as rag_charts
+from labs.rag import evaluate, generate, load, retrieve, split, store
+
+ICON = "🔎"
+PREFIX = "rag"
+
+ui.page_header(
+    "RAG playground",
+    "A language model only knows what was in its training data. **Retrieval-augmented generation** (Lewis et "
+    "al. 2020) looks the answer up first: offline, documents are **loaded**, **split** into chunks, **embedded** "
+    "and **stored** in a vector database; at question time the question is embedded too, the nearest chunks are "
+    "**retrieved** and put in the prompt, and the model **generates** an answer that cites them. Every stage has "
+    "knobs — chunk size and overlap, the distance, k, keyword + vector (hybrid) search, query rewriting — and the "
+    "**RAG triad** (context relevance, groundedness, answer relevance) tells you which settings help. The default "
+    "corpus is the documentation of the Python standard library installed with this app, with a question set "
+    "written for it.",
+    ICON,
+)
+ui.init_state(PREFIX, index=None, url_docs=[], result=None, answers={}, eval_run=None)
+
+SEPARATORS = list(split.SEPARATOR_NAMES)  # coarsest first; the order matters to the recursive splitter
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _read_upload(name: str, data: bytes) -> list[load.Document]:
+    return load.load_file(name, data)
+
+
+@st.cache_data(show_spinner="Splitting…", max_entries=16)
+def _split(corpus_id: str, _docs: tuple[load.Document, ...], config: split.SplitConfig) -> list[split.Chunk]:
+    length = split.token_length(ui.cached_embedder().tokenizer) if config.unit == "tokens" else split.char_length
+    return split.split_documents(list(_docs), config, length)
+
+
+def _index_key(corpus: str, config: split.SplitConfig, distance: str) -> str:
+    return store.collection_name(corpus, config, distance)
+
+
+def _linked(answer: str, k: int) -> str:
+    """[n] in the answer becomes a link to the chunk's anchor below (only for n in 1..k)."""
+    def link(m):
+        nums = [int(n) for n in re.findall(r"\d+", m.group(1))]
+        if not all(1 <= n <= k for n in nums):
+            return m.group(0)
+        return "".join(f"[\\[{n}\\]](#rag-chunk-{n})" for n in nums)
+
+    return re.sub(r"\[(\d+(?:\s*,\s*\d+)*)\]", link, answer)
+
+
+tab_load, tab_split, tab_store, tab_ask, tab_eval = st.tabs(
+    ["1 · Load", "2 · Split", "3 · Embed & store", "4 · Retrieve & generate", "5 · Evaluate"])
+
+# ------------------------------------------------------------------------------------------------------ 1 · load
+with tab_load:
+    source = st.radio("Corpus", ["Python standard library docs", "Upload files", "Web page (URL)"], horizontal=True,
+                      key="rag_source",
+                      help="The default corpus is always available offline: docstrings of standard-library modules, "
+                           "one document per module. Uploads: PDF, HTML, Markdown, text, CSV, JSON/JSONL.")
+    docs: list[load.Document] = []
+    if source == "Python standard library docs":
+        modules = st.multiselect("Modules", load.DEFAULT_MODULES, default=list(load.DEFAULT_MODULES),
+                                 key="rag_modules",
+                                 help="Fewer modules embed faster. The bundled question set covers all of these; "
+                                      "the evaluation tab always uses the modules chosen here.")
+        docs = load.default_corpus(tuple(modules))
+        st.caption(f"Docstrings of the Python {load.python_version()} standard library on this machine. "
+                   f"Question set: `assets/rag/stdlib_questions.jsonl` ({len(evaluate.questions())} questions, "
+                   "written for this corpus).")
+    elif source == "Upload files":
+        files = st.file_uploader("Documents", accept_multiple_files=True, key="rag_files",
+                                 type=[k.lstrip(".") for k in load.KINDS],
+                                 help=f"Up to {load.MAX_UPLOAD_BYTES // 2**20} MB per file. Scripts in HTML are "
+                                      "removed, never run; encrypted PDFs are refused.")
+        for f in files or []:
+            try:
+                got = _read_upload(f.name, f.getvalue())
+            except load.LoadError as exc:
+                st.error(str(exc))
+                continue
+            docs.extend(got)
+            for d in got:
+                if d.note:
+                    st.warning(d.note)
+    else:
+        c1, c2 = st.columns([4, 1])
+        url = c1.text_input("URL", key="rag_url", placeholder="https://docs.python.org/3/library/json.html",
+                            help="Fetched once, only if this machine can reach the internet.")
+        if c2.button("Fetch", key="rag_fetch", help="Download the page and keep its visible text"):
+            try:
+                st.session_state.rag_url_docs = load.fetch_url(url)
+            except load.LoadError as exc:
+                st.error(str(exc))
+        docs = list(st.session_state.rag_url_docs)
+    if docs:
+        corpus = load.corpus_id(docs)
+        st.success(f"{len(docs)} document(s), {sum(len(d.text) for d in docs):,} characters · corpus id `{corpus}`")
+        st.dataframe(pd.DataFrame([{"source": d.source, "kind": d.kind, "characters": len(d.text),
+                                    "starts with": d.text[:90].replace("\n", " ")} for d in docs]),
+                     hide_index=True, width="stretch", height=min(38 * len(docs) + 40, 300))
+    else:
+        corpus = ""
+        st.info("No documents yet: pick modules, upload files, or fetch a URL.")
+
+# ----------------------------------------------------------------------------------------------------- 2 · split
+with tab_split:
+    c1, c2, c3, c4 = st.columns(4)
+    method = c1.radio("Splitter", ["recursive", "sentence"], key="rag_method",
+                      help="Recursive: cut at blank lines, then lines, then sentence ends, spaces, characters. "
+                           "Sentence: pack whole sentences into chunks.")
+    unit = c2.radio("Measure in", ["chars", "tokens"], key="rag_unit",
+                    help="Tokens are the embedding model's word pieces: it reads at most 256 and cuts off the rest.")
+    size = c3.number_input("Chunk size", min_value=8, max_value=20_000, value=500 if unit == "chars" else 128,
+                           step=50 if unit == "chars" else 16, key=f"rag_chunk_size_{unit}",
+                           help="Maximum chunk length. Small chunks are precise but lose context; large ones dilute "
+                                "the embedding. 500 characters ≈ 110 tokens.")
+    overlap = c4.number_input("Overlap", min_value=0, max_value=10_000, value=50 if unit == "chars" else 16,
+                              step=10 if unit == "chars" else 4, key=f"rag_overlap_{unit}",
+                              help="How much of the end of one chunk is repeated at the start of the next, so a fact "
+                                   "cut at a boundary still appears whole once.")
+    separators = tuple(SEPARATORS)
+    if method == "recursive":
+        chosen = st.multiselect("Separators (coarsest first)", SEPARATORS, default=SEPARATORS, key="rag_separators",
+                                format_func=lambda s: split.SEPARATOR_NAMES[s],
+                                help="Tried in this order. Without 'between characters', a word longer than a "
+                                     "chunk stays whole.")
+        separators = tuple(s for s in SEPARATORS if s in chosen)
+    split_config, chunks = None, []
+    with ui.friendly_errors("Splitting"):
+        split_config = split.SplitConfig(method=method, chunk_size=int(size), chunk_overlap=int(overlap), unit=unit,
+                                         separators=separators)
+        if docs:
+            chunks = _split(corpus, tuple(docs), split_config)
+    if chunks:
+        lengths = np.array([c.length for c in chunks])
+        shared = sum(split.overlap_len(a, b) for a, b in zip(chunks, chunks[1:]))
+        m = st.columns(4)
+        m[0].metric("Chunks", len(chunks))
+        m[1].metric(f"Mean length ({unit})", f"{lengths.mean():.0f}")
+        m[2].metric(f"Longest ({unit})", int(lengths.max()))
+        m[3].metric("Characters in overlaps", f"{shared:,}")
+        st.plotly_chart(rag_charts.length_histogram(chunks, split_config.chunk_size, unit), key="rag_hist")
+        view = st.selectbox("Chunk viewer: document", [d.source for d in docs], key="rag_view_doc",
+                            help="Each chunk is shaded (alternating blue/green), overlaps are orange, [n] marks "
+                                 "where chunk n starts.")
+        doc = next((d for d in docs if d.source == view), docs[0])
+        st.markdown(rag_charts.chunk_viewer_html(doc.text, [c for c in chunks if c.source == doc.source]),
+                    unsafe_allow_html=True)  # document text is html-escaped inside chunk_viewer_html
+
+# --------------------------------------------------------------------------------------------- 3 · embed & store
+with tab_store:
+    c1, c2 = st.columns([1, 2])
+    distance = c1.radio("Distance", list(store.DISTANCES), key="rag_distance",
+                        format_func=lambda d: {"cosine": "cosine", "l2": "l2 (squared Euclidean)",
+                                               "ip": "ip (inner product)"}[d],
+                        help="How Chroma measures closeness (smaller distance = closer). The collection is built "
+                             "for one distance; changing it makes a new collection.")
+    with c2:
+        st.latex(store.DISTANCE_LATEX[distance])
+        st.caption("all-MiniLM-L6-v2 vectors have length 1, so here l2 = 2 × cosine distance and ip = cosine "
+                   "distance: the ranking is the same, only the numbers differ. They differ for unnormalised vectors.")
+    batch = st.select_slider("Batch size", [8, 16, 32, 64, 128], value=32, key="rag_batch",
+                             help="Chunks embedded per forward pass; larger is faster until memory runs out.")
+    key = _index_key(corpus, split_config, distance) if corpus and split_config else ""
+    index: store.Index | None = st.session_state.rag_index
+    if index is not None and index.name != key:
+        st.info("The corpus or the settings changed since the last build: build again (an existing collection for "
+                "these settings is reused at once).")
+    if st.button("Embed and store", type="primary", key="rag_build", disabled=not chunks,
+                 help="Embed every chunk with all-MiniLM-L6-v2 and add it to the Chroma collection for these settings"):
+        with ui.friendly_errors("Embedding"):
+            bar = st.progress(0.0, text="Loading the embedding model…")
+            embedder = ui.cached_embedder()
+            st.session_state.rag_index = store.build_index(
+                corpus, chunks, embedder, split_config, distance, batch_size=batch,
+                progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+            st.session_state.rag_result = None
+            bar.empty()
+    index = st.session_state.rag_index
+    if index is not None:
+        m = st.columns(4)
+        m[0].metric("Chunks stored", len(index))
+        if index.reused:
+            m[1].metric("Embedding", "reused")
+        else:
+            m[1].metric("Embedding time", f"{index.embed_seconds:.1f} s")
+            m[2].metric("Ingest speed", f"{index.chunks_per_second:.0f} chunks/s")
+        m[3].metric("Vector size", index.embeddings.shape[1])
+        st.caption(f"Collection `{index.name}` ({index.distance}) in "
+                   f"{'the Chroma server at ' if settings.chroma_url() else ''}`{store.where()}`.")
+
+# -------------------------------------------------------------------------------------- 4 · retrieve & generate
+with tab_ask:
+    index = st.session_state.rag_index
+    question = st.text_input("Question", value="How do I make json.dumps output keys in sorted order?",
+                             key="rag_question", help="Ask about the loaded documents.")
+    c1, c2, c3, c4 = st.columns(4)
+    k = c1.slider("k (chunks)", 1, 10, 4, key="rag_k", help="How many chunks go into the prompt.")
+    rmethod = c2.radio("Search", list(retrieve.METHODS), key="rag_search",
+                       format_func=lambda m: {"dense": "dense top-k", "mmr": "MMR (diverse)",
+                                              "hybrid": "hybrid BM25 + dense"}[m],
+                       help="Dense: nearest vectors. MMR: trade relevance for diversity. Hybrid: fuse keyword (BM25) "
+                            "and vector rankings with reciprocal rank fusion.")
+    lam = c3.slider("MMR λ", 0.0, 1.0, 0.5, 0.05, key="rag_lambda", disabled=rmethod != "mmr",
+                    help="1 = pure relevance (same as dense), 0 = pure diversity.")
+    w_bm25 = c3.slider("BM25 weight", 0.0, 1.0, 0.5, 0.05, key="rag_bm25", disabled=rmethod != "hybrid",
+                       help="Share of the keyword ranking in the fused score.")
+    hyde = c4.checkbox("HyDE rewrite", key="rag_hyde",
+                       help="The model first writes a hypothetical answer; we search with the mean of its embedding "
+                            "and the question's (Gao et al. 2022). Costs one extra generation.")
+    threshold = c4.slider("Relevance threshold", 0.0, 1.0, retrieve.RetrieveConfig.min_similarity, 0.05,
+                          key="rag_threshold",
+                          help="If the best chunk's cosine similarity is below this, the answer is \"I don't know\" "
+                               "and the model is not asked.")
+    g1, g2, g3 = st.columns(3)
+    max_tokens = g1.slider("Answer length (tokens)", 16, 256, 96, 16, key="rag_max_tokens",
+                           help="~10 tokens/s on a 2-core CPU for the 135M model.")
+    compare = g2.checkbox("Also answer without retrieval", value=True, key="rag_compare",
+                          help="The same model and question with no context, side by side.")
+    temperature = g3.slider("Temperature", 0.0, 1.5, 0.0, 0.1, key="rag_temperature",
+                            help="0 = always the most likely token (reproducible).")
+    ask = st.button("Retrieve and answer", type="primary", key="rag_ask", disabled=index is None,
+                    help="Retrieve the chunks, then stream the model's answer")
+    if index is None:
+        st.info("Build the index in **3 · Embed & store** first.")
+    if ask and index is not None:
+        with ui.friendly_errors("Retrieval"):
+            rconfig = retrieve.RetrieveConfig(k=min(k, len(index)), method=rmethod, fetch_k=max(20, k),
+                                              mmr_lambda=lam, bm25_weight=w_bm25, rewrite="hyde" if hyde else "none",
+                                              min_similarity=threshold)
+            gconfig = generation.GenerationConfig(max_new_tokens=max_tokens, temperature=temperature, seed=0)
+            embedder = ui.cached_embedder()
+            lm = ui.cached_model()
+            rewriter = functools.partial(generate.hyde_passage, lm) if hyde else None
+            result = retrieve.retrieve(index, question, embedder, rconfig, rewriter=rewriter)
+            st.session_state.rag_result = result
+            st.session_state.rag_answers = {}
+            cols = st.columns(2 if compare else 1)
+            with cols[0]:
+                st.markdown("**With retrieval**")
+                answer = st.write_stream(generate.stream_answer(lm, result, gconfig, threshold))
+            st.session_state.rag_answers["rag"] = answer if isinstance(answer, str) else "".join(map(str, answer))
+            if compare:
+                with cols[1]:
+                    st.markdown("**Without retrieval**")
+                    plain = st.write_stream(generate.stream_plain(lm, question, gconfig))
+                st.session_state.rag_answers["plain"] = plain if isinstance(plain, str) else "".join(map(str, plain))
+            st.session_state.rag_answers["threshold"] = threshold
+            st.rerun()  # draw the stored result below with links and scores
+
+    result: retrieve.Retrieval | None = st.session_state.rag_result
+    answers = st.session_state.rag_answers
+    if result is not None and index is not None and result.hits and result.hits[0].chunk.index < len(index.chunks):
+        embed = functools.partial(store.embed_texts, ui.cached_embedder())
+        contexts = [h.chunk.text for h in result.hits]
+        cols = st.columns(2 if "plain" in answers else 1)
+        for col, (name, title) in zip(cols, [("rag", "With retrieval"), ("plain", "Without retrieval")]):
+            if name not in answers:
+                continue
+            with col:
+                st.markdown(f"**{title}**")
+                st.markdown(_linked(answers[name], len(result.hits)) if name == "rag" else answers[name])
+                if name == "rag":
+                    cited = generate.citations(answers[name], len(result.hits))
+                    st.caption("Cites " + ", ".join(f"[{n}] {result.hits[n - 1].chunk.source}" for n in cited)
+                               if cited else "No chunk cited.")
+                if answers[name].strip() and not answers[name].startswith("I don't know:"):
+                    t = evaluate.triad(result.question, answers[name], contexts, embed)
+                    m = st.columns(3)
+                    m[0].metric("Context relevance", f"{t['context_relevance']:.2f}")
+                    m[1].metric("Groundedness", f"{t['groundedness']:.2f}")
+                    m[2].metric("Answer relevance", f"{t['answer_relevance']:.2f}")
+        st.caption("Triad scores are cosine similarities of all-MiniLM-L6-v2 embeddings (not an LLM judge): they "
+                   "measure topical closeness, not truth. See **5 · Evaluate** for their noise level.")
+        if result.hypothetical:
+            with st.expander("HyDE: the hypothetical passage that was embedded"):
+                st.text(result.hypothetical)
+        timing = " · ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timings_ms.items())
+        st.markdown(f"**Retrieved chunks** · {timing}")
+        formula = store.distance(index.distance, result.query_vec, index.embeddings[[h.chunk.index for h in result.hits]])
+        table = pd.DataFrame([{"#": h.rank, "source": h.chunk.source, "chunk": h.chunk.position + 1,
+                               "characters": f"{h.chunk.start}–{h.chunk.end}", "cosine similarity": h.similarity,
+                               f"Chroma {index.distance} distance": h.distance, "formula (numpy)": float(f),
+                               "BM25": h.bm25, "method score": h.score} for h, f in zip(result.hits, formula)])
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                    for c in table.columns if table[c].dtype.kind == "f"})
+        cited = generate.citations(answers.get("rag", ""), len(result.hits))
+        for h in result.hits:
+            st.markdown(f'<a id="rag-chunk-{h.rank}"></a>', unsafe_allow_html=True)
+            with st.expander(f"[{h.rank}] {h.chunk.source} · chunk {h.chunk.position + 1} · "
+                             f"similarity {h.similarity:.3f}" + (" · cited" if h.rank in cited else ""),
+                             expanded=h.rank in cited):
+                st.text(h.chunk.text)  # plain text: uploaded markup is never rendered
+        with ui.friendly_errors("The map"):
+            st.plotly_chart(rag_charts.embedding_map(index.embeddings, index.chunks, result.query_vec,
+                                                     [h.chunk.index for h in result.hits]), key="rag_map")
+
+# ---------------------------------------------------------------------------------------------------- 5 · evaluate
+with tab_eval:
+    st.markdown("Runs the current **split, distance and search settings** over the bundled question set on the "
+                "standard-library corpus (the modules picked in *1 · Load*), then adds the configuration to the "
+                "leaderboard. Change one setting, run again, compare.")
+    modules = tuple(st.session_state.get("rag_modules") or load.DEFAULT_MODULES)
+    available = len(evaluate.questions(modules))
+    e1, e2, e3 = st.columns(3)
+    n_q = e1.number_input("Questions", 1, max(available, 1), min(10, max(available, 1)), key="rag_eval_n",
+                          help="The first n bundled questions whose answer is in the chosen modules.")
+    gen_answers = e2.checkbox("Generate answers", value=True, key="rag_eval_generate",
+                              help="Off: retrieval metrics only (seconds). On: the model answers each question "
+                                   "(~2-5 s each on a CPU) so groundedness and answer relevance can be scored.")
+    eval_tokens = e3.slider("Answer length", 16, 128, 48, 16, key="rag_eval_tokens",
+                            help="Short answers keep the run quick.")
+    if st.button("Evaluate this configuration", type="primary", key="rag_eval_run", disabled=available == 0,
+                 help="Runs in the background; the page stays usable"):
+        with ui.friendly_errors("Evaluation"):
+            cfg = evaluate.RagEvalConfig(
+                splitter=method, chunk_size=int(size), chunk_overlap=int(overlap), unit=unit, distance=distance,
+                k=k, method=rmethod, fetch_k=max(20, k), mmr_lambda=lam, bm25_weight=w_bm25,
+                rewrite="hyde" if hyde else "none", generate_answers=gen_answers, max_new_tokens=eval_tokens,
+                n_questions=int(n_q), corpus_modules=modules, tiny_model=settings.tiny_models())
+            embedder = ui.cached_embedder()
+            lm = ui.cached_model() if gen_answers or hyde else None
+            st.session_state.rag_eval_run = jobs.submit(
+                cfg, functools.partial(evaluate.run_eval, embedder=embedder, lm=lm), owner=ui.session_id(),
+                label="RAG eval")
+    run_id = st.session_state.rag_eval_run
+    if run_id:
+        ui.run_panel(run_id, [("Retrieval (per question)", ["hit", "rr"]),
+                              ("RAG triad (per question)", ["context_relevance", "groundedness", "answer_relevance"]),
+                              ("Latency (ms)", ["search_ms", "generate_ms"])], prefix="rag", smoothing=0.0)
+        run = jobs.get(run_id)
+        if run is not None and run.status == jobs.DONE:
+            s = run.summary
+            m = st.columns(5)
+            m[0].metric(f"hit@{run.config['k']}", f"{s['hit_at_k']:.2f}")
+            m[1].metric("MRR", f"{s['mrr']:.2f}")
+            for col, key_ in zip(m[2:], ("context_relevance", "groundedness", "answer_relevance")):
+                lo, hi = s.get(f"{key_}_ci", (float("nan"), float("nan")))
+                col.metric(key_.replace("_", " ").capitalize(), f"{s[key_]:.2f}",
+                           help=f"95 % bootstrap interval over questions: {lo:.2f}–{hi:.2f}")
+            st.caption(f"Noise floor: the questions score {s['noise_floor']:.2f} cosine against *random* chunks. "
+                       "Triad differences between configurations smaller than their bootstrap intervals are noise. "
+                       f"Search p50 {s['search_ms_p50']:.1f} ms, p95 {s['search_ms_p95']:.1f} ms"
+                       + (f", generation p50 {s['generate_ms_p50']:.0f} ms." if s.get("generate_ms_p50") == s.get(
+                           "generate_ms_p50") else "."))
+            path = run.artifacts / "questions.json"
+            if path.exists():
+                per_q = pd.DataFrame(json.loads(path.read_text()))
+                st.dataframe(per_q, hide_index=True, width="stretch", key="rag_eval_table")
+    rows = evaluate.leaderboard(jobs.list_runs("RagEvalConfig"))
+    st.subheader("Leaderboard")
+    if rows:
+        board = pd.DataFrame(rows)
+        st.dataframe(board, hide_index=True, width="stretch", key="rag_board",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in board.columns if board[c].dtype.kind == "f"})
+        st.plotly_chart(rag_charts.leaderboard_bars(rows[:8]), key="rag_board_chart")
+        st.download_button("Leaderboard (CSV)", board.to_csv(index=False), file_name="rag-leaderboard.csv",
+                           key="rag_board_csv")
+    else:
+        st.caption("No evaluated configurations yet.")
+
+ui.how_it_works(
+    r"""
+**Split.** Cut at the coarsest separator present, recurse into pieces still too long, then merge pieces greedily
+into chunks of at most *chunk size*, starting each chunk with at most *overlap* of the previous one.
+
+**Distances** (Chroma; smaller = closer): $d_{l2} = \sum_i (A_i - B_i)^2$, $d_{ip} = 1 - \sum_i A_i B_i$,
+$d_{cos} = 1 - \frac{A\cdot B}{\lVert A\rVert \lVert B\rVert}$. A *dual (bi-) encoder* embeds question and chunks
+separately, so chunks are embedded once; a *cross-encoder* reads question and chunk together (better, but one
+forward pass per pair — only affordable for re-ranking a short list).
+
+**MMR** picks $\arg\max_{d} \; \lambda\,\mathrm{sim}(q, d) - (1-\lambda) \max_{s \in S} \mathrm{sim}(d, s)$.
+**Hybrid** fuses rankings by reciprocal rank fusion $\sum_r w_r / (60 + \mathrm{rank}_r(d))$.
+
+**RAG triad** (as in TruLens), here by embedding cosine: context relevance $=\mathrm{mean}_j\,\mathrm{sim}(q, c_j)$,
+groundedness $=\mathrm{mean}_{s \in a}\,\max_j \mathrm{sim}(s, c_j)$, answer relevance $=\mathrm{sim}(q, a)$.
+""",
+    split._merge, store.distance, retrieve.mmr, retrieve.rrf, evaluate.triad,
+    paper="Lewis et al. 2020, Retrieval-Augmented Generation for Knowledge-Intensive NLP Tasks · Carbonell & "
+          "Goldstein 1998 (MMR) · Cormack, Clarke & Büttcher 2009 (RRF) · Gao et al. 2022, Precise Zero-Shot Dense "
+          "Retrieval without Relevance Labels (HyDE) · TruLens, the RAG triad.",
+)

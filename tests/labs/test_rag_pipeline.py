@@ -1,0 +1,113 @@
+"""Embed -> store -> retrieve -> evaluate on a small slice of the stdlib corpus with the real embedder."""
+import numpy as np
+import pytest
+
+from labs import jobs, models
+from labs.rag import evaluate, generate, load, retrieve, split, store
+
+# A slice of the default corpus (~18 k characters) so the module embeds in seconds even on a busy CPU.
+MODULES = ("heapq", "bisect", "textwrap", "hashlib", "fnmatch", "glob", "secrets", "copy")
+SPLIT = split.SplitConfig(chunk_size=500, chunk_overlap=50)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return models.load_embedder(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def index(embedder):
+    docs = load.default_corpus(MODULES)
+    chunks = split.split_documents(docs, SPLIT)
+    return store.build_index(load.corpus_id(docs), chunks, embedder, SPLIT, "cosine")
+
+
+def test_index_mirrors_the_collection(index, embedder):
+    assert index.collection.count() == len(index.chunks) == len(index.embeddings)
+    norms = np.linalg.norm(index.embeddings, axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-4)  # all-MiniLM-L6-v2 normalises: l2 = 2·cosine, ip = cosine
+    again = store.build_index(index.corpus_id, index.chunks, embedder, SPLIT, "cosine")
+    assert again.reused and again.name == index.name
+
+
+def test_a_query_that_is_a_chunk_retrieves_it_first(index, embedder):
+    for chunk in index.chunks[::12]:
+        result = retrieve.retrieve(index, chunk.text, embedder, retrieve.RetrieveConfig(k=3))
+        top = result.hits[0]
+        assert top.chunk.index == chunk.index or top.similarity > 0.999  # (or an identical duplicate chunk)
+        assert top.distance == pytest.approx(1 - top.similarity, abs=1e-3)  # Chroma's raw cosine distance
+
+
+def test_mmr_lambda_one_is_dense_and_lower_lambda_diversifies(index, embedder):
+    q = "hash functions sha256 md5"
+    dense = retrieve.retrieve(index, q, embedder, retrieve.RetrieveConfig(k=4))
+    pure = retrieve.retrieve(index, q, embedder, retrieve.RetrieveConfig(k=4, method="mmr", mmr_lambda=1.0))
+    assert [h.chunk.index for h in pure.hits] == [h.chunk.index for h in dense.hits]
+    # two identical candidates and one different: MMR with λ = 0.3 takes the different one second
+    cands = np.array([[1, 0, 0], [1, 0, 0], [0.6, 0.8, 0]], dtype=np.float32)
+    assert retrieve.mmr(np.array([1, 0, 0.0]), cands, 2, 0.3) == [0, 2]
+    assert retrieve.mmr(np.array([1, 0, 0.0]), cands, 2, 1.0) == [0, 1]
+
+
+def test_rrf_and_hybrid(index, embedder):
+    fused = retrieve.rrf([[7, 3], [3, 9]], [0.5, 0.5])
+    assert fused[3] == pytest.approx(0.5 / 62 + 0.5 / 61) and max(fused, key=fused.get) == 3
+    result = retrieve.retrieve(index, "pbkdf2_hmac", embedder, retrieve.RetrieveConfig(k=3, method="hybrid"))
+    assert result.hits[0].chunk.source == "hashlib" and result.hits[0].bm25 > 0
+    assert "pbkdf2_hmac" in result.hits[0].chunk.text
+
+
+def test_hit_at_k_on_the_bundled_questions(index, embedder):
+    qs = evaluate.questions(MODULES)
+    assert len(qs) >= 8
+    vecs = store.embed_texts(embedder, [q.question for q in qs])  # one batch, reused by every method
+    for method in retrieve.METHODS:
+        config = retrieve.RetrieveConfig(k=4, method=method)
+        hits = [evaluate.hit_at_k(retrieve.retrieve(index, q.question, embedder, config, query_vec=v).hits, q.sources)
+                for q, v in zip(qs, vecs)]
+        print(f"hit@4 {method}: {np.mean(hits):.2f} over {len(qs)} questions")  # reported with pytest -s
+        assert np.mean(hits) >= 0.7
+
+
+def test_off_topic_question_is_answered_with_i_dont_know(index, embedder):
+    config = retrieve.RetrieveConfig()
+    r = retrieve.retrieve(index, "How do I bake sourdough bread?", embedder, config)
+    assert not generate.is_answerable(r, config.min_similarity)
+    assert "I don't know" in "".join(generate.stream_answer(None, r, None, config.min_similarity))
+
+
+def test_triad_orders_good_above_bad(embedder):
+    embed = lambda texts: store.embed_texts(embedder, texts)  # noqa: E731
+    context = ["heapq.nsmallest: Find the n smallest elements in a dataset."]
+    good = evaluate.triad("How do I find the n smallest elements?", "Use heapq.nsmallest [1].", context, embed)
+    copy = evaluate.triad("How do I find the n smallest elements?", context[0], context, embed)
+    bad = evaluate.triad("How do I find the n smallest elements?", "Paris is the capital of France.", context, embed)
+    assert copy["groundedness"] == pytest.approx(1.0, abs=1e-3)
+    assert good["groundedness"] > bad["groundedness"] and good["answer_relevance"] > bad["answer_relevance"]
+    assert good["context_relevance"] == bad["context_relevance"]  # same question, same context
+    lo, hi = evaluate.bootstrap_ci([0.2, 0.4, 0.6, 0.8])
+    assert lo <= 0.5 <= hi
+
+
+def test_citations_are_parsed():
+    assert generate.citations("Use X [2] and Y [1, 3][9].", k=4) == [2, 1, 3]
+
+
+def test_question_set_evidence_is_in_the_installed_docstrings():
+    docs = {d.source: d.text for d in load.default_corpus()}
+    for q in evaluate.questions():
+        assert any(q.evidence in docs.get(s, "") for s in q.sources), q.id
+
+
+def test_eval_run_and_leaderboard(index, embedder, tiny):
+    config = evaluate.RagEvalConfig(corpus_modules=MODULES, n_questions=3, max_new_tokens=8, tiny_model=True)
+    run_id = jobs.submit(config, lambda ctx: evaluate.run_eval(ctx, embedder, tiny), label="RAG eval")
+    run = jobs.wait(run_id, timeout=300)
+    assert run.status == jobs.DONE, run.reason
+    s = run.summary
+    assert s["reused_index"] and 0 <= s["hit_at_k"] <= 1 and len(run.metrics) == 3
+    assert all(np.isfinite(s[k]) for k in ("context_relevance", "search_ms_p50"))
+    rows = evaluate.leaderboard(jobs.list_runs("RagEvalConfig"))
+    assert rows and rows[0]["run"] == run_id and rows[0]["hit@k"] == s["hit_at_k"]
+    with pytest.raises(ValueError, match="between 1 and"):
+        evaluate.RagEvalConfig(corpus_modules=MODULES, n_questions=99)

@@ -1,0 +1,69 @@
+"""RAG page: load a few modules, embed, ask (tiny model), an off-topic question, bad settings, one evaluation run."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from labs import jobs
+
+PAGE = "pages/50_RAG_playground.py"
+MODULES = ["bisect", "glob", "fnmatch"]  # a few small modules: embeds in seconds
+
+
+@pytest.fixture
+def app(monkeypatch):
+    monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _texts(at) -> str:
+    parts = [e.value for e in at.markdown] + [e.value for e in at.caption] + [e.value for e in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_load_split_embed_ask_and_evaluate(app):
+    at = app
+    at.multiselect(key="rag_modules").set_value(MODULES).run()
+    assert not at.exception
+    assert any(m.label == "Chunks" for m in at.metric)
+    at.button(key="rag_build").click().run()
+    assert not at.exception and not at.error
+    index = at.session_state["rag_index"]
+    assert index is not None and len(index) == index.collection.count()
+
+    at.text_input(key="rag_question").set_value("How do I insert an item into a sorted list and keep it sorted?")
+    at.slider(key="rag_max_tokens").set_value(16)
+    at.button(key="rag_ask").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["rag_result"]
+    assert result.hits[0].chunk.source == "bisect"
+    answers = at.session_state["rag_answers"]
+    assert answers["rag"] and "plain" in answers
+    assert any("Retrieved chunks" in m.value for m in at.markdown)
+
+    at.text_input(key="rag_question").set_value("How do I bake sourdough bread?")
+    at.button(key="rag_ask").click().run()
+    assert at.session_state["rag_answers"]["rag"].startswith("I don't know")
+
+    at.number_input(key="rag_eval_n").set_value(2)
+    at.checkbox(key="rag_eval_generate").uncheck()
+    at.button(key="rag_eval_run").click().run()
+    run_id = at.session_state["rag_eval_run"]
+    assert jobs.wait(run_id, timeout=300).status == jobs.DONE
+    at.run()
+    assert not at.exception
+    assert any(m.label.startswith("hit@") for m in at.metric)
+    assert "rag_board" in [getattr(d, "key", None) for d in at.dataframe] or len(at.dataframe) >= 2
+
+
+def test_bad_split_settings_show_an_error(app):
+    at = app
+    at.multiselect(key="rag_modules").set_value(["glob"]).run()
+    at.number_input(key="rag_chunk_size_chars").set_value(100)
+    at.number_input(key="rag_overlap_chars").set_value(150).run()
+    assert not at.exception
+    assert any("smaller than the chunk size" in e.value for e in at.error)
+    at.multiselect(key="rag_modules").set_value([]).run()
+    assert not at.exception
+    assert any("No documents yet" in i.value for i in at.info)
