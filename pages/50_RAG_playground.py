@@ -29,7 +29,7 @@ ui.page_header(
     "written for it.",
     ICON,
 )
-ui.init_state(PREFIX, index=None, url_docs=[], result=None, answers={}, eval_run=None)
+ui.init_state(PREFIX, index=None, url_docs=[], result=None, answers={}, eval_run_id=None)
 
 SEPARATORS = list(split.SEPARATOR_NAMES)  # coarsest first; the order matters to the recursive splitter
 
@@ -335,10 +335,10 @@ with tab_eval:
                 n_questions=int(n_q), corpus_modules=modules, tiny_model=settings.tiny_models())
             embedder = ui.cached_embedder()
             lm = ui.cached_model() if gen_answers or hyde else None
-            st.session_state.rag_eval_run = jobs.submit(
+            st.session_state.rag_eval_run_id = jobs.submit(
                 cfg, functools.partial(evaluate.run_eval, embedder=embedder, lm=lm), owner=ui.session_id(),
                 label="RAG eval")
-    run_id = st.session_state.rag_eval_run
+    run_id = st.session_state.rag_eval_run_id
     if run_id:
         ui.run_panel(run_id, [("Retrieval (per question)", ["hit", "rr"]),
                               ("RAG triad (per question)", ["context_relevance", "groundedness", "answer_relevance"]),

@@ -1,10 +1,12 @@
 """RAG page: load a few modules, embed, ask (tiny model), an off-topic question, bad settings, one evaluation run."""
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from labs import jobs
 
-PAGE = "pages/50_RAG_playground.py"
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "50_RAG_playground.py")
 MODULES = ["bisect", "glob", "fnmatch"]  # a few small modules: embeds in seconds
 
 
@@ -49,7 +51,7 @@ def test_load_split_embed_ask_and_evaluate(app):
     at.number_input(key="rag_eval_n").set_value(2)
     at.checkbox(key="rag_eval_generate").uncheck()
     at.button(key="rag_eval_run").click().run()
-    run_id = at.session_state["rag_eval_run"]
+    run_id = at.session_state["rag_eval_run_id"]
     assert jobs.wait(run_id, timeout=300).status == jobs.DONE
     at.run()
     assert not at.exception
