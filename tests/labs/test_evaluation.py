@@ -1,0 +1,197 @@
+"""Invariants of the evaluation engine: log-likelihood = sum of token log-probs, the shared-prefix batch equals the
+one-pass-per-choice loop, acc vs acc_norm, the stderr formula, the judge's order-swap logic, diversity, contamination."""
+import math
+
+import pytest
+import torch
+
+from labs import evaluation as ev
+from labs import jobs
+from labs.data import benchmarks as bm
+from labs.data.benchmarks import MCItem
+
+
+def test_acc_norm_differs_from_acc_exactly_when_length_changes_the_argmax():
+    # 'Paris' (5 chars) at -4.0 beats the 20-char choice on raw loglik, loses per character (-0.8 vs -0.3).
+    pred, pred_norm = ev.predictions([-4.0, -6.0], ["Paris", "the city of Lyon, yes"[:20]])
+    assert (pred, pred_norm) == (0, 1)
+    # Same lengths: dividing by a constant never moves the argmax.
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        ll = (-torch.rand(4, generator=gen) * 10).tolist()
+        assert ev.predictions(ll, ["A", "B", "C", "D"])[0] == ev.predictions(ll, ["A", "B", "C", "D"])[1]
+    # Different lengths that keep the order: still equal.
+    assert ev.predictions([-1.0, -8.0], ["abcd", "ab"]) == (0, 0)
+
+
+def test_mean_stderr_is_sample_std_over_sqrt_n():
+    # [1,0,1,1]: mean .75, sample variance (3*.0625 + .5625)/3 = .25, se = sqrt(.25/4) = .25
+    assert ev.mean_stderr([1, 0, 1, 1]) == pytest.approx(0.25)
+    p, n = 0.6, 50
+    scores = [1.0] * 30 + [0.0] * 20
+    assert ev.mean_stderr(scores) == pytest.approx(math.sqrt(p * (1 - p) / (n - 1)))
+    assert math.isnan(ev.mean_stderr([1.0]))
+
+
+def test_encode_pair_moves_trailing_spaces_and_matches_whole_tokenization(tiny):
+    tok = tiny.tokenizer
+    assert ev.encode_pair(tok, "Answer: ", "Paris") == ev.encode_pair(tok, "Answer:", " Paris")
+    ctx, cont = ev.encode_pair(tok, "The capital of France is", " Paris")
+    assert ctx + cont == tok("The capital of France is Paris")["input_ids"]
+    ctx, cont = ev.encode_pair(tok, "", "Paris")  # nothing to condition on: an end-of-text token is the context
+    assert len(ctx) == 1 and cont
+
+
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_gemma"])
+def test_loglik_of_a_choice_equals_the_manual_sum_of_token_logprobs(fixture, request):
+    lm = request.getfixturevalue(fixture)
+    context = "Question: What is the capital of France?\nAnswer:"
+    choices = [" Paris", " the city of Lyon", " Rome", " a very long answer that goes on"]
+    pairs = [ev.encode_pair(lm.tokenizer, context, c) for c in choices]
+    fast = ev.score_choices(lm.model, pairs[0][0], [p[1] for p in pairs], lm.tokenizer.pad_token_id or 0)
+    for (ctx, cont), (fast_ll, fast_greedy) in zip(pairs, fast):
+        ids = torch.tensor([ctx + cont])
+        with torch.no_grad():
+            logp = torch.log_softmax(lm.model(input_ids=ids).logits[0].float(), dim=-1)
+        manual = sum(float(logp[len(ctx) - 1 + j, tok]) for j, tok in enumerate(cont))
+        naive_ll, naive_greedy = ev.loglikelihood_naive(lm.model, ctx, cont)
+        assert naive_ll == pytest.approx(manual, abs=1e-4)
+        assert fast_ll == pytest.approx(manual, abs=1e-4)  # shared prefix + right-padded batch changes nothing
+        assert fast_greedy == naive_greedy
+
+
+def test_score_item_uses_mmlu_prompt_and_letters(tiny):
+    items, dev = bm.load_bundled("test"), bm.load_bundled("dev")
+    shots = ev.pick_shots(items[0], dev, 2)
+    assert [s.subject for s in shots] == [items[0].subject] * 2 and items[0] not in shots
+    r = ev.score_item(tiny.model, tiny.tokenizer, items[0], shots, "letters")
+    assert r.prompt.startswith("The following are multiple choice questions (with answers) about basic science.\n\n")
+    assert r.prompt.endswith("\nD. Helium\nAnswer:") and r.prompt.count("Answer:") == 3
+    assert r.choices == ["A", "B", "C", "D"] and r.pred == r.pred_norm  # one-letter choices: acc_norm == acc
+    cloze = ev.score_item(tiny.model, tiny.tokenizer, items[0], (), "text")
+    assert cloze.choices == list(items[0].choices) and "A." not in cloze.prompt
+
+
+def test_combine_orders_counts_disagreement_as_tie():
+    assert ev.combine_orders(1, 2) == "A"  # A first and chosen; B first, slot 2 (A) chosen
+    assert ev.combine_orders(2, 1) == "B"
+    assert ev.combine_orders(1, 1) == "tie"  # always the first slot: pure position bias
+    assert ev.combine_orders(2, 2) == "tie"
+
+
+def test_judge_bias_rates_on_constructed_records():
+    short, long_ = "x", "a much longer answer"
+    records = [
+        {"pick_ab": 1, "pick_ba": 1, "verdict": "tie", "a": short, "b": long_, "gold": "A"},  # position-biased
+        {"pick_ab": 2, "pick_ba": 1, "verdict": "B", "a": short, "b": long_, "gold": "A"},  # longer won, wrong
+        {"pick_ab": 1, "pick_ba": 2, "verdict": "A", "a": short, "b": long_, "gold": "A"},  # shorter won, right
+        {"pick_ab": 1, "pick_ba": 2, "verdict": "A", "a": long_, "b": short, "gold": "A"},  # longer won, right
+    ]
+    rates = ev.judge_biases(records)
+    assert rates["position_bias"] == 0.25 and rates["ties"] == 0.25
+    assert rates["first_slot"] == 5 / 8
+    assert rates["length_bias"] == pytest.approx(2 / 3)
+    assert rates["accuracy"] == 0.5
+
+
+def test_known_pairs_make_length_independent_of_correctness():
+    pairs = ev.known_pairs(bm.load_bundled_generative())
+    right_longer = [len(p[p["gold"].lower()]) > len(p["b" if p["gold"] == "A" else "a"]) for p in pairs]
+    assert abs(sum(right_longer) - len(pairs) / 2) <= 1
+    assert 0 < sum(p["gold"] == "A" for p in pairs) < len(pairs)
+
+
+def test_judge_runs_both_orders(tiny):
+    out = ev.judge_pair(tiny, "What is 2+2?", "4", "5")
+    assert out["pick_ab"] in (1, 2) and out["pick_ba"] in (1, 2) and 0 <= out["p1_ab"] <= 1
+    assert out["verdict"] == ev.combine_orders(out["pick_ab"], out["pick_ba"])
+
+
+def test_generative_scoring():
+    row = {"answer": "Paris", "pattern": ""}
+    assert ev.score_generation("The Paris.", row) == {"prediction": "The Paris.", "exact_match": 1.0,
+                                                       "contains": 1.0, "regex": 1.0}
+    s = ev.score_generation("I think it is Paris, France", row)
+    assert (s["exact_match"], s["contains"]) == (0.0, 1.0)
+    assert ev.score_generation("Comparison", {"answer": "Paris", "pattern": ""})["contains"] == 0.0
+    assert ev.score_generation("the answer is paris", row, r"answer is (\w+)")["exact_match"] == 1.0
+    assert ev.regex_match("eight legs", "8", r"\b(8|eight)\b")
+
+
+def test_diversity_measures():
+    same = ["the sea is blue and calm"] * 4
+    assert ev.distinct_n(same, 1) == pytest.approx(6 / 24) and ev.self_overlap(same) == 1.0
+    varied = ["waves crash loudly", "fish swim deep below", "salt wind blows north"]
+    assert ev.distinct_n(varied, 2) == 1.0 and ev.self_overlap(varied) == 0.0
+    assert ev.self_similarity(torch.ones(3, 4)) == pytest.approx(1.0)
+    assert ev.self_similarity(torch.eye(3)) == pytest.approx(0.0)
+
+
+def test_contamination_flags_only_the_planted_item():
+    items = [("q1", "What is the capital of France? Paris is the answer here"),
+             ("q2", "Which planet is known as the red planet in our solar system? Mars"),
+             ("q3", "Too short")]
+    corpus = {"train.txt": "blah blah which planet is known as the red planet in our solar system mars blah"}
+    report = ev.contamination(items, corpus, n=8)
+    flagged = {r["id"] for r in report["rows"] if r["flagged"]}
+    assert flagged == {"q2"} and report["too_short"] == 1 and report["checked"] == 2
+    with pytest.raises(ValueError):
+        ev.contamination(items, corpus, n=2)
+
+
+class FakeCtx:
+    """Enough of labs.jobs.RunContext to run a step function inline; Stop after `stop_after` logged items."""
+
+    def __init__(self, config, artifacts, stop_after=None):
+        self.config, self.artifacts, self.stop_after, self.metrics = config, artifacts, stop_after, []
+        self.seed = 0
+
+    def set_total(self, n):
+        self.total = n
+
+    def check_stop(self):
+        if self.stop_after is not None and len(self.metrics) >= self.stop_after:
+            raise jobs.Stopped()
+
+    def log(self, **m):
+        self.metrics.append(m)
+        self.check_stop()
+
+    def note(self, text):
+        pass
+
+    def save_json(self, name, obj):
+        import json
+
+        (self.artifacts / name).write_text(json.dumps(obj, default=str))
+
+
+def test_benchmark_run_logs_running_accuracy_and_keeps_partial_results_on_stop(tiny, tmp_path):
+    items = [MCItem(f"t{i}", "demo", f"Question {i}?", ("yes", "no", "maybe", "never"), i % 4) for i in range(6)]
+    cfg = ev.BenchmarkConfig(choice_format="text", k_shot=1)
+    done = FakeCtx(cfg, tmp_path)
+    summary = ev.run_benchmark(done, tiny, items)
+    saved = ev.load_results(tmp_path)
+    assert saved["complete"] and summary["n"] == 6 and len(done.metrics) == 6
+    assert done.metrics[-1]["acc"] == pytest.approx(saved["summary"]["overall"]["acc"])
+    harness = saved["harness"]["results"]
+    assert {"acc,none", "acc_stderr,none", "acc_norm,none", "acc_norm_stderr,none"} <= set(harness["mini_mmlu"])
+    assert "mini_mmlu_demo" in harness
+
+    stopped_dir = tmp_path / "stopped"
+    stopped_dir.mkdir()
+    with pytest.raises(jobs.Stopped):
+        ev.run_benchmark(FakeCtx(cfg, stopped_dir, stop_after=2), tiny, items)
+    partial = ev.load_results(stopped_dir)
+    assert not partial["complete"] and len(partial["samples"]) == 2 and partial["total"] == 6
+
+
+def test_config_validation_says_how_to_fix():
+    with pytest.raises(ValueError, match="k_shot"):
+        ev.BenchmarkConfig(k_shot=50)
+    with pytest.raises(ValueError, match="choice_format"):
+        ev.BenchmarkConfig(choice_format="words")
+    with pytest.raises(ValueError, match="regex"):
+        ev.GenerativeConfig(extract_regex="(")
+    with pytest.raises(ValueError, match="temperature"):
+        ev.DiversityConfig(temperatures=(0.0,))
