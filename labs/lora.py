@@ -366,13 +366,11 @@ def lora_model(lm: models.LoadedModel, cfg: LoraRunConfig) -> torch.nn.Module:
 
     arch = architecture_of(lm.model, lm.spec.display_name)
     validate_rank_targets(arch, cfg.targets, cfg.r)
-    if cfg.last_layers > arch.layers:
-        raise ValueError(f"{lm.spec.display_name} has {arch.layers} layers; adapt at most that many (0 = all).")
     settings_ = training.LoraSettings(r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout, targets=tuple(cfg.targets),
                                       use_rslora=cfg.use_rslora, use_dora=cfg.use_dora,
                                       init_lora_weights=_init_value(cfg.init))
     peft_cfg = settings_.peft_config()
-    if cfg.last_layers:
+    if 0 < cfg.last_layers < arch.layers:  # "the last 8 layers" of a 2-layer test model = all of them
         peft_cfg.layers_to_transform = list(range(arch.layers - cfg.last_layers, arch.layers))
     torch.manual_seed(cfg.seed)
     base = copy.deepcopy(lm.model)
