@@ -1,0 +1,554 @@
+"""Supervised fine-tuning (instruction tuning): templates, loss masking, a training run, before/after and a task score.
+
+The lecture's recipe: render each (instruction, input, output) example with a prompt template, train the usual
+next-token loss but only on the response tokens (the prompt is masked with -100), watch train and validation
+loss, and judge the result on held-out prompts. LIMA (Zhou et al. 2023) argues ~1,000 curated examples teach a
+format; the bundled set (assets/sft/) teaches a "TL;DR + two bullets" answer card in a few dozen steps.
+
+    train, held = sft.load_bundled()
+    run_id = jobs.submit(SFTConfig(), functools.partial(sft.train, lm=lm))   # returns at once
+
+Shapes: B batch, T tokens, D hidden size, V vocabulary, N supervised tokens in a batch.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import random
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from labs import adapters, generation, settings, training
+from labs.data.instructions import Example, bundled
+from labs.models import LoadedModel, ModelError
+
+TEMPLATES = {
+    "chat": "The model's own chat template (what SmolLM2-Instruct was tuned with)",
+    "alpaca": "Alpaca (Taori et al. 2023): '### Instruction:' / '### Input:' / '### Response:'",
+    "plain": "Plain text: the instruction, a blank line, then the answer",
+}
+MODES = {"lora": "LoRA adapters (PEFT)", "last_n": "Last N blocks", "full": "Full fine-tuning"}
+
+# Alpaca's two prompt templates, verbatim (github.com/tatsu-lab/stanford_alpaca, train.py PROMPT_DICT).
+ALPACA_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further context. "
+                "Write a response that appropriately completes the request.\n\n"
+                "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
+ALPACA_NO_INPUT = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
+                   "request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
+
+
+def load_bundled() -> tuple[list[Example], list[Example]]:
+    """The project's instruction set (TL;DR answer cards): (train, held-out)."""
+    return bundled()
+
+
+# -- templates and masking ----------------------------------------------------------------------------------------
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def render(example: Example, template: str, tokenizer) -> tuple[str, str]:
+    """(prompt text, response text) of one example; the tokenizer's EOS is appended later by tokenize_example."""
+    if template == "chat":
+        if not has_chat_template(tokenizer):
+            raise ModelError("This model has no chat template (it is a base model); choose the Alpaca or plain template.")
+        prompt = tokenizer.apply_chat_template(example.messages(), tokenize=False, add_generation_prompt=True)
+        return prompt, example.output
+    history = "".join(f"{role.capitalize()}: {text}\n" for role, text in example.history)
+    instruction = (example.system + "\n\n" if example.system else "") + history + example.instruction
+    if template == "alpaca":
+        fmt = ALPACA_INPUT if example.input else ALPACA_NO_INPUT
+        return fmt.format(instruction=instruction, input=example.input), example.output
+    if template == "plain":
+        return instruction + ("\n\n" + example.input if example.input else "") + "\n\n", example.output
+    raise ValueError(f"Unknown template '{template}'; choose one of {list(TEMPLATES)}.")
+
+
+@dataclass
+class TokenizedSet:
+    rows: list[dict]  # training.tokenize_example dicts
+    truncated: int = 0  # rows cut at max_len (kept if some response tokens survive)
+    dropped: int = 0  # rows whose prompt alone filled max_len: nothing left to train on
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(r["input_ids"]) for r in self.rows)
+
+    @property
+    def supervised(self) -> int:
+        return sum(sum(1 for x in r["labels"] if x != training.IGNORE) for r in self.rows)
+
+
+def tokenize(examples: list[Example], tokenizer, template: str, train_on_prompt: bool = False,
+             max_len: int = 256) -> TokenizedSet:
+    """Render + tokenise with the loss mask; rows longer than max_len are truncated (and counted)."""
+    out = TokenizedSet([])
+    for ex in examples:
+        prompt, response = render(ex, template, tokenizer)
+        row = training.tokenize_example(tokenizer, prompt, response, train_on_prompt=train_on_prompt, max_len=max_len)
+        full = len(tokenizer(prompt + response, add_special_tokens=False)["input_ids"]) + 1
+        if row["prompt_len"] >= len(row["input_ids"]) - 1 and not train_on_prompt:
+            out.dropped += 1
+            continue
+        if full > max_len:
+            out.truncated += 1
+        out.rows.append(row)
+    return out
+
+
+def token_view(tokenizer, example: Example, template: str, train_on_prompt: bool = False,
+               max_len: int = 256) -> list[dict]:
+    """One dict per token: text, id, and whether the loss trains on it (predicting this token from the ones before)."""
+    prompt, response = render(example, template, tokenizer)
+    row = training.tokenize_example(tokenizer, prompt, response, train_on_prompt=train_on_prompt, max_len=max_len)
+    return [{"text": tokenizer.decode([tid]), "id": tid, "trained": label != training.IGNORE,
+             "part": "prompt" if i < row["prompt_len"] else "response"}
+            for i, (tid, label) in enumerate(zip(row["input_ids"], row["labels"]))]
+
+
+# -- the run's config ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SFTConfig:
+    model: str = "smollm2-135m-instruct"
+    data: str = "bundled"  # "bundled" or "upload:<name>:<sha1 of the file>" (so a new file is a new run)
+    template: str = "chat"  # the model's own template: only the answer style has to change
+    train_on_prompt: bool = False  # False = the loss sees only response tokens (Alpaca/LIMA default)
+    mode: str = "lora"
+    lora_r: int = 8
+    lora_alpha: float = 16
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # attention only: cheap, enough for a format
+    last_n: int = 2
+    n_examples: int = 64  # 0 = all; 16 / 64 / 256 lets students test LIMA's "few examples teach a format"
+    epochs: int = 2
+    batch_size: int = 4  # small batches = more updates for the same compute; a format needs updates, not precision
+    lr: float = 2e-3  # LoRA tolerates ~10x the full fine-tuning rate (Hu et al. 2021 used 2e-4..5e-4 on bigger models)
+    warmup: int = 3
+    max_len: int = 192  # the bundled rows are ~100 tokens with the chat template
+    eval_every: int = 4  # validation loss every N steps (and at the end)
+    val_examples: int = 16  # held-out rows used for validation loss
+    score_examples: int = 8  # held-out prompts answered before/after for the task score (0 = skip)
+    score_tokens: int = 40  # new tokens per scored answer (the card's first line + a bullet fit in ~30)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.template not in TEMPLATES:
+            raise ValueError(f"template must be one of {list(TEMPLATES)}.")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}.")
+        if self.n_examples < 0:
+            raise ValueError("n_examples must be 0 (all) or a positive number of examples.")
+        if not 1 <= self.epochs <= 50:
+            raise ValueError("epochs must be between 1 and 50.")
+        if not 1 <= self.batch_size <= 128:
+            raise ValueError("batch_size must be between 1 and 128.")
+        if not (0 < self.lr < 1) or math.isnan(self.lr):
+            raise ValueError("The learning rate must be a number between 0 and 1 (try 1e-3 for LoRA, 5e-5 for full).")
+        if not 16 <= self.max_len <= 8192:
+            raise ValueError("max_len must be between 16 and 8192 tokens.")
+        if self.eval_every < 1:
+            raise ValueError("eval_every must be at least 1 step.")
+        if not 1 <= self.last_n <= 64:
+            raise ValueError("last_n must be between 1 and the model's number of blocks.")
+        if self.warmup < 0 or self.val_examples < 1 or self.score_examples < 0 or self.score_tokens < 1:
+            raise ValueError("warmup and score_examples must be >= 0; val_examples and score_tokens >= 1.")
+        if self.mode == "lora":
+            self.lora()  # validates rank, alpha and targets
+
+    def lora(self) -> training.LoraSettings:
+        return training.LoraSettings(r=self.lora_r, alpha=self.lora_alpha, targets=tuple(self.lora_targets))
+
+    def steps(self, n_available: int) -> int:
+        n = min(self.n_examples or n_available, n_available)
+        return math.ceil(n / self.batch_size) * self.epochs
+
+
+def data_id(name: str, raw: bytes) -> str:
+    return f"upload:{name}:{hashlib.sha1(raw).hexdigest()[:12]}"
+
+
+# -- cost before training -----------------------------------------------------------------------------------------
+
+def count_trainable(lm: LoadedModel, config: SFTConfig) -> tuple[int, int]:
+    """(trainable, total) parameters of the run, computed from the model's shapes without copying it."""
+    model = lm.model
+    total = sum(p.numel() for p in model.parameters())
+    if config.mode == "full":
+        return total, total
+    if config.mode == "last_n":
+        layers = list(training.decoder_layers(model))
+        if config.last_n > len(layers):
+            raise ValueError(f"last_n must be at most {len(layers)}, the model's number of blocks.")
+        inner = getattr(model, "model", model)
+        norm = sum(p.numel() for p in inner.norm.parameters()) if hasattr(inner, "norm") else 0
+        return sum(p.numel() for layer in layers[-config.last_n:] for p in layer.parameters()) + norm, total
+    extra = 0
+    for name, module in model.named_modules():  # LoRA: A (r x in) + B (out x r) per targeted matrix
+        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in config.lora_targets:
+            extra += config.lora_r * (module.in_features + module.out_features)
+    return extra, total + extra
+
+
+def _matmul_gflops() -> float:
+    from labs import hardware
+
+    global _PEAK
+    if _PEAK is None:
+        _PEAK = hardware.matmul_gflops(n=1024, repeats=5)
+    return _PEAK
+
+
+_PEAK: float | None = None
+
+
+def step_flops(lm: LoadedModel, config: SFTConfig, tokens: int, supervised: int) -> float:
+    """FLOPs of one step (forward + backward) — the 6N-per-token rule (Kaplan et al. 2020) split by what trains.
+
+    forward 2N per token through the blocks; backward 2N for activation gradients down to the lowest trainable
+    block, plus 2 x (trainable weights) per token for weight gradients; the LM head runs only on supervised tokens.
+    """
+    cfg = lm.model.config
+    D, V, L = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
+    head = D * V
+    body = sum(p.numel() for p in training.decoder_layers(lm.model).parameters())
+    per_block = body / L
+    trainable, _ = count_trainable(lm, config)
+    depth = L if config.mode in ("full", "lora") else min(config.last_n, L)  # blocks the gradient flows through
+    fwd = 2 * body * tokens + 2 * head * supervised
+    bwd = 2 * per_block * depth * tokens + 2 * head * supervised + 2 * trainable * tokens
+    return float(fwd + bwd)
+
+
+def estimate(lm: LoadedModel, config: SFTConfig, data: TokenizedSet) -> dict:
+    """Trainable share, memory and time per step before starting (FLOPs at the measured matmul rate)."""
+    trainable, total = count_trainable(lm, config)
+    n_rows = max(len(data.rows), 1)
+    tokens = data.tokens / n_rows * config.batch_size
+    supervised = data.supervised / n_rows * config.batch_size
+    bytes_w = torch.finfo(lm.dtype).bits // 8
+    cfg = lm.model.config
+    depth = cfg.num_hidden_layers if config.mode != "last_n" else config.last_n
+    inter = getattr(cfg, "intermediate_size", 4 * cfg.hidden_size)
+    # saved activations per token per block that backprop needs: ~6 D (attention in/out, norms) + 4 I (MLP)
+    activations = tokens * depth * (6 * cfg.hidden_size + 4 * inter) * 4
+    memory = {"weights": total * bytes_w, "gradients": trainable * 4, "adam_state": trainable * 8,
+              "activations": activations, "lm_head_logits": supervised * cfg.vocab_size * 4 * 2}
+    flops = step_flops(lm, config, tokens, supervised)
+    peak = _matmul_gflops() * 1e9
+    steps = math.ceil(len(data.rows) / config.batch_size) * config.epochs
+    # a training step's matmuls are smaller than the benchmark's; about half the peak is typical (runs report the
+    # measured ratio as achieved GFLOP/s)
+    seconds = flops / (peak * 0.5)
+    return {"trainable": trainable, "total": total, "trainable_pct": 100 * trainable / total,
+            "memory_bytes": memory, "memory_total_mb": sum(memory.values()) / 2**20,
+            "tokens_per_step": tokens, "flops_per_step": flops, "peak_gflops": peak / 1e9,
+            "seconds_per_step": seconds, "steps": steps, "seconds_total": seconds * steps}
+
+
+# -- the loss -----------------------------------------------------------------------------------------------------
+
+def _causal_parts(model: torch.nn.Module):
+    """(decoder body, lm_head, logit softcap) of a (PEFT-wrapped) causal LM."""
+    net = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return net.model, net.lm_head, getattr(net.config, "final_logit_softcapping", None)
+
+
+def supervised_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over supervised tokens, running the LM head only where a label exists.
+
+    The head (D x V, a fifth of SmolLM2's weights) and the softmax over V = 49,152 are the costliest part of a
+    step; prompt tokens are masked anyway, so we gather the N supervised positions first. Same value as
+    training.causal_lm_loss (tested).
+    """
+    body, head, softcap = _causal_parts(model)
+    hidden = body(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).last_hidden_state  # (B, T, D)
+    targets = batch["labels"][:, 1:]  # position t predicts token t+1
+    mask = targets != training.IGNORE  # (B, T-1)
+    logits = head(hidden[:, :-1][mask]).float()  # (N, V)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    n = int(mask.sum())
+    if n == 0:
+        return logits.sum() * 0.0, 0
+    return F.cross_entropy(logits, targets[mask]), n
+
+
+# -- the run ------------------------------------------------------------------------------------------------------
+
+def _batches(rows: list[dict], batch_size: int, rng: random.Random) -> list[list[dict]]:
+    """Shuffled batches of rows with similar lengths (less padding: dynamic padding inside each batch)."""
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    chunk = batch_size * 4  # sort within windows of 4 batches: keeps randomness, cuts padding
+    batches = []
+    for start in range(0, len(order), chunk):
+        window = sorted(order[start:start + chunk], key=lambda i: len(rows[i]["input_ids"]))
+        batches += [[rows[i] for i in window[j:j + batch_size]] for j in range(0, len(window), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, rows: list[dict], pad_id: int, device, batch_size: int = 8) -> float:
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(rows), batch_size):
+        batch = training.to_device(training.collate(rows[i:i + batch_size], pad_id), device)
+        loss, n = supervised_loss(model, batch)
+        total, count = total + float(loss) * n, count + n
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def select(examples: list[Example], n: int, seed: int) -> list[Example]:
+    """The first n examples of a seeded shuffle (n = 0: all) — the dataset-size control."""
+    order = list(examples)
+    random.Random(seed).shuffle(order)
+    return order[:n] if n else order
+
+
+def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
+          heldout: list[Example] | None = None) -> dict:
+    """The SFT run (a jobs step function): logs train/val loss, lr, tokens/s each step; saves the result."""
+    cfg: SFTConfig = ctx.config
+    if train_examples is None or heldout is None:
+        if cfg.data != "bundled":
+            raise ValueError("Uploaded data must be passed to train(); only the bundled set can be reloaded.")
+        train_examples, heldout = load_bundled()
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    chosen = select(train_examples, cfg.n_examples, cfg.seed)
+    data = tokenize(chosen, lm.tokenizer, cfg.template, cfg.train_on_prompt, cfg.max_len)
+    val = tokenize(heldout[:cfg.val_examples], lm.tokenizer, cfg.template, False, cfg.max_len)
+    if not data.rows:
+        raise ValueError("No training rows left after truncation: raise max_len.")
+    ctx.note(f"{len(data.rows)} training rows ({data.truncated} truncated, {data.dropped} dropped: prompt longer than "
+             f"max_len), {len(val.rows)} validation rows, template '{cfg.template}'.")
+    model, trainable, total = training.trainable_model(lm, cfg.mode, lora=cfg.lora() if cfg.mode == "lora" else None,
+                                                       last_n=cfg.last_n, seed=cfg.seed)
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    total_steps = math.ceil(len(data.rows) / cfg.batch_size) * cfg.epochs
+    schedule = training.Schedule(cfg.lr, total_steps, warmup=min(cfg.warmup, total_steps - 1))
+    ctx.set_total(total_steps)
+    pid = pad_id(lm.tokenizer)
+    model.train()
+    step, t_start, flops_done, train_seconds = 0, time.perf_counter(), 0.0, 0.0
+    val_loss = validation_loss(model, val.rows, pid, device)
+    ctx.log(step=0, val_loss=val_loss)
+    for epoch in range(1, cfg.epochs + 1):
+        for rows in _batches(data.rows, cfg.batch_size, rng):
+            step += 1
+            lr = schedule.at(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = training.to_device(training.collate(rows, pid), device)
+            t0 = time.perf_counter()
+            loss, n_sup = supervised_loss(model, batch)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            dt = time.perf_counter() - t0
+            train_seconds += dt
+            n_tokens = int(batch["attention_mask"].sum())
+            flops_done += step_flops(lm, cfg, n_tokens, n_sup)
+            metrics = dict(step=step, epoch=epoch, train_loss=loss.item(), lr=lr, tokens_per_s=n_tokens / dt,
+                           grad_norm=grad_norm.item(), supervised_tokens=n_sup)
+            if step % cfg.eval_every == 0 or step == total_steps:
+                val_loss = validation_loss(model, val.rows, pid, device)
+                metrics["val_loss"] = val_loss
+                ctx.note(f"step {step}: train loss {float(loss):.3f}, validation loss {val_loss:.3f}")
+            ctx.log(**metrics)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    saved = save_trained(model, lm, cfg, ctx.artifacts, ctx.run_id)
+    summary = {"steps": step, "final_train_loss": float(loss), "final_val_loss": val_loss, "trainable": trainable,
+               "total": total, "train_rows": len(data.rows), "truncated": data.truncated, "dropped": data.dropped,
+               "train_seconds": train_seconds, "wall_seconds": time.perf_counter() - t_start,
+               "achieved_gflops": flops_done / max(train_seconds, 1e-9) / 1e9, "saved": str(saved)}
+    if cfg.score_examples:
+        ctx.note("Scoring held-out prompts with the base model (adapter off) and the tuned model…")
+        prompts = heldout[:cfg.score_examples]
+        result = task_score(lm, model, prompts, cfg.template, cfg.score_tokens)
+        ctx.save_json("score.json", result)
+        summary.update({k: result[k] for k in ("format_before", "format_after", "correct_before", "correct_after")})
+    _remember(ctx.run_id, model)
+    return summary
+
+
+# -- saving and reloading the tuned model -------------------------------------------------------------------------
+
+TRAINED_PARAMS = "trained_params.safetensors"
+
+
+def save_trained(model: torch.nn.Module, lm: LoadedModel, cfg: SFTConfig, folder: Path, run_id: str) -> Path:
+    """LoRA: a PEFT adapter registered for the arena / evaluation pages. Last-N / full: the changed weights."""
+    if cfg.mode == "lora":
+        label = f"SFT {cfg.template} · {cfg.n_examples or 'all'} ex · {cfg.epochs} ep · r{cfg.lora_r} ({run_id[-6:]})"
+        return adapters.save_adapter(model, Path(folder) / "adapter", {
+            "label": label, "base_model": lm.key, "page": "sft", "run_id": run_id, "template": cfg.template,
+            "config": asdict(cfg)})
+    from safetensors.torch import save_file
+
+    names = _trained_names(lm, cfg)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k in names}
+    path = Path(folder) / TRAINED_PARAMS
+    save_file(state, str(path))
+    return path
+
+
+def _trained_names(lm: LoadedModel, cfg: SFTConfig) -> set[str]:
+    names = set(lm.model.state_dict())
+    if cfg.mode == "full":
+        return names
+    n_layers = len(training.decoder_layers(lm.model))
+    keep = {f"layers.{i}." for i in range(n_layers - cfg.last_n, n_layers)}
+    return {k for k in names if any(f in k for f in keep) or re.search(r"(^|\.)norm\.weight$", k)}
+
+
+_TUNED: dict[str, torch.nn.Module] = {}  # run id -> tuned model, the last two runs (saves reloading)
+
+
+def _remember(run_id: str, model: torch.nn.Module) -> None:
+    _TUNED[run_id] = model
+    while len(_TUNED) > 2:
+        _TUNED.pop(next(iter(_TUNED)))
+
+
+def tuned_model(lm: LoadedModel, run) -> torch.nn.Module:
+    """The tuned model of a finished run (memory, or reloaded from its artifacts) — never the shared instance."""
+    if run.id in _TUNED:
+        return _TUNED[run.id]
+    folder = Path(run.artifacts)
+    if (folder / "adapter" / "adapter_config.json").exists():
+        model = adapters.load_adapter(lm, folder / "adapter")
+    elif (folder / TRAINED_PARAMS).exists():
+        import copy
+
+        from safetensors.torch import load_file
+
+        model = copy.deepcopy(lm.model)
+        model.load_state_dict(load_file(str(folder / TRAINED_PARAMS), device=str(lm.device)), strict=False)
+        model.eval()
+    else:
+        raise ModelError("This run saved no weights (it may have been stopped early); train again.")
+    _remember(run.id, model)
+    return model
+
+
+@contextlib.contextmanager
+def base_side(lm: LoadedModel, tuned: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The "before" model: the tuned LoRA copy with its adapter disabled (PEFT), else the shared base model.
+
+    Both are the untouched base weights; tests check the outputs equal lm.model's exactly.
+    """
+    if hasattr(tuned, "disable_adapter"):
+        with tuned.disable_adapter():
+            yield tuned
+    else:
+        yield lm.model
+
+
+# -- before / after ------------------------------------------------------------------------------------------------
+
+def prompt_text(lm: LoadedModel, example: Example, template: str) -> str:
+    return render(example, template, lm.tokenizer)[0]
+
+
+@torch.inference_mode()
+def stream_answer(lm: LoadedModel, model: torch.nn.Module, prompt: str, config: generation.GenerationConfig,
+                  stop=None) -> Iterator[str]:
+    """Stream a continuation of an already-rendered prompt (any template) with a given model."""
+    ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if len(ids) + config.max_new_tokens > lm.context_length:
+        raise ValueError("The prompt is too long for the model's context; shorten it.")
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
+    stop_ids = generation.eos_ids(lm)
+    detok = generation._Detokenizer(lm.tokenizer)
+    x, cache, produced = torch.tensor([ids], device=device), None, []
+    for _ in range(config.max_new_tokens):
+        if stop is not None and stop.is_set():
+            return
+        out = model(input_ids=x, cache=cache, use_cache=True, logits_to_keep=1)
+        cache = out.cache
+        previous = torch.tensor(ids[-64:] + produced[-64:], dtype=torch.long)
+        token = generation.sample_next(out.logits[0, -1].cpu(), config, gen, previous)
+        if token in stop_ids:
+            return
+        produced.append(token)
+        piece = detok.push(token)
+        if piece:
+            yield piece
+        x = torch.tensor([[token]], device=device)
+
+
+@torch.inference_mode()
+def greedy_batch(lm: LoadedModel, model: torch.nn.Module, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy answers to several rendered prompts at once (left padding), decoded to text."""
+    tok = lm.tokenizer
+    encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    T = max(len(e) for e in encoded)
+    pid = pad_id(tok)
+    device = next(model.parameters()).device
+    ids = torch.tensor([[pid] * (T - len(e)) + e for e in encoded], device=device)  # (B, T)
+    mask = torch.tensor([[0] * (T - len(e)) + [1] * len(e) for e in encoded], device=device)
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                         pad_token_id=pid, eos_token_id=sorted(generation.eos_ids(lm)))
+    return [tok.decode(row[T:], skip_special_tokens=True).strip() for row in out]
+
+
+FORMAT = re.compile(r"^\s*TL;DR:[^\n]*\S[^\n]*\n\s*- \S")  # the bundled set's answer card: TL;DR line, then a bullet
+
+
+def follows_format(answer: str) -> bool:
+    """Does the answer start like the taught card ("TL;DR: ..." then a "- " bullet)?"""
+    return bool(FORMAT.match(answer))
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def is_correct(answer: str, reference: str) -> bool:
+    """The reference's short answer (its TL;DR line, else its first line) appears in the answer's first line."""
+    ref = reference.strip().splitlines()[0] if reference.strip() else ""
+    ref = ref.removeprefix("TL;DR:").strip()
+    first = answer.strip().splitlines()[0] if answer.strip() else ""
+    return bool(_norm(ref)) and _norm(ref) in _norm(first)
+
+
+def task_score(lm: LoadedModel, tuned: torch.nn.Module, examples: list[Example], template: str,
+               max_new_tokens: int = 40) -> dict:
+    """Held-out prompts answered greedily by the base (adapter off) and the tuned model, scored automatically."""
+    prompts = [prompt_text(lm, ex, template) for ex in examples]
+    with base_side(lm, tuned) as base:
+        if base is lm.model:
+            with lm.lock:
+                before = greedy_batch(lm, base, prompts, max_new_tokens)
+        else:
+            before = greedy_batch(lm, base, prompts, max_new_tokens)
+    after = greedy_batch(lm, tuned, prompts, max_new_tokens)
+    rows = [{"instruction": ex.instruction, "input": ex.input, "reference": ex.output, "before": b, "after": a,
+             "format_before": follows_format(b), "format_after": follows_format(a),
+             "correct_before": is_correct(b, ex.output), "correct_after": is_correct(a, ex.output)}
+            for ex, b, a in zip(examples, before, after)]
+    n = max(len(rows), 1)
+    return {"rows": rows, **{k: sum(r[k] for r in rows) / n
+                              for k in ("format_before", "format_after", "correct_before", "correct_after")}}
