@@ -81,12 +81,15 @@ class Mixer(nn.Module):
         self.conv = ShortConv(D) if config.short_conv else nn.Identity()
         self.qkv = nn.Linear(D, 3 * D, bias=False)
         self.out = nn.Linear(D, D, bias=False)
+        self.capture, self.captured = False, None
 
     def forward(self, x: torch.Tensor, mode: str = "chunked") -> torch.Tensor:
         B, T, D = x.shape
         H, K = self.config.n_heads, self.config.head_dim
         x = self.conv(x)
         q, k, v = self.qkv(x).view(B, T, 3, H, K).unbind(2)                  # each [B, T, H, K]
+        if self.capture:  # for labs.attention.probe: the operands of the last call
+            self.captured = tuple(t.detach() for t in (q, k, v, x))
         o = self.mix(q, k, v, x, mode)                                         # [B, T, H, K]
         return self.out(o.reshape(B, T, D))
 
@@ -136,14 +139,19 @@ class DeltaMixer(Mixer):
         if self.decay is not None:
             nn.init.constant_(self.decay.bias, 3.0)  # start near α ≈ 0.95: remember by default, learn to forget
 
+    def gates(self, x: torch.Tensor, H: int, K: int):
+        """β [B, T, H] and log α: None (DeltaNet), [B, T, H] (Gated DeltaNet) or [B, T, H, K] (KDA)."""
+        B, T, _ = x.shape
+        beta = torch.sigmoid(self.beta(x))
+        if self.decay is None:
+            return beta, None
+        g = F.logsigmoid(self.decay(x))                                         # log α ≤ 0
+        return beta, (g.view(B, T, H, K) if self.config.name == "kda" else g)
+
     def mix(self, q, k, v, x, mode):
         B, T, H, K = q.shape
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-        beta = torch.sigmoid(self.beta(x))                                      # [B, T, H]
-        g = None
-        if self.decay is not None:
-            g = F.logsigmoid(self.decay(x))                                     # log α ≤ 0
-            g = g.view(B, T, H, K) if self.config.name == "kda" else g           # [B, T, H(, K)]
+        beta, g = self.gates(x, H, K)
         if mode == "recurrent":
             return delta.delta_rule_recurrent(q, k, v, beta, g)[0]
         return delta.delta_rule_chunked(q, k, v, beta, g, chunk_size=self.config.chunk_size)[0]

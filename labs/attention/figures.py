@@ -1,0 +1,61 @@
+"""Plotly figures for the attention lab (data in, figure out; no streamlit)."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from labs import charts
+from labs.attention import cost, memory
+from labs.attention.mixers import VARIANTS
+
+
+def _color(variant: str) -> str:
+    return charts.PALETTE[list(VARIANTS).index(variant) % len(charts.PALETTE)] if variant in VARIANTS else "#444"
+
+
+def loglog(rows: list[dict], key: str, *, title: str, y: str, slope_tail: int = 3) -> go.Figure:
+    """One line per variant of `key` vs T on log-log axes; the legend carries the fitted slope."""
+    fig = go.Figure()
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        pts = sorted((r["T"], r[key]) for r in rows if r["variant"] == variant and r.get(key))
+        if not pts:
+            continue
+        slope = cost.fit_slope(rows, variant, key, slope_tail)
+        name = VARIANTS.get(variant, variant) + (f" · slope {slope:.2f}" if slope is not None else "")
+        fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name,
+                        line=dict(color=_color(variant)))
+    fig.update_xaxes(type="log", title="sequence length T (tokens)")
+    fig.update_yaxes(type="log", title=y)
+    fig.update_layout(title=title, height=380, template="plotly_white", margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="v", font=dict(size=11)))
+    return fig
+
+
+def memory_curves(keys: list[str], lengths: list[int], bytes_per_number: int = 2) -> go.Figure:
+    fig = go.Figure()
+    for i, key in enumerate(keys):
+        config = memory.CONFIGS[key]
+        ys = [memory.cache_bytes(config, T, bytes_per_number)["total"] / 2**30 for T in lengths]
+        fig.add_scatter(x=lengths, y=ys, mode="lines", name=config.name, line=dict(color=charts.PALETTE[i]))
+    fig.update_xaxes(type="log", title="context (tokens)")
+    fig.update_yaxes(type="log", title="GiB per sequence")
+    fig.update_layout(title="Decoding memory per sequence: KV cache + recurrent state", height=380,
+                      template="plotly_white", margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def accuracy_bars(accuracy: dict[str, float], chance: float) -> go.Figure:
+    names = list(accuracy)
+    return charts.bars([VARIANTS.get(n, n) for n in names], [accuracy[n] for n in names], title="Final accuracy",
+                       y="accuracy on scored positions", hline=chance, hline_label="chance",
+                       text=[f"{accuracy[n]:.2f}" for n in names])
+
+
+def retrieval_curves(trace: dict) -> go.Figure:
+    series = {f"key at position {j}": (list(range(len(v))), v) for j, v in trace["retrieval"].items()}
+    return charts.curves(series, title="How well the state still retrieves an early key",
+                         x="tokens written since (n)", y="cos(S_{j+n}ᵀ k_j, v_j)")
+
+
+def state_norm(trace: dict) -> go.Figure:
+    return charts.curves({"‖S_t‖": (list(range(len(trace["norm"]))), trace["norm"])},
+                         title="State size over time (Frobenius norm, head 0)", x="t", y="‖S_t‖_F")
