@@ -288,3 +288,30 @@ def train(ctx, lm: LoadedModel, data: LabelledSet | None = None) -> dict:
         del clf, optimizer
     ctx.save_json("classifier.json", results)
     return {"results": results, "classes": list(data.classes)}
+
+
+def summary_rows(metrics: list[dict]) -> list[dict]:
+    """One row per blocks setting from a run's metrics: last-epoch accuracy and mean seconds per epoch."""
+    by_k: dict[int, list[dict]] = {}
+    for m in metrics:
+        if "blocks" in m:
+            by_k.setdefault(int(m["blocks"]), []).append(m)
+    return [{"trainable blocks": k, "epochs": len(rows), "val_acc": rows[-1]["val_acc"], "train_acc": rows[-1]["train_acc"],
+             "seconds_per_epoch": sum(r["epoch_seconds"] for r in rows) / len(rows)} for k, rows in by_k.items()]
+
+
+def blocks_chart(rows: list[dict]):
+    """Validation accuracy (bars, left axis) and seconds per epoch (line, right axis) vs trainable blocks."""
+    import plotly.graph_objects as go
+
+    from labs.charts import PALETTE, _layout
+
+    labels = [("head only" if r["trainable blocks"] == 0 else f"head + {r['trainable blocks']}") for r in rows]
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=[r["val_acc"] for r in rows], name="validation accuracy", marker_color=PALETTE[0],
+                text=[f"{r['val_acc']:.0%}" for r in rows], textposition="auto")
+    fig.add_scatter(x=labels, y=[r["seconds_per_epoch"] for r in rows], name="seconds per epoch", yaxis="y2",
+                    mode="lines+markers", line=dict(color=PALETTE[1], width=3))
+    fig.update_layout(yaxis=dict(range=[0, 1.05], tickformat=".0%"),
+                      yaxis2=dict(overlaying="y", side="right", title="seconds per epoch", rangemode="tozero"))
+    return _layout(fig, "Accuracy and time per epoch vs trainable blocks", "what trains", "validation accuracy")

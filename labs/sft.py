@@ -372,7 +372,7 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
             if step % cfg.eval_every == 0 or step == total_steps:
                 val_loss = validation_loss(model, val.rows, pid, device)
                 metrics["val_loss"] = val_loss
-                ctx.note(f"step {step}: train loss {float(loss):.3f}, validation loss {val_loss:.3f}")
+                ctx.note(f"step {step}: train loss {metrics['train_loss']:.3f}, validation loss {val_loss:.3f}")
             ctx.log(**metrics)
     model.eval()
     for p in model.parameters():
@@ -473,8 +473,11 @@ def prompt_text(lm: LoadedModel, example: Example, template: str) -> str:
 
 @torch.inference_mode()
 def stream_answer(lm: LoadedModel, model: torch.nn.Module, prompt: str, config: generation.GenerationConfig,
-                  stop=None) -> Iterator[str]:
-    """Stream a continuation of an already-rendered prompt (any template) with a given model."""
+                  stop=None, lock=None) -> Iterator[str]:
+    """Stream a continuation of an already-rendered prompt (any template) with a given model.
+
+    Pass lock=lm.lock when `model` is the shared base model (each step then waits its turn with other sessions).
+    """
     ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     if len(ids) + config.max_new_tokens > lm.context_length:
         raise ValueError("The prompt is too long for the model's context; shorten it.")
@@ -486,7 +489,8 @@ def stream_answer(lm: LoadedModel, model: torch.nn.Module, prompt: str, config: 
     for _ in range(config.max_new_tokens):
         if stop is not None and stop.is_set():
             return
-        out = model(input_ids=x, cache=cache, use_cache=True, logits_to_keep=1)
+        with lock if lock is not None else contextlib.nullcontext():
+            out = model(input_ids=x, cache=cache, use_cache=True, logits_to_keep=1)
         cache = out.cache
         previous = torch.tensor(ids[-64:] + produced[-64:], dtype=torch.long)
         token = generation.sample_next(out.logits[0, -1].cpu(), config, gen, previous)
@@ -552,3 +556,30 @@ def task_score(lm: LoadedModel, tuned: torch.nn.Module, examples: list[Example],
     n = max(len(rows), 1)
     return {"rows": rows, **{k: sum(r[k] for r in rows) / n
                               for k in ("format_before", "format_after", "correct_before", "correct_after")}}
+
+
+# -- export -------------------------------------------------------------------------------------------------------
+
+def export_merged(lm: LoadedModel, run) -> Path:
+    """A full model folder with the update folded into the weights (LoRA: W0 + (alpha/r) B A) + the tokenizer."""
+    model = tuned_model(lm, run)
+    folder = Path(run.artifacts) / "merged"
+    if hasattr(model, "merge_and_unload"):
+        import copy
+
+        model = copy.deepcopy(model).merge_and_unload()
+    model.save_pretrained(str(folder), safe_serialization=True)
+    lm.tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def zip_folder(folder: Path) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for f in sorted(Path(folder).iterdir()):
+            if f.is_file():
+                z.write(f, f.name)
+    return buf.getvalue()

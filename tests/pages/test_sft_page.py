@@ -1,0 +1,73 @@
+"""AppTest for the fine-tuning page (tiny random models): loads, shows the mask view, trains, compares, classifies."""
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pathlib import Path
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "20_Fine_tuning.py")
+
+
+@pytest.fixture
+def app(monkeypatch):
+    monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _wait_and_rerun(at, key):
+    from labs import jobs
+
+    run = jobs.wait(at.session_state[key], timeout=300)
+    at.run()
+    assert not at.exception, at.exception
+    return run
+
+
+def test_page_loads_with_mask_view_and_estimate(app):
+    text = " ".join(m.value for m in app.markdown)
+    assert "trained (green)" in text and "masked" in text
+    labels = [m.label for m in app.metric]
+    assert "Trainable parameters" in labels and "Time per step (estimate)" in labels
+    app.toggle(key="sft_train_on_prompt").set_value(True).run()
+    assert not app.exception
+    assert " 0 masked" in " ".join(m.value for m in app.markdown)
+
+
+def test_train_then_before_after_and_second_click(app):
+    app.select_slider(key="sft_n_examples").set_value(16)
+    app.slider(key="sft_epochs").set_value(1)
+    app.slider(key="sft_score_n").set_value(2)
+    app.button(key="sft_train").click().run()
+    assert not app.exception
+    run = _wait_and_rerun(app, "sft_run_id")
+    assert run.status == "done", run.reason
+    assert any("train_loss" in m for m in run.metrics) and any("val_loss" in m for m in run.metrics)
+    assert {"format_before", "format_after"} <= set(run.summary)
+    assert any(m.label == "Follows the TL;DR format" for m in app.metric)
+    app.button(key="sft_compare_btn").click().run()
+    assert not app.exception
+    assert any("adapter off" in m.value for m in app.markdown)
+    # the adapter was registered for the arena / evaluation pages
+    from labs import adapters
+
+    assert any(a.page == "sft" for a in adapters.list_adapters())
+
+
+def test_bad_upload_shows_an_error(app):
+    app.radio(key="sft_source").set_value("Upload a file").run()
+    assert not app.exception
+    assert any("Upload a file" in i.value for i in app.info)
+
+
+def test_classifier_tab_runs_a_sweep(app):
+    app.multiselect(key="sft_clf_blocks").set_value([0, 1])
+    app.slider(key="sft_clf_epochs").set_value(2)
+    app.button(key="sft_clf_train").click().run()
+    run = _wait_and_rerun(app, "sft_clf_run_id")
+    assert run.status == "done", run.reason
+    assert {r["blocks"] for r in run.summary["results"]} == {0, 1}
+    assert not app.exception
