@@ -1,0 +1,285 @@
+"""Pre-training data mixtures: token budgets and epochs per source, labels as shifted inputs, a tiny GPT trained live on your mix."""
+from __future__ import annotations
+
+import functools
+import math
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from labs import charts, jobs, mixtures, models
+from labs.data import corpora
+from labs.gpt import GPT
+
+ICON = "🧬"
+NEXT_TOKEN_MODEL = models.DEFAULT_CHAT_MODEL
+
+ui.page_header(
+    "Data mixtures",
+    "A pre-training set is a **mixture** of sources — web crawl, books, code, Wikipedia — each sampled with a "
+    "**weight**. The weight and the total token **budget** decide how many times each source is read "
+    "(its **epochs**): small, high-quality sources are often repeated, huge crawls are not even read once. "
+    "The model itself only ever learns one thing: predict the next token (the **labels are the inputs "
+    "shifted by one**). Below you compute the published GPT-3 and LLaMA mixtures, look at next-token labels "
+    "with a real tokenizer, then train a tiny GPT on a mixture of your own and watch each domain's loss.",
+    ICON,
+)
+ui.init_state("mix", run_id=None, uploads={}, upload_errors=[], next_rows=None)
+
+tab_calc, tab_next, tab_train, tab_compare = st.tabs(
+    ["Mixture calculator", "Next-token labels", "Train a tiny GPT", "Compare runs"])
+
+# ------------------------------------------------------------------------------------------------------------------
+with tab_calc:
+    presets = {p.title: p for p in mixtures.PRESETS.values()}
+    c1, c2, c3 = st.columns([2, 1, 1])
+    preset_title = c1.selectbox("Preset", list(presets) + ["Custom (start from GPT-3)"], key="mix_preset",
+                                help="Published mixtures, with the paper's own numbers. 'Custom' starts from GPT-3 "
+                                     "for you to edit.")
+    preset = presets.get(preset_title, mixtures.GPT3)
+    budget = c2.number_input("Token budget (billions)", min_value=0.001, max_value=1e6, value=float(preset.budget_b),
+                             step=100.0, key=f"mix_budget_{preset.key}_{preset_title[:6]}",
+                             help="Total tokens the model trains on. GPT-3: 300B; LLaMA-1 33B/65B: 1.4T "
+                                  "(7B/13B: 1.0T); Llama 2: 2T; Llama 3: 15T.")
+    threshold = c3.number_input("Flag above (epochs)", min_value=1.0, max_value=100.0, value=4.0, step=0.5,
+                                key="mix_threshold",
+                                help="Sources read more often than this are flagged. Up to ~4 epochs is almost as "
+                                     "good as fresh data (Muennighoff et al. 2023); the lecture's sweet spot is 1-2.")
+    st.caption(f"Source: {preset.citation}." + (" Custom: edit anything." if preset_title not in presets else ""))
+    table = pd.DataFrame([{"source": s.name, "size (B tokens)": s.tokens_b, "weight (%)": s.weight,
+                           "published epochs": s.published_epochs, "disk": s.disk} for s in preset.sources])
+    edited = st.data_editor(
+        table, num_rows="dynamic", width="stretch", key=f"mix_table_{preset_title[:6]}",
+        column_config={
+            "size (B tokens)": st.column_config.NumberColumn(help="Tokens the source holds, in billions.",
+                                                             format="%.1f"),
+            "weight (%)": st.column_config.NumberColumn(help="Sampling weight; renormalised if it does not sum "
+                                                             "to 100."),
+            "published epochs": st.column_config.NumberColumn(help="As printed in the paper.", disabled=True),
+            "disk": st.column_config.TextColumn(disabled=True),
+        })
+    rows = None
+    with ui.friendly_errors("The calculator"):
+        sources = []
+        for _, r in edited.iterrows():
+            if pd.isna(r["source"]) and pd.isna(r["size (B tokens)"]) and pd.isna(r["weight (%)"]):
+                continue  # a blank row the editor added
+            pub = r.get("published epochs")
+            sources.append(mixtures.Source(
+                str(r["source"]) if not pd.isna(r["source"]) else "unnamed",
+                float(r["size (B tokens)"]) if not pd.isna(r["size (B tokens)"]) else float("nan"),
+                float(r["weight (%)"]) if not pd.isna(r["weight (%)"]) else float("nan"),
+                None if pub is None or pd.isna(pub) else float(pub)))
+        rows, messages = mixtures.mixture_table(sources, budget, threshold)
+        for m in messages:
+            (st.warning if "repeated" in m else st.info)(m)
+    if rows:
+        differ = [r["source"] for r in rows if mixtures.epochs_differ(r)]
+        out = pd.DataFrame([{
+            "source": r["source"], "size (B)": r["size (B tokens)"], "weight": f"{100 * r['weight']:.1f}%",
+            "share of data": f"{100 * r['share of data']:.1f}%", "tokens drawn (B)": round(r["tokens drawn (B)"], 1),
+            "epochs": round(r["epochs"], 2), "published": r["published epochs"],
+            "implied weight": None if r["implied weight"] is None else f"{100 * r['implied weight']:.1f}%",
+            "": ("⚠ repeated " if r["repeated"] else "") + ("≠ published" if r["source"] in differ else ""),
+        } for r in rows])
+        st.dataframe(out, hide_index=True, width="stretch", key="mix_result_table")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Tokens drawn", f"{sum(r['tokens drawn (B)'] for r in rows):,.0f}B")
+        m2.metric("Unique tokens available", f"{sum(r['size (B tokens)'] for r in rows):,.0f}B")
+        m3.metric("Repeated sources", sum(r["repeated"] for r in rows))
+        if differ:
+            st.info(f"Computed epochs differ from the published ones for **{', '.join(differ)}**. "
+                    + (preset.note if preset_title in presets else "You edited the table: the published column "
+                       "belongs to the original rows."))
+        elif preset_title in presets and preset.note:
+            st.caption(preset.note)
+        g1, g2 = st.columns(2)
+        g1.plotly_chart(mixtures.shares_chart(rows), key="mix_shares_chart")
+        g2.plotly_chart(mixtures.epochs_chart(rows, threshold), key="mix_epochs_chart")
+    st.plotly_chart(mixtures.growth_chart(), key="mix_growth_chart")
+    st.caption("Sources: " + "; ".join(f"{r['model']}: {r['source']}" for r in mixtures.growth_rows())
+               + f". Chinchilla's compute-optimal rule is ~{mixtures.CHINCHILLA_TOKENS_PER_PARAM} tokens per "
+               "parameter; Llama 3 trains far past it. Phi-3-mini (green) makes the *quality* point: 3.8B "
+               "parameters on 3.3T heavily filtered and synthetic tokens rival much larger models.")
+
+# ------------------------------------------------------------------------------------------------------------------
+with tab_next:
+    st.markdown("A causal language model is trained to predict **token t+1 from tokens 1..t**. The labels are "
+                "the inputs shifted left by one, and the loss is −ln p(label) at every position. Tokens come from "
+                f"the real **{models.spec(NEXT_TOKEN_MODEL).display_name}** tokenizer; the loss from that model.")
+    text = st.text_area("Sentence", "Labels are the inputs shifted by one position, so every token teaches the "
+                        "model something.", key="mix_sentence", max_chars=2000,
+                        help="Any text; the first 64 tokens are scored.")
+    if st.button("Tokenize and score", key="mix_next_go", type="primary",
+                 help="Runs one forward pass of the model over your sentence."):
+        with ui.friendly_errors("Scoring the sentence"):
+            lm = ui.cached_model(NEXT_TOKEN_MODEL)
+            st.session_state["mix_next_rows"] = mixtures.next_token_rows(lm, text)
+    nrows = st.session_state["mix_next_rows"]
+    if nrows:
+        grid = pd.DataFrame({f"t={r['position']}": [r["input"], r["label"], f"{r['loss']:.2f}",
+                                                     f"{r['p(label)']:.3f}", r["model's top guess"]]
+                             for r in nrows}, index=["input", "label (= next input)", "loss", "p(label)",
+                                                     "model's top guess"])
+        st.dataframe(grid, width="stretch", key="mix_next_grid")
+        mean = sum(r["loss"] for r in nrows) / len(nrows)
+        k1, k2, k3 = st.columns(3)
+        k1.metric("Tokens scored", len(nrows))
+        k2.metric("Mean loss (nats)", f"{mean:.2f}", help="What training minimises: the average over positions.")
+        k3.metric("Perplexity", f"{math.exp(mean):.1f}", help="exp(mean loss): the effective number of "
+                  "equally likely choices per token.")
+        st.plotly_chart(charts.bars([f"{r['position']}:{r['label']}" for r in nrows], [r["loss"] for r in nrows],
+                                    title="Loss at each position (−ln p(label))", y="nats"),
+                        key="mix_next_chart")
+        st.caption("In transformers you pass labels = input_ids; the model shifts them inside its loss. "
+                   "The first token never gets a loss: nothing comes before it to predict it from.")
+
+# ------------------------------------------------------------------------------------------------------------------
+with tab_train:
+    st.markdown("Train a small GPT (from scratch, byte-level) on a mixture of real text. Each domain keeps a "
+                "held-out validation set, so you can watch **each domain's loss** fall — faster for the domains "
+                "you weight up, and not at all below chance for a domain at weight 0. Bytes, not the SmolLM2 "
+                "tokenizer: 256 ids keep the model tiny (a 49k-token vocabulary would be most of its weights) and "
+                "any upload encodes.")
+    uploaded = st.file_uploader("Extra domains (.txt or .jsonl with a \"text\" field)", type=["txt", "jsonl"],
+                                accept_multiple_files=True, key="mix_upload",
+                                max_upload_size=corpora.MAX_UPLOAD_BYTES // 2**20,
+                                help=f"Each file becomes a domain. Up to {corpora.MAX_UPLOAD_BYTES // 2**20} MB; "
+                                     "a tiny run reads a few hundred KB.")
+    current = {}
+    for f in uploaded or []:
+        name = corpora.domain_slug(f.name)
+        if name in corpora.BUILTIN_DOMAINS:
+            name = f"{name}_upload"
+        try:
+            current[name] = corpora.parse_upload(f.name, f.getvalue())
+        except ValueError as exc:
+            st.error(str(exc))
+    st.session_state["mix_uploads"] = current
+    domains = list(corpora.BUILTIN_DOMAINS) + list(current)
+    st.markdown("**Mixture weights** (relative; they are normalised to 100%)")
+    wcols = st.columns(min(len(domains), 4))
+    raw_weights = []
+    for i, d in enumerate(domains):
+        raw_weights.append(wcols[i % len(wcols)].slider(
+            d, 0, 100, 33 if d in corpora.BUILTIN_DOMAINS else 25, key=f"mix_w_{d}",
+            help=corpora.DOMAIN_HELP.get(d, f"Your upload: {len(current.get(d, []))} documents.")))
+    weights_ok = sum(raw_weights) > 0
+    if weights_ok:
+        shares, msg = mixtures.normalise_weights(raw_weights)
+        st.caption("Shares of the training batches: " + " · ".join(f"{d} {100 * s:.0f}%" for d, s in
+                                                                    zip(domains, shares))
+                   + ("  (normalised: the sliders add up to " + f"{sum(raw_weights)})" if msg else ""))
+    else:
+        st.warning("All weights are zero: give at least one domain a positive weight.")
+
+    a1, a2, a3, a4 = st.columns(4)
+    steps = a1.number_input("Steps", 10, 20000, 600, step=50, key="mix_steps",
+                            help="Optimizer steps of 16 x 64 bytes. 600 takes about a minute on 2 CPU cores.")
+    size = a2.selectbox("Model size", list(mixtures.SIZES), index=list(mixtures.SIZES).index(mixtures.DEFAULT_SIZE),
+                        key="mix_size", help="Layers x width of the GPT. Bigger learns more per step but each "
+                                             "step is slower.")
+    lr = a3.select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1.0, 100.0], value=3e-3, key="mix_lr",
+                          help="AdamW peak rate (warm-up then cosine). 1.0 and 100 are there to see training "
+                               "diverge: the run stops and says why.")
+    seed = a4.number_input("Seed", 0, 10_000, 0, key="mix_seed", help="Same settings and seed replay the stored run.")
+    b1, b2, b3, b4 = st.columns(4)
+    eval_every = b1.number_input("Evaluate every", 5, 1000, 50, key="mix_eval_every",
+                                 help="Steps between per-domain validation points.")
+    sample_every = b2.number_input("Sample every", 10, 5000, 200, key="mix_sample_every",
+                                   help="Steps between text samples from the model (one per domain, in the log).")
+    quality = b3.toggle("Quality filter", False, key="mix_filter",
+                        help="Dedup + simple heuristics on the training text (short, repetitive, symbol-heavy "
+                             "documents dropped). Validation text is always filtered, so runs stay comparable.")
+    repeat = b4.selectbox("Repeat a small domain", ["(none)"] + domains, key="mix_repeat_domain",
+                          help="Cut one domain's training text to a few KB so it is read many epochs: its train "
+                               "loss keeps falling while its validation loss turns up (overfitting).")
+    repeat_kb = 4
+    if repeat != "(none)":
+        repeat_kb = st.slider("KB of text kept for the repeated domain", 1, 64, 4, key="mix_repeat_kb",
+                              help="Smaller = more epochs over the same bytes.")
+
+    mine = jobs.get(st.session_state["mix_run_id"]) if st.session_state["mix_run_id"] else None
+    if st.button("Train on this mixture", key="mix_train", type="primary", disabled=not weights_ok,
+                 help="Starts a background run; you can leave the page and come back."):
+        if mine is not None and mine.active:
+            st.warning("Your previous run is still going: stop it (button below) or wait for it to finish.")
+        else:
+            with ui.friendly_errors("Starting the run"):
+                cfg = mixtures.MixtureRunConfig(
+                    domains=tuple(domains), weights=tuple(float(w) for w in raw_weights), steps=int(steps),
+                    size=size, lr=float(lr), eval_every=int(eval_every), sample_every=int(sample_every),
+                    quality_filter=bool(quality), repeat_domain="" if repeat == "(none)" else repeat,
+                    repeat_kb=int(repeat_kb), seed=int(seed),
+                    uploads=tuple(mixtures.upload_entry(n, docs) for n, docs in current.items()))
+                fn = functools.partial(mixtures.train_mixture, uploads=dict(current))
+                st.session_state["mix_run_id"] = jobs.submit(cfg, fn, owner=ui.session_id(), label="Mixture GPT")
+
+    run_id = st.session_state["mix_run_id"]
+    if run_id:
+        run = jobs.get(run_id)
+        run_domains = list(run.config.get("domains", domains)) if run else domains
+        groups = [("Validation loss per domain (nats per byte)", [f"val_{d}" for d in run_domains]),
+                  ("Training loss (mixed batches)", ["loss"])]
+        rep = run.config.get("repeat_domain") if run else ""
+        if rep:
+            groups.append((f"Repeated domain '{rep}': train vs validation", [f"train_{rep}", f"val_{rep}"]))
+            groups.append(("Epochs per domain", [f"epochs_{d}" for d in run_domains]))
+
+        def _results(r: jobs.Run) -> None:
+            if r.active or not r.summary:
+                return
+            final = [{"domain": d, "validation (bits/byte)": round(mixtures.bits(r.summary.get(f"val_{d}", float("nan"))), 3),
+                      "train windows (bits/byte)": round(mixtures.bits(r.summary.get(f"train_{d}", float("nan"))), 3),
+                      "epochs": round(r.summary.get(f"epochs_{d}", 0.0), 2)} for d in run_domains]
+            st.markdown("**Final per-domain loss** (bits per byte: 8 = random bytes, gzip gets ~2-3 on text)")
+            st.dataframe(pd.DataFrame(final), hide_index=True, key=f"mix_final_{r.id}")
+
+        ui.run_panel(run_id, groups, prefix="mix", smoothing=0.0, extra=_results)
+
+# ------------------------------------------------------------------------------------------------------------------
+with tab_compare:
+    runs = [r for r in jobs.list_runs("MixtureRunConfig") if r.metrics]
+    if len(runs) < 1:
+        st.caption("Finished runs of the tiny GPT appear here; train two mixtures to overlay them.")
+    else:
+        def _label(r: jobs.Run) -> str:
+            ws = r.config.get("weights", [])
+            total = sum(ws) or 1
+            mix = "/".join(f"{d[:5]} {100 * w / total:.0f}" for d, w in zip(r.config.get("domains", []), ws))
+            flags = (" filtered" if r.config.get("quality_filter") else "") + \
+                    (f" repeat {r.config['repeat_domain']}" if r.config.get("repeat_domain") else "")
+            return f"{r.id[-6:]} · {mix}{flags} · {r.status}"
+
+        labels = {_label(r): r for r in runs}
+        chosen = st.multiselect("Runs", list(labels), default=list(labels)[:2], key="mix_compare",
+                                help="Overlay the same curve from several runs.")
+        keys = sorted({k for r in runs for m in r.metrics for k in m if k.startswith(("val_", "train_"))} | {"loss"})
+        metric = st.selectbox("Curve", keys, key="mix_compare_metric", help="val_<domain> is that domain's "
+                              "held-out loss; loss is the training loss on mixed batches.")
+        if chosen:
+            st.plotly_chart(charts.overlay({c: labels[c].metrics for c in chosen}, metric, smoothing=0.0),
+                            key="mix_compare_chart")
+        if len(chosen) == 2:
+            diff = jobs.diff_configs(labels[chosen[0]], labels[chosen[1]])
+            st.dataframe(pd.DataFrame(diff).astype(str) if diff else pd.DataFrame([{"key": "(identical)"}]),
+                         hide_index=True, key="mix_compare_diff")
+
+ui.how_it_works(
+    r"""
+**Budget arithmetic.** With weights $w_i$ (summing to 1), budget $B$ and source sizes $N_i$ tokens:
+$\text{tokens}_i = w_i B$ and $\text{epochs}_i = w_i B / N_i$ — GPT-3's Common Crawl: $0.6 \times 300\text{B} /
+410\text{B} = 0.44$ epochs; Wikipedia: $0.03 \times 300 / 3 = 3$ (published 3.4, because the printed weights are rounded).
+
+**Sampling by weights.** Each training sequence first draws its domain $i \sim \text{Categorical}(w)$, then a
+random window of that domain's text. **Next-token loss** (labels = inputs shifted by one):
+$\mathcal{L} = -\frac{1}{T}\sum_t \ln p_\theta(x_{t+1} \mid x_{\le t})$, reported per domain on held-out text.
+The model is GPT-2's recipe in miniature (Radford et al. 2019): pre-norm blocks, causal self-attention
+$\text{softmax}(QK^\top/\sqrt{d})V$ (Vaswani et al. 2017, eq. 1), tied embeddings, AdamW with warm-up and cosine decay.
+""",
+    mixtures.mixture_table, mixtures.get_batch, GPT.forward,
+    paper="Brown et al. 2020 (GPT-3, Table 2.2); Touvron et al. 2023 (LLaMA, Table 1); Muennighoff et al. 2023 "
+          "(Scaling Data-Constrained Language Models); Rae et al. 2021 (Gopher quality filters, App. A); "
+          "Abdin et al. 2024 (Phi-3).",
+)
