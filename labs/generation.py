@@ -122,35 +122,41 @@ def eos_ids(lm: LoadedModel) -> set[int]:
 
 
 @torch.inference_mode()
-def stream(lm: LoadedModel, prompt: str | Sequence[Message], config: GenerationConfig = GenerationConfig(),
-           stop: threading.Event | None = None, model: torch.nn.Module | None = None) -> Iterator[str]:
-    """Stream the answer as text pieces. `model` overrides lm.model (e.g. a PEFT-wrapped copy)."""
-    net = model if model is not None else lm.model
-    ids = encode_prompt(lm, prompt, config.max_new_tokens)
+def stream_tokens(lm: LoadedModel, ids: list[int], config: GenerationConfig, stop: threading.Event | None = None,
+                  model: torch.nn.Module | None = None, ignore_eos: bool = False) -> Iterator[int]:
+    """The decode loop: prefill the prompt once, then one token at a time reusing the KV cache."""
+    net = model if model is not None else lm.inference_model
     device = next(net.parameters()).device
-    generator = None
-    if config.seed is not None:
-        generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    stop_ids = eos_ids(lm)
-    detok = _Detokenizer(lm.tokenizer)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed) if config.seed is not None else None
+    stop_ids = set() if ignore_eos else eos_ids(lm)
     input_ids = torch.tensor([ids], device=device)
     generated: list[int] = []
     cache = None
     for _ in range(config.max_new_tokens):
         if stop is not None and stop.is_set():
             return
-        with lm.lock:
+        with lm.lock:  # one forward at a time per model: concurrent sessions interleave token by token
+            # logits_to_keep=1: only the last position's logits are needed (saves a T x V matmul at prefill)
             out = net(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1)
         cache = out.cache  # transformers 5: `cache` (was past_key_values)
         previous = torch.tensor(ids[-64:] + generated[-64:], dtype=torch.long)
-        token = sample_next(out.logits[0, -1].cpu(), config, generator, previous)
+        token = sample_next(out.logits[0, -1].float().cpu(), config, generator, previous)
         if token in stop_ids:
             return
         generated.append(token)
+        yield token
+        input_ids = torch.tensor([[token]], device=device)
+
+
+def stream(lm: LoadedModel, prompt: str | Sequence[Message], config: GenerationConfig = GenerationConfig(),
+           stop: threading.Event | None = None, model: torch.nn.Module | None = None) -> Iterator[str]:
+    """Stream the answer as text pieces. `model` overrides the model used (e.g. a PEFT-wrapped copy)."""
+    ids = encode_prompt(lm, prompt, config.max_new_tokens)
+    detok = _Detokenizer(lm.tokenizer)
+    for token in stream_tokens(lm, ids, config, stop=stop, model=model):
         piece = detok.push(token)
         if piece:
             yield piece
-        input_ids = torch.tensor([[token]], device=device)
 
 
 def generate(lm: LoadedModel, prompt, config: GenerationConfig = GenerationConfig(), **kw) -> str:

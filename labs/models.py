@@ -227,7 +227,14 @@ class LoadedModel:
     dtype: torch.dtype
     load_seconds: float
     note: str = ""
+    decode: str = "float32"  # which decode_variant generation uses (see default_decode_variant)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _variants: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def inference_model(self) -> torch.nn.Module:
+        """The module generation runs: the shared model, or a faster read-only copy of it (int8 / bf16)."""
+        return decode_variant(self, self.decode)
 
     @property
     def spec(self) -> ModelSpec:
@@ -272,7 +279,50 @@ def load_model(key: str = DEFAULT_CHAT_MODEL, device: str | None = None, dtype: 
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return LoadedModel(key, model, tokenizer, device, dtype, time.perf_counter() - t0, note)
+    lm = LoadedModel(key, model, tokenizer, device, dtype, time.perf_counter() - t0, note,
+                     decode=default_decode_variant(device))
+    return lm
+
+
+DECODE_VARIANTS = ("float32", "bfloat16", "int8_dynamic")
+
+
+def default_decode_variant(device: str | None = None) -> str:
+    """LLMLAB_DECODE, else int8 dynamic quantisation on CPU (decoding is bound by bytes of weights read per
+    token; the weights came as 4-bit GGUF, so int8 loses nothing measurable), else the loaded dtype."""
+    forced = os.environ.get("LLMLAB_DECODE", "").strip()
+    if forced:
+        if forced not in DECODE_VARIANTS:
+            raise ModelError(f"LLMLAB_DECODE={forced} is not one of {DECODE_VARIANTS}.")
+        return forced
+    device = device or settings.device_info().device
+    return "int8_dynamic" if device == "cpu" else "float32"
+
+
+def decode_variant(lm: "LoadedModel", name: str) -> torch.nn.Module:
+    """A read-only module for generation: 'float32' is the shared model itself (in its loaded dtype);
+    'bfloat16' a bf16 copy; 'int8_dynamic' a copy whose Linear layers use int8 weights (CPU only)."""
+    if name == "float32" or (name == "int8_dynamic" and lm.device != "cpu"):
+        return lm.model
+    with _convert_lock:
+        if name not in lm._variants:
+            import copy
+            import warnings
+
+            if name == "bfloat16":
+                variant = copy.deepcopy(lm.model).to(torch.bfloat16).eval()
+            elif name == "int8_dynamic":
+                from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+                # Per output channel scales: one scale per tensor flips SmolLM2's answers (outlier rows).
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    variant = quantize_dynamic(copy.deepcopy(lm.model), {torch.nn.Linear: per_channel_dynamic_qconfig},
+                                               dtype=torch.qint8).eval()
+            else:
+                raise ModelError(f"Unknown decode variant {name}; choose from {DECODE_VARIANTS}.")
+            lm._variants[name] = variant
+        return lm._variants[name]
 
 
 def tiny_model(key: str = DEFAULT_CHAT_MODEL, seed: int = 0, hidden_size: int = 64, layers: int = 2,

@@ -75,3 +75,16 @@ def test_base_model_gets_plain_prompt(tiny_gemma):
     assert generation.render_prompt(tiny_gemma, "Once upon a time") == "Once upon a time"
     text = generation.render_prompt(tiny_gemma, [{"role": "user", "content": "Hi"}])
     assert text.endswith("User: Hi\nAssistant:")
+
+
+@pytest.mark.slow
+def test_int8_decode_variant_keeps_the_answer(smol):
+    """The CPU fast path (int8 dynamic quantisation) answers like float32 on a factual prompt."""
+    from labs import models
+
+    prompt = [{"role": "user", "content": "What is the capital of France?"}]
+    cfg = GenerationConfig(max_new_tokens=16, temperature=0)
+    fp32 = generation.generate(smol, prompt, cfg, model=smol.model)
+    int8 = generation.generate(smol, prompt, cfg, model=models.decode_variant(smol, "int8_dynamic"))
+    assert "Paris" in fp32 and "Paris" in int8
+    assert models.decode_variant(smol, "int8_dynamic") is models.decode_variant(smol, "int8_dynamic")  # built once
