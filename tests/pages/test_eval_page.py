@@ -1,0 +1,56 @@
+"""AppTest for the evaluation page (tiny random models): it loads, scores a benchmark in the background, shows
+per-subject results and the sample viewer, judges known pairs, and flags a planted contamination."""
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from labs import jobs
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "80_Evaluation.py")
+
+
+def _app(monkeypatch) -> AppTest:
+    monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_benchmark_runs_and_shows_results(monkeypatch):
+    at = _app(monkeypatch)
+    at.number_input(key="eval_limit").set_value(8)
+    at.radio(key="eval_format").set_value("text")
+    at.button(key="eval_go").click().run()
+    run_id = at.session_state["eval_bench_run"]
+    assert run_id
+    run = jobs.wait(run_id, timeout=300)
+    assert run.status == jobs.DONE, run.reason
+    at.run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert {"acc", "acc_norm", "Random guessing", "Items"} <= set(labels)
+    assert [m.value for m in at.metric if m.label == "Items"] == ["8"]
+    viewer = [d.value for d in at.dataframe if "loglik / char" in d.value.columns]
+    assert viewer and len(viewer[0]) == 4 and (viewer[0]["gold"] == "✓").sum() == 1  # one row per choice
+    # a second identical click replays the stored run instead of scoring again
+    at.button(key="eval_go").click().run()
+    assert at.session_state["eval_bench_run"] == run_id and jobs.get(run_id).replayed
+
+
+def test_judge_and_contamination(monkeypatch):
+    at = _app(monkeypatch)
+    at.button(key="eval_judge_go").click().run()
+    run = jobs.wait(at.session_state["eval_judge_run"], timeout=300)
+    assert run.status == jobs.DONE, run.reason
+    at.run()
+    assert not at.exception, at.exception
+    assert any("as a judge" in w.value and "cannot read two answers" in w.value for w in at.warning)
+    assert any(m.label == "Position bias" for m in at.metric)
+
+    at.text_area(key="eval_contam_paste").set_value(
+        "Some notes. Which river flows through London? The Thames, of course, and more text follows here.")
+    at.slider(key="eval_contam_n").set_value(5)
+    at.button(key="eval_contam_go").click().run()
+    assert not at.exception, at.exception
+    assert any("share an n-gram" in e.value for e in at.error)
