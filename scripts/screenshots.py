@@ -25,6 +25,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env = {"LLMLAB_TINY_MODELS": "1" if args.tiny else "0"}
+    env["LLMLAB_MODEL_CACHE"] = os.environ.get("LLMLAB_MODEL_CACHE", str(Path.home() / ".cache" / "llmlab" / "models"))
     if os.environ.get("LLMLAB_HOME"):
         env["LLMLAB_HOME"] = os.environ["LLMLAB_HOME"]
     proc, url, _ = start_app(env)
