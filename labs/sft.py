@@ -407,7 +407,11 @@ def save_trained(model: torch.nn.Module, lm: LoadedModel, cfg: SFTConfig, folder
     from safetensors.torch import save_file
 
     names = _trained_names(lm, cfg)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k in names}
+    state, seen = {}, set()
+    for k, v in model.state_dict().items():
+        if k in names and v.data_ptr() not in seen:  # tied weights (lm_head = embed_tokens) are saved once
+            seen.add(v.data_ptr())
+            state[k] = v.detach().contiguous().cpu()
     path = Path(folder) / TRAINED_PARAMS
     save_file(state, str(path))
     return path
