@@ -411,9 +411,10 @@ def evaluate(model: GPT, windows: dict[str, tuple[torch.Tensor, torch.Tensor]], 
 
 def lr_at(step: int, cfg: MixtureRunConfig) -> float:
     """Linear warm-up, then cosine decay to 10% (the schedule of GPT-3 / LLaMA, in miniature)."""
-    if step <= cfg.warmup:
-        return cfg.lr * step / max(cfg.warmup, 1)
-    progress = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    warmup = min(cfg.warmup, max(cfg.steps // 5, 1))  # short runs warm up for their first fifth
+    if step <= warmup:
+        return cfg.lr * step / warmup
+    progress = (step - warmup) / max(cfg.steps - warmup, 1)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 

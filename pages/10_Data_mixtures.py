@@ -25,7 +25,7 @@ ui.page_header(
     "with a real tokenizer, then train a tiny GPT on a mixture of your own and watch each domain's loss.",
     ICON,
 )
-ui.init_state("mix", run_id=None, uploads={}, upload_errors=[], next_rows=None)
+ui.init_state("mix", run_id=None, uploads={}, next_rows=None, calc_rows=None)
 
 tab_calc, tab_next, tab_train, tab_compare = st.tabs(
     ["Mixture calculator", "Next-token labels", "Train a tiny GPT", "Compare runs"])
@@ -38,8 +38,9 @@ with tab_calc:
                                 help="Published mixtures, with the paper's own numbers. 'Custom' starts from GPT-3 "
                                      "for you to edit.")
     preset = presets.get(preset_title, mixtures.GPT3)
+    pkey = preset.key if preset_title in presets else "custom"  # a fresh editor and budget per preset
     budget = c2.number_input("Token budget (billions)", min_value=0.001, max_value=1e6, value=float(preset.budget_b),
-                             step=100.0, key=f"mix_budget_{preset.key}_{preset_title[:6]}",
+                             step=100.0, key=f"mix_budget_{pkey}",
                              help="Total tokens the model trains on. GPT-3: 300B; LLaMA-1 33B/65B: 1.4T "
                                   "(7B/13B: 1.0T); Llama 2: 2T; Llama 3: 15T.")
     threshold = c3.number_input("Flag above (epochs)", min_value=1.0, max_value=100.0, value=4.0, step=0.5,
@@ -50,7 +51,7 @@ with tab_calc:
     table = pd.DataFrame([{"source": s.name, "size (B tokens)": s.tokens_b, "weight (%)": s.weight,
                            "published epochs": s.published_epochs, "disk": s.disk} for s in preset.sources])
     edited = st.data_editor(
-        table, num_rows="dynamic", width="stretch", key=f"mix_table_{preset_title[:6]}",
+        table, num_rows="dynamic", width="stretch", key=f"mix_table_{pkey}",
         column_config={
             "size (B tokens)": st.column_config.NumberColumn(help="Tokens the source holds, in billions.",
                                                              format="%.1f"),
@@ -72,6 +73,7 @@ with tab_calc:
                 float(r["weight (%)"]) if not pd.isna(r["weight (%)"]) else float("nan"),
                 None if pub is None or pd.isna(pub) else float(pub)))
         rows, messages = mixtures.mixture_table(sources, budget, threshold)
+        st.session_state["mix_calc_rows"] = rows
         for m in messages:
             (st.warning if "repeated" in m else st.info)(m)
     if rows:

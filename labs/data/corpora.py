@@ -51,9 +51,21 @@ def _strip_docstring(node: ast.AST) -> None:
 
 @lru_cache(maxsize=1)
 def _stdlib_documents() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(code documents, prose documents) from the standard library, in a fixed order."""
+    """(code documents, prose documents) from the standard library, in a fixed order; cached on disk."""
+    from labs import settings
+
+    cache = settings.subdir("mixtures") / f"stdlib-corpora-{python_version()}.json"
+    try:
+        code, prose = json.loads(cache.read_text())
+        return tuple(code), tuple(prose)
+    except (OSError, ValueError):
+        pass
     code, prose = [], []
-    for path in _stdlib_files():
+    files = _stdlib_files()
+    random.Random(0).shuffle(files)  # many modules, not the first ones alphabetically
+    for path in files:
+        if sum(map(len, code)) > 2 * _CAP_BYTES and sum(map(len, prose)) > 2 * _CAP_BYTES:
+            break  # enough to fill both caps: parsing the rest only costs time
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"))
         except (SyntaxError, UnicodeDecodeError, OSError):
@@ -67,10 +79,14 @@ def _stdlib_documents() -> tuple[tuple[str, ...], tuple[str, ...]]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 _strip_docstring(node)
                 code.append(ast.unparse(node))
-    rng = random.Random(0)  # shuffle so the cap keeps many modules, not the first few alphabetically
+    rng = random.Random(0)
     rng.shuffle(code)
     rng.shuffle(prose)
-    return tuple(_cap(code)), tuple(_cap(prose))
+    code, prose = _cap(code), _cap(prose)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps([code, prose]))
+    tmp.replace(cache)
+    return tuple(code), tuple(prose)
 
 
 def _cap(docs: list[str], cap: int = _CAP_BYTES) -> list[str]:

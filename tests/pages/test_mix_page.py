@@ -1,0 +1,94 @@
+"""AppTest for the data-mixtures page (tiny random models): calculator, next-token view, a live run, bad input."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "10_Data_mixtures.py")
+TINY = "tiny (2 x 64, ~20 ms/step)"
+
+
+@pytest.fixture
+def app(monkeypatch):
+    monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _texts(at) -> str:
+    return " ".join([m.value for m in at.markdown] + [m.value for m in at.info] + [m.value for m in at.warning]
+                    + [m.value for m in at.caption] + [m.value for m in at.error])
+
+
+def test_calculator_gpt3_then_llama_and_a_bigger_budget(app):
+    rows = app.session_state["mix_calc_rows"]
+    assert rows[0]["source"] == "Common Crawl (filtered)"
+    assert rows[0]["epochs"] == pytest.approx(0.44, abs=0.01)
+    assert any("Common Crawl" in str(df.value) for df in app.dataframe)  # the table is drawn
+    assert "101" in _texts(app)  # GPT-3's printed weights sum to 101%: normalised, and said so
+    assert "WebText2" in _texts(app)  # computed != published is explained
+    app.selectbox(key="mix_preset").set_value("LLaMA-1 (33B / 65B)").run()
+    assert not app.exception
+    assert [r["epochs"] for r in app.session_state["mix_calc_rows"]] == pytest.approx([1.10, 1.06, 0.64, 2.45, 2.23, 1.06, 1.03], abs=0.01)
+    budget_key = "mix_budget_llama1"
+    app.number_input(key=budget_key).set_value(15000.0).run()  # Llama-3-sized budget on LLaMA-1's data
+    assert not app.exception
+    assert any("repeated" in w.value for w in app.warning)
+
+
+def test_next_token_view_shows_shifted_labels(app):
+    app.text_area(key="mix_sentence").set_value("The cat sat on the mat.")
+    app.button(key="mix_next_go").click().run()
+    assert not app.exception
+    rows = app.session_state["mix_next_rows"]
+    assert len(rows) >= 5
+    assert all(a["label"] == b["input"] for a, b in zip(rows, rows[1:]))  # labels = inputs shifted by one
+    assert any(m.label == "Perplexity" for m in app.metric)
+
+
+def _wait_and_rerun(at):
+    from labs import jobs
+
+    run = jobs.wait(at.session_state["mix_run_id"], timeout=300)
+    at.run()
+    assert not at.exception, at.exception
+    return run
+
+
+def _small(at, **kw):
+    at.number_input(key="mix_steps").set_value(kw.get("steps", 10))
+    at.selectbox(key="mix_size").set_value(TINY)
+    at.number_input(key="mix_eval_every").set_value(5)
+    at.number_input(key="mix_sample_every").set_value(10)
+
+
+def test_train_a_tiny_gpt_on_a_mixture(app):
+    _small(app)
+    app.slider(key="mix_w_arithmetic").set_value(0)
+    app.button(key="mix_train").click().run()
+    assert not app.exception
+    run = _wait_and_rerun(app)
+    assert run.status == "done", run.reason
+    assert {"val_code", "val_prose", "val_arithmetic"} <= set(run.metrics[-1])
+    assert run.metrics[-1]["epochs_arithmetic"] == 0  # weight 0: never sampled, still evaluated
+    assert any("step 10 · prose" in n for n in run.notes)  # samples every N steps
+    assert "Final per-domain loss" in _texts(app)
+    # The compare tab now lists the run.
+    assert app.multiselect(key="mix_compare").value
+
+
+def test_silly_learning_rate_stops_with_a_reason_and_all_zero_weights_warn(app):
+    _small(app, steps=40)
+    app.select_slider(key="mix_lr").set_value(100.0)
+    app.button(key="mix_train").click().run()
+    run = _wait_and_rerun(app)
+    assert run.status == "failed" and "diverged" in run.reason
+    assert any("diverged" in e.value for e in app.error)  # the page says why
+    for d in ("code", "prose", "arithmetic"):
+        app.slider(key=f"mix_w_{d}").set_value(0)
+    app.run()
+    assert not app.exception
+    assert any("All weights are zero" in w.value for w in app.warning)
+    assert app.button(key="mix_train").disabled
