@@ -170,6 +170,10 @@ class DPOConfig:
             raise ValueError("Pairs per step must be between 1 and 64.")
         if not 16 <= self.max_len <= 8192:
             raise ValueError("The token limit must be between 16 and 8192.")
+        if not 0 <= self.sample_prompts <= 64 or not 1 <= self.max_new_tokens <= 4096:
+            raise ValueError("Answer 0-64 held-out prompts with 1-4096 new tokens each.")
+        if not 0 <= self.eval_pairs <= 10_000:
+            raise ValueError("Held-out pairs to score must be between 0 and 10000.")
         if self.n_train < 1:
             raise ValueError("There are no training pairs: load the bundled set, upload a file or make your own.")
 
@@ -296,6 +300,8 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     ctx.note("Training done; scoring held-out pairs and writing before/after answers…")
     held, held_notes = encode_pairs(lm, list(heldout_pairs)[:cfg.eval_pairs], max_len)
     scores = heldout_scores(model, held, pad_id, cfg.beta) if held else None
+    for row in (scores or {}).get("rows", []):
+        row["prompt"] = list(heldout_pairs)[row["index"]].prompt_text
     ctx.check_stop()
     prompts = [p.prompt for p in list(heldout_pairs)[:cfg.sample_prompts]]
     samples = _answers(lm, model, prompts, cfg.max_new_tokens)
@@ -304,7 +310,7 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     drift = _drift(lm, model, general, pad_id)
     folder = adapters.save_adapter(model, ctx.artifacts / "adapter", {
         "label": f"DPO {cfg.loss_variant} β={cfg.beta:g}, {cfg.steps} steps ({ctx.run_id})",
-        "base_model": lm.key, "page": "Preference tuning", "run_id": ctx.run_id,
+        "base_model": lm.key, "page": "dpo", "run_id": ctx.run_id,
         "loss_variant": cfg.loss_variant, "beta": cfg.beta, "data_id": cfg.data_id})
     result = {"heldout": scores, "samples": samples, "general": general, "general_drift_per_token": drift,
               "adapter": str(folder), "trainable": n_trainable, "total": n_total, "skipped": notes}

@@ -161,7 +161,7 @@ def test_background_run_logs_every_curve_and_saves_an_adapter(tiny):
     assert result["heldout"]["pairs"] == 2 and len(result["samples"]) == 1 and len(result["general"]) == 1
     assert {"reference", "tuned", "prompt"} <= set(result["samples"][0])
     listed = [a for a in adapters.list_adapters() if a.meta.get("run_id") == run_id]
-    assert listed and listed[0].page == "Preference tuning"
+    assert listed and listed[0].page == "dpo"
     assert jobs.submit(cfg, functools.partial(dpo.train, lm=tiny, train_pairs=PAIRS[:4],
                                               heldout_pairs=PAIRS[4:])) == run_id  # same config + seed = replay
     assert jobs.get(run_id).replayed
