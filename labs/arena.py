@@ -589,6 +589,18 @@ def lan_address() -> str:
             return "127.0.0.1"
 
 
+def join_url(current_url: str | None, port: int, path: str = "arena") -> str:
+    """The address students open: the page's own URL, with localhost replaced by this machine's LAN address."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not current_url:
+        return f"http://{lan_address()}:{port}/{path}"
+    parts = urlsplit(current_url)
+    if parts.hostname in ("localhost", "127.0.0.1", "::1", "0.0.0.0"):
+        parts = parts._replace(netloc=f"{lan_address()}:{parts.port or port}")
+    return urlunsplit(parts._replace(query="", fragment=""))
+
+
 def qr_png(text: str, scale: int = 6) -> bytes:
     """A QR code of `text` as PNG bytes (segno: pure Python, no image library needed)."""
     import io

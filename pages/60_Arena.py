@@ -302,8 +302,7 @@ with tab_votes:
 # Classroom
 # ---------------------------------------------------------------------------------------------------------
 with tab_class:
-    port = st.get_option("server.port") or 8501
-    url = f"http://{arena.lan_address()}:{port}/arena"
+    url = arena.join_url(st.context.url, st.get_option("server.port") or 8501)
     c1, c2 = st.columns([1, 2])
     c1.image(arena.qr_png(url), caption="Scan to join")
     c2.markdown(f"**Join the arena:** `{url}`")

@@ -212,3 +212,11 @@ def test_vote_before_answers_finish_is_refused(tiny, tmp_path):
         battle.stop()
     battle.wait(30)
     assert store.count() == 0
+
+
+def test_join_url_and_qr_code():
+    lan = arena.lan_address()
+    assert arena.join_url("http://localhost:8606/arena?x=1", 8501) == f"http://{lan}:8606/arena"
+    assert arena.join_url("https://lab.example.org/arena", 8501) == "https://lab.example.org/arena"
+    assert arena.join_url(None, 8501) == f"http://{lan}:8501/arena"
+    assert arena.qr_png("http://10.0.0.2:8501/arena").startswith(b"\x89PNG")
