@@ -113,12 +113,12 @@ with tab_cost:
     cost_variants = c[0].multiselect("Variants", list(VARIANTS), default=list(cost.CostConfig().variants),
                                      format_func=VARIANTS.get, key=f"{P}_cost_variants",
                                      help="Which operators to time. Power attention (p = 2) is the slowest here.")
-    max_len = c[1].selectbox("Longest sequence", [1024, 2048, 4096, 8192, 16384], index=2, key=f"{P}_cost_max",
+    max_len = c[1].selectbox("Longest sequence", [512, 1024, 2048, 4096, 8192, 16384], index=3, key=f"{P}_cost_max",
                              help="Lengths double from 256 up to this. 8k–16k take minutes on 2 cores; points "
                                   "whose memory estimate exceeds the cap are refused with the estimate shown.")
     heads = c[2].selectbox("Heads × head dim", ["2 × 64", "4 × 64", "1 × 128", "8 × 32"], key=f"{P}_cost_dims",
                            help="Size of the operator being timed (one layer, batch 1).")
-    budget = c[3].slider("Time budget per variant (s)", 10, 300, 60, 10, key=f"{P}_cost_budget",
+    budget = c[3].slider("Time budget per variant (s)", 5, 300, 60, 5, key=f"{P}_cost_budget",
                          help="Longer lengths are skipped once a variant has used this much time.")
     h, d = (int(s) for s in heads.split(" × "))
     if st.button("Measure", key=f"{P}_cost_go", type="primary",
@@ -148,7 +148,7 @@ with tab_cost:
                      for v in variants]
             st.caption("Fitted log-log slopes (3 longest lengths) and the crossover with softmax prefill:")
             st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
-            skipped = [f"{VARIANTS[r['variant']]} at {r['T']:,}: {r['skipped']}" for r in rows if r.get("skipped")]
+            skipped = [f"{VARIANTS[r['variant']]} at {int(r['T']):,} tokens: {r['skipped']}" for r in rows if r.get("skipped")]
             if skipped:
                 st.warning("Refused:\n\n" + "\n\n".join(skipped))
         st.caption("Peak memory on a CPU is the process's resident-set high-water mark (other work in the app adds "

@@ -1,0 +1,94 @@
+"""Linear vs full attention page: loads; mechanism check; memory calculator numbers; a short cost run and a short
+training run through the job queue; bad input gives a readable error."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from labs import jobs
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "70_Linear_vs_full_attention.py")
+
+
+@pytest.fixture
+def app(monkeypatch):
+    monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metric(at, prefix):
+    return next(m.value for m in at.metric if m.label.startswith(prefix))
+
+
+def test_loads_with_memory_figures_and_published_source(app):
+    at = app
+    assert at.title[0].value.endswith("Linear vs full attention")
+    assert _metric(at, "Long-context limit for 3:1") == "75% less"
+    assert _metric(at, "Kimi Linear vs all-MLA at 1,000,000").startswith("74.")
+    assert any("Kimi Linear" in i.value and "1.84 ms" in i.value for i in at.info)  # published, labelled
+    at.number_input(key="attn_mem_ratio").set_value(1).run()
+    assert _metric(at, "Long-context limit for 1:1") == "50% less"
+
+
+def test_mechanism_check_reports_tiny_difference(app):
+    at = app
+    at.selectbox(key="attn_mech_variant").set_value("kda")
+    at.button(key="attn_mech_check").click().run()
+    assert not at.exception
+    name, diff = at.session_state["attn_mech_diff"]
+    assert name == "kda" and diff < 1e-4
+    assert any("max |recurrent − chunked|" in s.value for s in at.success)
+
+
+def test_cost_run_and_train_run(app):
+    at = app
+    at.multiselect(key="attn_cost_variants").set_value(["softmax", "gated_deltanet"])
+    at.selectbox(key="attn_cost_max").set_value(512)
+    at.selectbox(key="attn_cost_dims").set_value("1 × 128")
+    at.slider(key="attn_cost_budget").set_value(5)
+    at.button(key="attn_cost_go").click().run()
+    assert not at.exception and not at.error
+    run = jobs.wait(at.session_state["attn_cost_run"], timeout=300)
+    assert run.status == jobs.DONE, run.reason
+    assert {r["variant"] for r in run.summary["rows"]} == {"softmax", "gated_deltanet"}
+    at.run()
+    assert not at.exception
+    assert any("slope" in str(c.value) for c in at.caption)
+
+    at.selectbox(key="attn_task").set_value("parity")
+    at.multiselect(key="attn_mixers").set_value(["softmax", "kda"])
+    at.slider(key="attn_length").set_value(8)
+    at.slider(key="attn_steps").set_value(20)
+    at.selectbox(key="attn_d").set_value(32)
+    at.button(key="attn_train").click().run()
+    assert not at.exception and not at.error
+    run = jobs.wait(at.session_state["attn_train_run"], timeout=300)
+    assert run.status == jobs.DONE, run.reason
+    assert set(run.summary["accuracy"]) == {"softmax", "kda"}
+    at.run()
+    assert not at.exception
+    # the Look inside tab opens the trained models
+    at.selectbox(key="attn_in_mixer").set_value("kda").run()
+    assert not at.exception and not at.error
+
+
+def test_bad_settings_are_readable_errors(app):
+    at = app
+    at.multiselect(key="attn_mixers").set_value([])
+    at.button(key="attn_train").click().run()
+    assert not at.exception
+    assert any("at least one mixer" in e.value for e in at.error)
+    at.multiselect(key="attn_mixers").set_value(["softmax"])
+    at.selectbox(key="attn_heads").set_value(4)
+    at.selectbox(key="attn_d").set_value(32)
+    at.selectbox(key="attn_task").set_value("mqar")
+    at.slider(key="attn_pairs").set_value(14)
+    at.button(key="attn_train").click().run()
+    assert not at.exception
+    assert any("pairs" in e.value for e in at.error)
+    at.multiselect(key="attn_cost_variants").set_value([])
+    at.button(key="attn_cost_go").click().run()
+    assert any("at least one variant" in e.value for e in at.error)
