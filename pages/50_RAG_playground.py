@@ -227,7 +227,7 @@ with tab_ask:
                           help="If the best chunk's cosine similarity is below this, the answer is \"I don't know\" "
                                "and the model is not asked.")
     g1, g2, g3 = st.columns(3)
-    max_tokens = g1.slider("Answer length (tokens)", 16, 256, 96, 16, key="rag_max_tokens",
+    max_tokens = g1.slider("Answer length (tokens)", 16, 256, 64, 16, key="rag_max_tokens",
                            help="~10 tokens/s on a 2-core CPU for the 135M model.")
     compare = g2.checkbox("Also answer without retrieval", value=True, key="rag_compare",
                           help="The same model and question with no context, side by side.")

@@ -19,8 +19,7 @@ MAX_CHARS_PER_CHUNK = 1200  # keeps k chunks well inside the model's context win
 
 
 def context_block(hits: Sequence[Hit]) -> str:
-    return "\n\n".join(f"[{h.rank}] (from {h.chunk.source})\n{h.chunk.text.strip()[:MAX_CHARS_PER_CHUNK]}"
-                       for h in hits)
+    return "\n\n".join(f"[{h.rank}] {h.chunk.text.strip()[:MAX_CHARS_PER_CHUNK]}" for h in hits)
 
 
 def rag_messages(question: str, hits: Sequence[Hit]) -> list[dict]:
