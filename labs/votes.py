@@ -220,8 +220,9 @@ class VoteStore:
             return int(conn.execute(query).scalar())
 
     def voters(self, *, board: int | None = None) -> int:
+        """How many different voters cast blind votes on the board."""
         query = select(func.count(func.distinct(votes_table.c.voter_id))).where(
-            votes_table.c.board == (board if board is not None else self.board()))
+            (votes_table.c.board == (board if board is not None else self.board())) & votes_table.c.blind)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar())
 
