@@ -283,6 +283,18 @@ class BenchmarkConfig:
             raise ValueError("limit must be 0 (all items) or a positive number of items.")
 
 
+def interleave_subjects(items: Sequence[MCItem]) -> list[MCItem]:
+    """Round-robin over subjects (each keeps its order), so the first N items cover every subject."""
+    by_subject: dict[str, list[MCItem]] = defaultdict(list)
+    for item in items:
+        by_subject[item.subject].append(item)
+    queues = list(by_subject.values())
+    out = []
+    for i in range(max(map(len, queues), default=0)):
+        out += [q[i] for q in queues if i < len(q)]
+    return out
+
+
 def model_for(lm: models.LoadedModel, adapter: str = "") -> torch.nn.Module:
     """The base model (shared, read-only) or a PEFT copy with a saved adapter."""
     if not adapter:
@@ -295,7 +307,7 @@ def model_for(lm: models.LoadedModel, adapter: str = "") -> torch.nn.Module:
 def run_benchmark(ctx, lm: models.LoadedModel, items: Sequence[MCItem], dev: Sequence[MCItem] = ()) -> dict:
     """Step function for labs.jobs: score each item, log the running accuracy, keep partial results on Stop."""
     cfg: BenchmarkConfig = ctx.config
-    items = list(items)[: cfg.limit or None]
+    items = interleave_subjects(items)[: cfg.limit or None] if cfg.limit else list(items)
     if not items:
         raise ValueError("There are no items to score.")
     model = model_for(lm, cfg.adapter)

@@ -78,7 +78,8 @@ with tab_bench:
                          help="Solved examples from the dev split put before each question. MMLU reports 5-shot; "
                               "each example lengthens every prompt, so 0 keeps a 2-core run near a minute.")
     limit = c[2].number_input("Max items (0 = all)", 0, 50_000, 0, step=10, key=f"{P}_limit",
-                              help="Score only the first N questions: quick looks at big uploads.")
+                              help="Score only N questions, taken in turn from each subject so every subject is covered: "
+                                   "quick looks at big uploads.")
 
     items, dev, digest, dataset = [], [], "", "mini_mmlu"
     with ui.friendly_errors("Reading the questions"):
@@ -392,7 +393,7 @@ with tab_sys:
     for pattern in ("60_*.py", "50_*.py", "30_*.py"):  # arena, RAG, DPO (preference data), where installed
         for path in sorted((ASSETS.parent / "pages").glob(pattern)):
             stem = path.stem.split("_", 1)[1]
-            links.append(f"[{stem.replace('_', ' ')}](/{stem.lower()})")
+            links.append(f"[{stem.replace('_', ' ')}](/{stem})")
     if links:
         st.markdown("Related labs: " + " · ".join(links))
 

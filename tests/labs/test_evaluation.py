@@ -195,3 +195,10 @@ def test_config_validation_says_how_to_fix():
         ev.GenerativeConfig(extract_regex="(")
     with pytest.raises(ValueError, match="temperature"):
         ev.DiversityConfig(temperatures=(0.0,))
+
+
+def test_limit_takes_items_from_every_subject():
+    items = bm.load_bundled("test")
+    first = ev.interleave_subjects(items)[:12]
+    assert len({i.subject for i in first}) == 6
+    assert sorted(i.id for i in ev.interleave_subjects(items)) == sorted(i.id for i in items)
