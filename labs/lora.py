@@ -12,6 +12,7 @@ the analysis of the trained ΔW (Section 7: spectra, subspace similarity, relati
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -265,6 +266,8 @@ def w0_projection(w0: torch.Tensor, delta: torch.Tensor, r: int | None = None, s
 # 2. Training one adapter (one point of a rank sweep / one row of the "which matrices" table)
 # ---------------------------------------------------------------------------------------------------
 TASKS = {
+    "tldr": "The project's TL;DR answer-card instructions (assets/sft/, shared with the fine-tuning lab): "
+            "learn to answer 'TL;DR: …' then bullets.",
     "arithmetic": "Two-number sums answered in one fixed sentence (generated, exact answers).",
 }
 
@@ -280,8 +283,16 @@ def arithmetic_pairs(n: int, seed: int) -> list[tuple[str, str]]:
     return pairs
 
 
-def task_pairs(task: str, n_train: int, n_eval: int, seed: int = 0) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(train, held-out) lists of (prompt, response)."""
+def task_pairs(task: str, n_train: int, n_eval: int, seed: int = 0) -> tuple[list[tuple], list[tuple]]:
+    """(train, held-out) lists of (prompt, response); a prompt is a string or a list of chat messages."""
+    if task == "tldr":
+        import random
+
+        from labs.data.instructions import bundled
+
+        train, held = bundled()
+        train = random.Random(seed).sample(train, min(n_train, len(train)))
+        return [(ex.messages(), ex.output) for ex in train], [(ex.messages(), ex.output) for ex in held[:n_eval]]
     if task == "arithmetic":
         train = arithmetic_pairs(n_train, seed)
         seen = set(train)
@@ -290,12 +301,37 @@ def task_pairs(task: str, n_train: int, n_eval: int, seed: int = 0) -> tuple[lis
     raise ValueError(f"Unknown task '{task}'. Choose from: {', '.join(TASKS)}.")
 
 
+def task_success(task: str, prompt, answer: str, reference: str) -> bool:
+    """Did a greedy answer do the task? tldr: the answer card's format (the fine-tuning lab's check);
+    arithmetic: the correct sum is in the answer."""
+    if task == "tldr":
+        from labs import sft
+
+        return sft.follows_format(answer)
+    return reference.rstrip(".").split("= ")[-1] in answer
+
+
+def task_score(lm: models.LoadedModel, model: torch.nn.Module, task: str, pairs: Sequence[tuple],
+               max_new_tokens: int = 24) -> float:
+    """Share of held-out prompts whose greedy answer succeeds (batched generation, left padding)."""
+    from labs import generation, sft
+
+    if not pairs:
+        return float("nan")
+    prompts = [generation.render_prompt(lm, p) for p, _ in pairs]
+    was_training = model.training
+    model.eval()
+    answers = sft.greedy_batch(lm, model, prompts, max_new_tokens)
+    model.train(was_training)
+    return sum(task_success(task, p, a, r) for (p, r), a in zip(pairs, answers)) / len(pairs)
+
+
 @dataclass(frozen=True)
 class LoraRunConfig:
     """One LoRA training run. Defaults: a 3-rank sweep finishes in about two minutes on a 2-core CPU."""
 
     model_key: str = models.DEFAULT_CHAT_MODEL
-    task: str = "arithmetic"
+    task: str = "tldr"
     r: int = 8
     alpha: float = 16.0  # scaling α/r; the paper sets α to the first r it tries and does not tune it (Section 4.1)
     targets: tuple[str, ...] = ("q_proj", "v_proj")  # the paper's default (Section 7.1)
@@ -307,9 +343,10 @@ class LoraRunConfig:
     steps: int = 30
     batch_size: int = 4
     lr: float = 2e-3  # LoRA tolerates (and short runs need) a larger learning rate than full fine-tuning
-    max_len: int = 64
+    max_len: int = 96  # the longest TL;DR example is 96 tokens with SmolLM2's chat template
     n_train: int = 64
     n_eval: int = 16
+    score_prompts: int = 8  # held-out prompts answered greedily before and after (0 = skip the task score)
     eval_every: int = 10
     seed: int = 0
     tiny_models: bool = False  # part of the run's identity: a tiny-model run must never replay as a real one
@@ -345,6 +382,8 @@ class LoraRunConfig:
             raise ValueError("Use 1–5000 training and 1–256 held-out examples.")
         if self.last_layers < 0:
             raise ValueError("Layers to adapt must be 0 (all) or a positive number.")
+        if not 0 <= self.score_prompts <= self.n_eval:
+            raise ValueError("The task score uses 0 up to the number of held-out examples.")
         if self.eval_every < 1:
             raise ValueError("Evaluate every 1 step or more.")
 
@@ -439,6 +478,8 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
     ctx.set_total(cfg.steps)
     ctx.note(f"{cfg.label}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%)")
     base = held_out_scores(model, held_ex, pad_id, device)
+    scored = held_pairs[: cfg.score_prompts]
+    score_before = task_score(lm, model, cfg.task, scored) if scored else None
     ctx.log(step=0, **base)
     g = torch.Generator().manual_seed(cfg.seed)
     started, tokens_seen, last = time.perf_counter(), 0, dict(base)
@@ -461,6 +502,9 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
             row.update(last)
         ctx.log(**row)
     seconds = time.perf_counter() - started
+    score_after = task_score(lm, model, cfg.task, scored) if scored else None
+    if scored:
+        ctx.note(f"task score (greedy, {len(scored)} held-out prompts): {score_before:.0%} before, {score_after:.0%} after")
     memory = _trainable_state_bytes(model, optimizer)
     peak_cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
     folder = ctx.artifacts / "adapter"
@@ -476,6 +520,7 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
     return {"label": cfg.label, "r": cfg.r, "targets": list(cfg.targets), "trainable_params": trainable,
             "total_params": total, "base_val_loss": base["val_loss"], "base_val_accuracy": base["val_accuracy"],
             "final_val_loss": last["val_loss"], "final_val_accuracy": last["val_accuracy"],
+            "task_score_before": score_before, "task_score_after": score_after,
             "train_seconds": seconds, "tokens_per_s": tokens_seen / max(seconds, 1e-9),
             "train_state_mb": memory / 2**20, "peak_cuda_mb": peak_cuda / 2**20 if peak_cuda else None,
             "adapter": str(folder)}
@@ -602,6 +647,7 @@ def merge_check(lm: models.LoadedModel, peft_model: torch.nn.Module, prompts: Se
         base_logits = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
     base_logits = base_logits[batch["attention_mask"].bool()]
     unmerged = logits()
+    generation.generate(lm, prompts[0], dataclasses.replace(config, max_new_tokens=2), model=peft_model)  # warm-up
     text_unmerged, speed_unmerged = timed_generate()
     peft_model.merge_adapter()
     try:

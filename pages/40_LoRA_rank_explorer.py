@@ -100,8 +100,8 @@ with tab_calc:
         m[1].metric("Share of the model", f"{100 * count.fraction:.4f} %",
                     help=f"of {count.total_params:,} parameters ({arch.source})")
         m[2].metric("Fewer trainable parameters", f"{count.reduction:,.0f}×")
-        m[3].metric("Adapter file vs full checkpoint", _mb(count.adapter_bytes), f"full: {_mb(count.full_bytes)}",
-                    delta_color="off")
+        m[3].metric(f"Adapter file (full checkpoint {_mb(count.full_bytes)})", _mb(count.adapter_bytes),
+                    help="The adapter is all a task needs to store; the base model is shared by every task.")
         storage = count.storage_for_tasks(int(calc_tasks))
         memory = count.training_memory()
         m = st.columns(4)
@@ -162,12 +162,14 @@ def training_settings() -> dict:
         dropout = c[0].number_input("LoRA dropout", 0.0, 0.9, 0.0, 0.05, key="lora_dropout",
                                     help="Dropout on the adapter's input. 0 for runs this short.")
         batch = c[1].number_input("Batch size", 1, 64, 4, key="lora_batch", help="Examples per step.")
-        max_len = c[2].number_input("Max tokens per example", 16, 1024, 64, key="lora_max_len",
-                                    help="Longer = slower; the arithmetic task needs about 50.")
+        max_len = c[2].number_input("Max tokens per example", 16, 1024, 96, key="lora_max_len",
+                                    help="Longer = slower. TL;DR examples are 61–96 tokens, sums about 50.")
         seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="lora_seed",
                                  help="Same settings and seed replay the stored run at once.")
-        st.caption("Task: " + lora.TASKS["arithmetic"] + " 64 training and 16 held-out questions.")
-    return dict(model_key=model_key, last_layers=int(last_layers), steps=int(steps), lr=float(lr), alpha=float(alpha),
+        task = st.selectbox("Task", list(lora.TASKS), key="lora_task", format_func=lora.TASKS.get,
+                            help="64 training examples, 16 held-out ones for the loss; 8 of those are answered "
+                                 "greedily before and after training for the task score.")
+    return dict(model_key=model_key, task=task, last_layers=int(last_layers), steps=int(steps), lr=float(lr), alpha=float(alpha),
                 use_rslora=rslora, use_dora=dora, init=init, dropout=float(dropout), batch_size=int(batch),
                 max_len=int(max_len), seed=int(seed), tiny_models=settings.tiny_models())
 
@@ -196,7 +198,8 @@ def results_table(runs: list[jobs.Run]) -> pd.DataFrame:
             "status": run.status + (" (replayed)" if run.replayed else ""),
             "trainable params": s.get("trainable_params"),
             "held-out loss before": s.get("base_val_loss"), "held-out loss after": s.get("final_val_loss"),
-            "token accuracy after": s.get("final_val_accuracy"), "seconds": s.get("train_seconds"),
+            "token accuracy after": s.get("final_val_accuracy"),
+            "task score before": s.get("task_score_before"), "task score after": s.get("task_score_after"), "seconds": s.get("train_seconds"),
             "tokens/s": s.get("tokens_per_s"), "adapter+grad+Adam MB": s.get("train_state_mb"),
             "peak GPU MB": s.get("peak_cuda_mb"), "id": run.id})
     return pd.DataFrame(rows)
@@ -316,7 +319,7 @@ with tab_which:
         done = [r for r in run_rows(st.session_state["lora_which_ids"]) if r.status == jobs.DONE and r.summary]
         if done:
             table = results_table(done)[["matrices", "r", "trainable params", "held-out loss after",
-                                         "token accuracy after", "seconds"]]
+                                         "token accuracy after", "task score after", "seconds"]]
             st.dataframe(table, hide_index=True, width="stretch")
             st.caption("Toy scale: one small task, one seed, few steps — differences of a few hundredths are "
                        "noise. The paper's Table 5 uses WikiSQL and MultiNLI on GPT-3.")
@@ -367,8 +370,7 @@ with tab_inside:
             series = {n: (list(range(1, len(row["singular values"]) + 1)), row["singular values"])
                       for n, row in zip(names, spectra) if n in pick}
             if series:
-                st.plotly_chart(charts.curves(series, title="Spectrum of ΔW = (α/r)·BA", x="index i", y="σ_i",
-                                              log_y=True), key="lora_inside_spectrum")
+                st.plotly_chart(charts.curves(series, title="Spectrum of ΔW = (α/r)·BA", x="index i", y="σ_i"), key="lora_inside_spectrum")
             st.dataframe(frame.drop(columns=["singular values"]), hide_index=True, width="stretch", height=220)
 
             st.subheader("Subspace similarity between two ranks")

@@ -116,13 +116,14 @@ def test_rank_for_budget_matches_paper_pattern():
 
 
 def test_training_run_saves_an_adapter_we_can_analyse(tiny):
-    cfg = lora.LoraRunConfig(r=4, steps=3, batch_size=2, n_train=8, n_eval=2, eval_every=3, max_len=48,
+    cfg = lora.LoraRunConfig(r=4, steps=3, batch_size=2, n_train=8, n_eval=2, score_prompts=2, eval_every=3, max_len=48,
                              last_layers=0, tiny_models=True, lr=1e-2)
     run = jobs.wait(jobs.submit(cfg, functools.partial(lora.train_lora, lm=tiny)), timeout=120)
     assert run.status == jobs.DONE, run.reason
     assert [m["step"] for m in run.metrics][:2] == [0, 1]
     s = run.summary
     assert math.isfinite(s["final_val_loss"]) and s["trainable_params"] > 0
+    assert 0 <= s["task_score_after"] <= 1
     deltas = lora.adapter_deltas(s["adapter"])
     assert {d.target for d in deltas} == {"q_proj", "v_proj"} and len(deltas) == 2 * tiny.model.config.num_hidden_layers
     assert deltas[0].scaling == pytest.approx(16 / 4)
@@ -132,3 +133,13 @@ def test_training_run_saves_an_adapter_we_can_analyse(tiny):
     assert rows[0]["amplification"] > 0
     again = jobs.submit(cfg, functools.partial(lora.train_lora, lm=tiny))
     assert jobs.get(again).replayed  # same config + seed -> stored result at once
+
+
+def test_tasks_have_disjoint_held_out_sets():
+    for task in lora.TASKS:
+        train, held = lora.task_pairs(task, 64, 16)
+        assert len(train) == 64 and len(held) == 16
+        assert not {str(p) for p, _ in train} & {str(p) for p, _ in held}
+    assert lora.task_success("arithmetic", "", "17 + 25 = 42.", "17 + 25 = 42.")
+    assert lora.task_success("tldr", [], "TL;DR: Paris.\n- It is the capital.", "")
+    assert not lora.task_success("tldr", [], "Paris is the capital.", "")

@@ -47,7 +47,7 @@ def test_sweep_inside_and_merge(monkeypatch):
     ids = at.session_state["lora_sweep_ids"]
     assert len(ids) == 2
     for run_id in ids:
-        assert jobs.wait(run_id, timeout=120).status == jobs.DONE
+        assert jobs.wait(run_id, timeout=300).status == jobs.DONE
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     table = next(df.value for df in at.dataframe if "held-out loss after" in df.value.columns)
