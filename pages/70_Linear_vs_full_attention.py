@@ -75,12 +75,12 @@ with tab_mech:
     rows = []
     for name in VARIANTS:
         c = MixerConfig(name=name, d_model=1024, n_heads=16, window=4096)
-        rows.append({"variant": VARIANTS[name], "state after 1k tokens": state_numbers(c, 1_000),
-                     "state after 1M tokens": state_numbers(c, 1_000_000),
+        rows.append({"variant": VARIANTS[name], "state after 1k tokens": f"{state_numbers(c, 1_000):,}",
+                     "state after 1M tokens": f"{state_numbers(c, 1_000_000):,}",
                      "prefill cost": "O(T²)" if name == "softmax" else ("O(T·W)" if name == "sliding_window"
                                                                         else "O(T)"),
                      "paper": PAPERS[name]})
-    st.caption("Decoding state of one layer, d = 1024 with 16 heads of 64 (window 4096, power p = 2):")
+    st.caption("Numbers of decoding state in one layer, d = 1024 with 16 heads of 64 (window 4096, power p = 2):")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     variant = st.selectbox("Variant", list(VARIANTS), format_func=VARIANTS.get, key=f"{P}_mech_variant",
                            help="Show the equation and the real code of one variant.")
