@@ -270,12 +270,12 @@ def decode(ids: list[int]) -> str:
     return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
 
 
-SIZES = {  # name -> (n_layer, n_head, n_embd): measured on a busy 2-core CPU at batch 16 x 64 bytes
+SIZES = {  # name -> (n_layer, n_head, n_embd); CPU ms per step of 16 x 64 bytes, one thread (bench/bench_gpt.py)
     "tiny (2 x 64, ~20 ms/step)": (2, 4, 64),
-    "small (2 x 96, ~35 ms/step)": (2, 4, 96),
-    "medium (3 x 128, ~90 ms/step)": (3, 4, 128),
+    "small (2 x 96, ~30 ms/step)": (2, 4, 96),
+    "medium (3 x 128, ~65 ms/step)": (3, 4, 128),
 }
-DEFAULT_SIZE = "small (2 x 96, ~35 ms/step)"
+DEFAULT_SIZE = "small (2 x 96, ~30 ms/step)"
 
 
 @dataclass(frozen=True)
@@ -285,14 +285,14 @@ class MixtureRunConfig:
 
     domains: tuple[str, ...] = corpora.BUILTIN_DOMAINS
     weights: tuple[float, ...] = (1.0, 1.0, 1.0)  # relative; normalised at run time
-    steps: int = 600  # ~30-60 s on two CPU cores: long enough for the per-domain curves to separate
+    steps: int = 1000  # ~40 s on an idle 2-core CPU: long enough for the per-domain curves to separate
     batch_size: int = 16
     block_size: int = 64  # 64 bytes of context: a line or two
     size: str = DEFAULT_SIZE
     lr: float = 3e-3  # small models tolerate (and need) a high learning rate
     warmup: int = 30
     eval_every: int = 50
-    sample_every: int = 200
+    sample_every: int = 250
     quality_filter: bool = False
     repeat_domain: str = ""  # '' = none; else this domain's training text is cut to repeat_kb
     repeat_kb: int = 4
@@ -447,6 +447,7 @@ def _train(ctx, uploads, eval_windows: int, sample_bytes: int, device: str) -> d
     cfg: MixtureRunConfig = ctx.config
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
+    ctx.note("Preparing the text domains (the first run reads the standard library: a few seconds)…")
     data = prepare_domains(cfg, uploads)
     names = list(cfg.domains)
     weights, _ = normalise_weights(list(cfg.weights))
@@ -552,8 +553,8 @@ def shares_chart(rows: list[dict]):
                 marker_color=charts.PALETTE[0])
     fig.add_bar(x=names, y=[100 * r["share of data"] for r in rows], name="share of the data (size)",
                 marker_color=charts.PALETTE[1])
-    fig.update_layout(barmode="group")
-    return charts._layout(fig, "Sampled more or less than its size?", "", "%")
+    fig = charts._layout(fig, "Sampled more or less than its size?", "", "%")
+    return fig.update_layout(barmode="group", legend=dict(y=-0.45, yanchor="top", x=0, xanchor="left"))
 
 
 def epochs_chart(rows: list[dict], threshold: float):
@@ -575,8 +576,8 @@ def epochs_chart(rows: list[dict], threshold: float):
     fig.add_hline(y=1, line_dash="dot", annotation_text="1 epoch (every token seen once)")
     fig.add_hline(y=threshold, line_dash="dash", line_color=charts.PALETTE[3],
                   annotation_text=f"{threshold:g} epochs: flagged as repeated")
-    fig.update_layout(barmode="group")
-    return charts._layout(fig, "Epochs per source", "", "epochs")
+    fig = charts._layout(fig, "Epochs per source", "", "epochs")
+    return fig.update_layout(barmode="group", legend=dict(y=-0.45, yanchor="top", x=0, xanchor="left"))
 
 
 def growth_chart():

@@ -14,6 +14,7 @@ from labs.gpt import GPT
 
 ICON = "🧬"
 NEXT_TOKEN_MODEL = models.DEFAULT_CHAT_MODEL
+DEFAULT_WEIGHTS = {"code": 40, "prose": 40, "arithmetic": 20}
 
 ui.page_header(
     "Data mixtures",
@@ -165,7 +166,7 @@ with tab_train:
     raw_weights = []
     for i, d in enumerate(domains):
         raw_weights.append(wcols[i % len(wcols)].slider(
-            d, 0, 100, 33 if d in corpora.BUILTIN_DOMAINS else 25, key=f"mix_w_{d}",
+            d, 0, 100, DEFAULT_WEIGHTS.get(d, 25), key=f"mix_w_{d}",
             help=corpora.DOMAIN_HELP.get(d, f"Your upload: {len(current.get(d, []))} documents.")))
     weights_ok = sum(raw_weights) > 0
     if weights_ok:
@@ -177,8 +178,9 @@ with tab_train:
         st.warning("All weights are zero: give at least one domain a positive weight.")
 
     a1, a2, a3, a4 = st.columns(4)
-    steps = a1.number_input("Steps", 10, 20000, 600, step=50, key="mix_steps",
-                            help="Optimizer steps of 16 x 64 bytes. 600 takes about a minute on 2 CPU cores.")
+    steps = a1.number_input("Steps", 10, 20000, 1000, step=50, key="mix_steps",
+                            help="Optimizer steps of 16 x 64 bytes. 1000 take about 40 s on an idle 2-core CPU "
+                                 "(longer while others train).")
     size = a2.selectbox("Model size", list(mixtures.SIZES), index=list(mixtures.SIZES).index(mixtures.DEFAULT_SIZE),
                         key="mix_size", help="Layers x width of the GPT. Bigger learns more per step but each "
                                              "step is slower.")
@@ -189,7 +191,7 @@ with tab_train:
     b1, b2, b3, b4 = st.columns(4)
     eval_every = b1.number_input("Evaluate every", 5, 1000, 50, key="mix_eval_every",
                                  help="Steps between per-domain validation points.")
-    sample_every = b2.number_input("Sample every", 10, 5000, 200, key="mix_sample_every",
+    sample_every = b2.number_input("Sample every", 10, 5000, 250, key="mix_sample_every",
                                    help="Steps between text samples from the model (one per domain, in the log).")
     quality = b3.toggle("Quality filter", False, key="mix_filter",
                         help="Dedup + simple heuristics on the training text (short, repetitive, symbol-heavy "

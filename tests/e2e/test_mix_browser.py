@@ -1,0 +1,23 @@
+"""Data-mixtures page in a real browser: the calculator switches preset, an upload becomes a fourth domain."""
+import pytest
+
+from labs.data import asset
+from tests.e2e.conftest import assert_no_exception, goto, screenshot, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+
+def test_mix_calculator_and_upload(page, app_url):
+    goto(page, app_url)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Data mixtures").first.click()
+    # The computed-vs-published explanation for GPT-3's inconsistent rows is visible.
+    page.get_by_text("Computed epochs differ from the published ones").first.wait_for()
+    assert_no_exception(page)
+
+    page.get_by_role("tab", name="Train a tiny GPT").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        str(asset("mixtures", "ships_log.jsonl")))
+    wait_idle(page)
+    page.get_by_text("ships_log 20%").first.wait_for()  # 40/40/20/25 normalised: the upload is a domain
+    assert_no_exception(page)
+    screenshot(page, "mix_upload")
