@@ -158,8 +158,8 @@ with tab_split:
                             help="Each chunk is shaded (alternating blue/green), overlaps are orange, [n] marks "
                                  "where chunk n starts.")
         doc = next((d for d in docs if d.source == view), docs[0])
-        st.markdown(rag_charts.chunk_viewer_html(doc.text, [c for c in chunks if c.source == doc.source]),
-                    unsafe_allow_html=True)  # document text is html-escaped inside chunk_viewer_html
+        # st.html: no markdown pass over the text; the document text is html-escaped inside chunk_viewer_html
+        st.html(rag_charts.chunk_viewer_html(doc.text, [c for c in chunks if c.source == doc.source]))
 
 # --------------------------------------------------------------------------------------------- 3 · embed & store
 with tab_store:
@@ -215,6 +215,9 @@ with tab_ask:
                                               "hybrid": "hybrid BM25 + dense"}[m],
                        help="Dense: nearest vectors. MMR: trade relevance for diversity. Hybrid: fuse keyword (BM25) "
                             "and vector rankings with reciprocal rank fusion.")
+    fetch_k = c2.slider("Candidates (fetch_k)", 5, 50, 10, 5, key="rag_fetch_k",
+                        disabled=rmethod == "dense" and not st.session_state.get("rag_rerank"),
+                        help="How many nearest chunks MMR, hybrid fusion and re-ranking choose the k from.")
     lam = c3.slider("MMR λ", 0.0, 1.0, 0.5, 0.05, key="rag_lambda", disabled=rmethod != "mmr",
                     help="1 = pure relevance (same as dense), 0 = pure diversity.")
     w_bm25 = c3.slider("BM25 weight", 0.0, 1.0, 0.5, 0.05, key="rag_bm25", disabled=rmethod != "hybrid",
@@ -222,6 +225,9 @@ with tab_ask:
     hyde = c4.checkbox("HyDE rewrite", key="rag_hyde",
                        help="The model first writes a hypothetical answer; we search with the mean of its embedding "
                             "and the question's (Gao et al. 2022). Costs one extra generation.")
+    rerank = c4.checkbox("Re-rank with the LLM", key="rag_rerank",
+                         help="The model reads the question with each candidate chunk (like a cross-encoder) and "
+                              "scores log p(Yes) − log p(No); the best k are kept. One forward pass per candidate.")
     threshold = c4.slider("Relevance threshold", 0.0, 1.0, retrieve.RetrieveConfig.min_similarity, 0.05,
                           key="rag_threshold",
                           help="If the best chunk's cosine similarity is below this, the answer is \"I don't know\" "
@@ -239,14 +245,15 @@ with tab_ask:
         st.info("Build the index in **3 · Embed & store** first.")
     if ask and index is not None:
         with ui.friendly_errors("Retrieval"):
-            rconfig = retrieve.RetrieveConfig(k=min(k, len(index)), method=rmethod, fetch_k=max(20, k),
+            rconfig = retrieve.RetrieveConfig(k=min(k, len(index)), method=rmethod, fetch_k=max(fetch_k, k),
                                               mmr_lambda=lam, bm25_weight=w_bm25, rewrite="hyde" if hyde else "none",
-                                              min_similarity=threshold)
+                                              rerank="llm" if rerank else "none", min_similarity=threshold)
             gconfig = generation.GenerationConfig(max_new_tokens=max_tokens, temperature=temperature, seed=0)
             embedder = ui.cached_embedder()
             lm = ui.cached_model()
             rewriter = functools.partial(generate.hyde_passage, lm) if hyde else None
-            result = retrieve.retrieve(index, question, embedder, rconfig, rewriter=rewriter)
+            reranker = functools.partial(generate.llm_relevance, lm) if rerank else None
+            result = retrieve.retrieve(index, question, embedder, rconfig, rewriter=rewriter, reranker=reranker)
             st.session_state.rag_result = result
             st.session_state.rag_answers = {}
             cols = st.columns(2 if compare else 1)
@@ -330,11 +337,11 @@ with tab_eval:
         with ui.friendly_errors("Evaluation"):
             cfg = evaluate.RagEvalConfig(
                 splitter=method, chunk_size=int(size), chunk_overlap=int(overlap), unit=unit, distance=distance,
-                k=k, method=rmethod, fetch_k=max(20, k), mmr_lambda=lam, bm25_weight=w_bm25,
-                rewrite="hyde" if hyde else "none", generate_answers=gen_answers, max_new_tokens=eval_tokens,
+                k=k, method=rmethod, fetch_k=max(fetch_k, k), mmr_lambda=lam, bm25_weight=w_bm25,
+                rewrite="hyde" if hyde else "none", rerank="llm" if rerank else "none", generate_answers=gen_answers, max_new_tokens=eval_tokens,
                 n_questions=int(n_q), corpus_modules=modules, tiny_model=settings.tiny_models())
             embedder = ui.cached_embedder()
-            lm = ui.cached_model() if gen_answers or hyde else None
+            lm = ui.cached_model() if gen_answers or hyde or rerank else None
             st.session_state.rag_eval_run_id = jobs.submit(
                 cfg, functools.partial(evaluate.run_eval, embedder=embedder, lm=lm), owner=ui.session_id(),
                 label="RAG eval")
@@ -342,7 +349,7 @@ with tab_eval:
     if run_id:
         ui.run_panel(run_id, [("Retrieval (per question)", ["hit", "rr"]),
                               ("RAG triad (per question)", ["context_relevance", "groundedness", "answer_relevance"]),
-                              ("Latency (ms)", ["search_ms", "generate_ms"])], prefix="rag", smoothing=0.0)
+                              ("Latency (ms)", ["search_ms", "rerank_ms", "generate_ms"])], prefix="rag", smoothing=0.0)
         run = jobs.get(run_id)
         if run is not None and run.status == jobs.DONE:
             s = run.summary

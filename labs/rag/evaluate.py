@@ -134,6 +134,7 @@ class RagEvalConfig:
     mmr_lambda: float = 0.5
     bm25_weight: float = 0.5
     rewrite: str = "none"
+    rerank: str = "none"
     generate_answers: bool = True  # off = retrieval metrics only (seconds instead of minutes)
     max_new_tokens: int = 48  # short answers: ~2 s each for the 135M model on 2 cores
     n_questions: int = 10  # the first n of the bundled set (that the corpus modules can answer)
@@ -163,13 +164,15 @@ class RagEvalConfig:
     def retrieve_config(self) -> retrieve.RetrieveConfig:
         return retrieve.RetrieveConfig(k=self.k, method=self.method, fetch_k=max(self.fetch_k, self.k),
                                        mmr_lambda=self.mmr_lambda, bm25_weight=self.bm25_weight, rewrite=self.rewrite,
+                                       rerank=self.rerank,
                                        min_similarity=-1.0)  # evaluation always asks the model
 
     @property
     def label(self) -> str:
         extra = {"mmr": f" λ={self.mmr_lambda}", "hybrid": f" bm25={self.bm25_weight}"}.get(self.method, "")
         return (f"{self.splitter} {self.chunk_size}/{self.chunk_overlap} {self.unit} · {self.distance} · k={self.k} · "
-                f"{self.method}{extra}" + (" · HyDE" if self.rewrite == "hyde" else ""))
+                f"{self.method}{extra}" + (" · HyDE" if self.rewrite == "hyde" else "")
+                + (" · LLM re-rank" if self.rerank == "llm" else ""))
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -195,6 +198,7 @@ def run_eval(ctx, embedder, lm=None) -> dict:
     embed = partial(store.embed_texts, embedder)
     gen_config = generation.GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0, seed=cfg.seed)
     rewriter = partial(generate.hyde_passage, lm, seed=cfg.seed) if cfg.rewrite == "hyde" and lm is not None else None
+    reranker = partial(generate.llm_relevance, lm) if cfg.rerank == "llm" and lm is not None else None
     rows, qvecs = [], []
     batch_ms = 0.0
     batch = [None] * len(qs)
@@ -203,7 +207,8 @@ def run_eval(ctx, embedder, lm=None) -> dict:
         batch = list(store.embed_texts(embedder, [q.question for q in qs]))
         batch_ms = (time.perf_counter() - t0) * 1000 / len(qs)
     for step, (q, vec) in enumerate(zip(qs, batch), start=1):
-        r = retrieve.retrieve(index, q.question, embedder, cfg.retrieve_config(), rewriter=rewriter, query_vec=vec)
+        r = retrieve.retrieve(index, q.question, embedder, cfg.retrieve_config(), rewriter=rewriter, query_vec=vec,
+                              reranker=reranker)
         if vec is not None:
             r.timings_ms["embed_ms"] = batch_ms
         qvecs.append(r.query_vec)
@@ -217,7 +222,8 @@ def run_eval(ctx, embedder, lm=None) -> dict:
                "retrieved": ", ".join(h.chunk.source for h in r.hits), "hit": hit_at_k(r.hits, q.sources),
                "rr": reciprocal_rank(r.hits, q.sources), **scores, "answer": answer,
                "rewrite_ms": r.timings_ms.get("rewrite_ms", 0.0), "embed_ms": r.timings_ms["embed_ms"],
-               "search_ms": r.timings_ms["search_ms"], "generate_ms": gen_ms}
+               "search_ms": r.timings_ms["search_ms"], "rerank_ms": r.timings_ms.get("rerank_ms", 0.0),
+               "generate_ms": gen_ms}
         rows.append(row)
         ctx.log(step=step, **{k: v for k, v in row.items() if isinstance(v, float) and np.isfinite(v)})
     ctx.save_json("questions.json", rows)
@@ -246,7 +252,8 @@ def leaderboard(runs: Sequence[jobs.Run]) -> list[dict]:
         rows.append({"run": run.id, "config": s.get("label", ""), "chunk size": c.get("chunk_size"),
                      "overlap": c.get("chunk_overlap"), "unit": c.get("unit"), "splitter": c.get("splitter"),
                      "k": c.get("k"), "distance": c.get("distance"), "method": c.get("method"),
-                     "HyDE": c.get("rewrite") == "hyde", "questions": c.get("n_questions"),
+                     "HyDE": c.get("rewrite") == "hyde",
+                     "re-rank": c.get("rerank", "none") == "llm", "questions": c.get("n_questions"),
                      "hit@k": s["hit_at_k"], "MRR": s["mrr"], "context relevance": s.get("context_relevance"),
                      "groundedness": s.get("groundedness"), "answer relevance": s.get("answer_relevance"),
                      "noise floor": s.get("noise_floor"), "search p50 ms": s.get("search_ms_p50"),

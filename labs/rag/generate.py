@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Iterator, Sequence
 
+import torch
+
 from labs import generation
 from labs.rag.retrieve import Hit, Retrieval
 
@@ -72,3 +74,24 @@ def hyde_passage(lm, question: str, max_new_tokens: int = 64, seed: int = 0) -> 
                                           f"{question.strip()}"}]
     config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
     return generation.generate(lm, prompt, config).strip()
+
+
+@torch.inference_mode()
+def llm_relevance(lm, question: str, passage: str) -> float:
+    """Pointwise LLM re-ranker: log p("Yes") − log p("No") for "does the passage help answer the question?".
+
+    The model reads question and passage together, like a cross-encoder (Nogueira & Cho 2019 fine-tune BERT
+    for exactly this); one forward pass per candidate, so it re-ranks a short list, never the whole corpus.
+    """
+    messages = [{"role": "user", "content": f"Passage:\n{passage.strip()[:MAX_CHARS_PER_CHUNK]}\n\n"
+                                            f"Question: {question.strip()}\n"
+                                            "Does the passage help answer the question? Answer Yes or No."}]
+    text = generation.render_prompt(lm, messages)
+    ids = lm.tokenizer(text, add_special_tokens=lm.spec.prompt_format != "chat")["input_ids"]
+    device = next(lm.model.parameters()).device
+    with lm.lock:
+        logits = lm.model(input_ids=torch.tensor([ids], device=device), logits_to_keep=1).logits[0, -1].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    yes = lm.tokenizer.encode("Yes", add_special_tokens=False)[0]
+    no = lm.tokenizer.encode("No", add_special_tokens=False)[0]
+    return float(logp[yes] - logp[no])

@@ -6,6 +6,8 @@
             time the chunk maximising  λ·sim(q, d) − (1 − λ)·max_{s ∈ selected} sim(d, s).
 * hybrid -- BM25 keyword ranking (Robertson & Zaragoza 2009) fused with the dense ranking by Reciprocal Rank
             Fusion (Cormack, Clarke & Büttcher 2009):  score(d) = Σ_rankings w / (60 + rank(d)).
+* rerank -- re-score the `fetch_k` candidates with a model that reads question and chunk *together* (a
+            cross-encoder; here the local LLM's log p(Yes) − log p(No), a pointwise LLM re-ranker), keep the best k.
 * HyDE   -- Hypothetical Document Embeddings (Gao et al. 2022): the model writes a passage that *would*
             answer the question; we search with the mean of the question's and the passage's embeddings.
 """
@@ -23,6 +25,7 @@ from labs.rag.store import Index, cosine_similarity, embed_texts
 
 METHODS = ("dense", "mmr", "hybrid")
 REWRITES = ("none", "hyde")
+RERANKS = ("none", "llm")
 RRF_K = 60  # Cormack et al. 2009 found 60 works well across collections
 
 
@@ -34,6 +37,7 @@ class RetrieveConfig:
     mmr_lambda: float = 0.5  # 1 = pure relevance, 0 = pure diversity
     bm25_weight: float = 0.5  # share of the keyword ranking in hybrid fusion
     rewrite: str = "none"  # "none" or "hyde"
+    rerank: str = "none"  # "none" or "llm" (re-score fetch_k candidates, one LLM forward pass each)
     # Below this cosine for the best chunk the answer is "I don't know". Measured on the stdlib corpus with
     # all-MiniLM-L6-v2: off-topic questions peak at 0.16-0.26, every bundled question reaches >= 0.40.
     min_similarity: float = 0.30
@@ -49,6 +53,8 @@ class RetrieveConfig:
             raise ValueError("MMR λ and the BM25 weight must be between 0 and 1.")
         if self.rewrite not in REWRITES:
             raise ValueError(f"Query rewriting must be one of {', '.join(REWRITES)}.")
+        if self.rerank not in RERANKS:
+            raise ValueError(f"Re-ranking must be one of {', '.join(RERANKS)}.")
         if not -1 <= self.min_similarity <= 1:
             raise ValueError("The relevance threshold is a cosine similarity between -1 and 1.")
 
@@ -125,8 +131,10 @@ def hyde_query(question: str, passage: str, embedder) -> np.ndarray:
 
 
 def retrieve(index: Index, question: str, embedder, config: RetrieveConfig = RetrieveConfig(),
-             rewriter: Callable[[str], str] | None = None, query_vec: np.ndarray | None = None) -> Retrieval:
-    """Top-k chunks for `question` under `config`. `rewriter(question) -> passage` is needed for HyDE;
+             rewriter: Callable[[str], str] | None = None, query_vec: np.ndarray | None = None,
+             reranker: Callable[[str, str], float] | None = None) -> Retrieval:
+    """Top-k chunks for `question` under `config`. `rewriter(question) -> passage` is needed for HyDE,
+    `reranker(question, chunk_text) -> score` (higher = more relevant) for re-ranking;
     `query_vec` skips embedding the question (when it was embedded already, e.g. in a batch)."""
     question = (question or "").strip()
     if not question:
@@ -148,7 +156,7 @@ def retrieve(index: Index, question: str, embedder, config: RetrieveConfig = Ret
     timings["embed_ms"] = (time.perf_counter() - t0) * 1000
 
     t0 = time.perf_counter()
-    fetch = config.k if config.method == "dense" else config.fetch_k
+    fetch = config.k if config.method == "dense" and config.rerank == "none" else config.fetch_k
     nearest = index.query(query_vec, fetch)  # [(chunk index, raw distance)]
     raw = dict(nearest)
     bm25 = None
@@ -164,10 +172,20 @@ def retrieve(index: Index, question: str, embedder, config: RetrieveConfig = Ret
         keyword = [int(i) for i in np.argsort(-bm25)[:config.fetch_k] if bm25[i] > 0]
         fused = rrf([[i for i, _ in nearest], keyword], [1 - config.bm25_weight, config.bm25_weight])
         order = sorted(fused.items(), key=lambda kv: -kv[1])
+    timings["search_ms"] = (time.perf_counter() - t0) * 1000
+    if config.rerank == "llm":
+        if reranker is None:
+            raise ValueError("Re-ranking needs a model to score the candidates.")
+        t0 = time.perf_counter()
+        if config.method == "mmr":  # MMR already chose k; re-rank a diverse list of fetch_k instead
+            cand = [i for i, _ in nearest]
+            order = [(cand[p], 0.0) for p in mmr(query_vec, index.embeddings[cand], config.fetch_k, config.mmr_lambda)]
+        candidates = [i for i, _ in order[:config.fetch_k]]
+        order = sorted(((i, float(reranker(question, index.chunks[i].text))) for i in candidates), key=lambda kv: -kv[1])
+        timings["rerank_ms"] = (time.perf_counter() - t0) * 1000
     order = order[:config.k]
     sims = cosine_similarity(query_vec, index.embeddings[[i for i, _ in order]]) if order else []
     hits = [Hit(rank=r + 1, chunk=index.chunks[i], similarity=float(s), distance=raw.get(i), score=float(score),
                 bm25=float(bm25[i]) if bm25 is not None else None)
             for r, ((i, score), s) in enumerate(zip(order, sims))]
-    timings["search_ms"] = (time.perf_counter() - t0) * 1000
     return Retrieval(question, query_vec, hits, hypothetical, timings)

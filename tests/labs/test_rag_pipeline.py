@@ -111,3 +111,24 @@ def test_eval_run_and_leaderboard(index, embedder, tiny):
     assert rows and rows[0]["run"] == run_id and rows[0]["hit@k"] == s["hit_at_k"]
     with pytest.raises(ValueError, match="between 1 and"):
         evaluate.RagEvalConfig(corpus_modules=MODULES, n_questions=99)
+
+
+def test_rerank_reorders_candidates_and_llm_scores_are_finite(index, embedder, tiny):
+    q = "Which function derives a key from a password?"
+    wanted = next(c for c in index.chunks if "fnmatchcase" in c.text)  # deliberately an irrelevant chunk
+    config = retrieve.RetrieveConfig(k=2, fetch_k=len(index.chunks), rerank="llm")
+    r = retrieve.retrieve(index, q, embedder, config, reranker=lambda q, text: float(text == wanted.text))
+    assert r.hits[0].chunk.text == wanted.text and r.hits[0].score == 1.0 and "rerank_ms" in r.timings_ms
+    with pytest.raises(ValueError, match="Re-ranking needs a model"):
+        retrieve.retrieve(index, q, embedder, config)
+    score = generate.llm_relevance(tiny, q, index.chunks[0].text)
+    assert np.isfinite(score)
+
+
+def test_chunk_viewer_escapes_markup():
+    from labs.rag import charts as rag_charts
+
+    doc = load.Document("x.html", "<script>alert(1)</script> " * 20, "text")
+    chunks = split.split_documents([doc], split.SplitConfig(chunk_size=60, chunk_overlap=30))
+    html = rag_charts.chunk_viewer_html(doc.text, chunks)
+    assert "<script>" not in html and "&lt;script&gt;" in html and "overlap of chunks" in html
