@@ -23,7 +23,12 @@ ui.page_header(
 ui.init_state("arena", battle_id=None, prompt="", prompt_source="typed", message=None, instructor=False,
               contenders=None)
 me = ui.session_id()
-store = votes.open_store()
+try:
+    store = votes.open_store()
+except Exception as exc:  # noqa: BLE001 - a wrong LLMLAB_DB_URL or a server that is down
+    st.error(f"The vote store could not be opened ({type(exc).__name__}: {exc}). Check LLMLAB_DB_URL "
+             f"(now {votes.safe_url(settings.db_url())}) or unset it to use SQLite under LLMLAB_HOME.")
+    st.stop()
 
 
 def _secret_password() -> str | None:
@@ -152,7 +157,7 @@ with tab_battle:
                 else:
                     st.caption("writing…")
 
-    @st.fragment(run_every=0.4)
+    @st.fragment(run_every=0.5)
     def live_answers(battle_id: str) -> None:
         b = arena.get_battle(battle_id)
         if b is None:

@@ -191,6 +191,7 @@ def test_sqlite_is_in_wal_mode_and_default_url(tmp_path, monkeypatch):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     assert votes.open_store() is s
     assert votes.normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert "s3cret" not in votes.safe_url("postgresql://u:s3cret@h/db")
 
 
 WRITER = """
