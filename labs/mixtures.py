@@ -503,15 +503,27 @@ def _train(ctx, uploads, eval_windows: int, sample_bytes: int, device: str) -> d
             last_eval.update({f"epochs_{n}": drawn[n] / len(data[n].train) for n in names})
             row.update(last_eval)
         if step % cfg.sample_every == 0 or step == cfg.steps:
-            for n in names:
+            for i, n in enumerate(names):
                 text = sample_text(model, data[n].prompts[0] if data[n].prompts else "\n", sample_bytes, device,
-                                   seed=cfg.seed + step)
+                                   seed=cfg.seed * 1_000_003 + step * 101 + i)
                 samples.append({"step": step, "domain": n, "text": text})
                 ctx.note(f"step {step} · {n}: {text!r}")
         ctx.log(**row)  # raises Stopped / Diverged
     ctx.save_json("samples.json", samples)
     return {"final_loss": loss_val, **last_eval, "params": model.num_parameters(),
             "flops_per_token": flops_per_token(gcfg, T)}
+
+
+def read_samples(folder) -> list[dict]:
+    """The samples a finished run saved ([{step, domain, text}]); [] if none."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "samples.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
 
 
 def sample_text(model: GPT, prompt: str, n: int, device: str, seed: int = 0, temperature: float = 0.8) -> str:

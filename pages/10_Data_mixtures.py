@@ -239,6 +239,11 @@ with tab_train:
                       "epochs": round(r.summary.get(f"epochs_{d}", 0.0), 2)} for d in run_domains]
             st.markdown("**Final per-domain loss** (bits per byte: 8 = random bytes, gzip gets ~2-3 on text)")
             st.dataframe(pd.DataFrame(final), hide_index=True, key=f"mix_final_{r.id}")
+            samples = mixtures.read_samples(r.artifacts)
+            if samples:
+                st.markdown("**Samples** (the first bytes are a prompt from that domain's held-out text)")
+                grid = pd.DataFrame(samples).pivot(index="step", columns="domain", values="text")
+                st.dataframe(grid, key=f"mix_samples_{r.id}")
 
         ui.run_panel(run_id, groups, prefix="mix", smoothing=0.0, extra=_results)
 
