@@ -454,12 +454,12 @@ with tab_merge:
     result = st.session_state["lora_merge_result"]
     if result:
         m = st.columns(4)
-        m[0].metric("max |logits unmerged − merged|", f"{result['max_abs_diff']:.2e}",
+        m[0].metric("max |Δlogits| unmerged − merged", f"{result['max_abs_diff']:.2e}",
                     help=f"over {result['tokens']} token positions; the largest logit is {result['max_abs_logit']:.1f}")
-        m[1].metric("max |logits adapter − base|", f"{result['adapter_effect']:.3f}",
+        m[1].metric("max |Δlogits| adapter − base", f"{result['adapter_effect']:.3f}",
                     help="How much the adapter changes the model at all.")
-        m[2].metric("Unmerged", f"{result['unmerged_tokens_per_s']:.1f} tokens/s")
-        m[3].metric("Merged", f"{result['merged_tokens_per_s']:.1f} tokens/s",
+        m[2].metric("Unmerged, tokens/s", f"{result['unmerged_tokens_per_s']:.1f}")
+        m[3].metric("Merged, tokens/s", f"{result['merged_tokens_per_s']:.1f}",
                     f"{100 * (result['merged_tokens_per_s'] / result['unmerged_tokens_per_s'] - 1):+.0f} %")
         st.caption(("Same greedy text merged and unmerged. " if result["same_text"] else
                     "The greedy texts differ (rounding can flip a near tie). ") +

@@ -17,7 +17,7 @@ def test_lora_calculator_and_merge_check(page, app_url):
     # The merge check on a random adapter: merged and unmerged logits agree to rounding.
     page.get_by_role("tab", name="Merge check").click()
     page.get_by_role("button", name="Merge and compare").click()
-    page.get_by_text("max |logits unmerged − merged|").wait_for(timeout=120_000)
+    page.get_by_text("max |Δlogits| unmerged − merged").wait_for(timeout=120_000)
     wait_idle(page)
     value = page.locator('[data-testid="stMetric"]', has_text="unmerged − merged")
     assert "e-" in value.locator('[data-testid="stMetricValue"]').inner_text()
