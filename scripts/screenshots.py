@@ -33,7 +33,7 @@ def main() -> None:
 
     from app import lab_pages
 
-    paths = [("", "home")] + [(p.stem.split("_", 1)[1].lower(), p.stem.split("_", 1)[1].lower()) for p, *_ in lab_pages()]
+    paths = [("", "home")] + [(p.stem.split("_", 1)[1], p.stem.split("_", 1)[1].lower()) for p, *_ in lab_pages()]
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
