@@ -358,6 +358,12 @@ with tab_inside:
             chosen = st.selectbox("Adapter", ids, key="lora_inside_run", format_func=lambda i: run_name(by_id[i]),
                                   help="Any finished LoRA run of this app.")
             deltas = _deltas(by_id[chosen].summary["adapter"])
+            if by_id[chosen].config.get("use_dora"):
+                st.caption("DoRA run: ΔW below is the direction update (α/r)·BA; DoRA's per-row magnitude "
+                           "rescaling comes on top of it.")
+            if by_id[chosen].config.get("init") in ("pissa_niter_4", "olora"):
+                st.caption("PiSSA/OLoRA run: the saved adapter was converted to a plain LoRA of rank 2r relative "
+                           "to the original W0 (PEFT's path_initial_model_for_weight_conversion).")
             spectra = lora.delta_spectra(deltas)
             frame = pd.DataFrame(spectra)
             pivot = frame.pivot(index="matrix", columns="layer", values="effective rank")
