@@ -96,7 +96,7 @@ def instruction_tab() -> None:
         return
     train_examples, heldout, data_name = loaded
     preview = pd.DataFrame([{"instruction": e.instruction, "input": e.input, "output": e.output}
-                            for e in train_examples[:8]])
+                            for e in train_examples[::max(1, len(train_examples) // 8)][:8]])
     st.dataframe(preview, hide_index=True, width="stretch")
 
     st.subheader("2 · Template and loss mask")
@@ -120,7 +120,7 @@ def instruction_tab() -> None:
         view = sft.token_view(lm.tokenizer, train_examples[idx], template, train_on_prompt, int(max_len))
         trained = sum(t["trained"] for t in view)
         st.markdown(f"**{len(view)} tokens: {trained} trained (green), {len(view) - trained} masked (grey, label "
-                    f"-100).** Hover a token for its id. The final `{html.escape(lm.tokenizer.eos_token or '')}` is "
+                    f"-100).** Hover a token for its id. The final `{lm.tokenizer.eos_token or 'EOS'}` is "
                     "trained so the model learns to stop.")
         st.markdown(token_html(view), unsafe_allow_html=True)
         with st.expander("Rendered text"):
