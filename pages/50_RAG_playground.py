@@ -280,13 +280,16 @@ with tab_ask:
                 continue
             with col:
                 st.markdown(f"**{title}**")
+                if not answers[name].strip():
+                    st.caption("(the model returned an empty answer)")
                 st.markdown(_linked(answers[name], len(result.hits)) if name == "rag" else answers[name])
                 if name == "rag":
                     cited = generate.citations(answers[name], len(result.hits))
                     st.caption("Cites " + ", ".join(f"[{n}] {result.hits[n - 1].chunk.source}" for n in cited)
                                if cited else "No chunk cited.")
                 if answers[name].strip() and not answers[name].startswith("I don't know:"):
-                    t = evaluate.triad(result.question, answers[name], contexts, embed)
+                    t = evaluate.triad(result.question, answers[name], contexts, embed,
+                                       context_vecs=index.embeddings[[h.chunk.index for h in result.hits]])
                     m = st.columns(3)
                     m[0].metric("Context relevance", f"{t['context_relevance']:.2f}")
                     m[1].metric("Groundedness", f"{t['groundedness']:.2f}")
@@ -358,8 +361,10 @@ with tab_eval:
             m[1].metric("MRR", f"{s['mrr']:.2f}")
             for col, key_ in zip(m[2:], ("context_relevance", "groundedness", "answer_relevance")):
                 lo, hi = s.get(f"{key_}_ci", (float("nan"), float("nan")))
-                col.metric(key_.replace("_", " ").capitalize(), f"{s[key_]:.2f}",
-                           help=f"95 % bootstrap interval over questions: {lo:.2f}–{hi:.2f}")
+                value = s[key_]
+                col.metric(key_.replace("_", " ").capitalize(), f"{value:.2f}" if value == value else "–",
+                           help=f"95 % bootstrap interval over questions: {lo:.2f}–{hi:.2f}" if value == value
+                           else "Needs answers: tick 'Generate answers'.")
             st.caption(f"Noise floor: the questions score {s['noise_floor']:.2f} cosine against *random* chunks. "
                        "Triad differences between configurations smaller than their bootstrap intervals are noise. "
                        f"Search p50 {s['search_ms_p50']:.1f} ms, p95 {s['search_ms_p95']:.1f} ms"

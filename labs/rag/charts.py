@@ -72,8 +72,10 @@ def embedding_map(embeddings: np.ndarray, chunks: Sequence[Chunk], query_vec: np
         fig.add_scatter(x=[q[0]], y=[q[1]], mode="markers", name="query",
                         marker=dict(size=18, symbol="star", color="#E45756", line=dict(color="black", width=1)))
     ratio = pca.explained_variance_ratio_
-    return _layout(fig, f"Chunk embeddings, PCA to 2-D ({ratio.sum():.0%} of the variance shown)",
-                   f"PC1 ({ratio[0]:.0%})", f"PC2 ({ratio[1]:.0%})", height=460)
+    _layout(fig, f"Chunk embeddings, PCA to 2-D ({ratio.sum():.0%} of the variance shown)",
+            f"PC1 ({ratio[0]:.0%})", f"PC2 ({ratio[1]:.0%})", height=520)
+    fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, xanchor="left", yanchor="top"))
+    return fig
 
 
 def leaderboard_bars(rows: Sequence[dict]) -> go.Figure:
@@ -82,5 +84,6 @@ def leaderboard_bars(rows: Sequence[dict]) -> go.Figure:
     fig = go.Figure()
     for j, key in enumerate(("hit@k", "MRR", "context relevance", "groundedness", "answer relevance")):
         fig.add_bar(x=labels, y=[r.get(key) for r in rows], name=key, marker_color=PALETTE[j])
-    fig.update_layout(barmode="group")
-    return _layout(fig, "Configurations on the bundled question set", "", "score (0-1)", height=380)
+    _layout(fig, "Configurations on the bundled question set", "", "score (0-1)", height=420)
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.25, x=0, xanchor="left", yanchor="top"))
+    return fig

@@ -81,20 +81,28 @@ def answer_sentences(answer: str) -> list[str]:
     return [p for p in parts if len(p) > 3]
 
 
-def triad(question: str, answer: str, contexts: Sequence[str], embed: Callable[[list[str]], np.ndarray]) -> dict:
-    """Context relevance, groundedness, answer relevance by embedding cosine (see the module docstring)."""
+def triad(question: str, answer: str, contexts: Sequence[str], embed: Callable[[list[str]], np.ndarray],
+          question_vec: np.ndarray | None = None, context_vecs: np.ndarray | None = None) -> dict:
+    """Context relevance, groundedness, answer relevance by embedding cosine (see the module docstring).
+
+    Pass `question_vec` / `context_vecs` when they are already embedded (the index holds every chunk's vector)."""
     sentences = answer_sentences(re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", "", answer))
-    texts = [question, *contexts, *sentences]
-    vecs = embed(texts)
-    vecs = vecs / (np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12)
-    q, ctx, sent = vecs[0], vecs[1:1 + len(contexts)], vecs[1 + len(contexts):]
-    out = {"context_relevance": float((ctx @ q).mean()) if len(ctx) else float("nan")}
-    out["groundedness"] = float((sent @ ctx.T).max(axis=1).mean()) if len(sent) and len(ctx) else float("nan")
-    if sentences:
-        answer_vec = embed([" ".join(sentences)])[0]
-        out["answer_relevance"] = float(answer_vec @ q / (np.linalg.norm(answer_vec) + 1e-12))
-    else:
-        out["answer_relevance"] = float("nan")
+    todo = ([] if question_vec is not None else [question]) + ([] if context_vecs is not None else list(contexts))
+    todo += sentences + ([" ".join(sentences)] if sentences else [])
+    vecs = embed(todo) if todo else np.zeros((0, 1), dtype=np.float32)
+    pos = 0
+    if question_vec is None:
+        question_vec, pos = vecs[0], 1
+    if context_vecs is None:
+        context_vecs, pos = vecs[pos:pos + len(contexts)], pos + len(contexts)
+    unit = lambda m: np.asarray(m, dtype=np.float64) / (np.linalg.norm(m, axis=-1, keepdims=True) + 1e-12)  # noqa: E731
+    q, ctx = unit(question_vec), unit(context_vecs)
+    out = {"context_relevance": float((ctx @ q).mean()) if len(ctx) else float("nan"),
+           "groundedness": float("nan"), "answer_relevance": float("nan")}
+    if sentences and len(ctx):
+        sent, whole = unit(vecs[pos:pos + len(sentences)]), unit(vecs[pos + len(sentences)])
+        out["groundedness"] = float((sent @ ctx.T).max(axis=1).mean())
+        out["answer_relevance"] = float(whole @ q)
     return out
 
 
@@ -217,7 +225,9 @@ def run_eval(ctx, embedder, lm=None) -> dict:
             t0 = time.perf_counter()
             answer = generation.generate(lm, generate.rag_messages(q.question, r.hits), gen_config)
             gen_ms = (time.perf_counter() - t0) * 1000
-        scores = triad(q.question, answer, [h.chunk.text for h in r.hits], embed)
+        question_vec = vec if vec is not None else None  # with HyDE the search vector is not the question's
+        scores = triad(q.question, answer, [h.chunk.text for h in r.hits], embed, question_vec=question_vec,
+                       context_vecs=index.embeddings[[h.chunk.index for h in r.hits]])
         row = {"id": q.id, "question": q.question, "expected": ", ".join(q.sources),
                "retrieved": ", ".join(h.chunk.source for h in r.hits), "hit": hit_at_k(r.hits, q.sources),
                "rr": reciprocal_rank(r.hits, q.sources), **scores, "answer": answer,

@@ -85,6 +85,10 @@ def test_triad_orders_good_above_bad(embedder):
     assert copy["groundedness"] == pytest.approx(1.0, abs=1e-3)
     assert good["groundedness"] > bad["groundedness"] and good["answer_relevance"] > bad["answer_relevance"]
     assert good["context_relevance"] == bad["context_relevance"]  # same question, same context
+    q = "How do I find the n smallest elements?"
+    pre = evaluate.triad(q, "Use heapq.nsmallest [1].", context, embed, question_vec=embed([q])[0],
+                         context_vecs=embed(context))
+    assert pre == pytest.approx(good, abs=1e-5)  # precomputed vectors give the same scores
     lo, hi = evaluate.bootstrap_ci([0.2, 0.4, 0.6, 0.8])
     assert lo <= 0.5 <= hi
 
