@@ -197,7 +197,7 @@ def next_token_rows(lm, text: str, max_tokens: int = 64) -> list[dict]:
     label_t = torch.tensor(labels, device=logp.device)
     losses = -logp.gather(1, label_t[:, None])[:, 0]
     top = logits.argmax(-1).tolist()
-    show = lambda i: tok.decode([i]).replace("\n", "\\n")  # noqa: E731
+    show = lambda i: tok.decode([i]).replace(" ", "␣").replace("\n", "\\n")  # noqa: E731  (spaces are part of tokens)
     return [{"position": t, "input": show(i), "label": show(l), "p(label)": math.exp(-loss),
              "loss": loss, "model's top guess": show(g)}
             for t, (i, l, loss, g) in enumerate(zip(inputs, labels, losses.tolist(), top))]
@@ -248,6 +248,18 @@ def quality_filter(docs: list[str], min_chars: int = 80) -> tuple[list[str], Fil
         kept.append(d)
     size = lambda xs: sum(len(x.encode()) for x in xs)  # noqa: E731
     return kept, FilterStats(len(docs), len(kept), size(docs), size(kept), dup, short, rep, sym)
+
+
+def filter_report(domain_docs: dict[str, list[str]]) -> list[dict]:
+    """What the quality filter would remove from each domain's training documents (a table for the page)."""
+    rows = []
+    for name, docs in domain_docs.items():
+        train, _ = corpora.split(docs)
+        _, s = quality_filter(train)
+        rows.append({"domain": name, "documents": s.docs_in, "kept": s.docs_out, "duplicates": s.duplicates,
+                     "too short": s.too_short, "repetitive": s.repetitive, "symbol-heavy": s.symbols,
+                     "bytes removed": f"{100 * s.removed_fraction:.1f}%"})
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -28,6 +28,13 @@ ui.page_header(
 )
 ui.init_state("mix", run_id=None, uploads={}, next_rows=None, calc_rows=None)
 
+
+
+@st.cache_data(show_spinner="Checking the built-in domains…")
+def _builtin_filter_report() -> list[dict]:
+    return mixtures.filter_report({d: corpora.builtin_documents(d) for d in corpora.BUILTIN_DOMAINS})
+
+
 tab_calc, tab_next, tab_train, tab_compare = st.tabs(
     ["Mixture calculator", "Next-token labels", "Train a tiny GPT", "Compare runs"])
 
@@ -199,6 +206,13 @@ with tab_train:
     repeat = b4.selectbox("Repeat a small domain", ["(none)"] + domains, key="mix_repeat_domain",
                           help="Cut one domain's training text to a few KB so it is read many epochs: its train "
                                "loss keeps falling while its validation loss turns up (overfitting).")
+    if quality:
+        with ui.friendly_errors("The quality filter"):
+            report = _builtin_filter_report() + mixtures.filter_report(current)
+            st.dataframe(pd.DataFrame(report), hide_index=True, key="mix_filter_table")
+            st.caption("Same steps, same validation text: compare this run's per-domain curves with an unfiltered "
+                       "one in *Compare runs*. The standard library is already clean text, so expect a small "
+                       "effect; a scraped web upload shows a bigger one.")
     repeat_kb = 4
     if repeat != "(none)":
         repeat_kb = st.slider("KB of text kept for the repeated domain", 1, 64, 4, key="mix_repeat_kb",

@@ -99,6 +99,11 @@ def _cap(docs: list[str], cap: int = _CAP_BYTES) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=4)
+def _arithmetic(n: int, seed: int) -> tuple[str, ...]:
+    return tuple(arithmetic_documents(n, seed))
+
+
 def arithmetic_documents(n: int = 4000, seed: int = 0) -> list[str]:
     """Documents of 8 equations each: 'a + b = c' and 'a * b = c' with small numbers, exact answers."""
     rng = random.Random(seed)
@@ -118,7 +123,7 @@ def builtin_documents(domain: str) -> list[str]:
     if domain == "prose":
         return list(_stdlib_documents()[1])
     if domain == "arithmetic":
-        return arithmetic_documents()
+        return list(_arithmetic(4000, 0))
     raise KeyError(f"Unknown domain '{domain}'. Built-in domains: {', '.join(BUILTIN_DOMAINS)}.")
 
 

@@ -67,6 +67,9 @@ def _small(at, **kw):
 def test_train_a_tiny_gpt_on_a_mixture(app):
     _small(app)
     app.slider(key="mix_w_arithmetic").set_value(0)
+    app.toggle(key="mix_filter").set_value(True).run()
+    assert not app.exception
+    assert any("duplicates" in df.value.columns for df in app.dataframe)  # what the filter removes
     app.button(key="mix_train").click().run()
     assert not app.exception
     run = _wait_and_rerun(app)
