@@ -95,3 +95,19 @@ def test_silly_learning_rate_stops_with_a_reason_and_all_zero_weights_warn(app):
     assert not app.exception
     assert any("All weights are zero" in w.value for w in app.warning)
     assert app.button(key="mix_train").disabled
+
+
+def test_a_second_click_while_running_warns_and_keeps_the_run(app):
+    from labs import jobs
+
+    _small(app, steps=5000)
+    app.number_input(key="mix_seed").set_value(7)
+    app.button(key="mix_train").click().run()
+    first = app.session_state["mix_run_id"]
+    app.number_input(key="mix_seed").set_value(8)  # a different config: must not start a second run
+    app.button(key="mix_train").click().run()
+    assert not app.exception
+    assert app.session_state["mix_run_id"] == first
+    assert any("still going" in w.value for w in app.warning)
+    jobs.stop(first)
+    assert jobs.wait(first, timeout=120).status == "stopped"
