@@ -649,12 +649,14 @@ def run_diversity(ctx, lm: models.LoadedModel, embed: Callable[[list[str]], obje
                                        seed=cfg.seed * 1000 + j, repetition_penalty=1.0)
                 texts.append(generate(lm, cfg.prompt, gen))
                 step += 1
-                ctx.log(step=step, temperature=t)
+                if j < cfg.samples - 1:
+                    ctx.log(step=step, temperature=t)
             row = {"temperature": t, "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
                    "self_overlap": self_overlap(texts, 2)}
             if embed is not None:
                 row["self_similarity"] = self_similarity(embed(texts))
             table.append(row)
+            ctx.log(step=step, **row)  # the live chart gets one point per temperature
             samples[str(t)] = texts
             ctx.note(f"T={t}: distinct-2 {row['distinct_2']:.2f}")
     finally:
@@ -704,6 +706,7 @@ def contamination(eval_texts: Sequence[tuple[str, str]], sources: dict[str, str]
         rows.append({"id": item_id, "text": text, "ngrams": len(grams), "overlapping": len(hits[item_id]),
                      "overlap_fraction": len(hits[item_id]) / len(grams) if grams else 0.0,
                      "flagged": bool(hits[item_id]), "sources": ", ".join(sorted(where[item_id])),
+                     "example": " ".join(min(hits[item_id])) if hits[item_id] else "",
                      "too_short": not grams})
     checked = [r for r in rows if not r["too_short"]]
     return {"rows": rows, "n": n, "checked": len(checked), "too_short": len(rows) - len(checked),

@@ -314,7 +314,9 @@ with tab_div:
             st.rerun()
     div_run = st.session_state[f"{P}_div_run"]
     if div_run:
-        ui.run_panel(div_run, [("Temperature being sampled", ["temperature"])], prefix=f"{P}_div", smoothing=0.0)
+        ui.run_panel(div_run, [("Diversity after each temperature (x = samples drawn)",
+                                 ["distinct_1", "distinct_2", "self_similarity", "self_overlap"])],
+                     prefix=f"{P}_div", smoothing=0.0)
         run = jobs.get(div_run)
         path = run.artifacts / "diversity.json" if run else None
         if run and not run.active and path.exists():
@@ -369,7 +371,7 @@ with tab_contam:
         flagged = [r for r in report["rows"] if r["flagged"]]
         if flagged:
             st.error(f"{len(flagged)} item(s) share an n-gram with the training data: their scores overstate the model.")
-            st.dataframe(pd.DataFrame(flagged)[["id", "text", "overlapping", "overlap_fraction", "sources"]],
+            st.dataframe(pd.DataFrame(flagged)[["id", "text", "example", "overlapping", "overlap_fraction", "sources"]],
                          hide_index=True, key=f"{P}_contam_table")
         else:
             st.success(f"No item shares a {report['n']}-word sequence with the searched training data.")

@@ -202,3 +202,15 @@ def test_limit_takes_items_from_every_subject():
     first = ev.interleave_subjects(items)[:12]
     assert len({i.subject for i in first}) == 6
     assert sorted(i.id for i in ev.interleave_subjects(items)) == sorted(i.id for i in items)
+
+
+def test_diversity_run_saves_one_row_per_temperature(tiny, tmp_path):
+    cfg = ev.DiversityConfig(temperatures=(0.2, 1.5), samples=3, max_new_tokens=6)
+    ctx = FakeCtx(cfg, tmp_path)
+    ev.run_diversity(ctx, tiny, embed=lambda texts: torch.randn(len(texts), 8))
+    import json
+
+    saved = json.loads((tmp_path / "diversity.json").read_text())
+    assert [r["temperature"] for r in saved["table"]] == [0.2, 1.5]
+    assert all(len(v) == 3 for v in saved["samples"].values())
+    assert "distinct_2" in ctx.metrics[-1] and "self_similarity" in ctx.metrics[-1]
