@@ -105,6 +105,14 @@ class TrainConfig:
             raise ValueError("The learning rate must be a number between 0 and 1 (try 3e-3).")
         if self.eval_every < 1:
             raise ValueError("Evaluate at least every 1 step (eval_every ≥ 1).")
+        if "power" in self.mixers:
+            from labs.attention.linear import power_state_dim
+
+            features = power_state_dim(self.d_model // self.n_heads, self.power)
+            if features > 8192:
+                raise ValueError(f"Power attention with p={self.power} and head dim {self.d_model // self.n_heads} has "
+                                 f"{features:,} features per head — too big to train here. Use p=2, more heads "
+                                 "or a smaller width.")
         tokens = self.batch_size * self.task_config().seq_len * len(self.mixers)
         if tokens > self.max_tokens_per_step:
             raise ValueError(f"{tokens:,} tokens per step (batch × length × mixers) is too much for this machine "

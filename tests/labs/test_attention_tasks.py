@@ -74,6 +74,8 @@ def test_task_config_errors_say_how_to_fix():
         model.TrainConfig(d_model=64, n_heads=3)
     with pytest.raises(ValueError, match="even"):
         model.TrainConfig(mixers=("power",), power=3)
+    with pytest.raises(ValueError, match="features per head"):
+        model.TrainConfig(mixers=("power",), power=4, d_model=64, n_heads=2)
     with pytest.raises(ValueError, match="at least one"):
         model.TrainConfig(mixers=())
     with pytest.raises(ValueError, match="too much"):

@@ -81,6 +81,11 @@ def test_bad_settings_are_readable_errors(app):
     at.button(key="attn_train").click().run()
     assert not at.exception
     assert any("at least one mixer" in e.value for e in at.error)
+    at.multiselect(key="attn_mixers").set_value(["power"])
+    at.selectbox(key="attn_power").set_value(4)
+    at.button(key="attn_train").click().run()
+    assert not at.exception
+    assert any("features per head" in e.value for e in at.error)
     at.multiselect(key="attn_cost_variants").set_value([])
     at.button(key="attn_cost_go").click().run()
     assert any("at least one variant" in e.value for e in at.error)
