@@ -31,7 +31,7 @@ def main() -> None:
     proc, url, _ = start_app(env)
     from playwright.sync_api import sync_playwright
 
-    from app import lab_pages
+    from ui.registry import lab_pages
 
     paths = [("", "home")] + [(p.stem.split("_", 1)[1], p.stem.split("_", 1)[1].lower()) for p, *_ in lab_pages()]
     try:
