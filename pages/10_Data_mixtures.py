@@ -279,7 +279,8 @@ with tab_compare:
         chosen = st.multiselect("Runs", list(labels), default=list(labels)[:2], key="mix_compare",
                                 help="Overlay the same curve from several runs.")
         keys = sorted({k for r in runs for m in r.metrics for k in m if k.startswith(("val_", "train_"))} | {"loss"})
-        metric = st.selectbox("Curve", keys, key="mix_compare_metric", help="val_<domain> is that domain's "
+        first_val = next((i for i, k in enumerate(keys) if k.startswith("val_")), 0)
+        metric = st.selectbox("Curve", keys, index=first_val, key="mix_compare_metric", help="val_<domain> is that domain's "
                               "held-out loss; loss is the training loss on mixed batches.")
         if chosen:
             st.plotly_chart(charts.overlay({c: labels[c].metrics for c in chosen}, metric, smoothing=0.0),
