@@ -276,10 +276,19 @@ with tab_sweep:
         if done:
             table = results_table(done).sort_values("r")
             st.dataframe(table, hide_index=True, width="stretch")
-            c = st.columns(2)
-            c[0].plotly_chart(charts.curves({"held-out loss": (table["r"].tolist(), table["held-out loss after"].tolist())},
-                                            title="Final held-out loss vs r", x="rank r", y="loss"), key="lora_sweep_vs_r")
-            c[1].plotly_chart(charts.bars([f"r={r}" for r in table["r"]], table["seconds"].tolist(),
+            c = st.columns(3)
+            rs = table["r"].tolist()
+            c[0].plotly_chart(charts.curves({"after": (rs, table["held-out loss after"].tolist()),
+                                             "base model": (rs, table["held-out loss before"].tolist())},
+                                            title="Final held-out loss vs r", x="rank r", y="loss",
+                                            dash={"base model": "dot"}).update_xaxes(type="log"), key="lora_sweep_vs_r")
+            if table["task score after"].notna().any():
+                c[1].plotly_chart(charts.curves({"after": (rs, table["task score after"].tolist()),
+                                                 "base model": (rs, table["task score before"].tolist())},
+                                                title="Task score vs r (greedy, held-out)", x="rank r", y="share",
+                                                dash={"base model": "dot"}).update_xaxes(type="log"),
+                                key="lora_sweep_score")
+            c[2].plotly_chart(charts.bars([f"r={r}" for r in table["r"]], table["seconds"].tolist(),
                                           title="Training time per run", y="seconds",
                                           text=[f"{s:.0f} s" for s in table["seconds"]]), key="lora_sweep_time")
             st.download_button("Sweep results (CSV)", table.to_csv(index=False), "lora-sweep.csv", key="lora_sweep_csv")
