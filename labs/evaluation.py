@@ -747,7 +747,8 @@ def run_label(config: dict) -> str:
     """Short legend name for a benchmark run's config."""
     name = models.REGISTRY[config["model_key"]].display_name if config.get("model_key") in models.REGISTRY else config.get("model_key")
     adapter = f" + {Path(config['adapter']).name}" if config.get("adapter") else ""
-    return f"{name}{adapter} · {config.get('dataset')} · {config.get('choice_format')} · {config.get('k_shot')}-shot"
+    limit = f" · first {config['limit']}" if config.get("limit") else ""
+    return f"{name}{adapter} · {config.get('dataset')} · {config.get('choice_format')} · {config.get('k_shot')}-shot{limit}"
 
 
 def sample_rows(result: ItemResult) -> list[dict]:

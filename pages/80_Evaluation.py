@@ -129,6 +129,10 @@ with tab_bench:
             if overall["acc"] - 2 * overall["acc_stderr"] <= overall["random"]:
                 st.caption("The 95% interval (±2 s.e.) reaches down to random guessing: with this many items you "
                            "cannot tell this model from a coin — more items shrink the error bars as 1/√n.")
+                if run.config.get("choice_format") == "letters":
+                    st.caption("Small models often know an answer but cannot point at its letter. Score 'the "
+                               "answer's words (cloze)' to compare: the OLMES standard (Gu et al. 2024) reports "
+                               "both formulations for this reason.")
             metric = st.radio("Bars show", ["acc", "acc_norm"], horizontal=True, key=f"{P}_bar_metric",
                               help="Which accuracy the per-subject chart shows.")
             finished = [r for r in jobs.list_runs("BenchmarkConfig") if r.status in (jobs.DONE, jobs.STOPPED)]
