@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_home = Path(os.environ.get("LLMLAB_TEST_HOME") or Path(tempfile.gettempdir()) / "llmlab-test-home")
+# One fresh home per pytest process, so concurrent test runs never wipe each other's runs.
+_home = Path(os.environ.get("LLMLAB_TEST_HOME") or tempfile.mkdtemp(prefix="llmlab-test-home-"))
 os.environ["LLMLAB_HOME"] = str(_home)
 # Converted models are expensive to make (~20 s each) and read-only: keep them across test runs.
 os.environ.setdefault("LLMLAB_MODEL_CACHE", str(Path.home() / ".cache" / "llmlab" / "models"))
