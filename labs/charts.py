@@ -22,13 +22,17 @@ def ema(values: Sequence[float], smoothing: float = 0.9) -> list[float]:
     return out
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, log_y: bool = False, height: int = 340) -> go.Figure:
+def layout(fig: go.Figure, title: str, x: str, y: str, log_y: bool = False, height: int = 340) -> go.Figure:
+    """The shared look: title, axis titles, legend on top, white template."""
     fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height, margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
                       template="plotly_white")
     if log_y:
         fig.update_yaxes(type="log")
     return fig
+
+
+_layout = layout  # older name
 
 
 def curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "", x: str = "step",
@@ -46,7 +50,7 @@ def curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, title:
         else:
             fig.add_scatter(x=list(xs), y=list(ys), name=name, mode="lines+markers" if len(ys) < 30 else "lines",
                             line=dict(color=color, dash=line_dash))
-    return _layout(fig, title, x, y, log_y)
+    return layout(fig, title, x, y, log_y)
 
 
 def metric_series(metrics: Iterable[dict], keys: Sequence[str], x: str = "step") -> dict[str, tuple[list, list]]:
@@ -93,11 +97,11 @@ def bars(labels: Sequence[str], values: Sequence[float], *, title: str = "", y: 
             fig.add_vline(x=hline, line_dash="dash", annotation_text=hline_label)
         else:
             fig.add_hline(y=hline, line_dash="dash", annotation_text=hline_label)
-    return _layout(fig, title, "", y)
+    return layout(fig, title, "", y)
 
 
 def heatmap(z, x_labels: Sequence[str], y_labels: Sequence[str], *, title: str = "", zmin=None, zmax=None,
             colorscale: str = "Viridis", x: str = "", y: str = "", text_fmt: str | None = ".2f") -> go.Figure:
     fig = go.Figure(go.Heatmap(z=z, x=list(x_labels), y=list(y_labels), zmin=zmin, zmax=zmax, colorscale=colorscale,
                                texttemplate="%{z:" + text_fmt + "}" if text_fmt else None))
-    return _layout(fig, title, x, y)
+    return layout(fig, title, x, y)
