@@ -15,13 +15,13 @@ import copy
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from labs import models, settings
+from labs import models
 
 # Projection names shared by the Llama (SmolLM2) and Gemma-3 implementations in transformers.
 ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
