@@ -320,9 +320,9 @@ with tab_inside:
                 with torch.no_grad():
                     pred = lm(inputs).argmax(-1)[0]
                 scored = labels[0] != tasks.IGNORE
-                st.caption(f"inputs: {inputs[0].tolist()}  \nlabels: "
-                           f"{[x if x != tasks.IGNORE else '.' for x in labels[0].tolist()]}  \npredicted at scored "
-                           f"positions: {pred[scored].tolist()}")
+                shown = " ".join(str(x) if x != tasks.IGNORE else "·" for x in labels[0].tolist())
+                st.caption(f"inputs: {' '.join(map(str, inputs[0].tolist()))}  \nlabels: {shown}  \n"
+                           f"predicted at the scored positions: {' '.join(map(str, pred[scored].tolist()))}")
                 if which in LINEAR_FAMILY:
                     trace = probe.state_trace(lm, captured, int(layer))
                     left, right = st.columns(2)

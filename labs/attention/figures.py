@@ -52,7 +52,7 @@ def accuracy_bars(accuracy: dict[str, float], chance: float) -> go.Figure:
 
 def retrieval_curves(trace: dict) -> go.Figure:
     series = {f"key at position {j}": (list(range(len(v))), v) for j, v in trace["retrieval"].items()}
-    return charts.curves(series, title="How well the state still retrieves an early key",
+    return charts.curves(series, title="Retrieval of an early key",
                          x="tokens written since (n)", y="cos(S_{j+n}ᵀ k_j, v_j)")
 
 
