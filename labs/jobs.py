@@ -59,7 +59,8 @@ def run_kind(config: Any) -> str:
 
 
 def run_id_for(kind: str, config: dict, seed: int | None) -> str:
-    blob = json.dumps({"kind": kind, "config": config, "seed": seed}, sort_keys=True)
+    # Tiny test models and real models never share a stored result.
+    blob = json.dumps({"kind": kind, "config": config, "seed": seed, "tiny": settings.tiny_models()}, sort_keys=True)
     return f"{kind.lower()[:24]}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
