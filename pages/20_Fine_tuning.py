@@ -159,13 +159,18 @@ def instruction_tab() -> None:
     score_n = c3b.slider("Held-out prompts to score", 0, min(16, len(heldout)), min(8, len(heldout)),
                          key=f"{P}_score_n", help="Answered greedily before and after training at the end of the "
                                                   "run (0 = skip, faster).")
+    precision = st.radio("Precision", ["auto", "fp32", "bf16"], horizontal=True, key=f"{P}_precision",
+                         help="auto = bf16 autocast (matmuls in bfloat16, loss and optimizer in fp32) where this CPU "
+                              "has native bf16 (AVX512-bf16 / AMX)"
+                              + (" — it does" if sft.cpu_has_bf16() else " — it does not") + "; fp32 = exact.")
 
     config = None
     with ui.friendly_errors("These settings"):
         config = sft.SFTConfig(model=model_key, data=data_name, template=template, train_on_prompt=train_on_prompt,
                                mode=mode, lora_r=lora_r, lora_alpha=lora_alpha, lora_targets=targets,
                                last_n=last_n, n_examples=0 if size == "all" else int(size), epochs=epochs, lr=lr,
-                               batch_size=batch, max_len=int(max_len), score_examples=score_n)
+                               batch_size=batch, max_len=int(max_len), score_examples=score_n,
+                               precision=precision)
         chosen = sft.select(train_examples, config.n_examples, config.seed)
         data = sft.tokenize(chosen, lm.tokenizer, template, train_on_prompt, int(max_len))
         if data.truncated or data.dropped:
@@ -182,7 +187,7 @@ def instruction_tab() -> None:
         m[2].metric("Steps", est["steps"], f"{est['tokens_per_step']:.0f} tokens per step", delta_color="off")
         m[3].metric("Time per step (estimate)", f"{est['seconds_per_step']:.1f} s",
                     help=f"{est['flops_per_step'] / 1e9:.0f} GFLOP per step at half of this machine's measured "
-                         f"matmul rate ({est['peak_gflops']:.0f} GFLOP/s)")
+                         f"{'bf16' if est['bf16'] else 'fp32'} matmul rate ({est['peak_gflops']:.0f} GFLOP/s)")
         m[4].metric("Whole run (estimate)", f"{est['seconds_total'] / 60:.1f} min")
         with st.expander("Memory breakdown"):
             st.dataframe(pd.DataFrame([{"part": k.replace("_", " "), "MB": round(v / 2**20, 1)}
@@ -218,7 +223,7 @@ def instruction_tab() -> None:
                            f"{(s['correct_after'] - s['correct_before']) * 100:+.0f} points vs base")
         cols[2].metric("Final validation loss", f"{s.get('final_val_loss', float('nan')):.3f}")
         if s.get("train_seconds"):
-            peak = sft._PEAK or 0
+            peak = s.get("peak_gflops", 0)
             cols[3].metric("Achieved GFLOP/s", f"{s.get('achieved_gflops', 0):.1f}",
                            f"{s['achieved_gflops'] / peak:.0%} of measured matmul peak" if peak else None,
                            delta_color="off")
