@@ -249,6 +249,7 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     from labs import adapters, training
 
     cfg: DPOConfig = ctx.config
+    t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     lora = training.LoraSettings(r=cfg.lora_r, alpha=cfg.lora_alpha)
     model, n_trainable, n_total = training.trainable_model(lm, mode="lora", lora=lora, seed=cfg.seed)
@@ -261,7 +262,8 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     if not encoded:
         raise ValueError(f"Every training pair is longer than {max_len} tokens; raise the token limit.")
     ctx.note(f"LoRA r={cfg.lora_r}: {n_trainable:,} trainable of {n_total:,} parameters "
-             f"({100 * n_trainable / n_total:.2f}%). Reference = same weights, adapter disabled.")
+             f"({100 * n_trainable / n_total:.2f}%). Reference = same weights, adapter disabled. "
+             f"{len(encoded)} pairs tokenised; ready in {time.perf_counter() - t_start:.1f} s.")
     ctx.set_total(cfg.steps)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)

@@ -268,7 +268,7 @@ if st.button("Train", type="primary", key=f"{P}_train", disabled=config is None,
 run_id = st.session_state[f"{P}_run_id"]
 if run_id:
     ui.run_panel(run_id, [("Loss", ["loss"]),
-                          ("Implicit rewards β·log π/π_ref", ["rewards/chosen", "rewards/rejected", "rewards/margins"]),
+                          ("Rewards β·log π/π_ref", ["rewards/chosen", "rewards/rejected", "rewards/margins"]),
                           ("Reward accuracy (chosen > rejected)", ["rewards/accuracies"]),
                           ("Log-probs of the answers (policy)", ["logps/chosen", "logps/rejected"])],
                  prefix=P, extra=live_commentary, smoothing=0.3)
