@@ -299,9 +299,15 @@ with tab_inside:
     else:
         run_labels = {r.id: f"{r.config['task']} · {', '.join(r.config['mixers'])} · {r.config['steps']} steps · {r.id}"
                   for r in stored}
-        chosen = st.selectbox("Run", ids, index=ids.index(mine) if mine in ids else 0, format_func=run_labels.get,
-                              key=f"{P}_in_run", help="A finished training run (yours or an earlier stored one).")
+        if mine in ids and st.session_state.get(f"{P}_in_seen") != mine:  # a run just finished: open it
+            st.session_state[f"{P}_in_run"], st.session_state[f"{P}_in_seen"] = mine, mine
+        if st.session_state.get(f"{P}_in_run") not in ids:
+            st.session_state[f"{P}_in_run"] = ids[0]
+        chosen = st.selectbox("Run", ids, format_func=run_labels.get, key=f"{P}_in_run",
+                              help="A finished training run (yours or an earlier stored one).")
         run = jobs.get(chosen)
+        if st.session_state.get(f"{P}_in_mixer") not in run.config["mixers"]:
+            st.session_state[f"{P}_in_mixer"] = run.config["mixers"][0]
         with ui.friendly_errors("Looking inside"):
             config = model.TrainConfig(**{k: (tuple(v) if k == "mixers" else v) for k, v in run.config.items()
                                           if k in model.TrainConfig.__dataclass_fields__})
