@@ -208,6 +208,9 @@ def heldout_scores(model, encoded: Sequence[EncodedPair], pad_id: int, beta: flo
         "policy_prefers_chosen": sum(r["policy_chosen"] > r["policy_rejected"] for r in rows) / n,
         "implicit_reward_accuracy": sum(r["reward_chosen"] > r["reward_rejected"] for r in rows) / n,
         "mean_margin": sum(r["reward_chosen"] - r["reward_rejected"] for r in rows) / n,
+        # mean log p(chosen) - log p(rejected) in nats: how strongly each model prefers the chosen answer
+        "reference_gap": sum(r["ref_chosen"] - r["ref_rejected"] for r in rows) / n,
+        "policy_gap": sum(r["policy_chosen"] - r["policy_rejected"] for r in rows) / n,
         "rows": rows,
     }
 

@@ -288,6 +288,10 @@ if result:
                     f"reference ({held['reference_prefers_chosen']:.0%})",
                     help="Share of held-out pairs where log p(chosen) > log p(rejected): the reference before "
                          "tuning vs the tuned policy.")
+        if "policy_gap" in held:
+            m[0].caption(f"Mean log p(chosen) − log p(rejected): {held['reference_gap']:+.1f} → "
+                         f"{held['policy_gap']:+.1f} nats (reference → tuned). A set the model already leans "
+                         "toward shows its change here, not in the percentage.")
         m[1].metric("Implicit reward accuracy (held-out)", f"{held['implicit_reward_accuracy']:.0%}",
                     help="Share of held-out pairs with r(chosen) > r(rejected), i.e. the policy moved toward the "
                          "chosen answer more than toward the rejected one. Before tuning every reward is 0 (a tie).")
