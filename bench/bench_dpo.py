@@ -1,4 +1,5 @@
-"""DPO step vs SFT step on SmolLM2 + LoRA: tokens/s, and why DPO is slower per token. Prints JSON.
+"""DPO step vs SFT step on SmolLM2 + LoRA: tokens/s, and why DPO is slower per token. Prints JSON, writes
+bench/results/dpo.json.
 
     .venv/bin/python -m bench.bench_dpo [--pairs 2] [--repeats 3] [--threads 2]
 
@@ -16,6 +17,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -78,6 +80,9 @@ def main() -> dict:
     result["dpo_over_sft_step_cpu"] = round(result["dpo"]["cpu_s"] / result["sft"]["cpu_s"], 2)
     result["dpo_over_sft_tokens_per_cpu_s"] = round(result["dpo"]["tokens_per_cpu_s"] / result["sft"]["tokens_per_cpu_s"], 2)
     print(json.dumps(result, indent=2))
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "dpo.json").write_text(json.dumps(result, indent=2))
     return result
 
 
