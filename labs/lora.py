@@ -312,7 +312,7 @@ def task_success(task: str, prompt, answer: str, reference: str) -> bool:
 
 
 def task_score(lm: models.LoadedModel, model: torch.nn.Module, task: str, pairs: Sequence[tuple],
-               max_new_tokens: int = 24) -> float:
+               max_new_tokens: int = 32) -> float:
     """Share of held-out prompts whose greedy answer succeeds (batched generation, left padding)."""
     from labs import generation, sft
 
