@@ -155,8 +155,11 @@ class RunContext:
         with self._manager._lock:
             self._run.metrics.append(clean)
             self._run.step = clean["step"]
-        with open(self.artifacts / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(clean) + "\n")
+        try:
+            with open(self.artifacts / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(clean) + "\n")
+        except OSError:  # persistence is best effort; the live metrics above are what the page draws
+            pass
         for key in ("loss", "train_loss"):
             value = clean.get(key)
             if isinstance(value, float) and not math.isfinite(value):
@@ -216,8 +219,9 @@ class JobManager:
                 self._persist(run)
                 return
             run.status, run.started = RUNNING, time.time()
-        ctx = RunContext(self, run, config)
+        status, reason = FAILED, "The run ended without a result."
         try:
+            ctx = RunContext(self, run, config)
             summary = fn(ctx)
             status, reason = DONE, ""
             if isinstance(summary, dict):
@@ -226,12 +230,20 @@ class JobManager:
             status, reason = STOPPED, f"Stopped by the user at step {run.step}."
         except Diverged as exc:
             status, reason = FAILED, str(exc)
-        except Exception as exc:  # a crash ends this run, never the app
+        except BaseException as exc:  # a crash ends this run, never the app (or the worker thread)
             status, reason = FAILED, f"The run crashed: {type(exc).__name__}: {exc}"
-            (run.artifacts / "traceback.txt").write_text(traceback.format_exc())
-        with self._lock:
-            run.status, run.reason, run.ended = status, reason, time.time()
-            self._persist(run)
+            try:
+                run.artifacts.mkdir(parents=True, exist_ok=True)
+                (run.artifacts / "traceback.txt").write_text(traceback.format_exc())
+            except OSError:
+                pass
+        finally:
+            with self._lock:
+                run.status, run.reason, run.ended = status, reason, time.time()
+                try:
+                    self._persist(run)
+                except OSError:  # the runs folder vanished (deleted by hand): the in-memory state still ends
+                    pass
 
     # -- control --------------------------------------------------------------------------------
     def stop(self, run_id: str, owner: str | None = None) -> str:

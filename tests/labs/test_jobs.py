@@ -131,3 +131,15 @@ def test_a_real_lora_run_lowers_the_loss(manager, tiny):
     assert run.status == jobs.DONE, run.reason
     losses = [m["loss"] for m in run.metrics]
     assert losses[-1] < losses[0]
+
+
+def test_a_run_whose_folder_vanishes_still_ends(manager):
+    import shutil
+
+    def crash_after_delete(ctx):
+        shutil.rmtree(ctx.artifacts)
+        ctx.log(step=1, loss=1.0)
+        raise RuntimeError("after delete")
+
+    run = manager.wait(manager.submit(CountConfig(steps=99), crash_after_delete), 10)
+    assert run.status == jobs.FAILED and "after delete" in run.reason
