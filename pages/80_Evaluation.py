@@ -14,7 +14,7 @@ from labs import evaluation as ev
 from labs.data import ASSETS
 from labs.data import benchmarks as bm
 
-ICON = "📏"
+ICON = "📊"
 P = "eval"
 
 ui.page_header(
