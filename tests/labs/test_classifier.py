@@ -40,7 +40,7 @@ def test_split_is_stratified():
     assert not set(tr.texts) & set(va.texts)
 
 
-@pytest.mark.parametrize("k", [0, 1, 2])
+@pytest.mark.parametrize("k", [0, 1])
 def test_cached_frozen_part_equals_the_whole_model(tiny, k):
     """Running the last k blocks on the cached input of block L-k = running all blocks on the tokens."""
     ids, mask = clf.encode(tiny.tokenizer, ["Win a prize now", "see you at 6"], 16, "cpu")
