@@ -339,6 +339,13 @@ def pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
+def spread(examples: list, n: int) -> list:
+    """n examples evenly spaced through the list (the held-out split is grouped by task family)."""
+    if n >= len(examples):
+        return list(examples)
+    return [examples[i * len(examples) // n] for i in range(n)]
+
+
 def select(examples: list[Example], n: int, seed: int) -> list[Example]:
     """The first n examples of a seeded shuffle (n = 0: all) — the dataset-size control."""
     order = list(examples)
@@ -405,7 +412,7 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
     for p in model.parameters():
         p.requires_grad_(False)
     saved = save_trained(model, lm, cfg, ctx.artifacts, ctx.run_id)
-    summary = {"steps": step, "final_train_loss": float(loss), "final_val_loss": val_loss, "trainable": trainable,
+    summary = {"steps": step, "final_train_loss": loss.item(), "final_val_loss": val_loss, "trainable": trainable,
                "total": total, "train_rows": len(data.rows), "truncated": data.truncated, "dropped": data.dropped,
                "train_seconds": train_seconds, "wall_seconds": time.perf_counter() - t_start,
                "achieved_gflops": flops_done / max(train_seconds, 1e-9) / 1e9, "saved": str(saved),
@@ -413,7 +420,7 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
                "peak_gflops": _matmul_gflops(uses_bf16(device, cfg.precision))}
     if cfg.score_examples:
         ctx.note("Scoring held-out prompts with the base model (adapter off) and the tuned model…")
-        prompts = heldout[:cfg.score_examples]
+        prompts = spread(heldout, cfg.score_examples)
         result = task_score(lm, model, prompts, cfg.template, cfg.score_tokens)
         ctx.save_json("score.json", result)
         summary.update({k: result[k] for k in ("format_before", "format_after", "correct_before", "correct_after")})

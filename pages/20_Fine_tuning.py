@@ -347,7 +347,7 @@ with tab_clf:
         options = [0, 1, 2, 4, 8, -1]
         names = {0: "head only", -1: f"everything ({n_layers} blocks + embeddings)"}
         c1, c2, c3 = st.columns(3)
-        blocks = c1.multiselect("Settings to compare", options, default=[0, 1, 2], key=f"{P}_clf_blocks",
+        blocks = c1.multiselect("Settings to compare", options, default=[0, 1, 2, 4], key=f"{P}_clf_blocks",
                                 format_func=lambda k: names.get(k, f"head + last {k} blocks"),
                                 help="Each setting trains a fresh head; more trainable blocks = more backward work.")
         clf_epochs = c2.slider("Epochs", 1, 20, 4, key=f"{P}_clf_epochs", help="Passes over the training messages.")
