@@ -326,3 +326,16 @@ def blocks_chart(rows: list[dict]):
     fig.update_layout(yaxis=dict(range=[0, 1.05], tickformat=".0%"),
                       yaxis2=dict(overlaying="y", side="right", title="seconds per epoch", rangemode="tozero"))
     return _layout(fig, "Accuracy and time per epoch vs trainable blocks", "what trains", "validation accuracy")
+
+
+def trainable_count(lm: LoadedModel, k: int) -> int:
+    """Trainable parameters of SpamClassifier(lm, k) from shapes: head (D*2 + 2) + last k blocks + final norm."""
+    body = lm.model.model
+    L = len(body.layers)
+    head = lm.model.config.hidden_size * 2 + 2
+    if k == -1 or k >= L:
+        return head + sum(p.numel() for p in body.parameters())
+    if k == 0:
+        return head
+    return head + sum(p.numel() for layer in list(body.layers)[L - k:] for p in layer.parameters()) + \
+        sum(p.numel() for p in body.norm.parameters())

@@ -353,11 +353,8 @@ with tab_clf:
         clf_epochs = c2.slider("Epochs", 1, 20, 4, key=f"{P}_clf_epochs", help="Passes over the training messages.")
         clf_lr = c3.number_input("Learning rate", 1e-6, 0.1, 5e-4, format="%.5f", key=f"{P}_clf_lr",
                                  help="AdamW step size for the head and the trainable blocks.")
-        hidden = lm.model.config.hidden_size
-        per_block = sum(p.numel() for p in training.decoder_layers(lm.model)[-1].parameters())
         st.caption("Trainable parameters: " + ", ".join(
-            f"{names.get(k, f'last {k}')}: {2 * hidden + 2 + (0 if k == 0 else (sum(p.numel() for p in lm.model.parameters()) if k == -1 else per_block * min(k, n_layers))):,}"
-            for k in blocks))
+            f"{names.get(k, f'head + last {k}')}: {classifier.trainable_count(lm, k):,}" for k in blocks))
         current = jobs.get(st.session_state[f"{P}_clf_run_id"]) if st.session_state[f"{P}_clf_run_id"] else None
         if st.button("Train classifiers", type="primary", key=f"{P}_clf_train"):
             if current is not None and current.active:

@@ -62,6 +62,9 @@ def test_trainable_counts_and_shared_model_untouched(tiny):
     norm = sum(p.numel() for p in tiny.model.model.norm.parameters())
     assert sum(p.numel() for p in one.parameters() if p.requires_grad) == 64 * 2 + 2 + layer + norm
     assert all(torch.equal(before[k], v) for k, v in tiny.model.state_dict().items())
+    for k in (0, 1, -1):
+        model = clf.SpamClassifier(tiny, k)
+        assert clf.trainable_count(tiny, k) == sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 class FakeCtx:

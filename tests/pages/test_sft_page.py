@@ -71,3 +71,10 @@ def test_classifier_tab_runs_a_sweep(app):
     assert run.status == "done", run.reason
     assert {r["blocks"] for r in run.summary["results"]} == {0, 1}
     assert not app.exception
+
+
+def test_base_model_without_chat_template_hides_it(app):
+    app.selectbox(key="sft_model").set_value("gemma3-270m").run()
+    assert not app.exception, app.exception
+    options = app.selectbox(key="sft_template").options
+    assert len(options) == 2 and not any("chat template" in o for o in options)
