@@ -43,6 +43,13 @@ def test_train_then_before_after_and_second_click(app):
     app.slider(key="sft_score_n").set_value(2)
     app.button(key="sft_train").click().run()
     assert not app.exception
+    first = app.session_state["sft_run_id"]
+    app.button(key="sft_train").click().run()  # a second click while the run goes: no second run
+    assert not app.exception and app.session_state["sft_run_id"] == first
+    from labs import jobs
+
+    assert len([r for r in jobs.list_runs("SFTConfig") if r.id == first]) == 1
+    assert sum(r.active for r in jobs.list_runs("SFTConfig")) <= 1
     run = _wait_and_rerun(app, "sft_run_id")
     assert run.status == "done", run.reason
     assert any("train_loss" in m for m in run.metrics) and any("val_loss" in m for m in run.metrics)
