@@ -164,3 +164,13 @@ def test_estimate_is_positive_and_lora_is_cheaper_than_full(tiny):
     assert 0 < lora["trainable_pct"] < full["trainable_pct"] == 100
     assert lora["memory_total_mb"] < full["memory_total_mb"]
     assert 0 < lora["flops_per_step"] < full["flops_per_step"]
+
+
+def test_merged_export_equals_the_adapter_model(tiny, trained_run):
+    from transformers import AutoModelForCausalLM
+
+    folder = sft.export_merged(tiny, trained_run)
+    merged = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+    tuned = sft.tuned_model(tiny, trained_run)
+    torch.testing.assert_close(_logits(merged, tiny), _logits(tuned, tiny), atol=1e-4, rtol=1e-4)
+    assert len(sft.zip_folder(folder)) > 0
