@@ -477,7 +477,7 @@ with tab_merge:
                     f"{100 * (result['merged_tokens_per_s'] / result['unmerged_tokens_per_s'] - 1):+.0f} %")
         st.caption(("Same greedy text merged and unmerged. " if result["same_text"] else
                     "The greedy texts differ (rounding can flip a near tie). ") +
-                   "The difference is float rounding (~1e-6 in fp32): merging is exact up to arithmetic order. "
+                   "The difference is float rounding (about 1e-6 of the logits’ size in fp32): merging is exact up to the order of the arithmetic. "
                    "Speeds on this machine, now; other work on the machine shifts them.")
         c = st.columns(2)
         c[0].text_area("Unmerged output", result["text_unmerged"], disabled=True, key="lora_merge_out_a")
