@@ -54,9 +54,9 @@ def weight_bytes(model: torch.nn.Module) -> int:
     total = 0
     seen = set()
     for module in model.modules():
-        if hasattr(module, "_packed_params"):
-            w, b = module._packed_params._weight_bias()
-            total += w.numel() * 1 + (b.numel() * 4 if b is not None else 0)
+        if hasattr(module, "_packed_params") and callable(getattr(module, "weight", None)):  # int8 dynamic Linear: 1 byte per weight + fp32 scale per row
+            w = module.weight()
+            total += w.numel() + w.shape[0] * 4
         for p in module.parameters(recurse=False):
             if id(p) not in seen:
                 seen.add(id(p))
