@@ -9,7 +9,7 @@ import streamlit as st
 import ui
 from labs import charts, jobs, lora, models, settings
 
-ICON = "🧬"
+ICON = "🎛️"
 
 ui.page_header(
     "LoRA rank explorer",
