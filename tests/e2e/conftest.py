@@ -52,8 +52,9 @@ def start_app(env_overrides: dict | None = None, timeout: float = 90) -> tuple[s
     raise RuntimeError("streamlit did not become healthy in time")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app_url():
+    """A fresh app per test module: one page's background runs never queue ahead of another page's test."""
     proc, url, _home = start_app()
     yield url
     proc.terminate()
