@@ -36,6 +36,19 @@ def save_adapter(peft_model, folder: str | Path, meta: dict) -> Path:
     return folder
 
 
+def zip_adapter(folder: str | Path) -> bytes:
+    """The adapter folder (safetensors + configs) as a zip, for download."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for f in sorted(Path(folder).iterdir()):
+            if f.is_file():
+                z.write(f, f.name)
+    return buf.getvalue()
+
+
 def list_adapters(base_model: str | None = None) -> list[AdapterInfo]:
     """Every saved adapter under LLMLAB_HOME (runs/*/**/adapter.json), newest first."""
     found = []

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import functools
 import html
-import io
 import json
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 import ui
-from labs import adapters, charts, classifier, generation, jobs, models, sft, training
+from labs import charts, classifier, generation, jobs, models, sft, training
 from labs.data import instructions
 
 ICON = "🎓"
@@ -258,17 +256,7 @@ def instruction_tab() -> None:
 
         st.subheader("6 · Export")
         folder = Path(run.artifacts)
-        adapter_dir = folder / "adapter"
-        if adapter_dir.exists():
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w") as z:
-                for f in adapter_dir.iterdir():
-                    z.write(f, f.name)
-            st.download_button("Download the adapter (safetensors + config)", buf.getvalue(),
-                               file_name=f"{run.id}-adapter.zip", key=f"{P}_dl_adapter")
-            label = next((a.label for a in adapters.list_adapters() if Path(a.path) == adapter_dir), None)
-            if label:
-                st.caption(f"Registered as **{label}**: the Arena and Evaluation pages list it.")
+        ui.adapter_export(folder / "adapter", run.id, key=f"{P}_dl_adapter")
         if st.button("Prepare the merged model (≈ weights size)", key=f"{P}_merge",
                      help="Folds the update into the weights (W0 + B·A) and saves a full model folder."):
             with ui.friendly_errors("Merging"), st.spinner("Merging and saving…"):

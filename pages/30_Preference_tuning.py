@@ -6,16 +6,13 @@ labs/data/preferences.py.
 from __future__ import annotations
 
 import functools
-import io
 import random
-import zipfile
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 import ui
-from labs import adapters, charts, dpo, generation, jobs, models
+from labs import charts, dpo, generation, jobs, models
 from labs.data import preferences
 
 ICON = "⚖️"
@@ -315,17 +312,7 @@ if result:
                                for s in result["general"]]), hide_index=True, width="stretch")
 
     st.subheader("5 · Export")
-    adapter_dir = Path(result["adapter"])
-    if adapter_dir.exists():
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as z:
-            for f in adapter_dir.iterdir():
-                z.write(f, f.name)
-        st.download_button("Download the adapter (safetensors + config)", buf.getvalue(),
-                           file_name=f"{run.id}-adapter.zip", key=f"{P}_dl_adapter")
-        label = next((a.label for a in adapters.list_adapters() if Path(a.path) == adapter_dir), None)
-        if label:
-            st.caption(f"Registered as **{label}**: the Arena and Evaluation pages list it.")
+    ui.adapter_export(result["adapter"], run.id, key=f"{P}_dl_adapter")
 
 past = [r for r in jobs.list_runs("DPOConfig") if r.metrics]
 if len(past) > 1:

@@ -3,6 +3,7 @@
 Pages import from here and from labs; labs never imports this (pages -> labs, one way).
 """
 from ui.common import (  # noqa: F401
+    adapter_export,
     cached_embedder,
     cached_model,
     friendly_errors,

@@ -188,6 +188,22 @@ def _draw_run(run: jobs.Run, metric_groups, prefix: str, smoothing: float, extra
                            file_name=f"{run.id}.json", key=f"{prefix}_dl_json_{run.id}")
 
 
+def adapter_export(adapter_dir, run_id: str, key: str) -> None:
+    """Download button for a saved adapter, and where else it shows up (Arena, Evaluation)."""
+    from pathlib import Path
+
+    from labs import adapters
+
+    adapter_dir = Path(adapter_dir)
+    if not adapter_dir.exists():
+        return
+    st.download_button("Download the adapter (safetensors + config)", adapters.zip_adapter(adapter_dir),
+                       file_name=f"{run_id}-adapter.zip", key=key)
+    label = next((a.label for a in adapters.list_adapters() if Path(a.path) == adapter_dir), None)
+    if label:
+        st.caption(f"Registered as **{label}**: the Arena and Evaluation pages list it.")
+
+
 def how_it_works(markdown: str, *functions: Callable, paper: str = "") -> None:
     """The 'How it works' section: the equation, the real labs source of the functions, the paper."""
     with st.expander("How it works", expanded=False):
