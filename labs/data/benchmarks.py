@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labs.data import asset
+from labs.data import asset, decode_upload
 
 LETTERS = "ABCD"
 MAX_BYTES = 20 * 1024 * 1024  # 20 MB: ~100k MMLU rows; larger is almost certainly the wrong file
@@ -51,17 +51,10 @@ class MCItem:
 
 def decode(data: bytes | str, name: str = "the file") -> str:
     """Bytes -> text; UTF-8 (with or without a BOM) only, with a message that says how to fix anything else."""
-    if isinstance(data, str):
-        return data
-    if len(data) > MAX_BYTES:
-        raise BenchmarkError(f"{name} is {len(data) / 1e6:.0f} MB; the limit is {MAX_BYTES // 1_000_000} MB. "
-                             "Upload a subset (a few thousand questions are plenty for a confidence interval).")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BenchmarkError(
-            f"{name} is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start}). Save it as UTF-8 "
-            "(in Excel: 'CSV UTF-8'; in an editor: 'Save with encoding UTF-8') and upload it again.") from None
+    return decode_upload(data, name=name, max_bytes=MAX_BYTES, error=BenchmarkError,
+                         size_hint="Upload a subset (a few thousand questions are plenty for a confidence interval).",
+                         encoding_hint="Save it as UTF-8 (in Excel: 'CSV UTF-8'; in an editor: 'Save with encoding "
+                                       "UTF-8') and upload it again.")
 
 
 def subject_name(subject: str) -> str:

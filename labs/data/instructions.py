@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labs.data import asset
+from labs.data import asset, decode_upload
 
 MAX_BYTES = 20 * 1024 * 1024  # 20 MB: plenty for a lesson, small enough for a 2-core laptop
 
@@ -60,16 +60,9 @@ class LoadResult:
 
 
 def _decode(data: bytes | str) -> str:
-    if isinstance(data, str):
-        return data
-    if len(data) > MAX_BYTES:
-        raise InstructionFormatError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {MAX_BYTES // 1e6:.0f} MB. "
-                                     "Upload a smaller sample (a few thousand rows teach a format — LIMA used 1,000).")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InstructionFormatError(f"The file is not UTF-8 text (byte {exc.start} is invalid). Save it as UTF-8 "
-                                     "JSON or JSON Lines and upload again.") from None
+    return decode_upload(data, max_bytes=MAX_BYTES, error=InstructionFormatError,
+                         size_hint="Upload a smaller sample (a few thousand rows teach a format — LIMA used 1,000).",
+                         encoding_hint="Save it as UTF-8 JSON or JSON Lines and upload again.")
 
 
 def _rows(text: str) -> list:

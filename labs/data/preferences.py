@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labs.data import asset
+from labs.data import asset, decode_upload
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -183,12 +183,8 @@ def parse_text(text: str, source: str = "the upload") -> PreferenceSet:
 
 
 def parse_bytes(data: bytes, source: str = "the upload") -> PreferenceSet:
-    if len(data) > MAX_BYTES:
-        raise PreferenceDataError(f"{source} is larger than {MAX_BYTES // 2**20} MB; upload a smaller sample.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise PreferenceDataError(f"{source} is not UTF-8 text; save it as .jsonl (UTF-8).") from None
+    text = decode_upload(data, name=source, max_bytes=MAX_BYTES, error=PreferenceDataError,
+                         encoding_hint="Save it as .jsonl (UTF-8).")
     return parse_text(text, source)
 
 
