@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, classifier, generation, jobs, models, sft, training
+from labs import charts, classifier, generation, jobs, sft, training
 from labs.data import instructions
 
 ICON = "🎓"
@@ -32,14 +32,9 @@ ui.page_header(
 )
 ui.init_state(P, run_id=None, clf_run_id=None, compare=None)
 
-model_key = st.selectbox("Model", [s.key for s in models.causal_models()], key=f"{P}_model",
-                         format_func=lambda k: models.spec(k).display_name,
-                         help="SmolLM2-135M-Instruct already chats, so the change you teach is only the answer style. "
-                              "Gemma-3-270M is a base model: use the Alpaca or plain template with it.")
-with ui.friendly_errors("Loading the model"):
-    lm = ui.cached_model(model_key)
-if "lm" not in globals():
-    st.stop()
+lm = ui.model_picker(P, help="SmolLM2-135M-Instruct already chats, so the change you teach is only the answer style. "
+                             "Gemma-3-270M is a base model: use the Alpaca or plain template with it.")
+model_key = lm.key
 
 n_layers = len(training.decoder_layers(lm.model))
 tab_sft, tab_clf = st.tabs(["Instruction tuning", "Classifier fine-tuning"])

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, dpo, generation, jobs, models
+from labs import charts, dpo, generation, jobs
 from labs.data import preferences
 
 ICON = "⚖️"
@@ -192,14 +192,9 @@ def live_commentary(run: jobs.Run) -> None:
 
 
 # -- page --------------------------------------------------------------------------------------------------------------
-model_key = st.selectbox("Model", [s.key for s in models.causal_models()], key=f"{P}_model",
-                         format_func=lambda k: models.spec(k).display_name,
-                         help="SmolLM2-135M-Instruct (default) already chats; DPO nudges its style. Gemma-3-270M is a "
-                              "base model and sees plain prompts.")
-with ui.friendly_errors("Loading the model"):
-    lm = ui.cached_model(model_key)
-if "lm" not in globals():
-    st.stop()
+lm = ui.model_picker(P, help="SmolLM2-135M-Instruct (default) already chats; DPO nudges its style. Gemma-3-270M is a "
+                             "base model and sees plain prompts.")
+model_key = lm.key
 
 st.subheader("1 · Preference data")
 loaded = load_pairs()

@@ -9,6 +9,7 @@ from ui.common import (  # noqa: F401
     friendly_errors,
     how_it_works,
     init_state,
+    model_picker,
     model_status_table,
     page_header,
     run_panel,

@@ -69,6 +69,16 @@ def cached_model(key: str = models.DEFAULT_CHAT_MODEL) -> models.LoadedModel:
     return lm
 
 
+def model_picker(prefix: str, help: str) -> models.LoadedModel:
+    """A 'Model' selectbox (key <prefix>_model) over the generative models, and the shared model it names.
+    Stops the page (after a readable error) if the model cannot be loaded. lm.key is the chosen registry key."""
+    key = st.selectbox("Model", [s.key for s in models.causal_models()], key=f"{prefix}_model",
+                       format_func=lambda k: models.spec(k).display_name, help=help)
+    with friendly_errors("Loading the model"):
+        return cached_model(key)
+    st.stop()
+
+
 @st.cache_resource(show_spinner="Loading all-MiniLM-L6-v2…")
 def cached_embedder():
     return models.load_embedder()
