@@ -21,3 +21,4 @@ def test_home_chat_streams_an_answer(page, app_url):
     assert len(assistant.inner_text().strip()) > 5
     assert_no_exception(page)
     screenshot(page, "home")
+
