@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: run test test-fast bench setup
+.PHONY: run test test-fast bench lessons setup
 setup: $(STAMP)
 
 $(STAMP): requirements.txt requirements-models.txt
@@ -18,7 +18,9 @@ $(STAMP): requirements.txt requirements-models.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) run_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+	# No file watcher: .venv lives in this tree and a class server must not reload under the students.
+	$(PY) run_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false \
+		--server.fileWatcherType none --server.runOnSave false
 
 test: $(STAMP)
 	scripts/test-system-deps.sh
@@ -29,3 +31,6 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run_all
+
+lessons: $(STAMP)
+	$(PY) -m bench.bench_lessons
