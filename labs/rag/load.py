@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePath
 
+from labs.rag.markdown import clean_markdown
+
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a bigger file is refused (and would take minutes to embed anyway)
 MAX_RECORDS = 20_000  # rows of a CSV / records of a JSON file kept
 
@@ -219,6 +221,8 @@ def load_file(name: str, data: bytes) -> list[Document]:
         text = load_csv(name, text)
     elif kind in ("json", "jsonl"):
         text = load_json(name, text, lines=kind == "jsonl")
+    elif kind == "markdown":  # front matter and <!-- comments --> are never shown to a reader: never embed them
+        text = _clean(clean_markdown(text))
     else:
         text = _clean(text)
     if not text.strip():
