@@ -1,7 +1,8 @@
 """Streaming generation and the backend interface (local transformers, or an OpenAI-compatible server).
 
-One shared, read-only model serves every browser session: each decode step takes the model's lock,
-so concurrent streams interleave token by token instead of oversubscribing the CPU.
+One shared, read-only model serves every browser session: every stream joins the model's batched engine
+(labs.engine), which decodes all of them in one forward per step. A stream's greedy answer in a batch equals
+its answer alone, and a seeded stream samples the same tokens whoever else is in the batch.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Iterator, Protocol, Sequence
 
 import torch
 
-from labs import settings
+from labs import engine, settings
 from labs.models import LoadedModel, ModelError
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
@@ -121,42 +122,55 @@ def eos_ids(lm: LoadedModel) -> set[int]:
     return ids
 
 
-@torch.inference_mode()
 def stream_tokens(lm: LoadedModel, ids: list[int], config: GenerationConfig, stop: threading.Event | None = None,
                   model: torch.nn.Module | None = None, ignore_eos: bool = False) -> Iterator[int]:
-    """The decode loop: prefill the prompt once, then one token at a time reusing the KV cache."""
+    """Token ids of the answer, decoded by the model's batched engine together with every other stream."""
+    yield from submit_ids(lm, ids, config, stop=stop, model=model, ignore_eos=ignore_eos).tokens()
+
+
+def submit_ids(lm: LoadedModel, ids: list[int], config: GenerationConfig, stop: threading.Event | None = None,
+               model: torch.nn.Module | None = None, ignore_eos: bool = False) -> engine.Request:
+    """Queue a stream on the engine of `model` (default: the model's decode variant) and return its handle."""
     net = model if model is not None else lm.inference_model
-    device = next(net.parameters()).device
-    generator = torch.Generator(device="cpu").manual_seed(config.seed) if config.seed is not None else None
-    stop_ids = set() if ignore_eos else eos_ids(lm)
-    input_ids = torch.tensor([ids], device=device)
-    generated: list[int] = []
-    cache = None
-    for _ in range(config.max_new_tokens):
-        if stop is not None and stop.is_set():
-            return
-        with lm.lock:  # one forward at a time per model: concurrent sessions interleave token by token
-            # logits_to_keep=1: only the last position's logits are needed (saves a T x V matmul at prefill)
-            out = net(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1)
-        cache = out.cache  # transformers 5: `cache` (was past_key_values)
-        previous = torch.tensor(ids[-64:] + generated[-64:], dtype=torch.long)
-        token = sample_next(out.logits[0, -1].float().cpu(), config, generator, previous)
-        if token in stop_ids:
-            return
-        generated.append(token)
-        yield token
-        input_ids = torch.tensor([[token]], device=device)
+    request = engine.Request(list(ids), config, frozenset() if ignore_eos else frozenset(eos_ids(lm)), stop)
+    return engine.engine_for(net, lm.lock).submit(request)
+
+
+class Stream:
+    """One answer being written: iterate for text pieces; `position` is the place in the queue (0 = decoding)."""
+
+    def __init__(self, lm: LoadedModel, request: engine.Request):
+        self.lm, self.request = lm, request
+
+    @property
+    def position(self) -> int:
+        return self.request.position
+
+    def cancel(self) -> None:
+        self.request.cancel()
+
+    def __iter__(self) -> Iterator[str]:
+        detok = _Detokenizer(self.lm.tokenizer)
+        try:
+            for token in self.request.tokens():
+                piece = detok.push(token)
+                if piece:
+                    yield piece
+        except engine.EngineError as exc:
+            raise ModelError(str(exc)) from None
+
+
+def open_stream(lm: LoadedModel, prompt: str | Sequence[Message], config: GenerationConfig = GenerationConfig(),
+                stop: threading.Event | None = None, model: torch.nn.Module | None = None) -> Stream:
+    """Validate the prompt (context length) and queue it; the answer arrives by iterating the returned Stream."""
+    ids = encode_prompt(lm, prompt, config.max_new_tokens)
+    return Stream(lm, submit_ids(lm, ids, config, stop=stop, model=model))
 
 
 def stream(lm: LoadedModel, prompt: str | Sequence[Message], config: GenerationConfig = GenerationConfig(),
            stop: threading.Event | None = None, model: torch.nn.Module | None = None) -> Iterator[str]:
     """Stream the answer as text pieces. `model` overrides the model used (e.g. a PEFT-wrapped copy)."""
-    ids = encode_prompt(lm, prompt, config.max_new_tokens)
-    detok = _Detokenizer(lm.tokenizer)
-    for token in stream_tokens(lm, ids, config, stop=stop, model=model):
-        piece = detok.push(token)
-        if piece:
-            yield piece
+    yield from open_stream(lm, prompt, config, stop=stop, model=model)
 
 
 def generate(lm: LoadedModel, prompt, config: GenerationConfig = GenerationConfig(), **kw) -> str:

@@ -14,6 +14,14 @@ Every path written at run time lives under ``LLMLAB_HOME`` (never inside the rep
 | LLMLAB_MODEL_CACHE       | where converted models live (shared by tests)                  | LLMLAB_HOME/models           |
 | LLMLAB_TINY_MODELS       | 1 = tiny random models of the real architectures (tests)       | off                          |
 | LLMLAB_MAX_HEAVY_JOBS    | background runs executing at once                               | 1 on CPU, 2 on a GPU         |
+| LLMLAB_MAX_STREAMS       | answers one model decodes at once in its batch (more wait)      | 32 on CPU, 64 on a GPU       |
+| LLMLAB_CPU_THREADS       | the CPU budget: torch threads shared by training and generation | torch's default (cores)      |
+| LLMLAB_CLASS_MODE        | 1 = serving a class: per-request token cap on                   | off                          |
+| LLMLAB_MAX_NEW_TOKENS    | most new tokens one request may ask for                         | 128 in class mode, else none |
+| LLMLAB_RUNS_PER_SESSION  | queued-or-running background runs one browser session may have  | 1 (0 = no limit)             |
+| LLMLAB_URL_LOADING       | off = the RAG page never fetches URLs (the whole class)         | on                           |
+| LLMLAB_VOTE_BURST        | arena votes one client address may cast per window: "N/seconds" | 12/60                        |
+| LLMLAB_TRUST_PROXY       | 1 = take the client address from X-Forwarded-For (behind TLS)   | off                          |
 """
 from __future__ import annotations
 
@@ -126,3 +134,79 @@ def max_heavy_jobs() -> int:
     if value:
         return max(1, int(value))
     return 1 if is_cpu() else 2
+
+
+# ---- a class server: what one student may use ------------------------------------------------------------
+_OFF = ("0", "off", "false", "no")
+
+
+def _env_int(name: str, default: int | None) -> int | None:
+    """A non-negative integer from the environment; an unset or unreadable value gives the default."""
+    value = os.environ.get(name, "").strip()
+    try:
+        return max(0, int(value)) if value else default
+    except ValueError:
+        return default
+
+
+def class_mode() -> bool:
+    """LLMLAB_CLASS_MODE=1: the app serves a class, so each request is bounded (see max_new_tokens)."""
+    return os.environ.get("LLMLAB_CLASS_MODE", "").strip().lower() not in ("", *_OFF)
+
+
+def max_new_tokens() -> int | None:
+    """The most new tokens one generation request may ask for; None = no cap beyond each page's own slider."""
+    cap = _env_int("LLMLAB_MAX_NEW_TOKENS", 128 if class_mode() else None)
+    return cap or None
+
+
+def runs_per_session() -> int:
+    """Queued-or-running background runs one browser session may have at once (0 = no limit)."""
+    return _env_int("LLMLAB_RUNS_PER_SESSION", 1)
+
+
+def url_loading() -> bool:
+    """LLMLAB_URL_LOADING=off: the server never fetches a URL for anyone (the RAG page says so)."""
+    return os.environ.get("LLMLAB_URL_LOADING", "").strip().lower() not in _OFF
+
+
+def vote_burst() -> tuple[int, float]:
+    """(votes, seconds): the most arena votes one client address may cast in a sliding window."""
+    value = os.environ.get("LLMLAB_VOTE_BURST", "").strip()
+    try:
+        n, seconds = value.split("/")
+        if int(n) > 0 and float(seconds) > 0:
+            return int(n), float(seconds)
+    except ValueError:
+        pass
+    # A person reads two answers before voting (10 s or more); 12 a minute leaves room for a few people who
+    # share one address and still stops a script.
+    return 12, 60.0
+
+
+def trust_proxy() -> bool:
+    """LLMLAB_TRUST_PROXY=1: a reverse proxy (TLS) sits in front, so the client is the X-Forwarded-For address."""
+    return os.environ.get("LLMLAB_TRUST_PROXY", "").strip().lower() not in ("", *_OFF)
+
+
+def check_new_tokens(requested: int) -> int:
+    """`requested` if it is within the class's cap on new tokens per request, else ValueError saying the cap."""
+    cap = max_new_tokens()
+    if cap is not None and int(requested) > cap:
+        raise ValueError(f"This server answers with at most {cap} new tokens per request (class mode, "
+                         f"LLMLAB_MAX_NEW_TOKENS); ask for {cap} or fewer.")
+    return int(requested)
+
+
+def new_tokens_slider_max(page_max: int, page_min: int = 16) -> int:
+    """A page's 'max tokens' slider top, lowered to the class cap (never below the slider's own minimum)."""
+    cap = max_new_tokens()
+    return page_max if cap is None else max(page_min, min(page_max, cap))
+
+
+def max_streams() -> int:
+    """How many streams one model's engine decodes at once; later arrivals wait and see their place."""
+    value = os.environ.get("LLMLAB_MAX_STREAMS")
+    if value:
+        return max(1, int(value))
+    return 32 if is_cpu() else 64

@@ -1,0 +1,331 @@
+"""Continuous batching: one decoder per loaded module that every concurrent stream joins.
+
+Shape legend: B active streams, T cached positions (left-padded to a common length), V vocabulary.
+
+Decoding a small model on a CPU is bound by per-step overhead (30 layers of Python and kernel launches), not by
+arithmetic, so one forward over B streams costs little more than a forward over one. The engine keeps one batch:
+
+* a new request is prefilled alone at the next step (its prompt in one forward, B = 1, exactly as if it were
+  alone), then its KV cache joins the batch: every row is left-padded to the longest, padding is masked out and
+  each row keeps its own position ids, so RoPE sees the same positions as alone (Yu et al. 2022, "Orca:
+  iteration-level scheduling"; the same idea as vLLM's scheduler, without paging);
+* one forward per step decodes a token for every row (B, 1) -> logits (B, 1, V);
+* each row samples with its own settings and its own seeded generator, so a stream's answer does not depend on
+  who else is in the batch; a row that hits end-of-sequence, its token budget, its Stop, or whose reader went away
+  leaves at the next step, and all-padding columns are trimmed.
+
+A model whose cache cannot be re-padded (not a list of key/value layers, or a sliding window that a batch would
+outgrow) is served one stream at a time, in arrival order.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+
+import torch
+
+from labs import compute, settings
+
+log = logging.getLogger(__name__)
+
+_DONE = object()  # end-of-stream marker in a request's queue
+
+
+class EngineError(RuntimeError):
+    """A request failed; the message says why in words a student understands."""
+
+
+@dataclass(eq=False)
+class Request:
+    """One stream: its prompt ids, sampling settings, and the queue its tokens arrive on."""
+
+    ids: list[int]
+    config: object  # labs.generation.GenerationConfig
+    stop_ids: frozenset
+    stop: threading.Event | None = None
+    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, repr=False)
+    cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+    generated: list[int] = field(default_factory=list)
+    submitted: float = field(default_factory=time.perf_counter)
+    first_token_s: float | None = None
+    engine: "Engine | None" = field(default=None, repr=False)
+    generator: torch.Generator | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.config.seed is not None:
+            self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
+
+    @property
+    def position(self) -> int:
+        """1, 2, ... while waiting for a free place in the batch; 0 once decoding."""
+        return self.engine.queue_position(self) if self.engine is not None else 0
+
+    def cancel(self) -> None:
+        """The reader has gone (Stop, closed tab): the row leaves the batch at the next step."""
+        self.cancelled.set()
+
+    @property
+    def wants_out(self) -> bool:
+        return self.cancelled.is_set() or (self.stop is not None and self.stop.is_set())
+
+    def tokens(self, poll_s: float = 0.1):
+        """Yield token ids as the engine produces them; raises EngineError if the request failed."""
+        try:
+            while True:
+                try:
+                    item = self.out.get(timeout=poll_s)
+                except queue.Empty:
+                    if self.wants_out:
+                        return
+                    continue
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.cancel()  # a reader that stops early (GeneratorExit) frees its row
+
+
+def _layers(cache):
+    """The per-layer key/value holders of a transformers DynamicCache, or None if it is not one."""
+    layers = getattr(cache, "layers", None)
+    if not layers or not all(hasattr(l, "keys") and hasattr(l, "values") for l in layers):
+        return None
+    return layers
+
+
+def _pad_left(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+    if n == 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = n
+    return torch.cat([x.new_zeros(shape), x], dim=dim)
+
+
+class Engine:
+    """The batched decoder of one module (a loaded model, a decode variant, or an adapter-wrapped copy)."""
+
+    def __init__(self, module: torch.nn.Module, lock: threading.Lock, max_streams: int | None = None):
+        self.module = module
+        self.device = next(module.parameters()).device
+        self.lock = lock  # the model's lock: scoring and decoding on one model take turns
+        self.max_streams = max_streams or settings.max_streams()
+        self.window = self._sliding_window(module)
+        self._cv = threading.Condition()
+        self._waiting: collections.deque[Request] = collections.deque()
+        self._thread: threading.Thread | None = None
+        # the batch (touched only by the engine thread)
+        self.rows: list[Request] = []
+        self.cache = None
+        self.mask: torch.Tensor | None = None  # (B, T) 1 = real token, 0 = left padding
+        self.next_tokens: torch.Tensor | None = None  # (B, 1)
+        self.positions: torch.Tensor | None = None  # (B,) position id of each row's next token
+        self.batchable: bool | None = None  # known after the first prefill: is the cache a list of KV layers?
+        self.steps = 0  # decode steps taken (for tests and benchmarks)
+        self.max_batch_seen = 0
+
+    @staticmethod
+    def _sliding_window(module) -> int | None:
+        config = getattr(module, "config", None)
+        window = getattr(config, "sliding_window", None) if config is not None else None
+        return int(window) if window else None
+
+    # -- the public side ---------------------------------------------------------------------------------------
+    def submit(self, request: Request) -> Request:
+        request.engine = self
+        with self._cv:
+            self._waiting.append(request)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="llmlab-engine", daemon=True)
+                self._thread.start()
+            self._cv.notify()
+        return request
+
+    def queue_position(self, request: Request) -> int:
+        with self._cv:
+            try:
+                return self._waiting.index(request) + 1
+            except ValueError:
+                return 0
+
+    @property
+    def active(self) -> int:
+        return len(self.rows)
+
+    # -- the engine thread -------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        with compute.busy("generation"):
+            self._loop()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                if not self.rows and not self._waiting:
+                    self._thread = None  # idle: the next submit starts a fresh thread
+                    return
+                joiners = []
+                while self._waiting and len(self.rows) + len(joiners) < self.max_streams:
+                    if not self._fits(self._waiting[0], joiners):
+                        break
+                    joiners.append(self._waiting.popleft())
+            try:
+                with compute.slot("generation"):
+                    for request in joiners:
+                        self._join(request)
+                    self._drop_finished()
+                    if self.rows:
+                        self._step()
+                    self._drop_finished()
+            except Exception as exc:  # noqa: BLE001 - a failed batch step fails its rows, never the engine
+                log.exception("batched decode step failed")
+                for request in self.rows:
+                    request.out.put(EngineError(f"Generation failed: {type(exc).__name__}: {exc}"))
+                self._reset()
+
+    def _fits(self, request: Request, joiners: list[Request]) -> bool:
+        """May this request join the batch now? Always if the batch is empty."""
+        if not self.rows and not joiners:
+            return True
+        if not self.batchable:
+            return False
+        if self.window is None:
+            return True
+        # With a sliding window every row must stay inside it for its whole answer, padding included.
+        longest = max([self.mask.shape[1] if self.mask is not None else 0]
+                      + [len(r.ids) for r in joiners] + [len(request.ids)])
+        budget = max(r.config.max_new_tokens for r in [*self.rows, *joiners, request])
+        return longest + budget < self.window - 1
+
+    @torch.inference_mode()
+    def _join(self, request: Request) -> None:
+        """Prefill the prompt alone (B = 1), emit its first token, and merge its cache into the batch."""
+        if request.wants_out:
+            request.out.put(_DONE)
+            return
+        try:
+            ids = torch.tensor([request.ids], device=self.device)
+            with self.lock:
+                out = self.module(input_ids=ids, use_cache=True, logits_to_keep=1)
+            token = self._sample(request, out.logits[0, -1])
+        except Exception as exc:  # noqa: BLE001 - this request only
+            request.out.put(EngineError(f"This answer failed while reading the prompt: {type(exc).__name__}: {exc}"))
+            return
+        request.first_token_s = time.perf_counter() - request.submitted
+        if self._emit(request, token):
+            return
+        cache = out.cache
+        if self.batchable is None:
+            self.batchable = _layers(cache) is not None
+        one = torch.ones(1, len(request.ids), dtype=torch.long, device=self.device)
+        if not self.rows:
+            self.rows, self.cache, self.mask = [request], cache, one
+            self.next_tokens = torch.tensor([[token]], device=self.device)
+            self.positions = torch.tensor([len(request.ids)], device=self.device)
+            return
+        mine, theirs = _layers(cache), _layers(self.cache)
+        if mine is None or theirs is None or len(mine) != len(theirs):
+            raise EngineError("This model's cache cannot be batched.")  # _fits prevents this
+        t_batch, t_new = self.mask.shape[1], len(request.ids)
+        n = max(t_batch, t_new)
+        for a, b in zip(theirs, mine):
+            a.keys = torch.cat([_pad_left(a.keys, n - t_batch, -2), _pad_left(b.keys, n - t_new, -2)], dim=0)
+            a.values = torch.cat([_pad_left(a.values, n - t_batch, -2), _pad_left(b.values, n - t_new, -2)], dim=0)
+            if hasattr(a, "cumulative_length"):  # sliding-window layers count positions themselves
+                a.cumulative_length = n
+        self.mask = torch.cat([_pad_left(self.mask, n - t_batch, 1), _pad_left(one, n - t_new, 1)], dim=0)
+        self.next_tokens = torch.cat([self.next_tokens, torch.tensor([[token]], device=self.device)], dim=0)
+        self.positions = torch.cat([self.positions, torch.tensor([t_new], device=self.device)])
+        self.rows.append(request)
+
+    @torch.inference_mode()
+    def _step(self) -> None:
+        """One decode step for every row: (B, 1) tokens in, (B, 1, V) logits out."""
+        self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=torch.long, device=self.device)], dim=1)
+        padded = not bool(self.mask.all())
+        with self.lock:
+            out = self.module(input_ids=self.next_tokens, use_cache=True, logits_to_keep=1, cache=self.cache,
+                              attention_mask=self.mask if padded else None,
+                              position_ids=self.positions[:, None] if padded else None)
+        self.cache = out.cache
+        self.steps += 1
+        self.max_batch_seen = max(self.max_batch_seen, len(self.rows))
+        logits = out.logits[:, -1]  # (B, V)
+        tokens = []
+        for i, request in enumerate(self.rows):
+            try:
+                token = self._sample(request, logits[i])
+            except Exception as exc:  # noqa: BLE001 - one row's failure (e.g. NaN logits) ends only that row
+                request.out.put(EngineError(f"This answer failed: {type(exc).__name__}: {exc}"))
+                request.cancel()
+                token = 0
+            else:
+                self._emit(request, token)
+            tokens.append(token)
+        self.next_tokens = torch.tensor(tokens, device=self.device)[:, None]
+        self.positions = self.positions + 1
+
+    def _sample(self, request: Request, logits: torch.Tensor) -> int:
+        from labs.generation import sample_next
+
+        previous = torch.tensor(request.ids[-64:] + request.generated[-64:], dtype=torch.long)
+        return sample_next(logits.float().cpu(), request.config, request.generator, previous)
+
+    def _emit(self, request: Request, token: int) -> bool:
+        """Hand a token to the reader; True when the request is finished (EOS, budget or Stop)."""
+        if token in request.stop_ids:
+            request.cancel()
+            request.out.put(_DONE)
+            return True
+        request.generated.append(token)
+        request.out.put(token)
+        if len(request.generated) >= request.config.max_new_tokens or request.wants_out:
+            request.cancel()
+            request.out.put(_DONE)
+            return True
+        return False
+
+    def _drop_finished(self) -> None:
+        keep = [i for i, r in enumerate(self.rows) if not r.wants_out]
+        if len(keep) == len(self.rows):
+            return
+        for i, request in enumerate(self.rows):
+            if i not in keep:
+                request.out.put(_DONE)  # harmless if the reader already has one
+        if not keep:
+            self._reset()
+            return
+        index = torch.tensor(keep, device=self.device)
+        self.rows = [self.rows[i] for i in keep]
+        self.mask = self.mask.index_select(0, index)
+        self.next_tokens = self.next_tokens.index_select(0, index)
+        self.positions = self.positions.index_select(0, index)
+        layers = _layers(self.cache)
+        first_real = int(self.mask.any(dim=0).nonzero()[0])  # columns before it are padding in every row
+        for layer in layers or ():
+            layer.keys = layer.keys.index_select(0, index)[:, :, first_real:]
+            layer.values = layer.values.index_select(0, index)[:, :, first_real:]
+            if hasattr(layer, "cumulative_length"):
+                layer.cumulative_length -= first_real
+        self.mask = self.mask[:, first_real:]
+
+    def _reset(self) -> None:
+        self.rows, self.cache, self.mask, self.next_tokens, self.positions = [], None, None, None, None
+
+
+_engines: "weakref.WeakKeyDictionary[torch.nn.Module, Engine]" = weakref.WeakKeyDictionary()
+_engines_lock = threading.Lock()
+
+
+def engine_for(module: torch.nn.Module, lock: threading.Lock) -> Engine:
+    """The one engine of this module (created on first use, gone with the module)."""
+    with _engines_lock:
+        engine = _engines.get(module)
+        if engine is None:
+            engine = _engines[module] = Engine(module, lock)
+        return engine
