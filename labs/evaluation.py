@@ -76,6 +76,19 @@ def pick_shots(item: MCItem, pool: Sequence[MCItem], k: int, seed: int = 0) -> l
     return same
 
 
+def few_shot_pool(items: Sequence[MCItem], dev: Sequence[MCItem], k: int) -> list[MCItem]:
+    """The dev items k-shot examples are drawn from: a separate split, minus any question that is also scored
+    (lm-evaluation-harness's fewshot_split; a scored item shown as a solved example would leak its answer).
+    Raises ValueError when k > 0 and no dev item is left."""
+    from labs.data.benchmarks import shot_pool
+
+    pool, _ = shot_pool(list(items), list(dev))
+    if k > 0 and not pool:
+        raise ValueError(f"{k}-shot prompts need solved examples from a separate dev set, and none is left: "
+                         "upload a dev file next to the test file, or set k to 0.")
+    return pool
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Log-likelihood of a continuation
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,6 +186,47 @@ def mean_stderr(values: Sequence[float]) -> float:
     return math.sqrt(var / n)
 
 
+def acc_norm_can_differ(choice_lists: Sequence[Sequence[str]]) -> bool:
+    """Whether acc_norm can ever differ from acc: only when some item's scored choices differ in length.
+    Dividing every choice's loglik by the same length keeps the argmax, so for MMLU's single letters ' A'..' D'
+    acc_norm is acc by construction (lm-evaluation-harness's mmlu task reports acc alone for that reason)."""
+    return any(len({len(c) for c in choices}) > 1 for choices in choice_lists)
+
+
+SAME_ANSWER_SHARE = 0.8  # a model that picks one position this often is mostly measuring that position's gold share
+
+
+def answer_distribution(results: Sequence["ItemResult"]) -> dict:
+    """How often the model picked each answer position (acc's argmax) vs how often each is right, and chance.
+
+    A model that always answers 'A' scores exactly the share of items whose answer is A: the accuracy is then a
+    property of the answer key, not of the model. `same_answer` is set when one position takes at least
+    SAME_ANSWER_SHARE of the picks."""
+    if not results:
+        return {}
+    width = max(len(r.choices) for r in results)
+    labels = [LETTERS[i] if i < len(LETTERS) else str(i + 1) for i in range(width)]
+    n = len(results)
+    picked = Counter(r.pred for r in results)
+    gold = Counter(r.answer for r in results)
+    top, top_count = picked.most_common(1)[0]
+    return {"labels": labels, "predicted": [picked[i] / n for i in range(width)],
+            "gold": [gold[i] / n for i in range(width)], "chance": sum(1 / len(r.choices) for r in results) / n,
+            "top": labels[top], "top_share": top_count / n, "top_gold_share": gold[top] / n,
+            "same_answer": top_count / n >= SAME_ANSWER_SHARE, "n": n}
+
+
+def same_answer_text(dist: dict) -> str:
+    """A plain sentence for a model that (nearly) always picks one position; '' when it does not."""
+    if not dist or not dist["same_answer"]:
+        return ""
+    how = "always" if dist["top_share"] == 1 else f"for {dist['top_share']:.0%} of the items"
+    return (f"The model answered {dist['top']} {how}. A model that always says {dist['top']} scores exactly the "
+            f"share of items whose answer is {dist['top']} ({dist['top_gold_share']:.0%} here): this accuracy "
+            "measures the answer key, not knowledge. Compare with the cloze format (the answer's words), or look "
+            "at a stronger model.")
+
+
 @dataclass
 class ItemResult:
     id: str
@@ -224,20 +278,24 @@ def summarize(results: Sequence[ItemResult]) -> dict:
                 "random": sum(1 / len(r.choices) for r in rs) / len(rs)}
 
     if not results:
-        return {"overall": None, "subjects": {}}
+        return {"overall": None, "subjects": {}, "acc_norm_differs": False}
     by_subject: dict[str, list[ItemResult]] = defaultdict(list)
     for r in results:
         by_subject[r.subject].append(r)
-    return {"overall": block(results), "subjects": {s: block(rs) for s, rs in sorted(by_subject.items())}}
+    return {"overall": block(results), "subjects": {s: block(rs) for s, rs in sorted(by_subject.items())},
+            "acc_norm_differs": acc_norm_can_differ([r.choices for r in results])}
 
 
 def harness_json(summary: dict, config: dict, task: str = "mini_mmlu") -> dict:
     """Results in (close to) lm-evaluation-harness's results.json shape: 'acc,none', 'acc_stderr,none', ..."""
 
+    with_norm = summary.get("acc_norm_differs", True)  # single-letter choices: acc_norm is acc, not reported
+
     def entry(alias: str, b: dict) -> dict:
-        return {"alias": alias, "acc,none": b["acc"], "acc_stderr,none": _json_float(b["acc_stderr"]),
-                "acc_norm,none": b["acc_norm"], "acc_norm_stderr,none": _json_float(b["acc_norm_stderr"]),
-                "n_samples": b["n"]}
+        out = {"alias": alias, "acc,none": b["acc"], "acc_stderr,none": _json_float(b["acc_stderr"])}
+        if with_norm:
+            out.update({"acc_norm,none": b["acc_norm"], "acc_norm_stderr,none": _json_float(b["acc_norm_stderr"])})
+        return dict(out, n_samples=b["n"])
 
     results, n_shot = {}, {}
     if summary.get("overall"):
@@ -270,6 +328,7 @@ class BenchmarkConfig:
     data_digest: str = ""  # sha256 of an uploaded file, so a different file is a different run
     choice_format: str = "letters"  # letters: score ' A'..' D' (MMLU); text: score each choice's words (cloze)
     k_shot: int = 0  # solved examples in the prompt; MMLU reports 5-shot, 0 keeps a 2-core run under a minute
+    dev: str = "bundled dev split"  # where the k-shot examples come from (never the scored items)
     limit: int = 0  # score only the first N items (0 = all)
     seed: int = 0
 
@@ -312,7 +371,8 @@ def run_benchmark(ctx, lm: models.LoadedModel, items: Sequence[MCItem], dev: Seq
         raise ValueError("There are no items to score.")
     model = model_for(lm, cfg.adapter)
     lock = lm.lock if model is lm.model else None
-    pool = list(dev) or items  # no dev split (an upload): shots come from the other items of the same file
+    pool = few_shot_pool(items, dev, cfg.k_shot)
+    norm_differs = acc_norm_can_differ([choice_strings(i, cfg.choice_format) for i in items])
     ctx.set_total(len(items))
     stride = max(1, len(items) // 300)  # at most ~300 points on the live curve, even for a 10k-item upload
     results: list[ItemResult] = []
@@ -323,7 +383,8 @@ def run_benchmark(ctx, lm: models.LoadedModel, items: Sequence[MCItem], dev: Seq
                                       cfg.choice_format, lock))
             if i % stride == 0 or i == len(items):
                 n = len(results)
-                ctx.log(step=i, acc=sum(r.acc for r in results) / n, acc_norm=sum(r.acc_norm for r in results) / n,
+                norm = {"acc_norm": sum(r.acc_norm for r in results) / n} if norm_differs else {}
+                ctx.log(step=i, acc=sum(r.acc for r in results) / n, **norm,
                         items_per_s=i / (time.perf_counter() - t0))
             else:
                 ctx.check_stop()
@@ -357,7 +418,7 @@ def throughput(lm: models.LoadedModel, items: Sequence[MCItem], choice_format: s
                k_shot: int = 0, dev: Sequence[MCItem] = ()) -> dict:
     """Items per second: prefix-shared batched scoring vs one forward pass per choice (the naive loop)."""
     tok, model = lm.tokenizer, lm.model
-    pool = list(dev) or list(items)
+    pool = few_shot_pool(items, dev, k_shot)
     prepared = []
     for item in items:
         context = build_context(item, pick_shots(item, pool, k_shot), choice_format)
@@ -790,6 +851,25 @@ def subject_chart(runs: dict[str, dict], metric: str = "acc"):
     fig.update_layout(barmode="group", yaxis_range=[0, 1], showlegend=True)
     fig.update_yaxes(tickformat=".0%")
     return _layout(fig, f"{metric} per subject (±1 standard error)", "", metric, height=420)
+
+
+def answer_chart(dist: dict):
+    """Grouped bars: share of each answer position among the model's picks and among the right answers, and the
+    chance line (1 / number of choices)."""
+    import plotly.graph_objects as go
+
+    from labs.charts import PALETTE, _layout
+
+    fig = go.Figure()
+    fig.add_bar(x=dist["labels"], y=dist["predicted"], name="model's picks", marker_color=PALETTE[0],
+                text=[f"{v:.0%}" for v in dist["predicted"]], textposition="auto")
+    fig.add_bar(x=dist["labels"], y=dist["gold"], name="right answers", marker_color=PALETTE[1],
+                text=[f"{v:.0%}" for v in dist["gold"]], textposition="auto")
+    fig.add_hline(y=dist["chance"], line_dash="dash", annotation_text=f"chance ({dist['chance']:.0%})")
+    fig.update_layout(barmode="group", yaxis_range=[0, 1], showlegend=True)
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, f"Which answer did the model pick? ({dist['n']} items)", "answer position", "share of items",
+                   height=340)
 
 
 def diversity_chart(table: Sequence[dict]):

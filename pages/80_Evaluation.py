@@ -62,10 +62,19 @@ with tab_bench:
     source = c[2].radio("Questions", ["Bundled mini benchmark", "Upload a file"], key=f"{P}_source",
                         help="The bundled set: 115 easy questions over 6 subjects, written for this app, with a 5-per-"
                              "subject dev split for few-shot prompts. Or upload MMLU CSV / HellaSwag JSONL.")
-    upload = None
+    upload = dev_upload = None
     if source == "Upload a file":
-        upload = st.file_uploader("MMLU-style CSV (question,A,B,C,D,answer) or HellaSwag-style JSONL "
-                                  "(ctx, endings, label)", type=["csv", "jsonl", "json"], key=f"{P}_upload")
+        u = st.columns(2)
+        upload = u[0].file_uploader("Test file: MMLU-style CSV or HellaSwag-style JSONL", type=["csv", "jsonl", "json"],
+                                    key=f"{P}_upload",
+                                    help="MMLU CSV as found: question,A,B,C,D,answer with or without a header row "
+                                         "(choice0..choice3, option_a..option_d and a 'choices' list are read too), "
+                                         "answers as letters A–D or 0–3. HellaSwag JSONL: ctx, endings, label.")
+        dev_upload = u[1].file_uploader("Dev file for k-shot examples (optional, same format)",
+                                        type=["csv", "jsonl", "json"], key=f"{P}_dev_upload",
+                                        help="Solved examples for the prompt, as MMLU's dev split. Without one, "
+                                             "examples come from the app's bundled dev items — never from the "
+                                             "questions being scored.")
     c = st.columns(3)
     choice_format = c[0].radio(
         "What is scored", ev.CHOICE_FORMATS, key=f"{P}_format", horizontal=True,
@@ -81,22 +90,41 @@ with tab_bench:
                               help="Score only N questions, taken in turn from each subject so every subject is covered: "
                                    "quick looks at big uploads.")
 
-    items, dev, digest, dataset = [], [], "", "mini_mmlu"
+    items, dev, digest, dataset, dev_name = [], [], "", "mini_mmlu", "bundled dev split"
     with ui.friendly_errors("Reading the questions"):
         if source == "Bundled mini benchmark":
             items, dev = bm.load_bundled("test"), bm.load_bundled("dev")
         elif upload is not None:
             data = upload.getvalue()
-            items = bm.load_upload(data, upload.name)
+            loaded = bm.read_upload(data, upload.name)
+            items = loaded.items
             digest, dataset = hashlib.sha256(data).hexdigest()[:16], upload.name
-            st.caption(f"{len(items):,} questions in {len({i.subject for i in items})} subject(s) from {upload.name}.")
+            st.caption(f"{len(items):,} questions in {len({i.subject for i in items})} subject(s) from "
+                       f"{upload.name}. {loaded.columns}")
+    if items and source == "Upload a file":
+        with ui.friendly_errors("Reading the dev file"):
+            if dev_upload is not None:
+                dev_data = dev_upload.getvalue()
+                dev_loaded = bm.read_upload(dev_data, dev_upload.name, id_prefix="dev/")
+                dev, dev_name = dev_loaded.items, dev_upload.name
+                digest += "+" + hashlib.sha256(dev_data).hexdigest()[:16]
+                st.caption(f"Dev file {dev_upload.name}: {len(dev)} solved examples. {dev_loaded.columns}")
+            else:
+                style = "continuation" if items[0].style == "continuation" else "mmlu"
+                dev, dev_name = bm.load_dev_pool(style), f"the app's bundled {style} dev items"
+    if items:
+        pool, repeated = bm.shot_pool(items, dev)
+        if k_shot:
+            st.caption(f"{k_shot}-shot examples come from {dev_name} ({len(pool)} items), never from the scored "
+                       "questions" + (f"; {repeated} dev item(s) that also appear among the scored questions are "
+                                      "left out." if repeated else "."))
 
     busy = _active(st.session_state[f"{P}_bench_run"])
     if st.button("Score the benchmark", type="primary", key=f"{P}_go", disabled=busy or not items,
                  help="Runs in the background; the live curve shows the accuracy so far."):
         with ui.friendly_errors("Starting the benchmark"):
             cfg = ev.BenchmarkConfig(model_key=model_key, adapter=adapter, dataset=dataset, data_digest=digest,
-                                     choice_format=choice_format, k_shot=k_shot, limit=int(limit))
+                                     choice_format=choice_format, k_shot=k_shot, limit=int(limit), dev=dev_name)
             lm = ui.cached_model(model_key)
             st.session_state[f"{P}_bench_run"] = jobs.submit(
                 cfg, functools.partial(ev.run_benchmark, lm=lm, items=items, dev=dev), owner=me,
@@ -117,15 +145,31 @@ with tab_bench:
             if not results["complete"]:
                 st.warning(f"Partial results: {overall['n']} of {results['total']} items were scored before the "
                            "run ended. The numbers below cover those items only.")
-            m = st.columns(4)
+            norm_differs = summary.get("acc_norm_differs", True)
+            m = st.columns(4 if norm_differs else 3)
             m[0].metric("acc", f"{overall['acc']:.1%}", help="Share of items where the right choice had the highest "
                         f"log-likelihood. ± {overall['acc_stderr']:.1%} standard error.")
             m[0].caption(f"± {overall['acc_stderr']:.1%} (1 s.e.)")
-            m[1].metric("acc_norm", f"{overall['acc_norm']:.1%}", help="Same, after dividing each log-likelihood "
-                        "by the choice's length in characters.")
-            m[1].caption(f"± {overall['acc_norm_stderr']:.1%} (1 s.e.)")
-            m[2].metric("Random guessing", f"{overall['random']:.1%}", help="1 / number of choices, averaged.")
-            m[3].metric("Items", overall["n"])
+            if norm_differs:
+                m[1].metric("acc_norm", f"{overall['acc_norm']:.1%}", help="Same, after dividing each "
+                            "log-likelihood by the choice's length in characters.")
+                m[1].caption(f"± {overall['acc_norm_stderr']:.1%} (1 s.e.)")
+            m[-2].metric("Random guessing", f"{overall['random']:.1%}", help="1 / number of choices, averaged.")
+            m[-1].metric("Items", overall["n"])
+            if not norm_differs:
+                st.caption("No acc_norm here: every scored choice is a single letter, so dividing its log-likelihood "
+                           "by its length cannot change which choice wins (acc_norm = acc). It matters when the "
+                           "choices' own words are scored.")
+            dist = ev.answer_distribution(results["samples"])
+            a = st.columns([3, 2])
+            a[0].plotly_chart(ev.answer_chart(dist), key=f"{P}_answer_chart")
+            warning = ev.same_answer_text(dist)
+            if warning:
+                a[1].warning(warning)
+            else:
+                a[1].caption(f"The model's most frequent pick is {dist['top']} ({dist['top_share']:.0%} of items; "
+                             f"{dist['top_gold_share']:.0%} of the right answers are {dist['top']}). A model with no "
+                             "preference for a position would pick each about as often as it is right.")
             if overall["acc"] - 2 * overall["acc_stderr"] <= overall["random"]:
                 st.caption("The 95% interval (±2 s.e.) reaches down to random guessing: with this many items you "
                            "cannot tell this model from a coin — more items shrink the error bars as 1/√n.")
@@ -134,7 +178,7 @@ with tab_bench:
                                "answer's words (cloze)' to compare: the OLMES standard (Gu et al. 2024) reports "
                                "both formulations for this reason.")
             metric = st.radio("Bars show", ["acc", "acc_norm"], horizontal=True, key=f"{P}_bar_metric",
-                              help="Which accuracy the per-subject chart shows.")
+                              help="Which accuracy the per-subject chart shows.") if norm_differs else "acc"
             finished = [r for r in jobs.list_runs("BenchmarkConfig") if r.status in (jobs.DONE, jobs.STOPPED)]
             labels = {r.id: ev.run_label(r.config) for r in finished}
             compare = st.multiselect("Compare with other runs", [r.id for r in finished if r.id != run_id],

@@ -8,7 +8,10 @@ MMLU CSV (Hendrycks et al. 2021, the files in data/dev and data/test), one quest
 
     What is 7 x 8?,54,56,58,64,B
 
-A header row `question,A,B,C,D,answer` is accepted, and with a header an extra `subject` column too.
+CSVs are accepted as found elsewhere too: a header row that names the columns (`question,A,B,C,D,answer`,
+`question,choice0,choice1,choice2,choice3,answer`, `prompt,option_a,...,option_d,label`, a `choices` list column,
+an optional `subject` column, other columns ignored), answers as letters A–D (any case) or indices 0–3.
+`read_mmlu_csv` also says which columns it used, so the page can show it.
 
 HellaSwag JSONL (Zellers et al. 2019), one object per line:
 
@@ -62,13 +65,121 @@ def subject_name(subject: str) -> str:
     return subject.replace("_", " ").strip()
 
 
-def _is_header(row: list[str]) -> bool:
-    cells = [c.strip().lower() for c in row]
-    return len(cells) >= 6 and cells[0] == "question" and cells[1:5] == ["a", "b", "c", "d"]
+# Column names accepted in a header row (compared after lower-casing and dropping spaces, '_', '-', '.', '()').
+QUESTION_NAMES = ("question", "prompt", "input", "query", "stem", "questiontext", "q")
+ANSWER_NAMES = ("answer", "label", "target", "gold", "correct", "correctanswer", "answerkey", "answerindex",
+                "answeridx", "correctoption", "key")
+SUBJECT_NAMES = ("subject", "category", "topic", "task")
+CHOICE_PREFIXES = ("", "choice", "choices", "option", "options", "opt", "answer", "ans", "ending", "endings")
+CHOICE_SUFFIXES = (("a", "b", "c", "d"), ("0", "1", "2", "3"), ("1", "2", "3", "4"))
+LIST_NAMES = ("choices", "options", "endings")  # one column holding a list: ["Paris", "Rome", "Oslo", "Bern"]
+ACCEPTED_LAYOUTS = ("question,A,B,C,D,answer (no header, as MMLU ships it), or a header row naming a question "
+                    "column (question/prompt), four choice columns (A..D, choice0..choice3, option_a..option_d, "
+                    "...) or one 'choices' list column, and an answer column (answer/label/target); "
+                    "answers as letters A–D or indices 0–3")
 
 
-def load_mmlu_csv(data: bytes | str, subject: str = "uploaded", name: str = "the CSV", id_prefix: str = "") -> list[MCItem]:
-    """Parse an MMLU-format CSV: question,A,B,C,D,answer (answer is a letter A–D), with or without a header."""
+def _norm(cell: str) -> str:
+    return "".join(ch for ch in cell.strip().lower() if ch not in " _-.()[]")
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """Which columns of an MMLU-style CSV hold what, and how the page describes it."""
+
+    header: tuple[str, ...] | None  # the header row as written, or None (MMLU's own files have none)
+    question: int
+    choices: tuple[int, ...]  # four column indices, or one index of a list column
+    answer: int
+    subject: int | None = None
+
+    @property
+    def width(self) -> int:
+        return len(self.header) if self.header else 6
+
+    def describe(self, answer_kinds: set[str] = frozenset()) -> str:
+        kinds = " and ".join(sorted(answer_kinds)) or "letters A–D or indices 0–3"
+        if self.header is None:
+            return f"No header row: columns read by position as question, A, B, C, D, answer (answers as {kinds})."
+        name = lambda i: f"'{self.header[i]}'"  # noqa: E731
+        choices = (f"choices ← {name(self.choices[0])} (a list)" if len(self.choices) == 1
+                   else "choices A–D ← " + ", ".join(name(i) for i in self.choices))
+        used = {self.question, self.answer, *self.choices} | ({self.subject} if self.subject is not None else set())
+        ignored = [self.header[i] for i in range(len(self.header)) if i not in used and self.header[i].strip()]
+        return (f"Header row: question ← {name(self.question)}, {choices}, answer ← {name(self.answer)} "
+                f"(answers as {kinds})" + (f", subject ← {name(self.subject)}" if self.subject is not None else "")
+                + (f"; ignored: {', '.join(repr(c) for c in ignored)}" if ignored else "") + ".")
+
+
+def _find(names: list[str], wanted: tuple[str, ...]) -> int | None:
+    return next((names.index(w) for w in wanted if w in names), None)
+
+
+def header_layout(row: list[str]) -> CsvLayout | None:
+    """The layout a header row names, or None when the row does not name a question and an answer column."""
+    names = [_norm(c) for c in row]
+    question, answer = _find(names, QUESTION_NAMES), _find(names, ANSWER_NAMES)
+    if question is None or answer is None:
+        return None
+    choices = None
+    for suffixes in CHOICE_SUFFIXES:
+        for prefix in CHOICE_PREFIXES:
+            cols = [prefix + s for s in suffixes]
+            if all(c in names for c in cols) and answer not in [names.index(c) for c in cols]:
+                choices = tuple(names.index(c) for c in cols)
+                break
+        if choices:
+            break
+    if choices is None:
+        listed = _find(names, LIST_NAMES)
+        if listed is None:
+            return None
+        choices = (listed,)
+    return CsvLayout(tuple(c.strip() for c in row), question, choices, answer, _find(names, SUBJECT_NAMES))
+
+
+def _names_a_column(row: list[str]) -> bool:
+    """Whether a row that is not a valid question names any column this loader knows (so it is a header)."""
+    known = set(QUESTION_NAMES + ANSWER_NAMES + SUBJECT_NAMES + LIST_NAMES)
+    known |= {p + s for p in CHOICE_PREFIXES for suffixes in CHOICE_SUFFIXES for s in suffixes if p}
+    return any(_norm(c) in known for c in row)
+
+
+def parse_answer(cell: str) -> tuple[int, str] | None:
+    """'B' / 'b' -> (1, 'letters A–D'); '1' -> (1, 'indices 0–3'); anything else -> None."""
+    cell = cell.strip()
+    if len(cell) == 1 and cell.upper() in LETTERS:
+        return LETTERS.index(cell.upper()), "letters A–D"
+    if re.fullmatch(r"[0-3](\.0)?", cell):
+        return int(float(cell)), "indices 0–3"
+    return None
+
+
+def _list_cell(cell: str) -> list[str] | None:
+    """A choices cell written as a JSON or Python list of strings."""
+    import ast
+
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(cell)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
+            return [str(v).strip() for v in value]
+    return None
+
+
+@dataclass
+class LoadedBenchmark:
+    """Items and a sentence saying how the file was read (which columns; the page shows it)."""
+
+    items: list[MCItem]
+    columns: str = ""
+
+
+def read_mmlu_csv(data: bytes | str, subject: str = "uploaded", name: str = "the CSV",
+                  id_prefix: str = "") -> LoadedBenchmark:
+    """Parse an MMLU-style CSV as found: with or without a header row, answers as letters or indices 0–3."""
     text = decode(data, name)
     if not text.strip():
         raise BenchmarkError(f"{name} is empty. Each row needs: question,A,B,C,D,answer (e.g. 'What is 2+2?,3,4,5,6,B').")
@@ -79,38 +190,60 @@ def load_mmlu_csv(data: bytes | str, subject: str = "uploaded", name: str = "the
     rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
     if not rows:
         raise BenchmarkError(f"{name} has no rows.")
-    subject_col = None
-    if _is_header(rows[0][1]):
-        header = [c.strip().lower() for c in rows[0][1]]
+    layout = header_layout(rows[0][1])
+    if layout is not None:
         rows = rows[1:]
-        expected = 6 + ("subject" in header)
-        if "subject" in header:
-            subject_col = header.index("subject")
+        if not rows:
+            raise BenchmarkError(f"{name} has a header row but no questions under it.")
     else:
-        expected = 6
+        first = rows[0][1]
+        if not (len(first) == 6 and parse_answer(first[5]) is not None) and _names_a_column(first):
+            raise BenchmarkError(
+                f"{name}: row 1 looks like a header, but its columns ({', '.join(repr(c.strip()) for c in first)}) "
+                f"are not ones this loader knows. Accepted: {ACCEPTED_LAYOUTS}.")
+        layout = CsvLayout(None, 0, (1, 2, 3, 4), 5)
     if len(rows) > MAX_ITEMS:
         raise BenchmarkError(f"{name} has {len(rows):,} questions; the limit is {MAX_ITEMS:,}. Upload a subset.")
-    items = []
+    items, kinds = [], set()
+    expected = layout.width
     for line, row in rows:
         if len(row) != expected:
-            raise BenchmarkError(
-                f"{name}, row {line}: {len(row)} columns, expected {expected} (question,A,B,C,D,answer"
-                f"{',subject' if subject_col is not None else ''}). Quote fields that contain commas.")
+            what = ",".join(layout.header) if layout.header else "question,A,B,C,D,answer"
+            raise BenchmarkError(f"{name}, row {line}: {len(row)} columns, expected {expected} ({what}). "
+                                 "Quote fields that contain commas.")
         cells = [c.strip() for c in row]
-        sub = cells[subject_col] if subject_col is not None else subject
-        if subject_col is not None:
-            cells = cells[:subject_col] + cells[subject_col + 1:]
-        question, choices, answer = cells[0], cells[1:5], cells[5].upper()
+        question = cells[layout.question]
+        if len(layout.choices) == 1:
+            choices = _list_cell(cells[layout.choices[0]])
+            if choices is None or len(choices) != 4:
+                raise BenchmarkError(f"{name}, row {line}: the choices column must hold a list of four answers, "
+                                     f"like [\"Paris\", \"Rome\", \"Oslo\", \"Bern\"]; it holds "
+                                     f"'{cells[layout.choices[0]][:60]}'.")
+        else:
+            choices = [cells[i] for i in layout.choices]
         if not question:
             raise BenchmarkError(f"{name}, row {line}: the question is empty.")
         for letter, choice in zip(LETTERS, choices):
             if not choice:
                 raise BenchmarkError(f"{name}, row {line}: choice {letter} is empty; every question needs four choices.")
-        if answer not in LETTERS or len(answer) != 1:
-            raise BenchmarkError(f"{name}, row {line}: the answer is '{cells[5]}', but it must be one letter A, B, C or D.")
-        items.append(MCItem(id=f"{id_prefix}{sub}-{len(items)}", subject=sub or subject, prompt=question, choices=tuple(choices),
-                            answer=LETTERS.index(answer)))
-    return items
+        parsed = parse_answer(cells[layout.answer])
+        if parsed is None:
+            hint = (" If your answers count from 1, subtract 1 (0 = A)." if cells[layout.answer] == "4" else "")
+            header_hint = (" If row 1 is a header, name its columns (e.g. question,A,B,C,D,answer)."
+                           if line == 1 and layout.header is None else "")
+            raise BenchmarkError(f"{name}, row {line}: the answer is '{cells[layout.answer]}', but it must be one "
+                                 f"letter A, B, C or D, or an index 0, 1, 2 or 3.{hint}{header_hint}")
+        answer, kind = parsed
+        kinds.add(kind)
+        sub = (cells[layout.subject] if layout.subject is not None else "") or subject
+        items.append(MCItem(id=f"{id_prefix}{sub}-{len(items)}", subject=sub, prompt=question, choices=tuple(choices),
+                            answer=answer))
+    return LoadedBenchmark(items, layout.describe(kinds))
+
+
+def load_mmlu_csv(data: bytes | str, subject: str = "uploaded", name: str = "the CSV", id_prefix: str = "") -> list[MCItem]:
+    """The items of an MMLU-style CSV (see read_mmlu_csv for the layouts accepted)."""
+    return read_mmlu_csv(data, subject, name, id_prefix).items
 
 
 def _hellaswag_clean(text: str) -> str:
@@ -162,15 +295,24 @@ def load_hellaswag_jsonl(data: bytes | str, name: str = "the JSONL") -> list[MCI
     return items
 
 
-def load_upload(data: bytes, filename: str) -> list[MCItem]:
-    """Pick the loader from the file name: .csv -> MMLU, .jsonl/.json -> HellaSwag-style."""
+def read_upload(data: bytes, filename: str, id_prefix: str = "") -> LoadedBenchmark:
+    """Pick the loader from the file name (.csv -> MMLU, .jsonl/.json -> HellaSwag-style) and say how it was read."""
     suffix = Path(filename).suffix.lower()
     if suffix == ".csv":
-        return load_mmlu_csv(data, subject=Path(filename).stem.removesuffix("_test").removesuffix("_dev") or "uploaded",
-                             name=filename)
+        return read_mmlu_csv(data, subject=Path(filename).stem.removesuffix("_test").removesuffix("_dev") or "uploaded",
+                             name=filename, id_prefix=id_prefix)
     if suffix in (".jsonl", ".json"):
-        return load_hellaswag_jsonl(data, name=filename)
+        items = load_hellaswag_jsonl(data, name=filename)
+        if id_prefix:
+            items = [MCItem(f"{id_prefix}{i.id}", i.subject, i.prompt, i.choices, i.answer, i.style) for i in items]
+        return LoadedBenchmark(items, "HellaSwag-style JSONL: context ← 'ctx' (or 'ctx_a' + 'ctx_b'), choices ← "
+                                      "'endings', answer ← 'label' (an index).")
     raise BenchmarkError(f"{filename}: upload an MMLU-style .csv or a HellaSwag-style .jsonl file.")
+
+
+def load_upload(data: bytes, filename: str) -> list[MCItem]:
+    """The items of an uploaded benchmark file (see read_upload)."""
+    return read_upload(data, filename).items
 
 
 def bundled_root() -> Path:
@@ -192,6 +334,30 @@ def load_bundled(split: str = "test", subjects: list[str] | None = None) -> list
             raise BenchmarkError(f"The bundled benchmark has no subject '{subject}' ({path.name} is missing).")
         items += load_mmlu_csv(path.read_bytes(), subject=subject, name=path.name, id_prefix=f"{split}/")
     return items
+
+
+DEV_POOL_DIR = ("eval", "dev_pool")
+
+
+def load_dev_pool(style: str = "mmlu") -> list[MCItem]:
+    """Solved examples for k-shot prompts when an upload comes without its own dev file (lm-evaluation-harness
+    draws few-shot examples from a separate split, never from the scored one).
+
+    mmlu: the bundled mini benchmark's dev split (30 questions, 6 subjects); continuation: a few HellaSwag-style
+    items written for this project (assets/eval/dev_pool/continuation_dev.jsonl)."""
+    if style == "continuation":
+        path = asset(*DEV_POOL_DIR, "continuation_dev.jsonl")
+        items = load_hellaswag_jsonl(path.read_bytes(), name=path.name)
+        return [MCItem(f"dev/{i.id}", i.subject, i.prompt, i.choices, i.answer, i.style) for i in items]
+    return load_bundled("dev")
+
+
+def shot_pool(items: list[MCItem], dev: list[MCItem]) -> tuple[list[MCItem], int]:
+    """The dev items that may serve as k-shot examples for `items`: those whose question is not also scored.
+    Returns (pool, how many dev items were left out because they appear among the scored items)."""
+    scored = {i.prompt.strip().lower() for i in items}
+    pool = [d for d in dev if d.prompt.strip().lower() not in scored]
+    return pool, len(dev) - len(pool)
 
 
 def load_generative(data: bytes | str, name: str = "the JSONL") -> list[dict]:

@@ -80,3 +80,85 @@ def test_generative_pairs_loader():
         bm.load_generative('{"prompt": "hi"}')
     with pytest.raises(bm.BenchmarkError, match="regex pattern is invalid"):
         bm.load_generative('{"prompt": "hi", "answer": "x", "pattern": "("}')
+
+
+# --- MMLU CSVs as found: every accepted layout reads the same two questions, and says which columns it used ---
+ROWS_LETTERS = [("What is 2+2?", "3", "4", "5", "6", "B"), ("Pick one, please", "x", "y", "z", "w", "d")]
+ROWS_INDICES = [("What is 2+2?", "3", "4", "5", "6", "1"), ("Pick one, please", "x", "y", "z", "w", "3")]
+
+
+def _csv(header, rows):
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if header:
+        writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("header, rows, used", [
+    (None, ROWS_LETTERS, "No header row"),
+    (None, ROWS_INDICES, "indices 0–3"),
+    (["question", "A", "B", "C", "D", "answer"], ROWS_LETTERS, "'A', 'B', 'C', 'D'"),
+    (["Question", "a", "b", "c", "d", "Answer"], ROWS_INDICES, "answer ← 'Answer'"),
+    (["question", "choice0", "choice1", "choice2", "choice3", "answer"], ROWS_INDICES, "'choice0', 'choice1'"),
+    (["question", "choice1", "choice2", "choice3", "choice4", "answer"], ROWS_LETTERS, "'choice1', 'choice2'"),
+    (["question", "option_a", "option_b", "option_c", "option_d", "answer"], ROWS_LETTERS, "'option_a'"),
+    (["prompt", "Option A", "Option B", "Option C", "Option D", "label"], ROWS_INDICES, "question ← 'prompt'"),
+    (["answer", "question", "A", "B", "C", "D"], [(r[5],) + r[:5] for r in ROWS_LETTERS], "answer ← 'answer'"),
+])
+def test_every_accepted_mmlu_layout_reads_the_same_questions(header, rows, used):
+    loaded = bm.read_mmlu_csv(_csv(header, rows), subject="math")
+    assert [i.prompt for i in loaded.items] == ["What is 2+2?", "Pick one, please"]
+    assert [i.answer for i in loaded.items] == [1, 3]
+    assert loaded.items[0].choices == ("3", "4", "5", "6") and loaded.items[1].subject == "math"
+    assert used in loaded.columns
+
+
+def test_header_with_subject_id_columns_and_a_choices_list():
+    text = _csv(["id", "question", "subject", "choices", "answer"],
+                [("7", "Capital of France?", "geography", '["Rome", "Paris", "Oslo", "Bern"]', "1"),
+                 ("8", "2 x 3?", "math", "['5', '6', '7', '8']", "B")])
+    loaded = bm.read_mmlu_csv(text)
+    assert [i.choices[i.answer] for i in loaded.items] == ["Paris", "6"]
+    assert [i.subject for i in loaded.items] == ["geography", "math"]
+    assert "a list" in loaded.columns and "ignored: 'id'" in loaded.columns
+    with pytest.raises(bm.BenchmarkError, match="row 2: the choices column must hold a list of four"):
+        bm.read_mmlu_csv(_csv(["question", "choices", "answer"], [("Q", '["a", "b"]', "0")]))
+
+
+def test_answers_in_any_case_and_as_float_indices():
+    items = bm.load_mmlu_csv("Q1,a,b,c,d,c\nQ2,a,b,c,d,2.0\n")
+    assert [i.answer for i in items] == [2, 2]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("q,w,e,r,t,y\nQ,a,b,c,d,A\n", "row 1 looks like a header.*not ones this loader knows.*Accepted"),
+    ("question,choice_a,choice_b,choice_c,answer\nQ,a,b,c,A\n", "row 1 looks like a header"),
+    ("Frage,A,B,C,D,Antwort\nQ,a,b,c,d,A\n", "row 1: the answer is 'Antwort'.*If row 1 is a header"),
+    ("Q1,a,b,c,d,4\n", "answer is '4'.*count from 1, subtract 1"),
+    ("Q1,a,b,c,d,1\nQ2,a,b,c,d,E\n", "row 2: the answer is 'E'.*letter A, B, C or D, or an index 0"),
+    ("question,A,B,C,D,answer\n", "header row but no questions"),
+    ("question,A,B,C,D,answer\nQ,a,b,c,d\n", r"row 2: 5 columns, expected 6 \(question,A,B,C,D,answer\)"),
+])
+def test_anything_else_gets_one_clear_message(text, words):
+    with pytest.raises(bm.BenchmarkError, match=words):
+        bm.read_mmlu_csv(text)
+
+
+def test_upload_says_how_it_was_read_and_dev_pools_never_hold_scored_questions():
+    loaded = bm.read_upload(b"question,choice0,choice1,choice2,choice3,answer\nQ?,a,b,c,d,0\n", "x_test.csv")
+    assert loaded.items[0].subject == "x" and "'choice0'" in loaded.columns
+    hs = bm.read_upload(b'{"ctx": "He", "endings": ["a", "b"], "label": 1}\n', "h.jsonl", id_prefix="dev/")
+    assert hs.items[0].id.startswith("dev/") and "'endings'" in hs.columns
+    cont = bm.load_dev_pool("continuation")
+    assert len(cont) >= 8 and all(i.style == "continuation" and len(i.choices) == 4 for i in cont)
+    assert sorted({i.answer for i in cont}) == [0, 1, 2, 3]
+    test, dev = bm.load_bundled("test"), bm.load_dev_pool("mmlu")
+    pool, left_out = bm.shot_pool(test, dev)
+    assert pool == dev and left_out == 0
+    pool, left_out = bm.shot_pool(test + dev[:3], dev)  # a dev file that repeats scored questions
+    assert left_out == 3 and not {p.prompt for p in pool} & {i.prompt for i in test + dev[:3]}

@@ -168,11 +168,14 @@ class FakeCtx:
 
 def test_benchmark_run_logs_running_accuracy_and_keeps_partial_results_on_stop(tiny, tmp_path):
     items = [MCItem(f"t{i}", "demo", f"Question {i}?", ("yes", "no", "maybe", "never"), i % 4) for i in range(6)]
+    dev = [MCItem(f"d{i}", "demo", f"Dev question {i}?", ("yes", "no", "maybe", "never"), i % 4) for i in range(2)]
     cfg = ev.BenchmarkConfig(choice_format="text", k_shot=1)
     done = FakeCtx(cfg, tmp_path)
-    summary = ev.run_benchmark(done, tiny, items)
+    summary = ev.run_benchmark(done, tiny, items, dev)
     saved = ev.load_results(tmp_path)
     assert saved["complete"] and summary["n"] == 6 and len(done.metrics) == 6
+    for sample in saved["samples"]:  # the one solved example is a dev question, never a scored one
+        assert "Dev question 0?" in sample.prompt and sample.prompt.count("Question ") == 1
     assert done.metrics[-1]["acc"] == pytest.approx(saved["summary"]["overall"]["acc"])
     harness = saved["harness"]["results"]
     assert {"acc,none", "acc_stderr,none", "acc_norm,none", "acc_norm_stderr,none"} <= set(harness["mini_mmlu"])
@@ -181,7 +184,7 @@ def test_benchmark_run_logs_running_accuracy_and_keeps_partial_results_on_stop(t
     stopped_dir = tmp_path / "stopped"
     stopped_dir.mkdir()
     with pytest.raises(jobs.Stopped):
-        ev.run_benchmark(FakeCtx(cfg, stopped_dir, stop_after=2), tiny, items)
+        ev.run_benchmark(FakeCtx(cfg, stopped_dir, stop_after=2), tiny, items, dev)
     partial = ev.load_results(stopped_dir)
     assert not partial["complete"] and len(partial["samples"]) == 2 and partial["total"] == 6
 
@@ -214,3 +217,44 @@ def test_diversity_run_saves_one_row_per_temperature(tiny, tmp_path):
     assert [r["temperature"] for r in saved["table"]] == [0.2, 1.5]
     assert all(len(v) == 3 for v in saved["samples"].values())
     assert "distinct_2" in ctx.metrics[-1] and "self_similarity" in ctx.metrics[-1]
+
+
+def test_k_shot_examples_never_come_from_the_scored_items(tiny, tmp_path):
+    items = [MCItem(f"t{i}", "demo", f"Question {i}?", ("yes", "no", "maybe", "never"), i % 4) for i in range(3)]
+    with pytest.raises(ValueError, match="separate dev set.*upload a dev file"):
+        ev.run_benchmark(FakeCtx(ev.BenchmarkConfig(choice_format="text", k_shot=2), tmp_path), tiny, items)
+    # a dev file that repeats a scored question: that question is never shown as a solved example
+    pool = ev.few_shot_pool(items, [items[0], MCItem("d0", "demo", "Other?", ("a", "b", "c", "d"), 2)], k=1)
+    assert [p.id for p in pool] == ["d0"]
+    assert ev.few_shot_pool(items, [], k=0) == []  # zero-shot needs no dev set
+
+
+def test_acc_norm_is_offered_only_where_it_can_differ(tiny, tmp_path):
+    letters = [MCItem(f"t{i}", "demo", f"Question {i}?", ("yes", "no", "maybe", "never"), i % 4) for i in range(4)]
+    assert not ev.acc_norm_can_differ([ev.choice_strings(i, "letters") for i in letters])
+    assert ev.acc_norm_can_differ([ev.choice_strings(i, "text") for i in letters])  # 'yes' vs 'maybe'
+    same = [MCItem("s", "demo", "Q?", ("cat", "dog", "cow", "pig"), 0)]
+    assert not ev.acc_norm_can_differ([ev.choice_strings(i, "text") for i in same])
+    ctx = FakeCtx(ev.BenchmarkConfig(choice_format="letters"), tmp_path)
+    ev.run_benchmark(ctx, tiny, letters)
+    saved = ev.load_results(tmp_path)
+    assert "acc_norm" not in ctx.metrics[-1] and not saved["summary"]["acc_norm_differs"]
+    assert "acc_norm,none" not in saved["harness"]["results"]["mini_mmlu"]
+
+
+def _result(pred, answer, choices=("A", "B", "C", "D")):
+    return ev.ItemResult("i", "s", "p", list(choices), list(choices), answer, [0.0] * 4, [False] * 4, pred, pred)
+
+
+def test_answer_distribution_points_out_a_model_that_always_says_a():
+    gold = [0, 1, 2, 3, 0, 1, 2, 3]
+    always_a = [_result(0, g) for g in gold]
+    dist = ev.answer_distribution(always_a)
+    assert dist["predicted"] == [1.0, 0, 0, 0] and dist["gold"] == [0.25] * 4 and dist["chance"] == 0.25
+    assert dist["same_answer"] and dist["top"] == "A" and dist["top_gold_share"] == 0.25
+    acc = sum(r.acc for r in always_a) / len(always_a)
+    assert acc == dist["top_gold_share"]  # its accuracy is exactly the share of A in the answer key
+    assert "answered A always" in ev.same_answer_text(dist) and "25%" in ev.same_answer_text(dist)
+    varied = ev.answer_distribution([_result(g, g) for g in gold])
+    assert not varied["same_answer"] and ev.same_answer_text(varied) == "" and varied["predicted"] == [0.25] * 4
+    assert ev.answer_chart(dist).data[0].y == (1.0, 0, 0, 0)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from labs import evaluation as ev
 from labs import jobs
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "80_Evaluation.py")
@@ -54,3 +55,24 @@ def test_judge_and_contamination(monkeypatch):
     at.button(key="eval_contam_go").click().run()
     assert not at.exception, at.exception
     assert any("share an n-gram" in e.value for e in at.error)
+
+
+def test_letters_hide_acc_norm_and_show_which_answer_the_model_picks(monkeypatch):
+    at = _app(monkeypatch)
+    at.number_input(key="eval_limit").set_value(6)
+    at.slider(key="eval_k").set_value(2).run()
+    assert any("2-shot examples come from bundled dev split" in c.value and "never from the scored" in c.value
+               for c in at.caption)
+    at.button(key="eval_go").click().run()
+    run = jobs.wait(at.session_state["eval_bench_run"], timeout=300)
+    assert run.status == jobs.DONE, run.reason
+    at.run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "acc" in labels and "acc_norm" not in labels  # single letters: acc_norm would equal acc
+    assert any("No acc_norm here" in c.value for c in at.caption)
+    picks = ev.answer_distribution(ev.load_results(run.artifacts)["samples"])
+    if picks["same_answer"]:
+        assert any(f"answered {picks['top']}" in w.value for w in at.warning)
+    else:
+        assert any(f"most frequent pick is {picks['top']}" in c.value for c in at.caption)
