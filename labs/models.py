@@ -279,30 +279,87 @@ def load_model(key: str = DEFAULT_CHAT_MODEL, device: str | None = None, dtype: 
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    lm = LoadedModel(key, model, tokenizer, device, dtype, time.perf_counter() - t0, note,
-                     decode=default_decode_variant(device))
+    lm = LoadedModel(key, model, tokenizer, device, dtype, time.perf_counter() - t0, note)
+    if dtype == torch.float32:
+        lm.decode = default_decode_variant(device, lm)
     return lm
 
 
-DECODE_VARIANTS = ("float32", "bfloat16", "int8_dynamic")
+DECODE_VARIANTS = ("float32", "bfloat16", "int8_weight", "int8_dynamic")
+# Fastest first: the first that passes the quality gate (labs.quality, perplexity within +2 % of float32) is the
+# default. int8_dynamic also quantises activations and fails the gate on SmolLM2 (perplexity about x3), so it is
+# never a candidate; it stays selectable (LLMLAB_DECODE) to show what the gate is for. int8_weight keeps
+# float32's perplexity but torch's weight-only int8 kernel ran slower than float32 on this project's 2-core CPU
+# (bench.bench_models), so it is not a candidate either.
+CPU_CANDIDATES = ("bfloat16",)
 
 
-def default_decode_variant(device: str | None = None) -> str:
-    """LLMLAB_DECODE, else int8 dynamic quantisation on CPU (decoding is bound by bytes of weights read per
-    token; the weights came as 4-bit GGUF, so int8 loses nothing measurable), else the loaded dtype."""
+class Int8WeightLinear(torch.nn.Module):
+    """A Linear whose weights are int8 with one float scale per output row; activations stay float.
+
+    W ≈ scale[:, None] * W_int8 with scale = max|W_row| / 127 (symmetric, per output channel). Decoding one token
+    reads every weight once, so a quarter of the bytes means less time waiting on memory; the matmul is torch's
+    weight-only int8 kernel (`_weight_int8pack_mm`, the one gpt-fast uses)."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        w = linear.weight.detach().float()  # (out, in)
+        scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-8)  # (out,)
+        self.register_buffer("weight_int8", torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        self.register_buffer("scale", scale)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float())
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (..., in) -> (..., out)
+        shape = x.shape
+        y = torch._weight_int8pack_mm(x.reshape(-1, shape[-1]).float().contiguous(), self.weight_int8, self.scale)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
+
+
+def _int8_weight_copy(model: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    variant = copy.deepcopy(model)
+    for parent in list(variant.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(parent, name, Int8WeightLinear(child))
+    return variant.eval()
+
+
+def default_decode_variant(device: str | None = None, lm: "LoadedModel | None" = None) -> str:
+    """LLMLAB_DECODE if set; on a CPU the fastest variant that passes the quality gate (measured once per model
+    and stored next to its cache); otherwise the loaded dtype ('float32' means the shared model as loaded)."""
     forced = os.environ.get("LLMLAB_DECODE", "").strip()
     if forced:
         if forced not in DECODE_VARIANTS:
             raise ModelError(f"LLMLAB_DECODE={forced} is not one of {DECODE_VARIANTS}.")
         return forced
     device = device or settings.device_info().device
-    return "int8_dynamic" if device == "cpu" else "float32"
+    if device != "cpu" or lm is None or settings.tiny_models():
+        return "float32"
+    from labs import quality
+
+    return quality.choose_default(lm, CPU_CANDIDATES)["variant"]
+
+
+def decode_gate(lm: "LoadedModel") -> dict | None:
+    """The stored quality-gate measurement of this model (variant, ppl_ratio, rows), or None if not measured."""
+    from labs import quality
+
+    try:
+        return json.loads(quality.gate_file(lm).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def decode_variant(lm: "LoadedModel", name: str) -> torch.nn.Module:
     """A read-only module for generation: 'float32' is the shared model itself (in its loaded dtype);
-    'bfloat16' a bf16 copy; 'int8_dynamic' a copy whose Linear layers use int8 weights (CPU only)."""
-    if name == "float32" or (name == "int8_dynamic" and lm.device != "cpu"):
+    'bfloat16' a bf16 copy; 'int8_weight' a copy with int8 weights and float activations; 'int8_dynamic' a copy
+    whose Linear layers quantise activations too (CPU only)."""
+    if name == "float32" or (name in ("int8_dynamic", "int8_weight") and lm.device != "cpu"):
         return lm.model
     with _convert_lock:
         if name not in lm._variants:
@@ -311,6 +368,8 @@ def decode_variant(lm: "LoadedModel", name: str) -> torch.nn.Module:
 
             if name == "bfloat16":
                 variant = copy.deepcopy(lm.model).to(torch.bfloat16).eval()
+            elif name == "int8_weight":
+                variant = _int8_weight_copy(lm.model)
             elif name == "int8_dynamic":
                 from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 

@@ -1,0 +1,129 @@
+"""The batched engine: a stream in a batch answers as it would alone; each stream keeps its own settings, seed,
+Stop and errors; late arrivals join at the next step; over capacity they wait with a queue position."""
+import threading
+import time
+
+import pytest
+import torch
+
+from labs import engine, generation
+from labs.generation import GenerationConfig
+
+PROMPTS = ["Hello there", "Tell me a long story about a cat who lived in Paris and liked cheese very much",
+           "2+2?", "Why is the sky blue? Answer in one sentence please."]
+
+
+def _alone(lm, prompt, cfg):
+    return list(generation.stream_tokens(lm, generation.encode_prompt(lm, prompt, cfg.max_new_tokens), cfg,
+                                         ignore_eos=True))
+
+
+def _together(lm, prompts, cfgs, stagger=0.0):
+    results = [None] * len(prompts)
+
+    def work(i):
+        time.sleep(stagger * i)
+        results[i] = _alone(lm, prompts[i], cfgs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(prompts))]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return results
+
+
+def _engine(lm):
+    return engine.engine_for(lm.inference_model, lm.lock)
+
+
+def test_greedy_in_a_batch_equals_alone(tiny):
+    cfg = GenerationConfig(max_new_tokens=24, temperature=0, repetition_penalty=1.0)
+    alone = [_alone(tiny, p, cfg) for p in PROMPTS]
+    steps_before = _engine(tiny).steps
+    together = _together(tiny, PROMPTS, [cfg] * 4, stagger=0.02)  # arrivals at different steps: left-padded merge
+    assert together == alone
+    eng = _engine(tiny)
+    assert eng.max_batch_seen >= 2  # they really shared forwards
+    assert eng.steps - steps_before < 4 * 23  # fewer forwards than one stream at a time
+
+
+def test_seeded_sampling_is_reproducible_per_stream(tiny):
+    cfgs = [GenerationConfig(max_new_tokens=20, temperature=1.0, top_p=0.95, seed=s) for s in (1, 2, 3, 4)]
+    alone = [_alone(tiny, "Tell me a story", c) for c in cfgs]
+    together = _together(tiny, ["Tell me a story"] * 4, cfgs)
+    assert together == alone
+    assert len({tuple(a) for a in alone}) > 1  # different seeds, different answers
+
+
+def test_one_stop_ends_only_that_stream(tiny):
+    stop = threading.Event()
+    cfg = GenerationConfig(max_new_tokens=40, temperature=0, repetition_penalty=1.0)
+    other = []
+
+    def work():
+        other.extend(_alone(tiny, PROMPTS[1], cfg))
+
+    t = threading.Thread(target=work)
+    t.start()
+    pieces = []
+    for token in generation.stream_tokens(tiny, generation.encode_prompt(tiny, PROMPTS[0], 40), cfg, stop=stop,
+                                          ignore_eos=True):
+        pieces.append(token)
+        if len(pieces) == 3:
+            stop.set()
+    t.join()
+    assert len(pieces) <= 4
+    assert other == _alone(tiny, PROMPTS[1], cfg)
+
+
+def test_a_reader_that_goes_away_is_dropped(tiny):
+    cfg = GenerationConfig(max_new_tokens=200, temperature=0, repetition_penalty=1.0)
+    gen = generation.stream_tokens(tiny, generation.encode_prompt(tiny, "Hello", 200), cfg, ignore_eos=True)
+    next(gen)
+    gen.close()  # the tab was closed: Streamlit closes the generator
+    eng = _engine(tiny)
+    deadline = time.time() + 10
+    while eng.active and time.time() < deadline:
+        time.sleep(0.01)
+    assert eng.active == 0
+
+
+def test_over_capacity_a_stream_waits_with_its_place(tiny):
+    eng = engine.Engine(tiny.model, threading.Lock(), max_streams=1)
+    cfg = GenerationConfig(max_new_tokens=30, temperature=0, repetition_penalty=1.0)
+    ids = generation.encode_prompt(tiny, "Hello", 30)
+    first = eng.submit(engine.Request(ids, cfg, frozenset()))
+    second = eng.submit(engine.Request(ids, cfg, frozenset()))
+    seen = []
+    for _ in first.tokens():
+        seen.append(second.position)
+    assert max(seen) == 1  # waited behind the first stream
+    assert len(list(second.tokens())) == 30 and second.position == 0
+
+
+def test_a_failing_request_fails_alone(tiny):
+    eng = engine.Engine(tiny.model, threading.Lock())
+    cfg = GenerationConfig(max_new_tokens=10, temperature=0, repetition_penalty=1.0)
+    good = eng.submit(engine.Request(generation.encode_prompt(tiny, "Hello", 10), cfg, frozenset()))
+    bad = eng.submit(engine.Request([10 ** 9], cfg, frozenset()))  # a token id outside the vocabulary
+    with pytest.raises(engine.EngineError, match="failed"):
+        list(bad.tokens())
+    assert len(list(good.tokens())) == 10
+
+
+def test_prompt_too_long_is_refused_before_the_batch(tiny):
+    with pytest.raises(generation.ContextTooLong, match="reads at most"):
+        generation.open_stream(tiny, "word " * 9000)
+    assert _engine(tiny).active == 0
+
+
+def test_sliding_window_model_batches_and_matches_alone(tiny_gemma):
+    cfg = GenerationConfig(max_new_tokens=12, temperature=0, repetition_penalty=1.0)
+    alone = [_alone(tiny_gemma, p, cfg) for p in PROMPTS[:3]]
+    assert _together(tiny_gemma, PROMPTS[:3], [cfg] * 3, stagger=0.01) == alone
+
+
+def test_open_stream_exposes_its_queue_position(tiny):
+    s = generation.open_stream(tiny, "Hello", GenerationConfig(max_new_tokens=5, temperature=0))
+    assert s.position in (0, 1)
+    assert isinstance("".join(s), str)
+    assert s.position == 0
