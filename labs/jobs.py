@@ -46,6 +46,15 @@ class Diverged(Exception):
     """Raised when a logged loss is NaN or infinite."""
 
 
+class SessionBusy(ValueError):
+    """A browser session asked for another run while its own run is still queued or running (a class server
+    shares one queue: one student must not fill it). The message names that run and its place in the queue."""
+
+    def __init__(self, message: str, run_id: str, position: int):
+        super().__init__(message)
+        self.run_id, self.position = run_id, position
+
+
 def config_dict(config: Any) -> dict:
     if dataclasses.is_dataclass(config):
         return json.loads(json.dumps(dataclasses.asdict(config), default=str))
@@ -84,6 +93,7 @@ class Run:
     reason: str = ""  # why it stopped or failed, in words
     replayed: bool = False  # True when this snapshot came from disk instead of a fresh run
     position: int = 0  # place in the queue (1 = next), 0 when not queued
+    group: str | None = None  # runs submitted together (a sweep) count as one toward the per-session limit
 
     @property
     def active(self) -> bool:
@@ -174,7 +184,8 @@ class RunContext:
 
 
 class JobManager:
-    def __init__(self, max_workers: int | None = None):
+    def __init__(self, max_workers: int | None = None, runs_per_session: int | None = None):
+        self.runs_per_session = runs_per_session  # None: settings.runs_per_session() (LLMLAB_RUNS_PER_SESSION)
         self._lock = threading.RLock()
         self._runs: dict[str, Run] = {}
         self._stop_flags: dict[str, threading.Event] = {}
@@ -184,9 +195,13 @@ class JobManager:
 
     # -- submit and run -------------------------------------------------------------------------
     def submit(self, config: Any, fn: Callable[[RunContext], dict | None], *, seed: int | None = None,
-               owner: str | None = None, label: str = "", replay: bool = True) -> str:
+               owner: str | None = None, label: str = "", replay: bool = True, group: str | None = None) -> str:
         """Queue a run and return its id at once. An identical config+seed that already finished is replayed
-        from disk (no work); one that is queued or running is not started twice (its id is returned)."""
+        from disk (no work); one that is queued or running is not started twice (its id is returned).
+
+        An owner (a browser session) may have at most `runs_per_session` queued-or-running runs; runs that share
+        a `group` (one click that starts a sweep) count as one. Over the limit: SessionBusy, nothing queued.
+        """
         seed = getattr(config, "seed", seed) if seed is None else seed
         kind = run_kind(config)
         cfg = config_dict(config)
@@ -200,8 +215,9 @@ class JobManager:
                     existing.replayed = True
                     self._runs[run_id] = existing
                     return run_id
+            self._check_session_limit(owner, group)
             shutil.rmtree(runs_dir() / run_id, ignore_errors=True)
-            run = Run(id=run_id, kind=kind, config=cfg, seed=seed, owner=owner, label=label or kind)
+            run = Run(id=run_id, kind=kind, config=cfg, seed=seed, owner=owner, label=label or kind, group=group)
             self._runs[run_id] = run
             self._stop_flags[run_id] = threading.Event()
             self._queue.append(run_id)
@@ -209,6 +225,22 @@ class JobManager:
             self._persist(run)
         self._pool.submit(self._execute, run_id, config, fn)
         return run_id
+
+    def _check_session_limit(self, owner: str | None, group: str | None) -> None:
+        limit = settings.runs_per_session() if self.runs_per_session is None else self.runs_per_session
+        if owner is None or not limit:
+            return
+        mine = sorted((r for r in self._runs.values() if r.owner == owner and r.active
+                       and not (group is not None and r.group == group)), key=lambda r: r.created)
+        if len({r.group or r.id for r in mine}) < limit:
+            return
+        first = mine[0]
+        position = self._queue.index(first.id) + 1 if first.id in self._queue else 0
+        where = (f"waiting in the queue at position {position}" if position
+                 else f"running (step {first.step}/{first.total_steps or '?'})")
+        raise SessionBusy(f"You already have a run {where}: {first.label}. One run per person at a time keeps the "
+                          "shared queue fair: wait for it to finish, or press Stop on it (sidebar), then start "
+                          "this one.", first.id, position)
 
     def _execute(self, run_id: str, config: Any, fn: Callable) -> None:
         with self._lock:

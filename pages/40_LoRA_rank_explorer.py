@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import time
 
 import pandas as pd
 import streamlit as st
@@ -176,8 +177,9 @@ def training_settings() -> dict:
 def submit_runs(configs: list[lora.LoraRunConfig], key: str, kind: str) -> None:
     lm = ui.cached_model(configs[0].model_key)
     busy = jobs.active()  # runs already ahead of ours (any page, any user)
-    ids = [jobs.submit(cfg, functools.partial(lora.train_lora, lm=lm), owner=me, label=f"LoRA {cfg.label}")
-           for cfg in configs]
+    group = f"lora-{kind}-{time.time_ns()}"  # one click = one sweep: its runs count as one run of yours
+    ids = [jobs.submit(cfg, functools.partial(lora.train_lora, lm=lm), owner=me, label=f"LoRA {cfg.label}",
+                       group=group) for cfg in configs]
     st.session_state[key] = ids
     queued = [r for r in (jobs.get(i) for i in ids) if r and r.status == jobs.QUEUED]
     if busy and queued:
