@@ -22,13 +22,13 @@ import random
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from labs import generation, votes
+from labs import generation, settings, votes
 from labs.data import asset
 from labs.generation import GenerationConfig
 from labs.models import LoadedModel, ModelError
@@ -211,10 +211,13 @@ class Battle:
                                pieces=ans.pieces, name=ans.contender.name)
                     for side, ans in (("a", self.a), ("b", self.b))}
 
-    def vote(self, store: votes.VoteStore, voter_id: str, outcome: str) -> int:
-        """Store the vote (once). Refuses before both answers are finished, after a vote, or on a failed battle."""
+    def vote(self, store: votes.VoteStore, voter_id: str, outcome: str, *, client: str | None = None) -> int:
+        """Store the vote (once). Refuses before both answers are finished, after a vote, on a failed battle, and
+        when the client address has voted too often lately (vote_limiter: scripted stuffing)."""
         if outcome not in votes.OUTCOMES:
             raise votes.VoteRejected(f"Unknown outcome '{outcome}'.")
+        if client is not None:
+            vote_limiter.check(client)
         with self.lock:
             if self.outcome is not None:
                 raise votes.VoteRejected("You already voted on this battle: one vote per battle. Start a new round.")
@@ -298,6 +301,7 @@ def start_battle(prompt: str, a: Contender, b: Contender, load: ModelLoader, *, 
         raise ValueError("A contender cannot battle itself; pick two different ones.")
     if not 8 <= max_new_tokens <= 1024:
         raise ValueError("Answer length must be between 8 and 1024 tokens.")
+    settings.check_new_tokens(max_new_tokens)  # class mode: a cap per request
     models = {c.model_key: load(c.model_key) for c in (a, b)}  # load in the caller: it may show progress
     battle = Battle(prompt, Answer(a), Answer(b), seed if seed is not None else random.randrange(2**31),
                     max_new_tokens, swapped, prompt_source, blind)
@@ -533,6 +537,54 @@ class PasswordGate:
 instructor_gate = PasswordGate()
 
 
+# ---------------------------------------------------------------------------------------------------------
+# One student, one voice: a burst limit per client address (scripted stuffing), and the client's address
+# ---------------------------------------------------------------------------------------------------------
+class BurstLimit:
+    """At most `n` votes per client address in any `seconds`-long window (a sliding window; in memory, per
+    server process). A person reads two answers before each vote; a script does not. None = settings.vote_burst()."""
+
+    def __init__(self, n: int | None = None, seconds: float | None = None):
+        self.n, self.seconds = n, seconds
+        self._hits: dict[str, deque] = {}
+        self._lock = threading.Lock()
+
+    def check(self, client: str, now: float | None = None) -> None:
+        """Count one vote from `client`, or raise VoteRejected (saying how long to wait) when over the limit."""
+        now = time.time() if now is None else now
+        n, seconds = (self.n, self.seconds) if self.n else settings.vote_burst()
+        with self._lock:
+            hits = self._hits.setdefault(client, deque())
+            while hits and hits[0] <= now - seconds:
+                hits.popleft()
+            if len(hits) >= n:
+                wait = math.ceil(hits[0] + seconds - now)
+                raise votes.VoteRejected(f"Too many votes from your address: at most {n} every {seconds:.0f} s. "
+                                         f"Wait {wait} s, read both answers, then vote.")
+            hits.append(now)
+            if len(self._hits) > 10_000:  # forget idle addresses
+                self._hits = {k: v for k, v in self._hits.items() if v and v[-1] > now - seconds}
+
+
+vote_limiter = BurstLimit()
+
+
+def client_address(ip: str | None, headers: dict | None = None, trust_proxy: bool | None = None) -> str:
+    """Who is on the other end, for the burst limit and the instructor's log.
+
+    `ip` is Streamlit's st.context.ip_address (None when the browser is on this machine, or when every browser
+    comes through a reverse proxy here). Behind a trusted proxy (LLMLAB_TRUST_PROXY=1) the client is the last
+    X-Forwarded-For entry, the one the proxy added; without that setting the header is ignored (anyone can send it).
+    """
+    trust = settings.trust_proxy() if trust_proxy is None else trust_proxy
+    if trust and isinstance(headers, dict):
+        forwarded = next((v for k, v in headers.items() if str(k).lower() == "x-forwarded-for"), "")
+        hops = [h.strip() for h in str(forwarded).split(",") if h.strip()]
+        if hops:
+            return hops[-1][:64]
+    return ip[:64] if isinstance(ip, str) and ip else "this machine"
+
+
 def elo_history(battles: Sequence[dict], k: float = 16.0, ties: str = "half") -> dict[str, list[float]]:
     """Each model's online Elo after every vote (vote index 0..N), for the 'order matters' chart."""
     names = sorted({m for b in battles for m in (b["model_a"], b["model_b"])})
@@ -589,16 +641,18 @@ def lan_address() -> str:
             return "127.0.0.1"
 
 
-def join_url(current_url: str | None, port: int, path: str = "arena") -> str:
-    """The address students open: the page's own URL, with localhost replaced by this machine's LAN address."""
-    from urllib.parse import urlsplit, urlunsplit
+def join_url(current_url: str | None, port: int, path: str = "arena", code: str | None = None) -> str:
+    """The address students open: the page's own URL, with localhost replaced by this machine's LAN address,
+    carrying the room's join code (`?code=...`) when one is given."""
+    from urllib.parse import urlencode, urlsplit, urlunsplit
 
+    query = urlencode({"code": code}) if code else ""
     if not current_url:
-        return f"http://{lan_address()}:{port}/{path}"
+        return f"http://{lan_address()}:{port}/{path}" + (f"?{query}" if query else "")
     parts = urlsplit(current_url)
     if parts.hostname in ("localhost", "127.0.0.1", "::1", "0.0.0.0"):
         parts = parts._replace(netloc=f"{lan_address()}:{parts.port or port}")
-    return urlunsplit(parts._replace(query="", fragment=""))
+    return urlunsplit(parts._replace(query=query, fragment=""))
 
 
 def qr_png(text: str, scale: int = 6) -> bytes:

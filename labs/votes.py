@@ -1,10 +1,12 @@
 """The arena's vote store: every vote is a row of data (SQLAlchemy; SQLite in WAL mode or PostgreSQL).
 
-One row per battle: who voted (a pseudonymous per-browser id), the prompt, both answers, which model sat at
-position A and B, the outcome, timestamps and generation latencies. ``battle_id`` is unique, so a battle can
+One row per battle: who voted (the name or student id the voter gave, see `voter_key`), the prompt, both answers,
+which model sat at position A and B, the outcome, timestamps and generation latencies. ``battle_id`` is unique, so a battle can
 be voted on once even when two replicas race. Only *blind* votes (cast before the names were shown) count on
 the leaderboard. The store also keeps a few room-wide settings (voting open/closed, the current board, a
-per-voter cap) so every browser and every server replica sees the same switches.
+per-voter cap, the join code, URL loading on/off) so every browser and every server replica sees the same
+switches, and a log of the instructor's actions (who, when, what). Votes the instructor removes move to their own
+table: they leave the leaderboard and the exports but are not destroyed.
 
     store = votes.open_store()                      # labs.settings.db_url(): LLMLAB_DB_URL or SQLite
     store.record(Vote(battle_id=..., voter_id=..., prompt=..., model_a=..., model_b=..., answer_a=..., ...))
@@ -14,14 +16,18 @@ per-voter cap) so every browser and every server replica sees the same switches.
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import json
+import re
+import secrets
 import threading
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, func,
-                        insert, select, update)
+from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table, Text, cast, create_engine, delete,
+                        event, func, insert, select, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -52,12 +58,51 @@ votes_table = Table(
     Column("latency_b_s", Float),
     Column("prompt_source", String(32), default="typed"),  # "typed" or "bank"
 )
+# Votes an instructor removed (a stuffed voter): the same columns plus who removed them and when.
+removed_table = Table(
+    "arena_removed_votes", metadata,
+    *(Column(c.name, c.type, nullable=True) for c in votes_table.columns if c.name != "id"),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("vote_id", Integer, nullable=False),  # its id in arena_votes
+    Column("removed_at", Float, nullable=False),
+    Column("removed_by", String(200), nullable=False),
+)
+# What the instructor did, for the classroom tab: unlock, open/close voting, cap, reset, removals, exports, ...
+audit_table = Table(
+    "arena_audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("who", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+)
 state_table = Table(
     "arena_state", metadata,
     Column("key", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
 )
-_DEFAULT_STATE = {"voting_open": "1", "board": "1", "voter_cap": "0"}  # cap 0 = no cap
+_DEFAULT_STATE = {"voting_open": "1", "board": "1", "voter_cap": "0", "url_loading": "1"}  # cap 0 = no cap
+JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: students type it off a projector
+MAX_VOTER_CHARS = 40
+
+
+def new_join_code(length: int = 6) -> str:
+    return "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(length))
+
+
+def voter_key(name: str) -> str:
+    """The voter id a name or student id stands for: the same person typing 'Ada  Lovelace' or 'ada lovelace' in
+    two browsers is one voter (one cap, counted once). Raises VoteRejected with what to type instead."""
+    text = unicodedata.normalize("NFKC", name or "")
+    text = " ".join(text.split()).casefold()
+    if not text:
+        raise VoteRejected("Type your name or student id before voting: it keeps one vote per person fair.")
+    if len(text) > MAX_VOTER_CHARS:
+        raise VoteRejected(f"That name is {len(text)} characters; use at most {MAX_VOTER_CHARS} "
+                           "(your student id is enough).")
+    if not re.fullmatch(r"[\w .@'-]+", text):
+        raise VoteRejected("Use letters, digits, spaces and . @ ' - _ in your name or student id.")
+    return text
 
 
 class VoteRejected(ValueError):
@@ -137,7 +182,7 @@ class VoteStore:
         metadata.create_all(self.engine)
         with self.engine.connect() as conn:
             have = {r.key for r in conn.execute(select(state_table.c.key))}
-        for key, value in _DEFAULT_STATE.items():
+        for key, value in {**_DEFAULT_STATE, "join_code": new_join_code()}.items():
             if key not in have:
                 try:
                     with self.engine.begin() as conn:  # one transaction each: a failed insert aborts its transaction
@@ -149,7 +194,7 @@ class VoteStore:
     def _get(self, key: str) -> str:
         with self.engine.connect() as conn:
             value = conn.execute(select(state_table.c.value).where(state_table.c.key == key)).scalar()
-        return value if value is not None else _DEFAULT_STATE[key]
+        return value if value is not None else _DEFAULT_STATE.get(key, "")
 
     def _set(self, key: str, value: str) -> None:
         with self.engine.begin() as conn:
@@ -159,25 +204,71 @@ class VoteStore:
     def voting_open(self) -> bool:
         return self._get("voting_open") == "1"
 
-    def set_voting_open(self, is_open: bool) -> None:
+    def set_voting_open(self, is_open: bool, *, by: str = "") -> None:
         self._set("voting_open", "1" if is_open else "0")
+        self._log(by, "open voting" if is_open else "close voting")
 
     def board(self) -> int:
         return int(self._get("board"))
 
-    def reset_board(self) -> int:
+    def reset_board(self, *, by: str = "") -> int:
         """Start an empty leaderboard. Old votes stay in the database (they are data) under their board number."""
         new = self.board() + 1
         self._set("board", str(new))
+        self._log(by, "reset board", f"board #{new} started")
         return new
 
     def voter_cap(self) -> int:
         return int(self._get("voter_cap"))
 
-    def set_voter_cap(self, cap: int) -> None:
+    def set_voter_cap(self, cap: int, *, by: str = "") -> None:
         if cap < 0:
             raise ValueError("The per-voter cap must be 0 (no cap) or a positive number of votes.")
         self._set("voter_cap", str(int(cap)))
+        self._log(by, "set voter cap", f"{int(cap)} votes per voter" if cap else "no cap")
+
+    def join_code(self) -> str:
+        code = self._get("join_code")
+        if not code:  # a database made before join codes existed
+            code = new_join_code()
+            self._set("join_code", code)
+        return code
+
+    def new_join_code(self, *, by: str = "") -> str:
+        """A fresh code: the old join link stops working for anyone who has not joined yet."""
+        code = new_join_code()
+        self._set("join_code", code)
+        self._log(by, "new join code")
+        return code
+
+    def join_code_ok(self, code: str | None) -> bool:
+        """Whether `code` (from the join link or typed) is this room's code; constant-time, case-insensitive."""
+        return bool(code) and hmac.compare_digest(str(code).strip().upper().encode(), self.join_code().encode())
+
+    def url_loading(self) -> bool:
+        """The instructor's class-wide switch for the RAG page's URL loader (LLMLAB_URL_LOADING=off beats it)."""
+        return self._get("url_loading") != "0"
+
+    def set_url_loading(self, on: bool, *, by: str = "") -> None:
+        self._set("url_loading", "1" if on else "0")
+        self._log(by, "URL loading on" if on else "URL loading off")
+
+    # ---- the instructor's log -------------------------------------------------------------------------
+    def _log(self, who: str, action: str, detail: str = "") -> None:
+        if who:
+            self.log_action(who, action, detail)
+
+    def log_action(self, who: str, action: str, detail: str = "") -> None:
+        """Record one instructor action (who, when, what) for the classroom tab."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(audit_table).values(at=time.time(), who=(who or "?")[:200], action=action[:64],
+                                                    detail=detail))
+
+    def actions(self, limit: int = 50) -> list[dict]:
+        """The latest instructor actions, newest first."""
+        query = select(audit_table).order_by(audit_table.c.at.desc(), audit_table.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     # ---- votes --------------------------------------------------------------------------------------
     def record(self, vote: Vote) -> int:
@@ -235,6 +326,37 @@ class VoteStore:
             (votes_table.c.board == (board if board is not None else self.board())) & votes_table.c.blind)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar())
+
+    def votes_per_voter(self, *, board: int | None = None) -> list[dict]:
+        """[{voter, votes, blind, first, last}] on the board, most votes first: who might be stuffing."""
+        board = board if board is not None else self.board()
+        query = (select(votes_table.c.voter_id, func.count().label("votes"),
+                        func.sum(cast(votes_table.c.blind, Integer)).label("blind"),
+                        func.min(votes_table.c.voted_at).label("first"), func.max(votes_table.c.voted_at).label("last"))
+                 .where(votes_table.c.board == board).group_by(votes_table.c.voter_id)
+                 .order_by(func.count().desc(), votes_table.c.voter_id))
+        with self.engine.connect() as conn:
+            return [{"voter": r.voter_id, "votes": int(r.votes), "blind": int(r.blind or 0), "first": r.first,
+                     "last": r.last} for r in conn.execute(query)]
+
+    def remove_voter(self, voter_id: str, *, board: int | None = None, by: str = "") -> int:
+        """Take one voter's votes on the board off the leaderboard and out of the exports. They move to
+        arena_removed_votes (with who removed them and when), in one transaction. Returns how many moved."""
+        board = board if board is not None else self.board()
+        where = (votes_table.c.voter_id == voter_id) & (votes_table.c.board == board)
+        now = time.time()
+        with self.engine.begin() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(select(votes_table).where(where))]
+            for row in rows:
+                row["vote_id"] = row.pop("id")
+                conn.execute(insert(removed_table).values(**row, removed_at=now, removed_by=(by or "?")[:200]))
+            conn.execute(delete(votes_table).where(where))
+        self._log(by, "remove voter", f"{len(rows)} votes of '{voter_id}' on board #{board}")
+        return len(rows)
+
+    def removed_votes(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(removed_table).order_by(removed_table.c.id))]
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import pandas as pd
 import streamlit as st
@@ -21,8 +22,13 @@ ui.page_header(
     ICON,
 )
 ui.init_state("arena", battle_id=None, prompt="", prompt_source="typed", message=None, instructor=False,
-              contenders=None)
+              contenders=None, voter=None, voter_name=None)
 me = ui.session_id()
+try:
+    _headers = {k: v for k, v in st.context.headers.items()}
+except Exception:  # noqa: BLE001 - no request headers (tests, old clients)
+    _headers = {}
+client = arena.client_address(st.context.ip_address, _headers)  # for the burst limit and the instructor's log
 try:
     store = votes.open_store()
 except Exception as exc:  # noqa: BLE001 - a wrong LLMLAB_DB_URL or a server that is down
@@ -36,6 +42,58 @@ def _secret_password() -> str | None:
         return st.secrets.get("arena_password")
     except Exception:  # noqa: BLE001 - no secrets.toml at all
         return None
+
+
+password_set = bool(_secret_password())
+SET_PASSWORD_HOWTO = (
+    "No instructor password is set, so the instructor controls stay locked and anyone can download the votes. "
+    "To set one: create the file `.streamlit/secrets.toml` in the folder you start the app from (the repo root for "
+    "`make run`) with the line\n\n```toml\narena_password = \"a long passphrase only you know\"\n```\n\nthen restart "
+    "the app (Ctrl+C, `make run`). The file is git-ignored; never commit it.")
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
+
+
+def _who() -> str:
+    """How the instructor's log names whoever acted here."""
+    name = st.session_state.arena_voter_name
+    return f"{name or 'instructor'} · {client} · session {me[:6]}"
+
+
+def _join(code_given: str, name: str) -> None:
+    """Join the arena once per browser session: the room's join code (when the class has a password) + a name."""
+    if password_set and not store.join_code_ok(code_given):
+        raise votes.VoteRejected("That join code is not this room's code: open the join link (or scan the QR code) "
+                                 "on the instructor's screen, or type the code shown there.")
+    st.session_state.arena_voter = votes.voter_key(name)
+    st.session_state.arena_voter_name = " ".join(name.split())
+
+
+def voter_panel() -> None:
+    """Who is voting in this browser: asked once per session, then fixed (a new name is a new browser session)."""
+    if st.session_state.arena_voter:
+        st.caption(f"Voting as **{st.session_state.arena_voter_name}**. Your votes count under this name on every "
+                   "device; the per-voter cap counts them together.")
+        return
+    link_code = st.query_params.get("code", "")
+    with st.form("arena_join_form", border=True):
+        st.markdown("**Join the vote:** your name or student id, once per browser. One person, one voice: the same "
+                    "name in another browser shares your votes and your cap.")
+        c1, c2 = st.columns([2, 1])
+        name = c1.text_input("Name or student id", key="arena_name", max_chars=votes.MAX_VOTER_CHARS,
+                             help="How your votes are counted. The instructor sees votes per name.")
+        code = link_code
+        if password_set and not store.join_code_ok(link_code):
+            code = c2.text_input("Join code", key="arena_code", max_chars=12,
+                                 help="The code on the instructor's screen (the join link carries it already).")
+        if st.form_submit_button("Join", type="primary"):
+            try:
+                _join(code, name)
+                st.rerun()
+            except votes.VoteRejected as exc:
+                st.error(str(exc))
 
 
 all_contenders = [c for c in arena.contenders() if models.installed(c.model_key)]
@@ -91,9 +149,11 @@ with tab_battle:
         for name in st.session_state.arena_contenders:
             if name in by_name:
                 st.caption(f"**{name}**: {by_name[name].description}")
-        st.slider("Answer length (tokens)", 16, 256, 64 if settings.is_cpu() else 192, step=16,
+        top = settings.new_tokens_slider_max(256)
+        st.slider("Answer length (tokens)", 16, top, min(64 if settings.is_cpu() else 192, top), step=16,
                   key="arena_max_tokens",
-                  help="Maximum new tokens per answer. Two answers share the CPU, so short answers keep battles quick.")
+                  help="Maximum new tokens per answer. Two answers share the CPU, so short answers keep battles quick."
+                       + (f" This server caps answers at {top} tokens." if top < 256 else ""))
         st.toggle("Pick the two contenders myself (named battle)", key="arena_named", value=False,
                   help="For exploring. You see the names while voting, so the vote is stored but does not count "
                        "on the leaderboard: only blind votes count.")
@@ -176,7 +236,9 @@ with tab_battle:
         st.warning("That battle has expired (the server restarted or it is too old). Start a new round.")
 
     voted = battle is not None and battle.outcome is not None
-    can_vote = battle is not None and battle.finished and not voted and not battle.failed
+    voter_panel()
+    can_vote = (battle is not None and battle.finished and not voted and not battle.failed
+                and bool(st.session_state.arena_voter))
     v1, v2, v3, v4 = st.columns(4)
     clicks = {
         "a": v1.button("👈 A is better", key="arena_vote_a", disabled=not can_vote, use_container_width=True,
@@ -195,7 +257,7 @@ with tab_battle:
             st.warning("That battle has expired: start a new round.")
         else:
             try:
-                current.vote(store, me, outcome)
+                current.vote(store, st.session_state.arena_voter, outcome, client=client)
                 st.session_state.arena_message = ("success", "Thanks, your vote is stored. The names are revealed above.")
                 st.rerun()
             except votes.VoteRejected as exc:
@@ -271,8 +333,12 @@ with tab_board:
 # ---------------------------------------------------------------------------------------------------------
 # Votes and exports
 # ---------------------------------------------------------------------------------------------------------
-password_set = bool(_secret_password())
 may_export = st.session_state.arena_instructor or not password_set
+
+
+def _log_export(what: str) -> None:
+    store.log_action(_who() if st.session_state.arena_instructor else f"anyone (no password) · {client}",
+                     "export", what)
 
 
 def draw_exports(where: str) -> None:
@@ -280,15 +346,16 @@ def draw_exports(where: str) -> None:
     pairs = votes.export_preference_pairs(store)
     c1, c2, c3 = st.columns(3)
     c1.download_button("Votes (CSV)", votes.to_csv(rows_all), "arena-votes.csv", key=f"arena_dl_csv_{where}",
-                       help="Every vote on every board, blind and named.")
-    c2.download_button("Votes (JSONL)", votes.to_jsonl(rows_all), "arena-votes.jsonl", key=f"arena_dl_jsonl_{where}")
+                       help="Every vote on every board, blind and named.", on_click=_log_export, args=("votes CSV",))
+    c2.download_button("Votes (JSONL)", votes.to_jsonl(rows_all), "arena-votes.jsonl", key=f"arena_dl_jsonl_{where}",
+                       on_click=_log_export, args=("votes JSONL",))
     c3.download_button(f"Preference pairs ({len(pairs)})", votes.to_jsonl(pairs), "arena-preferences.jsonl",
-                       key=f"arena_dl_pairs_{where}",
+                       key=f"arena_dl_pairs_{where}", on_click=_log_export, args=("preference pairs",),
                        help="prompt / chosen / rejected from decisive blind votes: data for the preference (DPO) page.")
 
 
 with tab_votes:
-    mine = store.count(voter_id=me)
+    mine = store.count(voter_id=st.session_state.arena_voter) if st.session_state.arena_voter else 0
     st.metric("Your blind votes on this board", mine)
     recent = store.votes(blind_only=False)[-15:][::-1]
     if recent:
@@ -307,12 +374,15 @@ with tab_votes:
 # Classroom
 # ---------------------------------------------------------------------------------------------------------
 with tab_class:
-    url = arena.join_url(st.context.url, st.get_option("server.port") or 8501)
+    url = arena.join_url(st.context.url, st.get_option("server.port") or 8501,
+                         code=store.join_code() if password_set else None)
     c1, c2 = st.columns([1, 2])
     c1.image(arena.qr_png(url), caption="Scan to join")
     c2.markdown(f"**Join the arena:** `{url}`")
-    c2.caption("Everyone on the same network opens this address and votes from their own browser; each browser "
-               "gets its own pseudonymous voter id.")
+    if password_set:
+        c2.markdown(f"Join code: **`{store.join_code()}`** (the link and the QR code carry it)")
+    c2.caption("Everyone on the same network opens this address, gives a name or student id once, and votes from "
+               "their own browser. The per-voter cap and the voter count go by that name.")
 
     @st.fragment(run_every=3)
     def counter() -> None:
@@ -325,34 +395,82 @@ with tab_class:
         counter()
 
     st.subheader("Instructor")
-    if not st.session_state.arena_instructor:
+    if not password_set:
+        st.warning(SET_PASSWORD_HOWTO)
+    elif not st.session_state.arena_instructor:
         pw = st.text_input("Instructor password", type="password", key="arena_pw",
-                           help="Set arena_password in .streamlit/secrets.toml. Students cannot open these controls.")
+                           help="arena_password in .streamlit/secrets.toml. Students cannot open these controls.")
         if st.button("Unlock", key="arena_unlock"):
-            ok, msg = arena.instructor_gate.check(me, pw, _secret_password())
+            ok, msg = arena.instructor_gate.check(client, pw, _secret_password())
+            store.log_action(_who(), "unlock" if ok else "unlock refused", "" if ok else msg)
             if ok:
                 st.session_state.arena_instructor = True
                 st.rerun()
             st.error(msg)
-    else:
+    if st.session_state.arena_instructor and password_set:
+        who = _who()
         c1, c2, c3 = st.columns(3)
         is_open = store.voting_open()
         if c1.button("Close voting" if is_open else "Open voting", key="arena_toggle_open",
                      help="Closed: battles still run, but votes are refused until you open voting again."):
-            store.set_voting_open(not is_open)
+            store.set_voting_open(not is_open, by=who)
             st.rerun()
         cap = c2.number_input("Per-voter cap (0 = none)", 0, 1000, store.voter_cap(), key="arena_cap",
-                              help="The most blind votes one browser may cast on this board.")
+                              help="The most blind votes one voter (one name) may cast on this board.")
         if cap != store.voter_cap():
-            store.set_voter_cap(int(cap))
+            store.set_voter_cap(int(cap), by=who)
         sure = c3.checkbox("I am sure", key="arena_reset_sure", help="Resetting starts an empty board.")
         if c3.button("Reset the board", key="arena_reset", disabled=not sure,
                      help="Start an empty leaderboard. Old votes stay in the database and in the exports."):
-            st.success(f"Board #{store.reset_board()} started.")
+            st.success(f"Board #{store.reset_board(by=who)} started.")
+        c1, c2 = st.columns(2)
+        url_on = store.url_loading()
+        if c1.button("Turn URL loading off for the class" if url_on else "Turn URL loading on for the class",
+                     key="arena_url_toggle",
+                     help="The RAG page's URL loader makes this server fetch pages. Off: nobody can fetch a URL "
+                          "(uploads still work). LLMLAB_URL_LOADING=off turns it off for good."):
+            store.set_url_loading(not url_on, by=who)
+            st.rerun()
+        c1.caption("URL loading: " + ("on" if url_on and settings.url_loading() else
+                                      "off (LLMLAB_URL_LOADING=off)" if not settings.url_loading() else "off"))
+        if c2.button("New join code", key="arena_new_code",
+                     help="The old link and code stop working for anyone who has not joined yet."):
+            store.new_join_code(by=who)
+            st.rerun()
+
+        st.markdown("**Votes per voter** on this board (most first): a name with far more votes than the rest may "
+                    "be stuffing.")
+        per_voter = store.votes_per_voter()
+        if per_voter:
+            st.dataframe(pd.DataFrame([{"voter": r["voter"], "votes": r["votes"], "blind": r["blind"],
+                                        "first vote": _when(r["first"]), "last vote": _when(r["last"])}
+                                       for r in per_voter]),
+                         hide_index=True, key="arena_per_voter")
+            c1, c2 = st.columns([2, 1])
+            target = c1.selectbox("Voter", [r["voter"] for r in per_voter], key="arena_remove_who",
+                                  help="Their votes on this board leave the leaderboard and the exports (they are "
+                                       "kept aside in the database, with your name and the time).")
+            sure_remove = c2.checkbox("I am sure", key="arena_remove_sure")
+            if c2.button("Remove this voter's votes", key="arena_remove", disabled=not sure_remove):
+                n = store.remove_voter(target, by=who)
+                st.success(f"Removed {n} votes of '{target}' from board #{store.board()}.")
+        else:
+            st.caption("No votes on this board yet.")
         draw_exports("instructor")
         if st.button("Lock instructor controls", key="arena_lock"):
             st.session_state.arena_instructor = False
+            store.log_action(who, "lock")
             st.rerun()
+
+    if st.session_state.arena_instructor or not password_set:
+        st.markdown("**Instructor actions** (who, when), newest first: unlocks, voting open/closed, caps, resets, "
+                    "removed voters, join codes, URL loading, exports.")
+        actions = store.actions(30)
+        if actions:
+            st.dataframe(pd.DataFrame([{"when": _when(a["at"]), "who": a["who"], "action": a["action"],
+                                        "detail": a["detail"]} for a in actions]), hide_index=True, key="arena_actions")
+        else:
+            st.caption("None yet.")
 
 ui.how_it_works(
     r"""

@@ -20,9 +20,20 @@ def app(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
     monkeypatch.setenv("LLMLAB_HOME", str(tmp_path))  # a fresh vote store per test
     monkeypatch.delenv("LLMLAB_DB_URL", raising=False)
+    monkeypatch.setattr(arena, "vote_limiter", arena.BurstLimit())  # every test starts with no recent votes
+    monkeypatch.setattr(arena, "instructor_gate", arena.PasswordGate())
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def join(at: AppTest, name: str, code: str | None = None) -> None:
+    """Give a name (and the join code, when the page asks for one) in the join form."""
+    at.text_input(key="arena_name").set_value(name)
+    if code is not None:
+        at.text_input(key="arena_code").set_value(code)
+    next(b for b in at.button if b.label == "Join").click().run()
+    assert not at.exception, [e.value for e in at.exception]
 
 
 def battle_once(at: AppTest, prompt: str) -> arena.Battle:
@@ -42,6 +53,9 @@ def test_blind_battle_vote_reveal_and_leaderboard(app):
     at = app
     assert at.button(key="arena_vote_a").disabled  # nothing to vote on yet
     battle = battle_once(at, "Say <b>hi</b> & <script>alert(1)</script>")
+    assert at.button(key="arena_vote_b").disabled  # no name given yet
+    join(at, "Ada Lovelace")
+    assert any("Voting as **Ada Lovelace**" in c.value for c in at.caption)
     texts = [t.value for t in at.text]
     assert any(battle.a.text.strip()[:10] in t for t in texts)  # answers are plain text, not HTML
     assert not any(battle.a.contender.name in m.value for m in at.markdown if "Model A" in m.value)  # still anonymous
@@ -53,7 +67,7 @@ def test_blind_battle_vote_reveal_and_leaderboard(app):
     assert at.button(key="arena_vote_a").disabled and at.button(key="arena_vote_b").disabled  # one vote per battle
     store = votes.open_store()
     rows = store.votes()
-    assert len(rows) == 1 and rows[0]["outcome"] == "b" and rows[0]["voter_id"] == at.session_state["llmlab_session"]
+    assert len(rows) == 1 and rows[0]["outcome"] == "b" and rows[0]["voter_id"] == "ada lovelace"
     assert rows[0]["prompt"].startswith("Say <b>hi</b>")
     board = at.dataframe[0].value  # the leaderboard comes before the recent-votes table
     assert set(board["Votes"]) == {1} and len(board) == 2
@@ -87,6 +101,7 @@ def test_empty_and_named_battles(app):
     battle = arena.get_battle(at.session_state["arena_battle_id"])
     assert battle.wait(90) and not battle.blind
     at.run()
+    join(at, "s1234567")
     at.button(key="arena_vote_tie").click().run()
     store = votes.open_store()
     assert store.count() == 0 and store.count(blind_only=False) == 1  # named votes are kept but do not count
@@ -94,10 +109,11 @@ def test_empty_and_named_battles(app):
 
 def test_instructor_gate_and_closed_voting(app):
     at = app
-    at.text_input(key="arena_pw").set_value("guess")
-    at.button(key="arena_unlock").click().run()
-    assert any("No instructor password" in e.value for e in at.error)
+    assert any("No instructor password is set" in w.value and "arena_password" in w.value
+               and ".streamlit/secrets.toml" in w.value for w in at.warning)  # says exactly how to set one
+    assert not [t for t in at.text_input if t.key == "arena_pw"]
     at.secrets["arena_password"] = "s3cret"
+    at.run()
     at.text_input(key="arena_pw").set_value("wrong")
     at.button(key="arena_unlock").click().run()
     assert any("Wrong password" in e.value for e in at.error) and not at.session_state["arena_instructor"]
@@ -107,6 +123,7 @@ def test_instructor_gate_and_closed_voting(app):
     at.button(key="arena_toggle_open").click().run()
     assert not votes.open_store().voting_open()
     battle = battle_once(at, "What is 2 + 2?")
+    join(at, "Grace", code=votes.open_store().join_code())
     at.button(key="arena_vote_a").click().run()
     assert any("closed" in w.value for w in at.warning)
     assert votes.open_store().count() == 0 and battle.outcome is None
