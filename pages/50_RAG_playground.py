@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import generation, jobs, settings
+from labs import generation, jobs, settings, votes
 from labs.rag import charts as rag_charts
 from labs.rag import evaluate, generate, load, retrieve, split, store
 
@@ -35,6 +35,22 @@ SEPARATORS = list(split.SEPARATOR_NAMES)  # coarsest first; the order matters to
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
+
+def _url_loading() -> tuple[bool, str]:
+    """Whether this server may fetch URLs now: LLMLAB_URL_LOADING and the instructor's class-wide switch."""
+    if not settings.url_loading():
+        return False, ("URL loading is turned off on this server (LLMLAB_URL_LOADING=off). Download the page in "
+                       "your browser and use **Upload files** instead.")
+    try:
+        on = votes.open_store().url_loading()
+    except Exception:  # noqa: BLE001 - the class settings live in the vote store; unreadable = stay safe
+        return False, ("URL loading is unavailable: the class settings could not be read (check LLMLAB_DB_URL). "
+                       "Use **Upload files** instead.")
+    if not on:
+        return False, ("The instructor has turned URL loading off for the class. Download the page in your "
+                       "browser and use **Upload files** instead.")
+    return True, ""
+
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _read_upload(name: str, data: bytes) -> list[load.Document]:
@@ -97,12 +113,18 @@ with tab_load:
                 if d.note:
                     st.warning(d.note)
     else:
+        url_ok, url_off_reason = _url_loading()
+        if not url_ok:
+            st.info(url_off_reason)
         c1, c2 = st.columns([4, 1])
         url = c1.text_input("URL", key="rag_url", placeholder="https://docs.python.org/3/library/json.html",
-                            help="Fetched once, only if this machine can reach the internet.")
-        if c2.button("Fetch", key="rag_fetch", help="Download the page and keep its visible text"):
+                            disabled=not url_ok,
+                            help="A public web page or PDF, fetched once if this machine can reach the internet. "
+                                 "Addresses inside the server's own network (localhost, 10.x, 192.168.x, ...) are "
+                                 "refused.")
+        if c2.button("Fetch", key="rag_fetch", help="Download the page and keep its visible text", disabled=not url_ok):
             try:
-                st.session_state.rag_url_docs = load.fetch_url(url)
+                st.session_state.rag_url_docs = load.fetch_url(url, allowed=_url_loading()[0])
             except load.LoadError as exc:
                 st.error(str(exc))
         docs = list(st.session_state.rag_url_docs)
@@ -233,8 +255,10 @@ with tab_ask:
                           help="If the best chunk's cosine similarity is below this, the answer is \"I don't know\" "
                                "and the model is not asked.")
     g1, g2, g3 = st.columns(3)
-    max_tokens = g1.slider("Answer length (tokens)", 16, 256, 64, 16, key="rag_max_tokens",
-                           help="~10 tokens/s on a 2-core CPU for the 135M model.")
+    top = settings.new_tokens_slider_max(256)
+    max_tokens = g1.slider("Answer length (tokens)", 16, top, min(64, top), 16, key="rag_max_tokens",
+                           help="~10 tokens/s on a 2-core CPU for the 135M model."
+                                + (f" This server caps answers at {top} tokens." if top < 256 else ""))
     compare = g2.checkbox("Also answer without retrieval", value=True, key="rag_compare",
                           help="The same model and question with no context, side by side.")
     temperature = g3.slider("Temperature", 0.0, 1.5, 0.0, 0.1, key="rag_temperature",
@@ -248,7 +272,8 @@ with tab_ask:
             rconfig = retrieve.RetrieveConfig(k=min(k, len(index)), method=rmethod, fetch_k=max(fetch_k, k),
                                               mmr_lambda=lam, bm25_weight=w_bm25, rewrite="hyde" if hyde else "none",
                                               rerank="llm" if rerank else "none", min_similarity=threshold)
-            gconfig = generation.GenerationConfig(max_new_tokens=max_tokens, temperature=temperature, seed=0)
+            gconfig = generation.GenerationConfig(max_new_tokens=settings.check_new_tokens(max_tokens),
+                                                  temperature=temperature, seed=0)
             embedder = ui.cached_embedder()
             lm = ui.cached_model()
             rewriter = functools.partial(generate.hyde_passage, lm) if hyde else None
@@ -333,7 +358,8 @@ with tab_eval:
     gen_answers = e2.checkbox("Generate answers", value=True, key="rag_eval_generate",
                               help="Off: retrieval metrics only (seconds). On: the model answers each question "
                                    "(~2-5 s each on a CPU) so groundedness and answer relevance can be scored.")
-    eval_tokens = e3.slider("Answer length", 16, 128, 48, 16, key="rag_eval_tokens",
+    eval_top = settings.new_tokens_slider_max(128)
+    eval_tokens = e3.slider("Answer length", 16, eval_top, min(48, eval_top), 16, key="rag_eval_tokens",
                             help="Short answers keep the run quick.")
     if st.button("Evaluate this configuration", type="primary", key="rag_eval_run", disabled=available == 0,
                  help="Runs in the background; the page stays usable"):
@@ -341,7 +367,8 @@ with tab_eval:
             cfg = evaluate.RagEvalConfig(
                 splitter=method, chunk_size=int(size), chunk_overlap=int(overlap), unit=unit, distance=distance,
                 k=k, method=rmethod, fetch_k=max(fetch_k, k), mmr_lambda=lam, bm25_weight=w_bm25,
-                rewrite="hyde" if hyde else "none", rerank="llm" if rerank else "none", generate_answers=gen_answers, max_new_tokens=eval_tokens,
+                rewrite="hyde" if hyde else "none", rerank="llm" if rerank else "none", generate_answers=gen_answers,
+                max_new_tokens=settings.check_new_tokens(eval_tokens),
                 n_questions=int(n_q), corpus_modules=modules, tiny_model=settings.tiny_models())
             embedder = ui.cached_embedder()
             lm = ui.cached_model() if gen_answers or hyde or rerank else None

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import http.client
 import importlib
 import inspect
 import io
+import ipaddress
 import json
 import re
+import socket
+import ssl
 import sys
-import urllib.error
-import urllib.request
+import time
+import urllib.parse
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePath
 
+from labs import settings
 from labs.rag.markdown import clean_markdown
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a bigger file is refused (and would take minutes to embed anyway)
@@ -230,20 +235,176 @@ def load_file(name: str, data: bytes) -> list[Document]:
     return [Document(name, text, kind, note)]
 
 
-def fetch_url(url: str, timeout: float = 8.0) -> list[Document]:
-    """Fetch a web page or PDF. Offline (or blocked) machines get a clear LoadError, never a hang."""
-    if not re.match(r"^https?://", url.strip(), re.I):
-        raise LoadError("A URL must start with http:// or https://.")
-    request = urllib.request.Request(url.strip(), headers={"User-Agent": "llmlab-rag/1.0"})
+# ------------------------------------------------------------------------------------------------------- URLs
+# On a class server every student's browser can make the server fetch a URL, so a URL may only lead to the
+# public internet: never to the server itself (127.0.0.1, ::1), the room's network (10/8, 172.16/12, 192.168/16,
+# fc00::/7) or the cloud metadata service (169.254.169.254). The host is resolved, every address is checked, the
+# connection goes to the checked address (so DNS cannot answer differently a second time), and each redirect
+# is checked the same way. No proxy from the environment is used: it would hide where the request really goes.
+MAX_REDIRECTS = 5
+URL_SCHEMES = ("http", "https")
+URL_LOADING_OFF = ("URL loading is turned off on this server (the instructor set LLMLAB_URL_LOADING=off or "
+                   "switched it off for the class). Download the page and upload the file instead.")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (::ffff:a.b.c.d, 6to4, Teredo, NAT64), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in ipaddress.ip_network("64:ff9b::/96"):  # RFC 6052 NAT64: the last 32 bits are the IPv4 address
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _inside_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    for test, what in (("is_unspecified", "an unspecified address"), ("is_loopback", "a loopback address (this server)"),
+                       ("is_link_local", "a link-local address (where cloud metadata lives)"),
+                       ("is_multicast", "a multicast address"), ("is_private", "a private-network address"),
+                       ("is_reserved", "a reserved address"), ("is_site_local", "a site-local address")):
+        if getattr(ip, test, False):
+            return what
+    if not ip.is_global:  # shared carrier NAT (100.64/10), documentation ranges, ...
+        return "not a public internet address"
+    return None
+
+
+def address_problem(address: str) -> str | None:
+    """Why the server must not connect to `address` (an IP literal), or None for a public address.
+
+    >>> address_problem("::ffff:127.0.0.1")
+    '::ffff:127.0.0.1 (= 127.0.0.1) is a loopback address (this server)'
+    """
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked above
-            data = response.read(MAX_UPLOAD_BYTES + 1)
-            ctype = response.headers.get_content_type()
-    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
+    except ValueError:
+        return f"{address} is not an IP address"
+    inner = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    if inner is not None:
+        kind = _inside_kind(inner)
+        return f"{address} (= {inner}) is {kind}" if kind else None
+    kind = _inside_kind(ip)
+    return f"{address} is {kind}" if kind else None
+
+
+def resolve_public(host: str, port: int) -> str:
+    """The address to connect to for `host`: every address DNS gives must be public, else LoadError."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError) as exc:
+        raise LoadError(f"Could not find the host {host} ({exc}). This machine may have no internet access: "
+                        "download the page and upload the file instead.") from exc
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not addresses:
+        raise LoadError(f"Could not find the host {host}.")
+    for address in addresses:  # one inside address is enough to refuse: DNS could rotate to it
+        problem = address_problem(address)
+        if problem:
+            raise LoadError(f"Refused: {host} leads to {problem}. The RAG page only fetches public web pages, "
+                            "never addresses inside the server's own network; download the page and upload the "
+                            "file instead.")
+    return addresses[0]
+
+
+def _pinned(cls, address: str):
+    """An http.client connection class that connects to `address` (already checked) whatever the URL's host says,
+    and checks that the socket's peer is that address. TLS still verifies the certificate for the URL's host."""
+
+    class Pinned(cls):
+        def connect(self):
+            self._create_connection = lambda _hostport, timeout, source=None: socket.create_connection(
+                (address, self.port), timeout, source)
+            super().connect()
+            peer = self.sock.getpeername()[0]
+            if peer.split("%", 1)[0] != address.split("%", 1)[0] or address_problem(peer):
+                self.sock.close()
+                raise LoadError(f"Refused: the connection went to {peer}, not to the checked address {address}.")
+
+    return Pinned
+
+
+def _fetch_once(url: str, deadline: float, timeout: float) -> tuple[int, dict, bytes, str]:
+    """One request (no redirects followed): (status, headers, body, content type)."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in URL_SCHEMES:
+        raise LoadError(f"A URL must start with http:// or https:// (this one is {scheme or 'missing'}://).")
+    if parts.username or parts.password:
+        raise LoadError("A URL with a user name or password in it is not fetched.")
+    host = parts.hostname
+    if not host:
+        raise LoadError(f"{url} has no host name.")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError as exc:
+        raise LoadError(f"{url} has an invalid port ({exc}).") from exc
+    address = resolve_public(host, port)
+    remaining = max(deadline - time.monotonic(), 0.1)
+    if scheme == "https":
+        conn = _pinned(http.client.HTTPSConnection, address)(host, port, timeout=min(timeout, remaining),
+                                                             context=ssl.create_default_context())
+    else:
+        conn = _pinned(http.client.HTTPConnection, address)(host, port, timeout=min(timeout, remaining))
+    path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+    try:
+        conn.request("GET", path, headers={"User-Agent": "llmlab-rag/1.0", "Accept-Encoding": "identity"})
+        response = conn.getresponse()
+        body = b""
+        if response.status < 300 or response.status >= 400:
+            chunks, size = [], 0
+            while size <= MAX_UPLOAD_BYTES:
+                if time.monotonic() > deadline:
+                    raise LoadError(f"{url} took longer than {timeout:.0f} s to download; upload the file instead.")
+                chunk = response.read(min(64 * 1024, MAX_UPLOAD_BYTES + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            body = b"".join(chunks)
+        return response.status, dict(response.getheaders()), body, response.headers.get_content_type()
+    finally:
+        conn.close()
+
+
+def fetch_url(url: str, timeout: float = 8.0, *, allowed: bool = True) -> list[Document]:
+    """Fetch a public web page or PDF. Offline (or blocked) machines get a clear LoadError, never a hang.
+
+    Refuses anything but http(s), any host that resolves to an address inside the server's network (checked
+    again on every redirect and on the socket actually connected), bodies over MAX_UPLOAD_BYTES, and downloads
+    slower than `timeout` seconds in all. `allowed=False` (the instructor's switch) refuses every URL.
+    """
+    url = (url or "").strip()
+    if not allowed or not settings.url_loading():
+        raise LoadError(URL_LOADING_OFF)
+    if not re.match(r"^https?://", url, re.I):
+        raise LoadError("A URL must start with http:// or https://.")
+    deadline = time.monotonic() + timeout
+    current = url
+    try:
+        for _ in range(MAX_REDIRECTS + 1):
+            status, headers, data, ctype = _fetch_once(current, deadline, timeout)
+            location = next((v for k, v in headers.items() if k.lower() == "location"), None)
+            if status in (301, 302, 303, 307, 308) and location:
+                current = urllib.parse.urljoin(current, location.strip())  # checked like the first URL
+                continue
+            break
+        else:
+            raise LoadError(f"{url} redirects more than {MAX_REDIRECTS} times; upload the file instead.")
+    except LoadError:
+        raise
+    except (http.client.HTTPException, ssl.SSLError, TimeoutError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
         raise LoadError(f"Could not fetch {url} ({reason}). This machine may have no internet access: "
                         "download the page and upload the file instead.") from exc
-    name = url.rstrip("/").rsplit("/", 1)[-1] or "page"
+    if status >= 400:
+        raise LoadError(f"{current} answered HTTP {status}; check the address or upload the file instead.")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise LoadError(f"{current} is larger than {MAX_UPLOAD_BYTES // 2**20} MB; the limit is "
+                        f"{MAX_UPLOAD_BYTES // 2**20} MB. Upload the part you need.")
+    name = current.rstrip("/").rsplit("/", 1)[-1] or "page"
     if ctype == "application/pdf":
         return [Document(f"{url}#{d.source.rsplit('#', 1)[-1]}", d.text, "url") for d in load_pdf(name, data)]
     text, note = decode_text(data, url)
