@@ -172,6 +172,26 @@ def epochs_differ(row: dict, tolerance: float = 0.05) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+DEFAULT_SENTENCE = "Labels are the inputs shifted by one position, so every token teaches the model something."
+
+
+@torch.no_grad()
+def shift_check(lm, text: str, max_tokens: int = 64) -> tuple[float, float]:
+    """(the model's own loss with labels = input_ids, the mean loss of predicting each token at its own position).
+
+    transformers shifts the labels inside its loss, so the first equals the mean of next_token_rows' losses; the
+    second scores the same tokens without the shift and is far off, which shows the shift is what makes the match."""
+    ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"][: max_tokens + 1]
+    if len(ids) < 2:
+        raise ValueError("The text must have at least two tokens.")
+    x = torch.tensor([ids], device=lm.device)
+    with lm.lock:
+        out = lm.model(input_ids=x, labels=x)
+    logp = out.logits[0].float().log_softmax(-1)  # (T, V)
+    unshifted = -logp.gather(1, x[0][:, None])[:, 0].mean()
+    return float(out.loss), float(unshifted)
+
+
 def shift_for_next_token(ids: list[int]) -> tuple[list[int], list[int]]:
     """inputs = ids[:-1], labels = ids[1:]: position t is trained to predict token t + 1."""
     return list(ids[:-1]), list(ids[1:])
@@ -526,6 +546,22 @@ def _train(ctx, uploads, eval_windows: int, sample_bytes: int, device: str) -> d
             "flops_per_token": flops_per_token(gcfg, T)}
 
 
+OVERFIT_DOMAIN = "prose"  # the domain the lessons benchmark repeats (the page's "Repeat a small domain" knob)
+
+
+def overfitting_verdict(metrics: list[dict], domain: str):
+    """Does the repeated domain overfit in this run? Its train/validation windows at every evaluation point,
+    judged by labs.lessons.overfitting (claim C3)."""
+    from labs import lessons
+
+    if not domain:
+        return lessons.not_measured("C3", "this run repeats no domain: pick one under 'Repeat a small domain' so it "
+                                          "is read for many epochs")
+    pts = [m for m in metrics if f"val_{domain}" in m and f"train_{domain}" in m]
+    return lessons.overfitting([int(m["step"]) for m in pts], [m[f"train_{domain}"] for m in pts],
+                               [m[f"val_{domain}"] for m in pts])
+
+
 def read_samples(folder) -> list[dict]:
     """The samples a finished run saved ([{step, domain, text}]); [] if none."""
     import json
@@ -557,7 +593,8 @@ def bits(nats: float) -> float:
 
 __all__ = ["Source", "Preset", "PRESETS", "GPT3", "LLAMA1", "GROWTH", "growth_rows", "normalise_weights",
            "mixture_table", "epochs_differ", "shift_for_next_token", "next_token_rows", "quality_filter",
-           "sample_domains", "MixtureRunConfig", "prepare_domains", "train_mixture", "SIZES", "bits"]
+           "sample_domains", "MixtureRunConfig", "prepare_domains", "train_mixture", "SIZES", "bits", "DEFAULT_SENTENCE",
+           "shift_check", "OVERFIT_DOMAIN", "overfitting_verdict"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, jobs, mixtures, models
+from labs import charts, jobs, lessons, mixtures, models
 from labs.data import corpora
 from labs.gpt import GPT
+from ui.lessons import claim_box
 
 ICON = "🧬"
 NEXT_TOKEN_MODEL = models.DEFAULT_CHAT_MODEL
@@ -26,7 +27,7 @@ ui.page_header(
     "with a real tokenizer, then train a tiny GPT on a mixture of your own and watch each domain's loss.",
     ICON,
 )
-ui.init_state("mix", run_id=None, uploads={}, next_rows=None, calc_rows=None)
+ui.init_state("mix", run_id=None, uploads={}, next_rows=None, next_check=None, calc_rows=None)
 
 
 
@@ -107,6 +108,10 @@ with tab_calc:
         g1, g2 = st.columns(2)
         g1.plotly_chart(mixtures.shares_chart(rows), key="mix_shares_chart")
         g2.plotly_chart(mixtures.epochs_chart(rows, threshold), key="mix_epochs_chart")
+    if preset_title == mixtures.GPT3.title:
+        claim_box(lessons.mixture_epochs(rows, source=mixtures.GPT3.citation) if rows else
+                  lessons.not_measured("C1", "the calculator has no rows: fix the table above"),
+                  note=f"Published figures: {mixtures.GPT3.citation}.")
     st.plotly_chart(mixtures.growth_chart(), key="mix_growth_chart")
     st.caption("Sources: " + "; ".join(f"{r['model']}: {r['source']}" for r in mixtures.growth_rows())
                + f". Chinchilla's compute-optimal rule is ~{mixtures.CHINCHILLA_TOKENS_PER_PARAM} tokens per "
@@ -118,14 +123,14 @@ with tab_next:
     st.markdown("A causal language model is trained to predict **token t+1 from tokens 1..t**. The labels are "
                 "the inputs shifted left by one, and the loss is −ln p(label) at every position. Tokens come from "
                 f"the real **{models.spec(NEXT_TOKEN_MODEL).display_name}** tokenizer; the loss from that model.")
-    text = st.text_area("Sentence", "Labels are the inputs shifted by one position, so every token teaches the "
-                        "model something.", key="mix_sentence", max_chars=2000,
+    text = st.text_area("Sentence", mixtures.DEFAULT_SENTENCE, key="mix_sentence", max_chars=2000,
                         help="Any text; the first 64 tokens are scored.")
     if st.button("Tokenize and score", key="mix_next_go", type="primary",
                  help="Runs one forward pass of the model over your sentence."):
         with ui.friendly_errors("Scoring the sentence"):
             lm = ui.cached_model(NEXT_TOKEN_MODEL)
             st.session_state["mix_next_rows"] = mixtures.next_token_rows(lm, text)
+            st.session_state["mix_next_check"] = mixtures.shift_check(lm, text)
     nrows = st.session_state["mix_next_rows"]
     if nrows:
         grid = pd.DataFrame({f"t={r['position']}": [r["input"], r["label"], f"{r['loss']:.2f}",
@@ -144,6 +149,10 @@ with tab_next:
                         key="mix_next_chart")
         st.caption("In transformers you pass labels = input_ids; the model shifts them inside its loss. "
                    "The first token never gets a loss: nothing comes before it to predict it from.")
+        check = st.session_state["mix_next_check"]
+        claim_box(lessons.labels_shifted([r["loss"] for r in nrows], *check) if check else
+                  lessons.not_measured("C2", "press 'Tokenize and score' again to compare with the model's own loss"),
+                  note="'Unshifted' scores each token at its own position: what the loss would be without the shift.")
 
 # ------------------------------------------------------------------------------------------------------------------
 with tab_train:
@@ -246,7 +255,13 @@ with tab_train:
             groups.append(("Epochs per domain", [f"epochs_{d}" for d in run_domains]))
 
         def _results(r: jobs.Run) -> None:
-            if r.active or not r.summary:
+            if r.active:
+                return
+            rep_domain = r.config.get("repeat_domain", "")
+            if rep_domain:  # the overfitting experiment: computed from this run's curves
+                claim_box(mixtures.overfitting_verdict(r.metrics, rep_domain) if r.status == jobs.DONE else
+                          lessons.not_measured("C3", f"this run did not finish ({r.reason or r.status})"))
+            if not r.summary:
                 return
             final = [{"domain": d, "validation (bits/byte)": round(mixtures.bits(r.summary.get(f"val_{d}", float("nan"))), 3),
                       "train windows (bits/byte)": round(mixtures.bits(r.summary.get(f"train_{d}", float("nan"))), 3),

@@ -9,10 +9,11 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import adapters, jobs, models
+from labs import adapters, jobs, lessons, models
 from labs import evaluation as ev
 from labs.data import ASSETS
 from labs.data import benchmarks as bm
+from ui.lessons import claim_box
 
 ICON = "📊"
 P = "eval"
@@ -301,6 +302,11 @@ with tab_gen:
                                                              owner=me, label=f"Eval judge · {NAMES[judge_key]}")
             st.rerun()
     judge_run = st.session_state[f"{P}_judge_run"]
+    finished_judge = jobs.get(judge_run) if judge_run else None
+    if finished_judge is None or (not finished_judge.active and finished_judge.status != jobs.DONE):
+        claim_box(lessons.not_measured("C13", "no finished judge run yet: press Judge on the known pairs" if
+                                       finished_judge is None else f"the judge run did not finish "
+                                       f"({finished_judge.reason or finished_judge.status})"))
     if judge_run:
         ui.run_panel(judge_run, [("Judge behaviour so far", ["position_bias", "first_slot", "accuracy", "ties"])],
                      prefix=f"{P}_judge", smoothing=0.0)
@@ -324,6 +330,14 @@ with tab_gen:
                                  "50% = no length preference.")
                 m[4].metric("Ties", f"{rates['ties']:.0%}")
                 st.warning(ev.judge_verdict_text(rates, NAMES[judge_key]))
+                if run.config.get("pairs_source") == "known":
+                    claim_box(lessons.judge_position_bias(round(rates["position_bias"] * rates["pairs"]),
+                                                          rates["pairs"]),
+                              note=f"Measured on {NAMES.get(run.config.get('judge_key'), 'the judge')}; "
+                                   f"it picked slot 1 in {rates['first_slot']:.0%} of its judgments.")
+                else:
+                    claim_box(lessons.not_measured("C13", "this run judged two models' answers, whose better answer "
+                                                          "is unknown: judge the known pairs to measure it"))
                 st.dataframe(pd.DataFrame(judged["records"])[
                     [k for k in ("question", "a", "b", "gold", "pick_ab", "pick_ba", "verdict")
                      if k in judged["records"][0]]], hide_index=True, key=f"{P}_judge_table")
@@ -423,6 +437,8 @@ with tab_contam:
                          hide_index=True, key=f"{P}_contam_table")
         else:
             st.success(f"No item shares a {report['n']}-word sequence with the searched training data.")
+    claim_box(lessons.not_measured("C14", "this tab finds overlap but does not yet fine-tune a model on the "
+                                          "evaluation items to show the score it inflates"))
 
 # =====================================================================================================================
 with tab_sys:

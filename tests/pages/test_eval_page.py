@@ -48,6 +48,15 @@ def test_judge_and_contamination(monkeypatch):
     assert not at.exception, at.exception
     assert any("as a judge" in w.value and "cannot read two answers" in w.value for w in at.warning)
     assert any(m.label == "Position bias" for m in at.metric)
+    # the claim box is computed from this judge run's rates (C13), never typed
+    import json
+
+    from labs import lessons
+
+    rates = json.loads((run.artifacts / "judgments.json").read_text())["rates"]
+    verdict = lessons.judge_position_bias(round(rates["position_bias"] * rates["pairs"]), rates["pairs"])
+    assert any(verdict.figure in e.value for e in list(at.success) + list(at.warning))
+    assert any("Not measured yet" in i.value and "fine-tune" in i.value for i in at.info)  # C14, said honestly
 
     at.text_area(key="eval_contam_paste").set_value(
         "Some notes. Which river flows through London? The Thames, of course, and more text follows here.")

@@ -29,6 +29,10 @@ def test_calculator_gpt3_then_llama_and_a_bigger_budget(app):
     assert any("Common Crawl" in str(df.value) for df in app.dataframe)  # the table is drawn
     assert "101" in _texts(app)  # GPT-3's printed weights sum to 101%: normalised, and said so
     assert "WebText2" in _texts(app)  # computed != published is explained
+    # the claim box is computed from the calculator's rows: 2 of GPT-3's 5 rows do not follow from its weights
+    assert any("Does the lecture's claim hold here?" in m.value and "(C1)" in m.value for m in app.markdown)
+    assert any("Does not hold" in w.value and "3 of 5 sources" in w.value and "WebText2: computed 3.44" in w.value
+               for w in app.warning)
     app.selectbox(key="mix_preset").set_value("LLaMA-1 (33B / 65B)").run()
     assert not app.exception
     assert [r["epochs"] for r in app.session_state["mix_calc_rows"]] == pytest.approx([1.10, 1.06, 0.64, 2.45, 2.23, 1.06, 1.03], abs=0.01)
@@ -46,6 +50,14 @@ def test_next_token_view_shows_shifted_labels(app):
     assert len(rows) >= 5
     assert all(a["label"] == b["input"] for a, b in zip(rows, rows[1:]))  # labels = inputs shifted by one
     assert any(m.label == "Perplexity" for m in app.metric)
+    # the claim box compares the model's own loss (labels = inputs) with the shifted table's mean
+    from labs import lessons
+
+    model_loss, unshifted = app.session_state["mix_next_check"]
+    expected = lessons.labels_shifted([r["loss"] for r in rows], model_loss, unshifted)
+    assert abs(model_loss - sum(r["loss"] for r in rows) / len(rows)) < 1e-3  # the model shifts inside its loss
+    boxes = [e.value for e in list(app.success) + list(app.warning) if "in this run" in e.value]
+    assert boxes and expected.figure in boxes[0]
 
 
 def _wait_and_rerun(at):

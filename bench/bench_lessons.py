@@ -1,0 +1,208 @@
+"""Lessons benchmark: does each lecture claim hold when the page's default experiment runs? Writes JSON.
+
+    python -m bench.bench_lessons                 # every claim, at most --budget seconds each
+    python -m bench.bench_lessons --list          # the claims, one id per line first
+    python -m bench.bench_lessons --only C13 C1   # just these (their entries in the results file are replaced)
+
+Each claim runs the page's default configuration through the same labs functions the page calls (real models,
+SmolLM2-135M-Instruct), and its figures go through the criterion in labs/lessons.py. Output, in
+bench/results/lessons.json: [{id, statement, criterion, verdict, figure, figures, reason, seconds, measured_at}].
+A claim whose run fails, or is stopped at the time budget, reports "not measured yet" with the reason; a claim
+this benchmark does not run yet says so. Run it on an idle machine: timings are part of some claims.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from labs import lessons as L  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "lessons.json"
+BUDGET_S = 120.0  # the issue's limit per claim on an idle 2-core CPU
+
+
+class OverBudget(Exception):
+    pass
+
+
+class BenchContext:
+    """Enough of labs.jobs.RunContext to run a step function inline, with a deadline instead of a Stop button."""
+
+    def __init__(self, config, deadline: float):
+        self.config, self.deadline, self.seed = config, deadline, getattr(config, "seed", 0)
+        self.metrics, self.notes, self.total = [], [], None
+        self._tmp = tempfile.TemporaryDirectory(prefix="llmlab-lessons-")
+        self.artifacts = Path(self._tmp.name)
+
+    def set_total(self, n):
+        self.total = n
+
+    def should_stop(self) -> bool:
+        return time.perf_counter() > self.deadline
+
+    def check_stop(self):
+        if self.should_stop():
+            raise OverBudget()
+
+    def log(self, **m):
+        self.metrics.append(m)
+        self.check_stop()
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def save_json(self, name, obj):
+        (self.artifacts / name).write_text(json.dumps(obj, default=str))
+
+
+_MODELS: dict = {}
+
+
+def chat_model():
+    """The page's default model, loaded once for every claim that needs it."""
+    from labs import models
+
+    if "chat" not in _MODELS:
+        _MODELS["chat"] = models.load_model(models.DEFAULT_CHAT_MODEL)
+    return _MODELS["chat"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Runners: the page's default configuration through labs -> figures -> the claim's criterion
+# ---------------------------------------------------------------------------------------------------------------
+def c1(deadline: float) -> L.Verdict:
+    from labs import mixtures
+
+    rows, _ = mixtures.mixture_table(list(mixtures.GPT3.sources), mixtures.GPT3.budget_b)
+    return L.mixture_epochs(rows, source=mixtures.GPT3.citation)
+
+
+def c2(deadline: float) -> L.Verdict:
+    import torch
+
+    from labs import mixtures
+
+    lm = chat_model()
+    text = mixtures.DEFAULT_SENTENCE
+    rows = mixtures.next_token_rows(lm, text)
+    return L.labels_shifted([r["loss"] for r in rows], *mixtures.shift_check(lm, text))
+
+
+def c3(deadline: float) -> L.Verdict:
+    from labs import mixtures
+
+    cfg = mixtures.MixtureRunConfig(repeat_domain=mixtures.OVERFIT_DOMAIN)
+    ctx = BenchContext(cfg, deadline)
+    mixtures.train_mixture(ctx)
+    return mixtures.overfitting_verdict(ctx.metrics, cfg.repeat_domain)
+
+
+def c5(deadline: float) -> L.Verdict:
+    from labs import classifier
+
+    ctx = BenchContext(classifier.ClassifierConfig(), deadline)
+    out = classifier.train(ctx, chat_model())
+    return L.cost_grows_with_blocks({r["blocks"]: r["seconds_per_epoch"] for r in out["results"]})
+
+
+def c10(deadline: float) -> L.Verdict:
+    from labs.attention import cost
+
+    cfg = cost.CostConfig(variants=("softmax", "linear"))  # the page's lengths and shapes; the two the claim names
+    rows = cost.measure(cfg, "cpu", should_stop=lambda: time.perf_counter() > deadline)
+    if time.perf_counter() > deadline:
+        raise OverBudget()
+    v = L.attention_slopes(cost.fit_slope(rows, "softmax"), cost.fit_slope(rows, "linear"))
+    v.figures["lengths"] = [r["T"] for r in rows if r["variant"] == "softmax" and r.get("prefill_ms")]
+    return v
+
+
+def c12(deadline: float) -> L.Verdict:
+    from labs.attention import memory
+
+    context = 1_000_000  # the page's default context
+    hybrid = memory.CONFIGS["ideal-3to1"]
+    full = memory.ArchConfig("all-mla-24", "24 MLA layers", (memory.mla_layer(hybrid.n_layers),), "baseline")
+    h, f = memory.cache_numbers(hybrid, context), memory.cache_numbers(full, context)
+    v = L.hybrid_cache(1 - h["kv"] / f["kv"], memory.reduction(hybrid, full, context), context)
+    kimi, kimi_base = memory.CONFIGS["kimi-linear"], memory.CONFIGS["kimi-linear-mla"]
+    v.figures["kimi_linear_20_7_reduction"] = memory.reduction(kimi, kimi_base, context)
+    return v
+
+
+def c13(deadline: float) -> L.Verdict:
+    from labs import evaluation as ev
+    from labs.data import benchmarks as bm
+
+    pairs = ev.known_pairs(bm.load_bundled_generative())  # the page's default: known pairs from the bundled Q&A
+    ctx = BenchContext(ev.JudgeConfig(), deadline)
+    rates = ev.run_judge(ctx, chat_model(), pairs)
+    v = L.judge_position_bias(round(rates["position_bias"] * rates["pairs"]), rates["pairs"])
+    v.figures.update({k: rates[k] for k in ("first_slot", "accuracy", "ties") if k in rates})
+    return v
+
+
+NOT_WIRED = ("this benchmark does not run it yet: its default run is not wired into bench_lessons "
+             "(measure it on the {page} page)")
+RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C5": c5, "C10": c10, "C12": c12, "C13": c13}
+
+
+def run_claim(claim_id: str, budget_s: float = BUDGET_S) -> L.Verdict:
+    claim = L.CLAIMS[claim_id]
+    runner = RUNNERS.get(claim_id)
+    t0 = time.perf_counter()
+    if runner is None:
+        verdict = L.not_measured(claim_id, NOT_WIRED.format(page=claim.page))
+    else:
+        try:
+            verdict = runner(t0 + budget_s)
+        except OverBudget:
+            verdict = L.not_measured(claim_id, f"stopped at the time budget of {budget_s:.0f} s before it finished")
+        except Exception as exc:  # a failed run is reported, never turned into a verdict
+            verdict = L.not_measured(claim_id, f"the run failed: {type(exc).__name__}: {exc}")
+    verdict.seconds = round(time.perf_counter() - t0, 2) if runner is not None else None
+    return verdict
+
+
+def load_results(path: Path = RESULTS) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    return {d["id"]: d for d in json.loads(path.read_text())}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="print the claims, one id per line first, and exit")
+    parser.add_argument("--only", nargs="+", metavar="ID", help="run only these claims (e.g. C11)")
+    parser.add_argument("--budget", type=float, default=BUDGET_S, help="seconds per claim before it is stopped")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file (entries of other claims are kept)")
+    args = parser.parse_args(argv)
+    if args.list:
+        for c in L.CLAIMS.values():
+            print(f"{c.id}\t{c.page}: {c.statement}")
+        return []
+    ids = [i.upper() for i in (args.only or L.CLAIMS)]
+    unknown = [i for i in ids if i not in L.CLAIMS]
+    if unknown:
+        parser.error(f"unknown claim(s) {', '.join(unknown)}; --list shows them")
+    results = load_results(args.out)
+    for claim_id in ids:
+        verdict = run_claim(claim_id, args.budget)
+        entry = dict(verdict.to_json(), measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        results[claim_id] = entry
+        print(json.dumps(entry, default=str), flush=True)
+    ordered = [results[c] for c in L.CLAIMS if c in results]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(ordered, indent=2, default=str) + "\n")
+    return ordered
+
+
+if __name__ == "__main__":
+    main()
