@@ -14,6 +14,14 @@ def open_arena(page, app_url):
     wait_idle(page)
 
 
+def join(page, name: str) -> None:
+    """Give a name once per browser session (the vote counts under it)."""
+    page.get_by_label("Name or student id").fill(name)
+    page.get_by_role("button", name="Join").click()
+    page.get_by_text(f"Voting as {name}").first.wait_for()
+    wait_idle(page)
+
+
 def battle_and_vote(page, prompt: str, vote: str) -> None:
     page.get_by_text("Battle settings").first.click()
     # keep the draw to the fast tiny SmolLM2 variants (the tiny Gemma has a 262k vocabulary: slow on a busy CPU)
@@ -39,9 +47,10 @@ def test_two_voters_share_one_leaderboard(browser, app_url):
     voters = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
     try:
         pages = [ctx.new_page() for ctx in voters]
-        for pg in pages:
+        for pg, name in zip(pages, ("Ada", "Grace")):
             pg.set_default_timeout(60_000)
             open_arena(pg, app_url)
+            join(pg, name)
         battle_and_vote(pages[0], "Say <b>hello</b>", "👈 A is better")
         battle_and_vote(pages[1], "Name a colour.", "👉 B is better")
         for pg in pages:
