@@ -4,14 +4,16 @@ per-voter view, removal and action log on the arena page. Every refusal is a mes
 nothing already stored is lost."""
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labs import arena, votes
+from labs import arena, jobs, votes
 
 ROOT = Path(__file__).resolve().parents[2]
 RAG = str(ROOT / "pages" / "50_RAG_playground.py")
@@ -191,3 +193,36 @@ def test_instructor_sees_votes_per_voter_removes_one_and_every_action_is_logged(
     assert list(log["action"])[:5] == ["URL loading off", "close voting", "remove voter", "unlock", "unlock refused"]
     assert all("session" in who for who in log["who"])
     assert all(when for when in log["when"])
+
+
+# ------------------------------------------------------------------------------------------ one run per session
+@dataclasses.dataclass(frozen=True)
+class WaitConfig:
+    nonce: float
+    seed: int = 0
+
+
+def wait_for_stop(ctx):
+    while True:
+        time.sleep(0.05)
+        ctx.log(step=1)  # raises Stopped once Stop is pressed
+
+
+def test_a_second_run_from_the_same_session_is_refused_with_a_message(monkeypatch):
+    monkeypatch.setenv("LLMLAB_RUNS_PER_SESSION", "1")
+    at = AppTest.from_file(str(ROOT / "pages" / "70_Linear_vs_full_attention.py"), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    me = at.session_state["llmlab_session"]
+    first = jobs.submit(WaitConfig(time.time()), wait_for_stop, owner=me, label="My first run")
+    try:
+        at.multiselect(key="attn_cost_variants").set_value(["softmax"])
+        at.button(key="attn_cost_go").click().run()
+        assert not at.exception
+        message = texts(at, "error")
+        assert "You already have a run" in message and "My first run" in message, message
+        assert ("position" in message) or ("running" in message)
+        assert "attn_cost_run" not in at.session_state or at.session_state["attn_cost_run"] is None
+        assert jobs.get(first).active  # the first run is untouched
+    finally:
+        jobs.stop(first)
+        assert jobs.wait(first, 60).status == jobs.STOPPED
