@@ -290,8 +290,8 @@ def address_problem(address: str) -> str | None:
     return f"{address} is {kind}" if kind else None
 
 
-def resolve_public(host: str, port: int) -> str:
-    """The address to connect to for `host`: every address DNS gives must be public, else LoadError."""
+def resolve_public(host: str, port: int) -> list[str]:
+    """The addresses to try for `host`, in DNS order: every address DNS gives must be public, else LoadError."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError) as exc:
@@ -306,22 +306,32 @@ def resolve_public(host: str, port: int) -> str:
             raise LoadError(f"Refused: {host} leads to {problem}. The RAG page only fetches public web pages, "
                             "never addresses inside the server's own network; download the page and upload the "
                             "file instead.")
-    return addresses[0]
+    return addresses
 
 
-def _pinned(cls, address: str):
-    """An http.client connection class that connects to `address` (already checked) whatever the URL's host says,
-    and checks that the socket's peer is that address. TLS still verifies the certificate for the URL's host."""
+def _pinned(cls, addresses: list[str]):
+    """An http.client connection class that connects only to `addresses` (already checked; the first that answers)
+    whatever the URL's host says, and checks the socket's peer. TLS still verifies the certificate for the URL's host."""
+
+    def connect_checked(_hostport, timeout, source=None):
+        error: OSError | None = None
+        for address in addresses:
+            try:
+                sock = socket.create_connection((address, _hostport[1]), timeout, source)
+            except OSError as exc:  # e.g. an IPv6 address on a machine without an IPv6 route: try the next
+                error = exc
+                continue
+            peer = sock.getpeername()[0]
+            if peer.split("%", 1)[0] != address.split("%", 1)[0] or address_problem(peer):
+                sock.close()
+                raise LoadError(f"Refused: the connection went to {peer}, not to the checked address {address}.")
+            return sock
+        raise error or OSError("no address to connect to")
 
     class Pinned(cls):
         def connect(self):
-            self._create_connection = lambda _hostport, timeout, source=None: socket.create_connection(
-                (address, self.port), timeout, source)
+            self._create_connection = connect_checked
             super().connect()
-            peer = self.sock.getpeername()[0]
-            if peer.split("%", 1)[0] != address.split("%", 1)[0] or address_problem(peer):
-                self.sock.close()
-                raise LoadError(f"Refused: the connection went to {peer}, not to the checked address {address}.")
 
     return Pinned
 
@@ -341,13 +351,13 @@ def _fetch_once(url: str, deadline: float, timeout: float) -> tuple[int, dict, b
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
         raise LoadError(f"{url} has an invalid port ({exc}).") from exc
-    address = resolve_public(host, port)
+    addresses = resolve_public(host, port)
     remaining = max(deadline - time.monotonic(), 0.1)
     if scheme == "https":
-        conn = _pinned(http.client.HTTPSConnection, address)(host, port, timeout=min(timeout, remaining),
+        conn = _pinned(http.client.HTTPSConnection, addresses)(host, port, timeout=min(timeout, remaining),
                                                              context=ssl.create_default_context())
     else:
-        conn = _pinned(http.client.HTTPConnection, address)(host, port, timeout=min(timeout, remaining))
+        conn = _pinned(http.client.HTTPConnection, addresses)(host, port, timeout=min(timeout, remaining))
     path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
     try:
         conn.request("GET", path, headers={"User-Agent": "llmlab-rag/1.0", "Accept-Encoding": "identity"})

@@ -193,7 +193,7 @@ def test_connection_goes_to_the_checked_address_only(web, monkeypatch, connectio
 
     # and if the check were somehow skipped, the peer check still refuses an inside address
     monkeypatch.setattr(load, "address_problem", real_problem)
-    monkeypatch.setattr(load, "resolve_public", lambda host, port: "127.0.0.1")
+    monkeypatch.setattr(load, "resolve_public", lambda host, port: ["127.0.0.1"])
     before = list(handler.hits)
     with pytest.raises(load.LoadError, match="the connection went to 127.0.0.1"):
         load.fetch_url(f"http://rebind.example:{port}/", timeout=3)
