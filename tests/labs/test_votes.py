@@ -79,8 +79,8 @@ def store(request, tmp_path):
         url = request.getfixturevalue("postgres_url")
         s = votes.VoteStore(url)
         with s.engine.begin() as conn:  # each test starts from an empty board
-            conn.execute(votes.votes_table.delete())
-            conn.execute(votes.state_table.delete())
+            for table in (votes.votes_table, votes.state_table, votes.removed_table, votes.audit_table):
+                conn.execute(table.delete())
         s = votes.VoteStore(url)
     yield s
     s.dispose()
@@ -130,6 +130,23 @@ def test_voter_cap_closed_voting_and_reset(store):
     store.record(make_vote(6))
     assert [v["battle_id"] for v in store.votes()] == ["battle-6"]
     assert store.voters() == 1
+
+
+def test_votes_per_voter_removal_join_code_and_instructor_log(store):
+    for i in range(3):
+        store.record(make_vote(i, voter="stuffer"))
+    store.record(make_vote(10, "b", voter="ada"))
+    store.record(make_vote(11, "b", voter="ada", blind=False))
+    per = store.votes_per_voter()
+    assert [(r["voter"], r["votes"], r["blind"]) for r in per] == [("stuffer", 3, 3), ("ada", 2, 1)]
+    assert store.remove_voter("stuffer", by="prof") == 3
+    assert store.voters() == 1 and store.count() == 1 and len(store.removed_votes()) == 3
+    assert store.actions()[0]["action"] == "remove voter" and store.actions()[0]["who"] == "prof"
+    code = store.join_code()
+    assert store.join_code_ok(code) and not store.join_code_ok(code + "X")
+    assert store.url_loading()
+    store.set_url_loading(False, by="prof")
+    assert not store.url_loading() and [a["action"] for a in store.actions()][:2] == ["URL loading off", "remove voter"]
 
 
 def test_invalid_votes_are_rejected(store):
