@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, dpo, generation, jobs
+from labs import charts, dpo, generation, jobs, settings
 from labs.data import preferences
 
 ICON = "⚖️"
@@ -87,7 +87,8 @@ def make_your_own(lm) -> None:
     c1, c2 = st.columns(2)
     temperature = c1.slider("Temperature", 0.3, 1.5, 0.9, 0.1, key=f"{P}_own_temp",
                             help="Higher = the two answers differ more.")
-    max_new = c2.slider("Answer length (tokens)", 16, 160, 64, 16, key=f"{P}_own_len",
+    own_top = settings.new_tokens_slider_max(160)  # class mode caps each request
+    max_new = c2.slider("Answer length (tokens)", 16, own_top, min(64, own_top), 16, key=f"{P}_own_len",
                         help="Longer answers take longer to sample (~20 tokens/s on 2 CPU cores).")
     if st.button("Sample two answers", key=f"{P}_own_sample"):
         if not prompt.strip():
@@ -96,7 +97,8 @@ def make_your_own(lm) -> None:
             with ui.friendly_errors("Sampling"), st.spinner("Sampling two answers…"):
                 seeds = random.Random().sample(range(1, 10**6), 2)
                 answers = [generation.generate(lm, prompt.strip(), generation.GenerationConfig(
-                    max_new_tokens=max_new, temperature=temperature, seed=s)).strip() for s in seeds]
+                    max_new_tokens=settings.check_new_tokens(max_new), temperature=temperature, seed=s)).strip()
+                    for s in seeds]
                 st.session_state[f"{P}_candidates"] = {"prompt": prompt.strip(), "a": answers[0], "b": answers[1]}
     cand = st.session_state[f"{P}_candidates"]
     if cand:

@@ -226,3 +226,12 @@ def test_a_second_run_from_the_same_session_is_refused_with_a_message(monkeypatc
     finally:
         jobs.stop(first)
         assert jobs.wait(first, 60).status == jobs.STOPPED
+
+
+def test_class_mode_caps_answer_length_on_the_pages(monkeypatch):
+    monkeypatch.setenv("LLMLAB_CLASS_MODE", "1")
+    at = arena_session()
+    assert at.slider(key="arena_max_tokens").max == 128 and at.slider(key="arena_max_tokens").value <= 128
+    monkeypatch.setenv("LLMLAB_MAX_NEW_TOKENS", "32")
+    at.run()
+    assert at.slider(key="arena_max_tokens").max == 32
