@@ -286,12 +286,14 @@ def load_model(key: str = DEFAULT_CHAT_MODEL, device: str | None = None, dtype: 
 
 
 DECODE_VARIANTS = ("float32", "bfloat16", "int8_weight", "int8_dynamic")
-# Fastest first: the first that passes the quality gate (labs.quality, perplexity within +2 % of float32) is the
-# default. int8_dynamic also quantises activations and fails the gate on SmolLM2 (perplexity about x3), so it is
-# never a candidate; it stays selectable (LLMLAB_DECODE) to show what the gate is for. int8_weight keeps
-# float32's perplexity but torch's weight-only int8 kernel ran slower than float32 on this project's 2-core CPU
-# (bench.bench_models), so it is not a candidate either.
-CPU_CANDIDATES = ("bfloat16",)
+# Candidates for the CPU default, fastest first: the first that passes the quality gate (labs.quality: perplexity
+# within +2 % of float32) becomes the default. Measured on this project's 2-core CPU (bench.bench_models), none
+# earns it: int8_dynamic quantises activations too and multiplies SmolLM2's perplexity by about 3; int8_weight
+# keeps the perplexity but torch's weight-only int8 kernel decodes slower than float32; bfloat16 keeps the
+# perplexity (+0.2 %) but is no faster without AMX, and in a batch its rounding changed 4 of 16 greedy answers
+# (a stream must answer in a batch as alone). So float32 is the CPU default; the variants stay selectable with
+# LLMLAB_DECODE, and a machine where one wins can list it here.
+CPU_CANDIDATES: tuple[str, ...] = ()
 
 
 class Int8WeightLinear(torch.nn.Module):
@@ -338,7 +340,7 @@ def default_decode_variant(device: str | None = None, lm: "LoadedModel | None" =
             raise ModelError(f"LLMLAB_DECODE={forced} is not one of {DECODE_VARIANTS}.")
         return forced
     device = device or settings.device_info().device
-    if device != "cpu" or lm is None or settings.tiny_models():
+    if device != "cpu" or lm is None or settings.tiny_models() or not CPU_CANDIDATES:
         return "float32"
     from labs import quality
 

@@ -106,12 +106,16 @@ def score_variants(lm, variants: tuple[str, ...], max_tokens: int = 4096) -> lis
 def gate_file(lm):
     from labs import models
 
-    return models.cache_dir(lm.key) / "decode_gate.json"
+    # beside the model's cache folder, not in it: the folder's manifest must not change
+    return models.cache_dir(lm.key).parent / f"{lm.key}.decode_gate.json"
 
 
 def choose_default(lm, candidates: tuple[str, ...], max_tokens: int = 2048) -> dict:
     """The first candidate (fastest first) that passes the gate, with its figures; measured once and stored."""
     path = gate_file(lm)
+    if not candidates:
+        return {"variant": "float32", "ppl_ratio": 1.0, "greedy_agreement": 1.0, "candidates": [],
+                "device": lm.device, "gate": GATE, "rows": [], "text": "float32 is the reference"}
     try:
         stored = json.loads(path.read_text())
         if stored.get("candidates") == list(candidates) and stored.get("device") == lm.device:
