@@ -73,8 +73,9 @@ class Request:
     def wants_out(self) -> bool:
         return self.cancelled.is_set() or (self.stop is not None and self.stop.is_set())
 
-    def tokens(self, poll_s: float = 0.1):
-        """Yield token ids as the engine produces them; raises EngineError if the request failed."""
+    def tokens(self, poll_s: float = 0.1, on_wait=None):
+        """Yield token ids as the engine produces them; raises EngineError if the request failed.
+        on_wait(position) is called while the request waits for a place in the batch (position >= 1)."""
         try:
             while True:
                 try:
@@ -82,6 +83,10 @@ class Request:
                 except queue.Empty:
                     if self.wants_out:
                         return
+                    if on_wait is not None and not self.generated:
+                        position = self.position
+                        if position:
+                            on_wait(position)
                     continue
                 if item is _DONE:
                     return

@@ -150,9 +150,13 @@ class Stream:
         self.request.cancel()
 
     def __iter__(self) -> Iterator[str]:
+        return self.pieces()
+
+    def pieces(self, on_wait=None) -> Iterator[str]:
+        """Text pieces of the answer; on_wait(position) is called while it waits for a place in the batch."""
         detok = _Detokenizer(self.lm.tokenizer)
         try:
-            for token in self.request.tokens():
+            for token in self.request.tokens(on_wait=on_wait):
                 piece = detok.push(token)
                 if piece:
                     yield piece
@@ -162,7 +166,9 @@ class Stream:
 
 def open_stream(lm: LoadedModel, prompt: str | Sequence[Message], config: GenerationConfig = GenerationConfig(),
                 stop: threading.Event | None = None, model: torch.nn.Module | None = None) -> Stream:
-    """Validate the prompt (context length) and queue it; the answer arrives by iterating the returned Stream."""
+    """Validate the prompt (context length, the class's cap on new tokens) and queue it; the answer arrives by
+    iterating the returned Stream."""
+    settings.check_new_tokens(config.max_new_tokens)
     ids = encode_prompt(lm, prompt, config.max_new_tokens)
     return Stream(lm, submit_ids(lm, ids, config, stop=stop, model=model))
 
@@ -189,8 +195,8 @@ class LocalBackend:
     def __init__(self, lm: LoadedModel):
         self.lm, self.name = lm, f"local:{lm.key}"
 
-    def stream_chat(self, messages, config):
-        return stream(self.lm, messages, config)
+    def stream_chat(self, messages, config, on_wait=None):
+        return open_stream(self.lm, messages, config).pieces(on_wait=on_wait)
 
 
 class OpenAIBackend:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from labs import generation, models
+from labs import generation, models, settings
 
 _loaded: dict[str, models.LoadedModel] = {}
 _load_lock = threading.Lock()
@@ -56,6 +56,7 @@ async def chat_completions(request: Request):
             max_new_tokens=int(body.get("max_tokens") or body.get("max_completion_tokens") or 128),
             temperature=float(body.get("temperature", 0.7)), top_p=float(body.get("top_p", 1.0)),
             seed=body.get("seed"))
+        settings.check_new_tokens(config.max_new_tokens)
         lm = _model(key)
         generation.encode_prompt(lm, messages, config.max_new_tokens)  # validate before streaming starts
     except (ValueError, models.ModelError) as exc:

@@ -50,11 +50,43 @@ def render(pages) -> None:
     with right:
         st.subheader("Models")
         st.dataframe(model_status_table(), hide_index=True, width="stretch")
+        _decoding()
 
     st.subheader("Try a model")
     if settings.tiny_models():
         st.caption("LLMLAB_TINY_MODELS is on: the models are tiny and randomly initialised (for tests), so answers are noise.")
     _chat()
+
+
+def _decoding() -> None:
+    """The decode variant generation uses, and its quality next to float32 (measured, never typed)."""
+    from labs import quality
+
+    key = st.session_state.get("home_model", models.DEFAULT_CHAT_MODEL)
+    lm = _loaded(key)
+    if lm is None:
+        st.caption("Decoding: the model is loaded on first use.")
+        return
+    gate = models.decode_gate(lm)
+    ratio = gate["ppl_ratio"] if gate and gate.get("variant") == lm.decode else 1.0
+    st.caption(f"**Decoding** `{lm.decode}` · perplexity ×{ratio:.3f} of float32 (gate: ≤ ×{quality.GATE:.2f}) · "
+               f"every chat, battle and answer on this model shares one batched decoder.")
+    if st.button("Measure the fast paths", key="home_measure_variants",
+                 help="Perplexity on standard-library docstrings and greedy agreement with float32 for each decode "
+                      "variant of this model (about a minute on 2 cores). A variant may be the default only within +2 %."):
+        with st.spinner("Scoring each decode variant…"), friendly_errors("Measuring"):
+            st.session_state["home_variant_rows"] = [
+                vars(r) for r in quality.score_variants(lm, models.DECODE_VARIANTS, max_tokens=512)]
+    if st.session_state.get("home_variant_rows"):
+        st.dataframe(st.session_state["home_variant_rows"], hide_index=True, width="stretch")
+
+
+def _loaded(key: str):
+    """The shared model if it is loaded already (the Home page does not load one just to show a caption)."""
+    if settings.tiny_models() or models.cache_state(key) == "ready":
+        with friendly_errors("Loading the model"):
+            return cached_model(key)
+    return None
 
 
 def _chat() -> None:
@@ -68,7 +100,8 @@ def _chat() -> None:
                               help="0 always picks the most likely token; higher is more varied (and more wrong).")
     top_p = c[2].slider("Top-p", 0.1, 1.0, 0.9, 0.05, key="home_top_p",
                         help="Sample only from the smallest set of tokens holding this much probability.")
-    max_tokens = c[3].slider("Max tokens", 16, 512, 128, 16, key="home_max_tokens",
+    top = settings.new_tokens_slider_max(512)
+    max_tokens = c[3].slider("Max tokens", 16, top, min(128, top), 16, key="home_max_tokens",
                              help="Longest answer. About 15–30 tokens per second on a 2-core laptop.")
     seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key="home_seed",
                              help="Same seed and prompt give the same answer.")
@@ -92,7 +125,15 @@ def _chat() -> None:
                 backend = generation.OpenAIBackend(model=key)
             else:
                 backend = generation.LocalBackend(cached_model(key))
-            answer = st.write_stream(backend.stream_chat(history, config))
+            waiting = st.empty()
+
+            def on_wait(position: int) -> None:
+                waiting.caption(f"⏳ The model is serving a full class: you are number {position} in the queue.")
+
+            pieces = (backend.stream_chat(history, config, on_wait=on_wait) if isinstance(backend, generation.LocalBackend)
+                      else backend.stream_chat(history, config))
+            answer = st.write_stream(pieces)
+            waiting.empty()
             if not isinstance(answer, str):
                 answer = "".join(map(str, answer))
             st.session_state["home_messages"] = history + [{"role": "assistant", "content": answer}]
