@@ -53,6 +53,12 @@ def use_threads(kind: str) -> int:
     return n
 
 
+def reset_threads() -> None:
+    """Give this thread the whole budget again (a pooled worker starting new work)."""
+    torch.set_num_threads(CORES)
+    _local.threads = CORES
+
+
 @contextlib.contextmanager
 def busy(kind: str):
     """Mark `kind` work as running (a training run, or an engine with streams) for the others' thread counts."""

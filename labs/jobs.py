@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from labs import settings
+from labs import compute, settings
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
 ACTIVE = (QUEUED, RUNNING)
@@ -134,6 +134,7 @@ class RunContext:
         self.seed = run.seed
         self.artifacts = run.artifacts
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        self._preferred_threads: int | None = None
 
     @property
     def run_id(self) -> str:
@@ -175,7 +176,21 @@ class RunContext:
             if isinstance(value, float) and not math.isfinite(value):
                 raise Diverged(f"The loss became {value} at step {clean['step']}: training diverged. "
                                "Lower the learning rate (or raise warm-up / gradient clipping) and start again.")
+        self._share_cores()
         self.check_stop()
+
+    def _share_cores(self) -> None:
+        """One CPU budget (labs.compute): between steps, take only the training share of the cores while the
+        generation engine is serving streams, and the lab's own thread count again when it is not."""
+        import torch
+
+        from labs import compute
+
+        if self._preferred_threads is None:
+            self._preferred_threads = torch.get_num_threads()  # what the lab chose for itself
+        want = min(self._preferred_threads, compute.threads_for("training"))
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
 
     def save_json(self, name: str, obj: Any) -> Path:
         path = self.artifacts / name
@@ -254,7 +269,9 @@ class JobManager:
         status, reason = FAILED, "The run ended without a result."
         try:
             ctx = RunContext(self, run, config)
-            summary = fn(ctx)
+            compute.reset_threads()  # a pooled worker thread starts each run with the whole budget
+            with compute.busy("training"):
+                summary = fn(ctx)
             status, reason = DONE, ""
             if isinstance(summary, dict):
                 run.summary = json.loads(json.dumps(summary, default=str))

@@ -127,3 +127,40 @@ def test_open_stream_exposes_its_queue_position(tiny):
     assert s.position in (0, 1)
     assert isinstance("".join(s), str)
     assert s.position == 0
+
+
+def test_cpu_budget_splits_cores_only_while_both_are_busy(monkeypatch):
+    from labs import compute
+
+    monkeypatch.setattr(compute, "CORES", 2)
+    monkeypatch.setattr(compute, "_busy", {"generation": 0, "training": 0})  # engines of other tests may still run
+    assert compute.threads_for("generation") == 2 and compute.threads_for("training") == 2
+    assert compute.threads_for("embedding") == 1
+    with compute.busy("training"):
+        assert compute.threads_for("generation") == 1  # the engine leaves the training run its share
+        with compute.busy("generation"):
+            assert compute.threads_for("training") == 1
+    assert compute.threads_for("generation") == 2
+
+
+def test_a_training_run_takes_its_share_while_streams_decode(tiny):
+    from labs import compute, jobs
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Cfg:
+        steps: int = 3
+
+    seen = []
+
+    def train(ctx):
+        for step in range(1, ctx.config.steps + 1):
+            ctx.log(step=step, loss=1.0)
+            seen.append(torch.get_num_threads())
+        return {}
+
+    with compute.busy("generation"):
+        run_id = jobs.submit(Cfg(), train, seed=123)
+        run = jobs.wait(run_id, timeout=60)
+    assert run.status == jobs.DONE
+    assert max(seen) <= max(1, compute.CORES - compute.CORES // 2)
