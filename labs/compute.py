@@ -85,3 +85,14 @@ def slot(kind: str):
 def active(kind: str) -> int:
     with _state:
         return _busy[kind]
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """Run a block with `n` torch threads in this thread, then restore (e.g. one query embedding on 1 thread)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -22,8 +22,9 @@ from typing import Callable, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
+import torch
 
-from labs import settings
+from labs import compute, settings
 from labs.rag.split import Chunk, SplitConfig
 
 DISTANCES = {
@@ -138,10 +139,14 @@ def embed_texts(embedder, texts: Sequence[str], batch_size: int = 32, progress: 
     if not texts:
         return np.zeros((0, embedder.get_sentence_embedding_dimension()), dtype=np.float32)
     out, t0 = [], time.perf_counter()
+    # A query or two is a tiny forward: one thread answers in milliseconds instead of queueing for every core
+    # behind training and generation (labs.compute). Bulk ingest uses this thread's share.
+    n_threads = compute.threads_for("embedding") if len(texts) <= 4 else torch.get_num_threads()
     for start in range(0, len(texts), batch_size):
         batch = [t.strip() or t for t in texts[start:start + batch_size]]
-        out.append(np.asarray(embedder.encode(batch, batch_size=batch_size, convert_to_numpy=True,
-                                              show_progress_bar=False), dtype=np.float32))
+        with compute.threads(n_threads):
+            vecs = embedder.encode(batch, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+        out.append(np.asarray(vecs, dtype=np.float32))
         done = min(start + batch_size, len(texts))
         rate = done / max(time.perf_counter() - t0, 1e-9)
         progress(done / len(texts), f"Embedded {done}/{len(texts)} chunks · {rate:.0f} chunks/s")
