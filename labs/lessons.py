@@ -260,10 +260,22 @@ def rag_beats_no_rag(rag: Sequence[float], no_rag: Sequence[float], hit_hybrid: 
     return Verdict("C9", FAILS if reasons else HOLDS, figure, figures, "; ".join(reasons))
 
 
-def attention_slopes(softmax_slope: float | None, linear_slope: float | None, tolerance: float = 0.4) -> Verdict:
-    """C10. Log-log slopes of prefill time vs length (labs.attention.cost.fit_slope)."""
+def attention_slopes(softmax_slope: float | None, linear_slope: float | None, tolerance: float = 0.4,
+                     times: Mapping[str, Sequence[tuple[int, float]]] | None = None) -> Verdict:
+    """C10. Log-log slopes of prefill time vs length (labs.attention.cost.fit_slope).
+
+    times: {variant: [(length, ms), ...]}. Doing more work cannot take less time, so a time that falls as the
+    length doubles means the machine was busy with something else: the slopes are noise, and the claim is
+    reported as not measured rather than judged."""
     if not _finite(softmax_slope, linear_slope):
         return not_measured("C10", "a slope is missing (too few lengths were timed)")
+    for variant, pts in (times or {}).items():
+        pts = sorted(pts)
+        for (t0, a), (t1, b) in zip(pts, pts[1:]):
+            if b < a:
+                return not_measured("C10", f"the timings are noise: {variant} took {a:.1f} ms at {t0} tokens but "
+                                           f"{b:.1f} ms at {t1}; the CPU was busy with other work — rerun on an "
+                                           "idle machine", softmax_slope=softmax_slope, linear_slope=linear_slope)
     figures = {"softmax_slope": softmax_slope, "linear_slope": linear_slope,
                "softmax_per_doubling": 2 ** softmax_slope, "linear_per_doubling": 2 ** linear_slope}
     figure = (f"softmax slope {softmax_slope:.2f} ({2 ** softmax_slope:.1f}× per doubling), "

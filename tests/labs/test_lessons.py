@@ -81,6 +81,11 @@ def test_c10_attention_slopes():
     assert L.attention_slopes(1.3, 1.0).verdict == L.FAILS
     assert "linear slope" in L.attention_slopes(2.0, 1.6).reason
     assert L.attention_slopes(None, 1.0).verdict == L.NOT_MEASURED
+    clean = {"softmax": [(1024, 10.0), (2048, 40.0), (4096, 160.0)], "linear": [(1024, 5.0), (2048, 10.0)]}
+    assert L.attention_slopes(2.0, 1.0, times=clean).verdict == L.HOLDS
+    busy = {"softmax": [(512, 63.2), (1024, 60.0), (2048, 134.8)]}  # a busy machine: more work, less time
+    noisy = L.attention_slopes(1.4, 0.0, times=busy)
+    assert noisy.verdict == L.NOT_MEASURED and "63.2 ms at 512 tokens but 60.0 ms at 1024" in noisy.reason
 
 
 def test_c11_recall_vs_state():

@@ -123,3 +123,19 @@ def test_a_second_click_while_running_warns_and_keeps_the_run(app):
     assert any("still going" in w.value for w in app.warning)
     jobs.stop(first)
     assert jobs.wait(first, timeout=120).status == "stopped"
+
+
+def test_repeated_domain_run_gets_an_overfitting_verdict_from_its_own_curves(app):
+    from labs import lessons, mixtures
+
+    _small(app, steps=30)
+    app.selectbox(key="mix_repeat_domain").set_value("prose").run()
+    app.slider(key="mix_repeat_kb").set_value(1)
+    app.button(key="mix_train").click().run()
+    run = _wait_and_rerun(app)
+    assert run.status == "done", run.reason
+    verdict = mixtures.overfitting_verdict(run.metrics, "prose")
+    assert verdict.verdict in (lessons.HOLDS, lessons.FAILS)  # 30 steps: either way, computed from this run
+    assert any("(C3)" in m.value for m in app.markdown)
+    assert any(verdict.figure in e.value for e in list(app.success) + list(app.warning))
+    assert mixtures.overfitting_verdict(run.metrics, "").verdict == lessons.NOT_MEASURED
