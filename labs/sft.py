@@ -511,51 +511,25 @@ def prompt_text(lm: LoadedModel, example: Example, template: str) -> str:
     return render(example, template, lm.tokenizer)[0]
 
 
-@torch.inference_mode()
 def stream_answer(lm: LoadedModel, model: torch.nn.Module, prompt: str, config: generation.GenerationConfig,
-                  stop=None, lock=None) -> Iterator[str]:
-    """Stream a continuation of an already-rendered prompt (any template) with a given model.
-
-    Pass lock=lm.lock when `model` is the shared base model (each step then waits its turn with other sessions).
-    """
+                  stop=None) -> Iterator[str]:
+    """Stream a continuation of an already-rendered prompt (any template) with a given model, through that
+    model's batched engine (other sessions' streams share its decode steps)."""
     ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     if len(ids) + config.max_new_tokens > lm.context_length:
         raise ValueError("The prompt is too long for the model's context; shorten it.")
-    device = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
-    stop_ids = generation.eos_ids(lm)
-    detok = generation._Detokenizer(lm.tokenizer)
-    x, cache, produced = torch.tensor([ids], device=device), None, []
-    for _ in range(config.max_new_tokens):
-        if stop is not None and stop.is_set():
-            return
-        with lock if lock is not None else contextlib.nullcontext():
-            out = model(input_ids=x, cache=cache, use_cache=True, logits_to_keep=1)
-        cache = out.cache
-        previous = torch.tensor(ids[-64:] + produced[-64:], dtype=torch.long)
-        token = generation.sample_next(out.logits[0, -1].cpu(), config, gen, previous)
-        if token in stop_ids:
-            return
-        produced.append(token)
-        piece = detok.push(token)
-        if piece:
-            yield piece
-        x = torch.tensor([[token]], device=device)
+    yield from generation.Stream(lm, generation.submit_ids(lm, ids, config, stop=stop, model=model))
 
 
-@torch.inference_mode()
 def greedy_batch(lm: LoadedModel, model: torch.nn.Module, prompts: list[str], max_new_tokens: int) -> list[str]:
-    """Greedy answers to several rendered prompts at once (left padding), decoded to text."""
+    """Greedy answers to several rendered prompts, decoded to text: all join `model`'s engine at once, so they
+    share decode steps (with each other and with anyone else's streams on that model)."""
     tok = lm.tokenizer
-    encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    T = max(len(e) for e in encoded)
-    pid = pad_id(tok)
-    device = next(model.parameters()).device
-    ids = torch.tensor([[pid] * (T - len(e)) + e for e in encoded], device=device)  # (B, T)
-    mask = torch.tensor([[0] * (T - len(e)) + [1] * len(e) for e in encoded], device=device)
-    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                         pad_token_id=pid, eos_token_id=sorted(generation.eos_ids(lm)))
-    return [tok.decode(row[T:], skip_special_tokens=True).strip() for row in out]
+    config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0, repetition_penalty=1.0,
+                                         seed=None)
+    requests = [generation.submit_ids(lm, tok(p, add_special_tokens=False)["input_ids"], config, model=model)
+                for p in prompts]
+    return [tok.decode(list(r.tokens()), skip_special_tokens=True).strip() for r in requests]
 
 
 FORMAT = re.compile(r"^\s*TL;DR:[^\n]*\S[^\n]*\n\s*- \S")  # the bundled set's answer card: TL;DR line, then a bullet
@@ -583,11 +557,7 @@ def task_score(lm: LoadedModel, tuned: torch.nn.Module, examples: list[Example],
     """Held-out prompts answered greedily by the base (adapter off) and the tuned model, scored automatically."""
     prompts = [prompt_text(lm, ex, template) for ex in examples]
     with base_side(lm, tuned) as base:
-        if base is lm.model:
-            with lm.lock:
-                before = greedy_batch(lm, base, prompts, max_new_tokens)
-        else:
-            before = greedy_batch(lm, base, prompts, max_new_tokens)
+        before = greedy_batch(lm, base, prompts, max_new_tokens)
     after = greedy_batch(lm, tuned, prompts, max_new_tokens)
     rows = [{"instruction": ex.instruction, "input": ex.input, "reference": ex.output, "before": b, "after": a,
              "format_before": follows_format(b), "format_after": follows_format(a),

@@ -244,7 +244,7 @@ def instruction_tab() -> None:
                 left, right = st.columns(2)
                 with left:
                     st.markdown("**Before** — base model (adapter off)")
-                    st.write_stream(sft.stream_answer(lm, lm.model, prompt, gen_cfg, lock=lm.lock))
+                    st.write_stream(sft.stream_answer(lm, lm.model, prompt, gen_cfg))
                 with right:
                     st.markdown("**After** — fine-tuned")
                     st.write_stream(sft.stream_answer(lm, tuned, prompt, gen_cfg))

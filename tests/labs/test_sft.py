@@ -142,7 +142,7 @@ def test_before_side_really_has_the_adapter_off(tiny, trained_run):
     # the streaming "before" column uses the shared base model itself
     cfg = sft.generation.GenerationConfig(max_new_tokens=5, temperature=0)
     prompt = sft.prompt_text(tiny, EX, "chat")
-    before = "".join(sft.stream_answer(tiny, tiny.model, prompt, cfg, lock=tiny.lock))
+    before = "".join(sft.stream_answer(tiny, tiny.model, prompt, cfg))
     assert before == sft.generation.generate(tiny, EX.messages(), cfg)
 
 
