@@ -501,21 +501,22 @@ class GenerativeConfig:
 
 def run_generative(ctx, lm: models.LoadedModel, rows: Sequence[dict]) -> dict:
     """Step function: greedy answers to each prompt, scored three ways."""
-    from labs.generation import GenerationConfig, generate
+    from labs.generation import GenerationConfig, generate_many
 
     cfg: GenerativeConfig = ctx.config
     model = model_for(lm, cfg.adapter)
     gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0, seed=cfg.seed, repetition_penalty=1.0)
     ctx.set_total(len(rows))
     out = []
+    answers = generate_many(lm, [row["prompt"] for row in rows], gen, model=None if model is lm.model else model)
     try:
-        for i, row in enumerate(rows, 1):
-            text = generate(lm, row["prompt"], gen, model=None if model is lm.model else model)
+        for i, (row, text) in enumerate(zip(rows, answers), 1):  # all prompts decode together, in one batch
             out.append(dict(row, output=text, **score_generation(text, row, cfg.extract_regex)))
             n = len(out)
             ctx.log(step=i, exact_match=sum(r["exact_match"] for r in out) / n,
                     contains=sum(r["contains"] for r in out) / n, regex=sum(r["regex"] for r in out) / n)
     finally:
+        answers.close()  # Stop: the rest leave the batch
         ctx.save_json("generations.json", out)
     n = len(out)
     return {m: sum(r[m] for r in out) / n for m in ("exact_match", "contains", "regex")}
@@ -696,7 +697,7 @@ class DiversityConfig:
 
 
 def run_diversity(ctx, lm: models.LoadedModel, embed: Callable[[list[str]], object] | None = None) -> dict:
-    from labs.generation import GenerationConfig, generate
+    from labs.generation import GenerationConfig, generate_many
 
     cfg: DiversityConfig = ctx.config
     temps = sorted(cfg.temperatures)
@@ -705,10 +706,11 @@ def run_diversity(ctx, lm: models.LoadedModel, embed: Callable[[list[str]], obje
     try:
         for t in temps:
             texts = []
-            for j in range(cfg.samples):
-                gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=t, top_p=1.0, top_k=0,
-                                       seed=cfg.seed * 1000 + j, repetition_penalty=1.0)
-                texts.append(generate(lm, cfg.prompt, gen))
+            gens = [GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=t, top_p=1.0, top_k=0,
+                                     seed=cfg.seed * 1000 + j, repetition_penalty=1.0) for j in range(cfg.samples)]
+            # every sample of one temperature decodes in one batch; each keeps its own seed
+            for j, text in enumerate(generate_many(lm, [cfg.prompt] * cfg.samples, gens)):
+                texts.append(text)
                 step += 1
                 if j < cfg.samples - 1:
                     ctx.log(step=step, temperature=t)

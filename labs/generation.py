@@ -179,6 +179,32 @@ def stream(lm: LoadedModel, prompt: str | Sequence[Message], config: GenerationC
     yield from open_stream(lm, prompt, config, stop=stop, model=model)
 
 
+def generate_many(lm: LoadedModel, prompts: Sequence, config: GenerationConfig | Sequence[GenerationConfig],
+                  model: torch.nn.Module | None = None, window: int | None = None) -> Iterator[str]:
+    """The answers to many prompts, in order, decoded together: up to `window` of them share each decode step.
+    `config` is one for all, or one per prompt (e.g. different seeds). Closing the iterator cancels the rest."""
+    import collections
+
+    configs = list(config) if isinstance(config, (list, tuple)) else [config] * len(prompts)
+    window = window or settings.max_streams()
+    pending: collections.deque[Stream] = collections.deque()
+    queued = iter(zip(prompts, configs))
+    try:
+        for prompt, cfg in queued:
+            pending.append(open_stream(lm, prompt, cfg, model=model))
+            if len(pending) >= window:
+                break
+        while pending:
+            answer = "".join(pending.popleft())
+            nxt = next(queued, None)
+            if nxt is not None:
+                pending.append(open_stream(lm, nxt[0], nxt[1], model=model))
+            yield answer
+    finally:
+        for s in pending:
+            s.cancel()
+
+
 def generate(lm: LoadedModel, prompt, config: GenerationConfig = GenerationConfig(), **kw) -> str:
     return "".join(stream(lm, prompt, config, **kw))
 

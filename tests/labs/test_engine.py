@@ -164,3 +164,10 @@ def test_a_training_run_takes_its_share_while_streams_decode(tiny):
         run = jobs.wait(run_id, timeout=60)
     assert run.status == jobs.DONE
     assert max(seen) <= max(1, compute.CORES - compute.CORES // 2)
+
+
+def test_generate_many_keeps_order_and_equals_one_at_a_time(tiny):
+    cfgs = [GenerationConfig(max_new_tokens=10, temperature=0.8, seed=s) for s in range(5)]
+    prompts = ["Hello", "Tell me a story", "2+2?", "Why?", "Name a colour"]
+    expected = [generation.generate(tiny, p, c) for p, c in zip(prompts, cfgs)]
+    assert list(generation.generate_many(tiny, prompts, cfgs, window=2)) == expected
