@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from labs import generation, settings, votes
+from labs import backends, models, settings, votes
 from labs.data import asset
 from labs.generation import GenerationConfig
 from labs.models import LoadedModel, ModelError
@@ -78,8 +78,15 @@ BUILT_IN = (
 
 
 def contenders(include_adapters: bool = True) -> list[Contender]:
-    """The built-in contenders plus every adapter saved by the SFT, preference and LoRA pages."""
+    """The built-in contenders, one per model of the models file (local or endpoint), and every adapter saved by
+    the SFT, preference and LoRA pages."""
     found = list(BUILT_IN)
+    for s in models.generators():
+        if s.is_user:
+            found.append(Contender(s.display_name, s.key, 0.7, prompt_style="chat" if s.prompt_format == "chat" else "qa",
+                                   description=f"{s.display_name} from the models file ("
+                                               + (f"endpoint {s.location}" if s.is_endpoint else f"{s.source} {s.location}")
+                                               + "), default sampling settings."))
     if include_adapters:
         try:
             from labs import adapters
@@ -234,7 +241,7 @@ class Battle:
             return row
 
 
-ModelLoader = Callable[[str], LoadedModel]
+ModelLoader = Callable[[str], "LoadedModel | backends.Endpoint"]  # key -> local model or endpoint
 
 _battles: "OrderedDict[str, Battle]" = OrderedDict()
 _battles_lock = threading.Lock()
@@ -260,15 +267,17 @@ def adapter_module(lm: LoadedModel, path: str):
         return module
 
 
-def _generate_into(battle: Battle, answer: Answer, lm: LoadedModel) -> None:
+def _generate_into(battle: Battle, answer: Answer, lm: "backends.Target") -> None:
+    """`lm`: the contender's shared local model, or its endpoint (a server that is down fails this answer, and a
+    failed battle cannot be voted on, so nothing is recorded)."""
     c = answer.contender
     t0 = time.perf_counter()
     try:
-        module = adapter_module(lm, c.adapter_path) if c.adapter_path else None
+        module = adapter_module(backends.require_local(lm, "given an adapter"), c.adapter_path) if c.adapter_path else None
         stops = QA_STOPS if c.prompt_style == "qa" else ()
         text = ""
-        for piece in generation.stream(lm, c.render(battle.prompt), c.config(battle.max_new_tokens, battle.seed),
-                                       stop=battle.stop_event, model=module):
+        for piece in backends.stream(lm, c.render(battle.prompt), c.config(battle.max_new_tokens, battle.seed),
+                                     stop=battle.stop_event, model=module):
             text += piece
             cut = min((text.find(s) for s in stops if s in text), default=-1)
             with battle.lock:

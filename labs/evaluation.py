@@ -499,16 +499,23 @@ class GenerativeConfig:
                 raise ValueError(f"The extraction regex is invalid ({exc}).") from None
 
 
-def run_generative(ctx, lm: models.LoadedModel, rows: Sequence[dict]) -> dict:
-    """Step function: greedy answers to each prompt, scored three ways."""
-    from labs.generation import GenerationConfig, generate_many
+def run_generative(ctx, lm, rows: Sequence[dict]) -> dict:
+    """Step function: greedy answers to each prompt, scored three ways. `lm`: a local model or an endpoint."""
+    from labs import backends
+    from labs.generation import GenerationConfig
 
     cfg: GenerativeConfig = ctx.config
-    model = model_for(lm, cfg.adapter)
+    if backends.is_endpoint(lm):
+        if cfg.adapter:
+            backends.require_local(lm, "given an adapter")
+        model = None
+    else:
+        model = model_for(lm, cfg.adapter)
+        model = None if model is lm.model else model
     gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0, seed=cfg.seed, repetition_penalty=1.0)
     ctx.set_total(len(rows))
     out = []
-    answers = generate_many(lm, [row["prompt"] for row in rows], gen, model=None if model is lm.model else model)
+    answers = backends.generate_many(lm, [row["prompt"] for row in rows], gen, model=model)
     try:
         for i, (row, text) in enumerate(zip(rows, answers), 1):  # all prompts decode together, in one batch
             out.append(dict(row, output=text, **score_generation(text, row, cfg.extract_regex)))
@@ -531,9 +538,12 @@ JUDGE_PROMPT = ("You are a strict judge. Which response answers the question bet
 
 
 def combine_orders(pick_ab: int, pick_ba: int) -> str:
-    """Verdict from two judgments: (A shown first) and (B shown first); picks are slots 1 or 2.
+    """Verdict from two judgments: (A shown first) and (B shown first); picks are slots 1 or 2 (0 = the judge
+    named neither, which only a judge that writes text can do; that pair is a tie).
     A wins only if chosen in both orders, B likewise; a judge that changes its mind when the order flips is
     showing position bias, and that counts as a tie (MT-Bench's conservative rule)."""
+    if 0 in (pick_ab, pick_ba):
+        return "tie"
     a_wins_ab, a_wins_ba = pick_ab == 1, pick_ba == 2
     if a_wins_ab and a_wins_ba:
         return "A"
@@ -542,11 +552,30 @@ def combine_orders(pick_ab: int, pick_ba: int) -> str:
     return "tie"
 
 
-def judge_once(judge: models.LoadedModel, question: str, first: str, second: str) -> tuple[int, float]:
-    """(slot picked, P(slot 1) renormalised over {1, 2}): the judge's next-token log-likelihood of '1' vs '2'."""
+def judge_by_text(judge, text: str) -> tuple[int, float]:
+    """A judge behind an endpoint gives no probabilities: it writes its verdict (greedy, a few tokens) and the
+    first '1' or '2' in it is the pick; P(slot 1) is then 1, 0, or NaN when it named neither (pick 0)."""
+    from labs import backends
+    from labs.generation import GenerationConfig
+
+    reply = backends.generate(judge, text, GenerationConfig(max_new_tokens=8, temperature=0.0, seed=0,
+                                                            repetition_penalty=1.0))
+    found = re.search(r"[12]", reply)
+    if not found:
+        return 0, float("nan")
+    pick = int(found.group())
+    return pick, 1.0 if pick == 1 else 0.0
+
+
+def judge_once(judge, question: str, first: str, second: str) -> tuple[int, float]:
+    """(slot picked, P(slot 1) renormalised over {1, 2}): the judge's next-token log-likelihood of '1' vs '2'
+    (a local judge), or the number it writes (an endpoint: judge_by_text)."""
+    from labs import backends
     from labs.generation import render_prompt
 
     text = JUDGE_PROMPT.format(question=question, first=first, second=second)
+    if backends.is_endpoint(judge):
+        return judge_by_text(judge, text)
     chat = judge.spec.prompt_format == "chat"
     context = render_prompt(judge, text) if chat else text + "\nBetter response:"
     sep = "" if chat else " "
@@ -574,7 +603,7 @@ def judge_biases(records: Sequence[dict]) -> dict:
     n = len(records)
     if not n:
         return {}
-    same_slot = sum(r["pick_ab"] == r["pick_ba"] for r in records)
+    same_slot = sum(r["pick_ab"] == r["pick_ba"] != 0 for r in records)
     first = sum((r["pick_ab"] == 1) + (r["pick_ba"] == 1) for r in records)
     decided = [r for r in records if r["verdict"] != "tie" and len(r["a"]) != len(r["b"])]
     longer_won = sum((r["verdict"] == "A") == (len(r["a"]) > len(r["b"])) for r in decided)
@@ -696,8 +725,10 @@ class DiversityConfig:
             raise ValueError("max_new_tokens must be between 4 and 200.")
 
 
-def run_diversity(ctx, lm: models.LoadedModel, embed: Callable[[list[str]], object] | None = None) -> dict:
-    from labs.generation import GenerationConfig, generate_many
+def run_diversity(ctx, lm, embed: Callable[[list[str]], object] | None = None) -> dict:
+    """`lm`: a local model (samples of one temperature decode in one batch) or an endpoint (one after another)."""
+    from labs.backends import generate_many
+    from labs.generation import GenerationConfig
 
     cfg: DiversityConfig = ctx.config
     temps = sorted(cfg.temperatures)

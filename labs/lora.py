@@ -28,7 +28,11 @@ ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_TARGETS = ("gate_proj", "up_proj", "down_proj")
 ALL_TARGETS = ATTENTION_TARGETS + MLP_TARGETS
 TARGET_NAMES = {"q_proj": "W_q", "k_proj": "W_k", "v_proj": "W_v", "o_proj": "W_o",
-                "gate_proj": "W_gate", "up_proj": "W_up", "down_proj": "W_down"}
+                "gate_proj": "W_gate", "up_proj": "W_up", "down_proj": "W_down",
+                # other families' names for the same matrices (models.LORA_TARGETS)
+                "qkv_proj": "W_qkv", "c_attn": "W_qkv", "query_key_value": "W_qkv", "dense": "W_o",
+                "c_proj": "W_o / W_down", "gate_up_proj": "W_gate+up", "fc1": "W_up", "fc2": "W_down",
+                "c_fc": "W_up", "dense_h_to_4h": "W_up", "dense_4h_to_h": "W_down"}
 RANK_CHOICES = (1, 2, 4, 8, 16, 64)  # the paper's Table 6 uses r ∈ {1, 2, 4, 8, 64}
 # init_lora_weights values that run on a CPU in seconds (PiSSA/OLoRA do an SVD/QR of W0 at init).
 INIT_CHOICES = ("gaussian", "default", "pissa_niter_4", "olora")
@@ -54,15 +58,28 @@ class Architecture:
 
 
 def architecture_of(model: torch.nn.Module, name: str = "model", source: str = "the model's modules") -> Architecture:
-    """Read the projection shapes from a live (or meta-device) model; layers are `...layers.<i>.<...>.<target>`."""
+    """Read the projection shapes from a live (or meta-device) model; layers are `...layers.<i>.<...>.<target>`
+    (`...h.<i>...` in GPT-2). The target names are the architecture's own (models.lora_targets)."""
+    import re
+
+    attention, mlp = models.lora_targets(model)
+    names = attention + mlp
     matrices: dict[str, tuple[int, int]] = {}
     layer_ids = set()
     for mod_name, module in model.named_modules():
         leaf = mod_name.rsplit(".", 1)[-1]
-        if isinstance(module, torch.nn.Linear) and leaf in ALL_TARGETS and ".layers." in mod_name:
-            layer_ids.add(int(mod_name.split(".layers.")[1].split(".")[0]))
-            matrices.setdefault(leaf, (module.out_features, module.in_features))
-    ordered = {t: matrices[t] for t in ALL_TARGETS if t in matrices}
+        block = re.search(r"\.(?:layers|h|blocks)\.(\d+)\.", mod_name)
+        if leaf not in names or block is None:
+            continue
+        if isinstance(module, torch.nn.Linear):
+            shape = (module.out_features, module.in_features)
+        elif type(module).__name__ == "Conv1D":  # GPT-2 stores W transposed: weight is (in, out)
+            shape = (module.weight.shape[1], module.weight.shape[0])
+        else:
+            continue
+        layer_ids.add(int(block.group(1)))
+        matrices.setdefault(leaf, shape)
+    ordered = {t: matrices[t] for t in names if t in matrices}
     return Architecture(name, len(layer_ids), ordered, sum(p.numel() for p in model.parameters()), source)
 
 
@@ -357,9 +374,10 @@ class LoraRunConfig:
             raise ValueError(f"Unknown task '{self.task}'. Choose from: {', '.join(TASKS)}.")
         if not self.targets:
             raise ValueError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
-        unknown = [t for t in self.targets if t not in ALL_TARGETS]
+        # Names depend on the architecture (models.lora_targets); validate_rank_targets checks them on the model.
+        unknown = [t for t in self.targets if not (isinstance(t, str) and t.isidentifier())]
         if unknown:
-            raise ValueError(f"Unknown target matrices {unknown}; choose from {', '.join(ALL_TARGETS)}.")
+            raise ValueError(f"Target matrices are module names such as {', '.join(ALL_TARGETS[:4])}; got {unknown}.")
         if not 1 <= self.r <= 1024:
             raise ValueError("The rank r must be between 1 and 1024 (r = 0 would be no update at all).")
         if self.alpha <= 0:

@@ -39,9 +39,10 @@ class LoraSettings:
             raise ValueError("LoRA dropout must be in [0, 1).")
         if not self.targets:
             raise ValueError("Pick at least one target matrix for LoRA (e.g. q_proj and v_proj).")
-        unknown = [t for t in self.targets if t not in LLAMA_TARGETS]
+        # The names depend on the architecture (models.lora_targets); PEFT says which one a model lacks.
+        unknown = [t for t in self.targets if not (isinstance(t, str) and t.isidentifier())]
         if unknown:
-            raise ValueError(f"Unknown LoRA targets {unknown}; choose from {list(LLAMA_TARGETS)}.")
+            raise ValueError(f"LoRA targets must be module names such as {list(LLAMA_TARGETS)[:4]}; got {unknown}.")
 
     def peft_config(self):
         from peft import LoraConfig, TaskType

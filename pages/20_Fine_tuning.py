@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, classifier, generation, jobs, sft, training
+from labs import charts, classifier, generation, jobs, models, sft, training
 from labs.data import instructions
 
 ICON = "🎓"
@@ -33,7 +33,8 @@ ui.page_header(
 ui.init_state(P, run_id=None, clf_run_id=None, compare=None)
 
 lm = ui.model_picker(P, help="SmolLM2-135M-Instruct already chats, so the change you teach is only the answer style. "
-                             "Gemma-3-270M is a base model: use the Alpaca or plain template with it.")
+                             "Gemma-3-270M is a base model: use the Alpaca or plain template with it. Models from "
+                             "your models file are listed too.", training=True)
 model_key = lm.key
 
 n_layers = len(training.decoder_layers(lm.model))
@@ -124,15 +125,21 @@ def instruction_tab() -> None:
     mode = c1.radio("Mode", list(sft.MODES), format_func=sft.MODES.get, key=f"{P}_mode",
                     help="LoRA trains small low-rank matrices beside frozen weights (PEFT); last-N trains only the "
                          "top blocks; full trains everything (slowest, most memory).")
-    lora_r, lora_alpha, targets, last_n = 8, 16.0, ("q_proj", "k_proj", "v_proj", "o_proj"), 2
+    attention_targets, mlp_targets = models.lora_targets(lm.model)  # named by the model's architecture
+    lora_r, lora_alpha, targets, last_n = 8, 16.0, attention_targets, 2
     if mode == "lora":
         lora_r = c2.select_slider("LoRA rank r", [1, 2, 4, 8, 16, 32, 64], value=8, key=f"{P}_lora_r",
                                   help="Rank of the update B·A; trainable parameters grow linearly with r.")
         lora_alpha = c2.number_input("LoRA alpha", 1.0, 512.0, 16.0, key=f"{P}_lora_alpha",
                                      help="The update is scaled by alpha / r.")
-        targets = tuple(c2.multiselect("Target matrices", list(training.LLAMA_TARGETS), default=list(targets),
+        options = list(attention_targets + mlp_targets)
+        if any(t not in options for t in st.session_state.get(f"{P}_lora_targets", [])):
+            st.session_state.pop(f"{P}_lora_targets")  # another architecture names its matrices differently
+        targets = tuple(c2.multiselect("Target matrices", options, default=list(targets),
                                        key=f"{P}_lora_targets",
-                                       help="Which weight matrices get adapters (attention only is cheapest)."))
+                                       help="Which weight matrices get adapters (attention only is cheapest). The "
+                                            f"names are {lm.model.config.model_type}'s: attention "
+                                            f"{', '.join(attention_targets)}; MLP {', '.join(mlp_targets) or '–'}."))
     elif mode == "last_n":
         last_n = c2.slider("Trainable last blocks", 1, n_layers, min(2, n_layers), key=f"{P}_last_n",
                            help=f"Of the model's {n_layers} blocks, train only the top N (plus the final norm).")
@@ -196,6 +203,9 @@ def instruction_tab() -> None:
             st.error("Pick at least one LoRA target matrix.")
         else:
             with ui.friendly_errors("Starting the run"):
+                # The trained copy sits next to the shared model: refuse, with the numbers, what will not fit.
+                models.require_memory(lm.key, "full" if mode == "full" else "lora", params=lm.num_parameters(),
+                                      dtype=lm.dtype, device=lm.device)
                 fn = functools.partial(sft.train, lm=lm, train_examples=train_examples, heldout=heldout)
                 st.session_state[f"{P}_run_id"] = jobs.submit(config, fn, owner=ui.session_id(), label="SFT")
                 st.session_state[f"{P}_compare"] = None

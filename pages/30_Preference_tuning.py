@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, dpo, generation, jobs, settings
+from labs import backends, charts, dpo, generation, jobs, models, settings
 from labs.data import preferences
 
 ICON = "⚖️"
@@ -84,6 +84,9 @@ def make_your_own(lm) -> None:
                 "The pair joins **My pairs** for this browser session.")
     prompt = st.text_input("Prompt", key=f"{P}_own_prompt", placeholder="What should I look for in a new phone?",
                            help="Anything you would ask an assistant.")
+    writer_key = ui.generator_picker("Model that writes the answers", f"{P}_own_model", default=lm.key,
+                                     help="The model being tuned (default), another local model, or an endpoint "
+                                          "from your models file: any of them can propose the two answers.")
     c1, c2 = st.columns(2)
     temperature = c1.slider("Temperature", 0.3, 1.5, 0.9, 0.1, key=f"{P}_own_temp",
                             help="Higher = the two answers differ more.")
@@ -96,7 +99,8 @@ def make_your_own(lm) -> None:
         else:
             with ui.friendly_errors("Sampling"), st.spinner("Sampling two answers…"):
                 seeds = random.Random().sample(range(1, 10**6), 2)
-                answers = [generation.generate(lm, prompt.strip(), generation.GenerationConfig(
+                writer = lm if writer_key == lm.key else ui.cached_target(writer_key)
+                answers = [backends.generate(writer, prompt.strip(), generation.GenerationConfig(
                     max_new_tokens=settings.check_new_tokens(max_new), temperature=temperature, seed=s)).strip()
                     for s in seeds]
                 st.session_state[f"{P}_candidates"] = {"prompt": prompt.strip(), "a": answers[0], "b": answers[1]}
@@ -195,7 +199,8 @@ def live_commentary(run: jobs.Run) -> None:
 
 # -- page --------------------------------------------------------------------------------------------------------------
 lm = ui.model_picker(P, help="SmolLM2-135M-Instruct (default) already chats; DPO nudges its style. Gemma-3-270M is a "
-                             "base model and sees plain prompts.")
+                             "base model and sees plain prompts. Models from your models file are listed too.",
+                     training=True)
 model_key = lm.key
 
 st.subheader("1 · Preference data")
@@ -256,6 +261,7 @@ if st.button("Train", type="primary", key=f"{P}_train", disabled=config is None,
         st.warning("A run is already going: wait for it or press Stop before starting another.")
     else:
         with ui.friendly_errors("Starting the run"):
+            models.require_memory(lm.key, "lora", params=lm.num_parameters(), dtype=lm.dtype, device=lm.device)
             fn = functools.partial(dpo.train, lm=lm, train_pairs=train_pairs, heldout_pairs=heldout_pairs)
             st.session_state[f"{P}_run_id"] = jobs.submit(config, fn, owner=ui.session_id(), label="DPO")
 

@@ -23,7 +23,20 @@ ui.page_header(
 )
 ui.init_state("lora", sweep_ids=[], which_ids=[], merge_result=None, message=None)
 me = ui.session_id()
-TARGET_LABELS = {t: f"{lora.TARGET_NAMES[t]} ({t})" for t in lora.ALL_TARGETS}
+def target_label(t: str) -> str:
+    return f"{lora.TARGET_NAMES.get(t, t)} ({t})"
+
+
+def _target_options(key: str, arch: lora.Architecture) -> list[str]:
+    """The chosen model's own matrix names; a selection from another architecture is reset."""
+    options = list(arch.matrices)
+    if any(t not in options for t in st.session_state.get(key, [])):
+        st.session_state.pop(key)
+    return options
+
+
+def _default_targets(options: list[str]) -> list[str]:
+    return [t for t in ("q_proj", "v_proj") if t in options] or options[:1]
 
 
 @st.cache_data(show_spinner=False)
@@ -62,13 +75,20 @@ with tab_calc:
     st.markdown("Each adapted matrix W0 ∈ ℝ^{d×k} gets A (r×k) and B (d×r): **r (d + k)** trainable numbers "
                 "instead of d·k. Nothing is trained here; the shapes come from the model's config.")
     c = st.columns([2, 3, 1, 1])
-    source = c[0].selectbox("Model", ["smollm2-135m-instruct", "gemma3-270m", "gpt-like"], key="lora_calc_model",
+    source = c[0].selectbox("Model", [m.key for m in models.causal_models()] + ["gpt-like"], key="lora_calc_model",
                             format_func=lambda k: "GPT-3-like (enter dimensions)" if k == "gpt-like"
                             else models.spec(k).display_name,
-                            help="The two local models read their exact shapes from config.json; GPT-3-like "
-                                 "builds a transformer from its width and depth.")
-    calc_targets = c[1].multiselect("Matrices to adapt", list(lora.ALL_TARGETS), default=["q_proj", "v_proj"],
-                                    key="lora_calc_targets", format_func=TARGET_LABELS.get,
+                            help="Local models (packaged and from your models file) read their exact shapes from "
+                                 "config.json; GPT-3-like builds a transformer from its width and depth.")
+    try:
+        calc_arch = None if source == "gpt-like" else _architecture(source)
+    except (models.ModelError, OSError, ValueError) as exc:
+        st.error(f"Reading the shapes of {models.spec(source).display_name} did not work: {exc}")
+        st.stop()
+    calc_options = list(lora.ALL_TARGETS[:4]) + ["up_proj", "down_proj"] if calc_arch is None else \
+        _target_options("lora_calc_targets", calc_arch)
+    calc_targets = c[1].multiselect("Matrices to adapt", calc_options, default=_default_targets(calc_options),
+                                    key="lora_calc_targets", format_func=target_label,
                                     help="The paper adapts only the attention query and value projections.")
     calc_r = c[2].number_input("Rank r", 0, 100_000, 4, key="lora_calc_r",
                                help="Rank of ΔW = BA. The paper finds r = 1–8 already works for GPT-3.")
@@ -137,7 +157,12 @@ def training_settings() -> dict:
         c = st.columns(4)
         model_key = c[0].selectbox("Model", [m.key for m in models.causal_models()], key="lora_model",
                                    format_func=lambda k: models.spec(k).display_name,
-                                   help="SmolLM2 (chat) is the default; Gemma-3-270M is a base model and slower.")
+                                   help="SmolLM2 (chat) is the default; Gemma-3-270M is a base model and slower. "
+                                        "Local models from your models file are listed too.")
+        endpoints = [m.display_name for m in models.generators() if m.is_endpoint]
+        if endpoints:
+            st.caption(f"Not listed: {', '.join(endpoints)} (endpoints): training changes the weights, and a server "
+                       "only sends back text.")
         last_layers = c[1].number_input("Adapt the last N layers (0 = all)", 0, 64, 8, key="lora_last_layers",
                                         help="Fewer adapted layers = shorter backward pass. 8 keeps a 3-rank "
                                              "sweep near two minutes on a 2-core CPU.")
@@ -258,8 +283,11 @@ with tab_sweep:
     sweep_ranks = c[0].multiselect("Ranks", list(lora.RANK_CHOICES), default=[1, 8, 64], key="lora_ranks",
                                    help="One background run per rank, one after another. r = 8 and r = 64 feed "
                                         "the subspace-similarity view in 'Inside ΔW'.")
-    sweep_targets = c[1].multiselect("Matrices", list(lora.ALL_TARGETS), default=["q_proj", "v_proj"],
-                                     key="lora_targets", format_func=TARGET_LABELS.get,
+    sweep_options = list(lora.ALL_TARGETS)
+    with ui.friendly_errors("Reading the model's matrices"):
+        sweep_options = _target_options("lora_targets", training_architecture(common["model_key"]))
+    sweep_targets = c[1].multiselect("Matrices", sweep_options, default=_default_targets(sweep_options),
+                                     key="lora_targets", format_func=target_label,
                                      help="Where the adapters go. Matrices the model lacks are refused.")
     if st.button("Train the sweep", key="lora_sweep_go", type="primary"):
         with ui.friendly_errors("Starting the sweep"):

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import generation, jobs, settings, votes
+from labs import backends, generation, jobs, models, settings, votes
 from labs.rag import charts as rag_charts
 from labs.rag import evaluate, generate, load, retrieve, split, store
 
@@ -59,12 +59,22 @@ def _read_upload(name: str, data: bytes) -> list[load.Document]:
 
 @st.cache_data(show_spinner="Splitting…", max_entries=16)
 def _split(corpus_id: str, _docs: tuple[load.Document, ...], config: split.SplitConfig) -> list[split.Chunk]:
-    length = split.token_length(ui.cached_embedder().tokenizer) if config.unit == "tokens" else split.char_length
+    length = split.token_length(_embedder().tokenizer) if config.unit == "tokens" else split.char_length
     return split.split_documents(list(_docs), config, length)
 
 
+def _embedder_key() -> str:
+    """The embedding model picked in 3 · Embed & store (all-MiniLM-L6-v2 unless the models file adds others)."""
+    key = st.session_state.get("rag_embedder", models.EMBEDDING_MODEL)
+    return key if key in {s.key for s in models.embedding_models()} else models.EMBEDDING_MODEL
+
+
+def _embedder():
+    return ui.cached_embedder(_embedder_key())
+
+
 def _index_key(corpus: str, config: split.SplitConfig, distance: str) -> str:
-    return store.collection_name(corpus, config, distance)
+    return store.collection_name(store.corpus_for(corpus, _embedder_key()), config, distance)
 
 
 def _linked(answer: str, k: int) -> str:
@@ -185,6 +195,12 @@ with tab_split:
 
 # --------------------------------------------------------------------------------------------- 3 · embed & store
 with tab_store:
+    embedders = [s.key for s in models.embedding_models()]
+    if st.session_state.get("rag_embedder") not in embedders:
+        st.session_state.pop("rag_embedder", None)
+    st.selectbox("Embedding model", embedders, key="rag_embedder", format_func=ui.display_name,
+                 help="all-MiniLM-L6-v2 (384 dimensions) is packaged; embedding models from your models file "
+                      "(kind = \"embedding\") are listed too. Each model gets its own collection.")
     c1, c2 = st.columns([1, 2])
     distance = c1.radio("Distance", list(store.DISTANCES), key="rag_distance",
                         format_func=lambda d: {"cosine": "cosine", "l2": "l2 (squared Euclidean)",
@@ -206,9 +222,9 @@ with tab_store:
                  help="Embed every chunk with all-MiniLM-L6-v2 and add it to the Chroma collection for these settings"):
         with ui.friendly_errors("Embedding"):
             bar = st.progress(0.0, text="Loading the embedding model…")
-            embedder = ui.cached_embedder()
+            embedder = _embedder()
             st.session_state.rag_index = store.build_index(
-                corpus, chunks, embedder, split_config, distance, batch_size=batch,
+                store.corpus_for(corpus, _embedder_key()), chunks, embedder, split_config, distance, batch_size=batch,
                 progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
             st.session_state.rag_result = None
             bar.empty()
@@ -254,6 +270,14 @@ with tab_ask:
                           key="rag_threshold",
                           help="If the best chunk's cosine similarity is below this, the answer is \"I don't know\" "
                                "and the model is not asked.")
+    gen_key = ui.generator_picker("Model that answers", "rag_gen_model",
+                                  help="SmolLM2-135M-Instruct is the default. Any local model or endpoint from your "
+                                       "models file can answer; re-ranking needs a local model (it reads the "
+                                       "model's probabilities of Yes and No).")
+    if models.spec(gen_key).is_endpoint and st.session_state.get("rag_rerank"):
+        st.info(f"{models.spec(gen_key).display_name} is an endpoint: it can answer and write the HyDE passage, but "
+                "LLM re-ranking scores log p(Yes) − log p(No), which only a local model gives. Untick re-ranking "
+                "or pick a local model.")
     g1, g2, g3 = st.columns(3)
     top = settings.new_tokens_slider_max(256)
     max_tokens = g1.slider("Answer length (tokens)", 16, top, min(64, top), 16, key="rag_max_tokens",
@@ -274,8 +298,8 @@ with tab_ask:
                                               rerank="llm" if rerank else "none", min_similarity=threshold)
             gconfig = generation.GenerationConfig(max_new_tokens=settings.check_new_tokens(max_tokens),
                                                   temperature=temperature, seed=0)
-            embedder = ui.cached_embedder()
-            lm = ui.cached_model()
+            embedder = _embedder()
+            lm = ui.cached_target(gen_key)
             rewriter = functools.partial(generate.hyde_passage, lm) if hyde else None
             reranker = functools.partial(generate.llm_relevance, lm) if rerank else None
             result = retrieve.retrieve(index, question, embedder, rconfig, rewriter=rewriter, reranker=reranker)
@@ -297,7 +321,7 @@ with tab_ask:
     result: retrieve.Retrieval | None = st.session_state.rag_result
     answers = st.session_state.rag_answers
     if result is not None and index is not None and result.hits and result.hits[0].chunk.index < len(index.chunks):
-        embed = functools.partial(store.embed_texts, ui.cached_embedder())
+        embed = functools.partial(store.embed_texts, _embedder())
         contexts = [h.chunk.text for h in result.hits]
         cols = st.columns(2 if "plain" in answers else 1)
         for col, (name, title) in zip(cols, [("rag", "With retrieval"), ("plain", "Without retrieval")]):
@@ -369,9 +393,12 @@ with tab_eval:
                 k=k, method=rmethod, fetch_k=max(fetch_k, k), mmr_lambda=lam, bm25_weight=w_bm25,
                 rewrite="hyde" if hyde else "none", rerank="llm" if rerank else "none", generate_answers=gen_answers,
                 max_new_tokens=settings.check_new_tokens(eval_tokens),
-                n_questions=int(n_q), corpus_modules=modules, tiny_model=settings.tiny_models())
-            embedder = ui.cached_embedder()
-            lm = ui.cached_model() if gen_answers or hyde or rerank else None
+                n_questions=int(n_q), corpus_modules=modules, tiny_model=settings.tiny_models(),
+                model=gen_key, embedder=_embedder_key())
+            embedder = _embedder()
+            lm = ui.cached_target(gen_key) if gen_answers or hyde or rerank else None
+            if rerank:
+                backends.require_local(lm, "used to re-rank (it scores log p(Yes) − log p(No))")
             st.session_state.rag_eval_run_id = jobs.submit(
                 cfg, functools.partial(evaluate.run_eval, embedder=embedder, lm=lm), owner=ui.session_id(),
                 label="RAG eval")

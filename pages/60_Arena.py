@@ -135,7 +135,7 @@ def _start(prompt: str, a: arena.Contender, b: arena.Contender, *, swapped: bool
     if old is not None and not old.finished:
         old.stop()
     source = st.session_state.arena_prompt_source if prompt == st.session_state.arena_prompt.strip() else "typed"
-    battle = arena.start_battle(prompt, a, b, ui.cached_model, max_new_tokens=st.session_state.arena_max_tokens,
+    battle = arena.start_battle(prompt, a, b, ui.cached_target, max_new_tokens=st.session_state.arena_max_tokens,
                                 swapped=swapped, prompt_source=source, blind=blind)
     st.session_state.arena_battle_id = battle.id
     st.session_state.arena_message = None

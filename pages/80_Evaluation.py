@@ -30,8 +30,19 @@ ui.page_header(
 )
 ui.init_state(P, bench_run=None, gen_run=None, judge_run=None, div_run=None, contam=None)
 me = ui.session_id()
-CAUSAL = [s.key for s in models.causal_models()]
-NAMES = {s.key: s.display_name for s in models.causal_models()}
+CAUSAL = [s.key for s in models.generators()]  # local models and endpoints from the models file
+NAMES = {s.key: ui.display_name(s.key) for s in models.generators()}
+for _k in (f"{P}_model", f"{P}_gen_model", f"{P}_judge_model", f"{P}_div_model"):
+    if st.session_state.get(_k) not in CAUSAL:
+        st.session_state.pop(_k, None)  # an entry removed from the models file
+
+
+def _endpoint_scoring_note(key: str) -> bool:
+    """True (after saying why) when `key` is an endpoint: log-likelihood scoring needs a local model."""
+    s = models.spec(key)
+    if s.is_endpoint:
+        st.warning(models.endpoint_refusal(s, "scored by log-likelihood (each choice's probability)"))
+    return s.is_endpoint
 
 
 def _active(run_id: str | None) -> bool:
@@ -60,6 +71,7 @@ with tab_bench:
                                     "for both, as lm-evaluation-harness does by default.")
     with c[1]:
         adapter = _adapter_choice(model_key, f"{P}_adapter")
+    bench_endpoint = _endpoint_scoring_note(model_key)
     source = c[2].radio("Questions", ["Bundled mini benchmark", "Upload a file"], key=f"{P}_source",
                         help="The bundled set: 115 easy questions over 6 subjects, written for this app, with a 5-per-"
                              "subject dev split for few-shot prompts. Or upload MMLU CSV / HellaSwag JSONL.")
@@ -121,7 +133,7 @@ with tab_bench:
                                       "left out." if repeated else "."))
 
     busy = _active(st.session_state[f"{P}_bench_run"])
-    if st.button("Score the benchmark", type="primary", key=f"{P}_go", disabled=busy or not items,
+    if st.button("Score the benchmark", type="primary", key=f"{P}_go", disabled=busy or not items or bench_endpoint,
                  help="Runs in the background; the live curve shows the accuracy so far."):
         with ui.friendly_errors("Starting the benchmark"):
             cfg = ev.BenchmarkConfig(model_key=model_key, adapter=adapter, dataset=dataset, data_digest=digest,
@@ -211,7 +223,7 @@ with tab_bench:
     with st.expander("Speed: one forward pass per item instead of one per choice", expanded=False):
         st.markdown("The prompt is the same for all choices, so its forward pass (and KV cache) is computed once "
                     "and the choices run as one small batch on top. This button times both ways on 8 questions.")
-        if st.button("Measure", key=f"{P}_speed", disabled=not items):
+        if st.button("Measure", key=f"{P}_speed", disabled=not items or bench_endpoint):
             with ui.friendly_errors("Measuring"), st.spinner("Timing both ways…"):
                 lm = ui.cached_model(model_key)
                 speed = ev.throughput(lm, items[:8], choice_format, k_shot, dev)
@@ -251,7 +263,7 @@ with tab_gen:
         with ui.friendly_errors("Starting the generative eval"):
             cfg = ev.GenerativeConfig(model_key=gen_model, adapter=gen_adapter, data_digest=gen_digest,
                                       max_new_tokens=gen_tokens, extract_regex=extract_regex)
-            lm = ui.cached_model(gen_model)
+            lm = ui.cached_target(gen_model)
             st.session_state[f"{P}_gen_run"] = jobs.submit(cfg, functools.partial(ev.run_generative, lm=lm, rows=rows),
                                                            owner=me, label=f"Eval Q&A · {NAMES[gen_model]}")
             st.rerun()
@@ -279,7 +291,9 @@ with tab_gen:
         "and on the wrong one the other half, so accuracy and **length bias** are measured, not assumed.")
     c = st.columns(2)
     judge_key = c[0].selectbox("Judge model", CAUSAL, format_func=NAMES.get, key=f"{P}_judge_model",
-                               help="Real evaluations use a much stronger judge (GPT-4-class) than the model judged.")
+                               help="Real evaluations use a much stronger judge (GPT-4-class) than the model judged. "
+                                    "A local judge is read by its probabilities of 1 and 2; an endpoint judge by the "
+                                    "number it writes (it gives no probabilities).")
     gen_runs = [r for r in jobs.list_runs("GenerativeConfig") if r.status == jobs.DONE]
     sources = ["known"] + ([f"runs:{a.id},{b.id}" for a, b in [(gen_runs[0], gen_runs[1])]] if len(gen_runs) >= 2 else [])
     pairs_source = c[1].radio("Pairs", sources, key=f"{P}_judge_pairs",
@@ -297,7 +311,7 @@ with tab_gen:
                                      json.loads((jobs.get(b_id).artifacts / "generations.json").read_text()))
             cfg = ev.JudgeConfig(judge_key=judge_key, pairs_source=pairs_source,
                                  data_digest=gen_digest if pairs_source == "known" else "runs")
-            judge = ui.cached_model(judge_key)
+            judge = ui.cached_target(judge_key)
             st.session_state[f"{P}_judge_run"] = jobs.submit(cfg, functools.partial(ev.run_judge, judge=judge, pairs=pairs),
                                                              owner=me, label=f"Eval judge · {NAMES[judge_key]}")
             st.rerun()
@@ -365,7 +379,7 @@ with tab_div:
         with ui.friendly_errors("Starting the diversity run"):
             cfg = ev.DiversityConfig(model_key=div_model, prompt=div_prompt, temperatures=tuple(sorted(temps)),
                                      samples=n_samples, max_new_tokens=div_tokens)
-            lm = ui.cached_model(div_model)
+            lm = ui.cached_target(div_model)
             embed = None
             if use_embed:
                 embedder = ui.cached_embedder()

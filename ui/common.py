@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import streamlit as st
 
-from labs import charts, jobs, models, settings
+from labs import backends, charts, jobs, models, settings
 
 
 def session_id() -> str:
@@ -46,7 +46,8 @@ def friendly_errors(what: str = "That"):
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _load_model_cached(key: str) -> models.LoadedModel:
+def _load_model_cached(key: str, location: str = "") -> models.LoadedModel:
+    # `location` is part of the cache key: a models-file entry pointed at another folder loads afresh.
     bar = st.progress(0.0, text=f"Preparing {models.spec(key).display_name}…")
 
     def progress(fraction: float, message: str) -> None:
@@ -62,35 +63,99 @@ def _load_model_cached(key: str) -> models.LoadedModel:
 
 def cached_model(key: str = models.DEFAULT_CHAT_MODEL) -> models.LoadedModel:
     """The shared, read-only model (converted once, then loaded from the cache). Train on copies/adapters only."""
-    lm = _load_model_cached(key)
+    lm = _load_model_cached(key, models.spec(key).location)
     if lm.note and not st.session_state.get(f"_note_shown_{key}"):
         st.info(lm.note)
         st.session_state[f"_note_shown_{key}"] = True
     return lm
 
 
-def model_picker(prefix: str, help: str) -> models.LoadedModel:
-    """A 'Model' selectbox (key <prefix>_model) over the generative models, and the shared model it names.
-    Stops the page (after a readable error) if the model cannot be loaded. lm.key is the chosen registry key."""
-    key = st.selectbox("Model", [s.key for s in models.causal_models()], key=f"{prefix}_model",
-                       format_func=lambda k: models.spec(k).display_name, help=help)
+def cached_target(key: str) -> backends.Target:
+    """What writes answers for `key`: the shared local model, or an Endpoint for a models-file server."""
+    return backends.target_for(key, cached_model)
+
+
+def _endpoint_note(why: str) -> None:
+    endpoints = [s.display_name for s in models.generators() if s.is_endpoint]
+    if endpoints:
+        st.caption(f"Not listed: {', '.join(endpoints)} (endpoints). {why}")
+
+
+def model_picker(prefix: str, help: str, training: bool = False) -> models.LoadedModel:
+    """A 'Model' selectbox (key <prefix>_model) over the local generative models (packaged + models file), and
+    the shared model it names. training=True: endpoints are explained away and a models-file model that will not
+    fit (a private copy next to the shared one) is refused with the numbers. Stops the page (after a readable
+    error) if the model cannot be loaded. lm.key is the chosen registry key."""
+    options = [s.key for s in models.causal_models()]
+    if st.session_state.get(f"{prefix}_model") not in options:
+        st.session_state.pop(f"{prefix}_model", None)  # an entry removed from the models file
+    key = st.selectbox("Model", options, key=f"{prefix}_model", format_func=display_name, help=help)
+    if training:
+        _endpoint_note("Training changes the weights, and a server only sends back text: only models whose "
+                       "weights are on this machine can be trained.")
     with friendly_errors("Loading the model"):
+        if training and models.spec(key).is_user:
+            models.require_memory(key, "lora")
         return cached_model(key)
     st.stop()
 
 
-@st.cache_resource(show_spinner="Loading all-MiniLM-L6-v2…")
-def cached_embedder():
-    return models.load_embedder()
+def display_name(key: str) -> str:
+    try:
+        s = models.spec(key)
+    except models.ModelError:
+        return key
+    return s.display_name + (" · endpoint" if s.is_endpoint else "")
+
+
+def generator_picker(label: str, key: str, help: str, default: str | None = None, container=None) -> str:
+    """A selectbox over everything that writes answers: local models and endpoints. Returns the registry key;
+    load it with cached_target (inside friendly_errors)."""
+    options = [s.key for s in models.generators()]
+    if st.session_state.get(key) not in options:
+        st.session_state.pop(key, None)
+    index = options.index(default) if default in options else 0
+    return (container or st).selectbox(label, options, index=index, key=key, format_func=display_name, help=help)
+
+
+@st.cache_resource(show_spinner="Loading the embedding model…", max_entries=2)
+def _embedder_cached(key: str, location: str):
+    return models.load_embedder(key=key)
+
+
+def cached_embedder(key: str = models.EMBEDDING_MODEL):
+    return _embedder_cached(key, models.spec(key).location)
+
+
+def models_file_problems() -> None:
+    """The models file's problems, one message per bad entry (every other model keeps working)."""
+    found = models.user_models()
+    for message in found.errors:
+        st.warning(message, icon="⚠️")
+
+
+def _params(s: models.ModelSpec) -> str:
+    if s.params:
+        return s.params
+    if s.is_endpoint:
+        return "on the server"
+    try:
+        return models.params_text(models.count_parameters(s.key))
+    except Exception:  # noqa: BLE001 - the table must draw even when one entry is broken
+        return "?"
 
 
 def model_status_table() -> list[dict]:
     rows = []
-    for s in models.REGISTRY.values():
+    for s in models.all_specs().values():
         state = models.cache_state(s.key) if models.installed(s.key) else "not installed"
-        rows.append({"model": s.display_name, "params": s.params, "kind": s.kind, "prompt format": s.prompt_format,
+        rows.append({"model": s.display_name, "params": _params(s), "kind": s.kind, "prompt format": s.prompt_format,
+                     "source": "package" if not s.is_user else f"{s.source}: {s.location}",
                      "state": {"ready": "ready", "missing": "not converted yet (first use converts, ~20 s)",
-                               "corrupt": "cache incomplete (will be rebuilt)"}.get(state, f"{state}: {s.install}"),
+                               "corrupt": "cache incomplete (will be rebuilt)", "endpoint": "served by the endpoint",
+                               "not downloaded": "not downloaded yet (Download below)",
+                               "folder missing": "folder or config.json missing"}.get(
+                                   state, f"{state}: {s.install}"),
                      "licence": s.licence})
     return rows
 
@@ -105,6 +170,11 @@ def sidebar() -> None:
                        + (" (set by LLMLAB_DEVICE)" if info.source != "auto" else ""))
         except RuntimeError as exc:
             st.error(str(exc))
+        problems = models.user_models().errors
+        if problems:
+            with st.expander(f"⚠️ Models file: {len(problems)} problem(s)", expanded=False):
+                for message in problems:
+                    st.caption(message)
         _job_queue(me)
 
 

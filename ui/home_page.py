@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from labs import generation, hardware, models, settings
-from ui.common import cached_model, friendly_errors, model_status_table, session_id, sidebar
+from labs import backends, generation, hardware, models, settings
+from ui.common import (cached_model, cached_target, display_name, friendly_errors, model_status_table,
+                       models_file_problems, session_id, sidebar)
 
 
 @st.cache_data(show_spinner="Measuring this machine…", ttl=3600)
@@ -50,7 +51,10 @@ def render(pages) -> None:
     with right:
         st.subheader("Models")
         st.dataframe(model_status_table(), hide_index=True, width="stretch")
+        models_file_problems()
+        _downloads()
         _decoding()
+    _add_model()
 
     st.subheader("Try a model")
     if settings.tiny_models():
@@ -63,6 +67,12 @@ def _decoding() -> None:
     from labs import quality
 
     key = st.session_state.get("home_model", models.DEFAULT_CHAT_MODEL)
+    try:
+        if models.spec(key).is_endpoint:
+            st.caption("**Decoding** happens on the endpoint's server.")
+            return
+    except models.ModelError:
+        return
     lm = _loaded(key)
     if lm is None:
         st.caption("Decoding: the model is loaded on first use.")
@@ -83,7 +93,7 @@ def _decoding() -> None:
 
 def _loaded(key: str):
     """The shared model if it is loaded already (the Home page does not load one just to show a caption)."""
-    if settings.tiny_models() or models.cache_state(key) == "ready":
+    if (settings.tiny_models() and not models.spec(key).is_user) or models.cache_state(key) == "ready":
         with friendly_errors("Loading the model"):
             return cached_model(key)
     return None
@@ -91,11 +101,13 @@ def _loaded(key: str):
 
 def _chat() -> None:
     st.session_state.setdefault("home_messages", [])
-    chat_models = models.causal_models()
+    chat_models = models.generators()
+    if st.session_state.get("home_model") not in [m.key for m in chat_models]:
+        st.session_state.pop("home_model", None)  # an entry removed from the models file
     c = st.columns(5)
-    key = c[0].selectbox("Model", [m.key for m in chat_models], key="home_model",
-                         format_func=lambda k: models.spec(k).display_name,
-                         help="SmolLM2 is instruction-tuned (chat). Gemma-3-270M is a base model: it continues text.")
+    key = c[0].selectbox("Model", [m.key for m in chat_models], key="home_model", format_func=display_name,
+                         help="SmolLM2 is instruction-tuned (chat). Gemma-3-270M is a base model: it continues text. "
+                              "Models from your models file (and endpoints) are listed after them.")
     temperature = c[1].slider("Temperature", 0.0, 1.5, 0.7, 0.05, key="home_temperature",
                               help="0 always picks the most likely token; higher is more varied (and more wrong).")
     top_p = c[2].slider("Top-p", 0.1, 1.0, 0.9, 0.05, key="home_top_p",
@@ -121,7 +133,9 @@ def _chat() -> None:
         with friendly_errors("Generating"):
             config = generation.GenerationConfig(max_new_tokens=int(max_tokens), temperature=float(temperature),
                                                   top_p=float(top_p), seed=int(seed))
-            if settings.openai_base_url():
+            if models.spec(key).is_endpoint:
+                backend = cached_target(key)
+            elif settings.openai_base_url():
                 backend = generation.OpenAIBackend(model=key)
             else:
                 backend = generation.LocalBackend(cached_model(key))
@@ -137,3 +151,70 @@ def _chat() -> None:
             if not isinstance(answer, str):
                 answer = "".join(map(str, answer))
             st.session_state["home_messages"] = history + [{"role": "assistant", "content": answer}]
+
+
+def _downloads() -> None:
+    """Hub entries are downloaded only here, when asked (and only when the machine is online)."""
+    pending = [s for s in models.all_specs().values() if s.source == "hub" and models.cache_state(s.key) != "ready"]
+    for s in pending:
+        if st.button(f"Download {s.display_name} ({s.location})", key=f"home_download_{s.key}",
+                     help="One download from the Hugging Face hub into LLMLAB_HOME/hub; needs HF_HUB_OFFLINE=0."):
+            bar = st.progress(0.0, text=f"Downloading {s.location}…")
+            with friendly_errors("Downloading"):
+                models.download(s.key, lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+                st.success(f"{s.display_name} is downloaded: every picker can use it now.")
+
+
+SOURCES = {"path": "A Hugging Face folder on this machine", "gguf": "A GGUF file", "hub_id": "A Hugging Face hub id",
+           "base_url": "An OpenAI-compatible server (vLLM, Ollama, llama.cpp, labs.serve)"}
+
+
+def _add_model() -> None:
+    """Validate an entry (config, parameters, memory; or the server's model list) and write it to the models file."""
+    with st.expander("➕ Add a model", expanded=False):
+        st.caption(f"Writes a [[model]] table to {models.models_file()} (LLMLAB_MODELS_FILE). Every page re-reads "
+                   "the file: no restart needed.")
+        with st.form("home_add_form"):
+            c = st.columns(2)
+            name = c[0].text_input("Name", key="home_add_name", help="Shown in every model picker.")
+            source = c[1].selectbox("Where it is", list(SOURCES), format_func=SOURCES.get, key="home_add_source",
+                                    help="A folder needs config.json, *.safetensors and the tokenizer files.")
+            location = st.text_input("Folder, file, hub id or base URL", key="home_add_location",
+                                     placeholder="/data/smollm2-360m  ·  HuggingFaceTB/SmolLM2-360M-Instruct  ·  "
+                                                 "http://gpu-box:8000/v1",
+                                     help="What the chosen source needs: a path, a hub id (owner/name) or the server's "
+                                          "/v1 address.")
+            c = st.columns(4)
+            served = c[0].text_input("Served model name (servers only)", key="home_add_model",
+                                     help="The name the server knows the model by, e.g. Qwen2.5-7B-Instruct.")
+            key_env = c[1].text_input("API key variable (servers only)", key="home_add_key_env",
+                                      help="Name of an environment variable holding the key; the key itself is never "
+                                           "written to the file.")
+            kind = c[2].selectbox("Kind", ["causal", "embedding"], key="home_add_kind",
+                                  help="causal writes text; embedding turns text into vectors (RAG retrieval).")
+            prompt_format = c[3].selectbox("Prompt format", ["chat", "plain"], key="home_add_format",
+                                           help="chat: the tokenizer's chat template (instruct models). plain: a base "
+                                                "model continues the text.")
+            save = st.form_submit_button("Check and add", type="primary")
+        if not save:
+            return
+        entry = {"name": name.strip(), source: location.strip(), "kind": kind, "prompt_format": prompt_format}
+        if source == "base_url":
+            entry.update(model=served.strip(), api_key_env=key_env.strip())
+        with friendly_errors("Adding the model"):
+            s = models.entry_spec(entry, "new entry")
+            if s.key in models.all_specs():
+                raise ValueError(f"A model called {s.display_name!r} exists already; pick another name.")
+            if s.is_endpoint:
+                served_models = backends.probe(s)
+                st.success(f"{s.location} answers and serves {', '.join(served_models) or s.endpoint_model}.")
+            elif s.source == "hub" and models.cache_state(s.key) != "ready":
+                st.info("A hub model is checked when it is downloaded (Models → Download, online only).")
+            else:
+                check = models.check_memory(s, "inference")
+                if not check.fits:
+                    raise ValueError(f"Not added. {check.text()}")
+                st.success(f"Config read: {models.params_text(check.params)} parameters. {check.text()}")
+            models.add_to_models_file(entry)
+            st.success(f"Added {s.display_name}: it is in every picker where it fits.")
+

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from labs import generation, jobs
+from labs import backends, generation, jobs
 from labs.data import asset
 from labs.rag import generate, load, retrieve, split, store
 
@@ -147,7 +147,8 @@ class RagEvalConfig:
     max_new_tokens: int = 48  # short answers: ~2 s each for the 135M model on 2 cores
     n_questions: int = 10  # the first n of the bundled set (that the corpus modules can answer)
     corpus_modules: tuple[str, ...] = load.DEFAULT_MODULES  # the stdlib modules whose docstrings are the corpus
-    model: str = "smollm2-135m-instruct"
+    model: str = "smollm2-135m-instruct"  # the answering model: local or an endpoint (labs.backends)
+    embedder: str = "all-minilm-l6-v2"
     tiny_model: bool = False  # LLMLAB_TINY_MODELS runs must not replay as (or be replayed by) real-model runs
     seed: int = 0
 
@@ -198,7 +199,8 @@ def run_eval(ctx, embedder, lm=None) -> dict:
     chunks = split.split_documents(docs, cfg.split_config(), length)
     split_s = time.perf_counter() - t0
     ctx.note(f"{len(chunks)} chunks from {len(docs)} modules; embedding (or reusing) them…")
-    index = store.build_index(load.corpus_id(docs), chunks, embedder, cfg.split_config(), cfg.distance)
+    index = store.build_index(store.corpus_for(load.corpus_id(docs), cfg.embedder), chunks, embedder,
+                              cfg.split_config(), cfg.distance)
     ctx.note(("Reused the stored collection" if index.reused else
               f"Embedded {len(chunks)} chunks in {index.embed_seconds:.1f} s ({index.chunks_per_second:.0f} chunks/s)")
              + f" · {index.name}")
@@ -223,7 +225,7 @@ def run_eval(ctx, embedder, lm=None) -> dict:
         answer, gen_ms = "", float("nan")
         if cfg.generate_answers and lm is not None:
             t0 = time.perf_counter()
-            answer = generation.generate(lm, generate.rag_messages(q.question, r.hits), gen_config)
+            answer = backends.generate(lm, generate.rag_messages(q.question, r.hits), gen_config)
             gen_ms = (time.perf_counter() - t0) * 1000
         question_vec = vec if vec is not None else None  # with HyDE the search vector is not the question's
         scores = triad(q.question, answer, [h.chunk.text for h in r.hits], embed, question_vec=question_vec,

@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from labs import generation
+from labs import backends, generation
 from labs.rag.retrieve import Hit, Retrieval
 
 SYSTEM = ("You answer questions about documentation. Use only the numbered context passages. "
@@ -60,11 +60,12 @@ def stream_answer(lm, retrieval: Retrieval, config: generation.GenerationConfig,
     if not is_answerable(retrieval, threshold):
         yield no_answer(retrieval, threshold)
         return
-    yield from generation.stream(lm, rag_messages(retrieval.question, retrieval.hits), config)
+    yield from backends.stream(lm, rag_messages(retrieval.question, retrieval.hits), config)
 
 
 def stream_plain(lm, question: str, config: generation.GenerationConfig) -> Iterator[str]:
-    yield from generation.stream(lm, plain_messages(question), config)
+    """`lm`: a local model or an endpoint (labs.backends), here and in stream_answer and hyde_passage."""
+    yield from backends.stream(lm, plain_messages(question), config)
 
 
 def hyde_passage(lm, question: str, max_new_tokens: int = 64, seed: int = 0) -> str:
@@ -73,7 +74,7 @@ def hyde_passage(lm, question: str, max_new_tokens: int = 64, seed: int = 0) -> 
     prompt = [{"role": "user", "content": f"Write a short passage from the Python documentation that answers: "
                                           f"{question.strip()}"}]
     config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
-    return generation.generate(lm, prompt, config).strip()
+    return backends.generate(lm, prompt, config).strip()
 
 
 @torch.inference_mode()
@@ -86,6 +87,7 @@ def llm_relevance(lm, question: str, passage: str) -> float:
     messages = [{"role": "user", "content": f"Passage:\n{passage.strip()[:MAX_CHARS_PER_CHUNK]}\n\n"
                                             f"Question: {question.strip()}\n"
                                             "Does the passage help answer the question? Answer Yes or No."}]
+    lm = backends.require_local(lm, "used to re-rank (it scores log p(Yes) − log p(No))")
     text = generation.render_prompt(lm, messages)
     ids = lm.tokenizer(text, add_special_tokens=lm.spec.prompt_format != "chat")["input_ids"]
     device = next(lm.model.parameters()).device

@@ -93,6 +93,16 @@ def client():
         return _clients[target]
 
 
+def corpus_for(corpus_id: str, embedder_key: str) -> str:
+    """The corpus id an index is stored under: other embedding models (from the models file) get their own
+    collections, since their vectors have other meanings and sizes."""
+    from labs import models
+
+    if embedder_key == models.EMBEDDING_MODEL:
+        return corpus_id
+    return f"{corpus_id}-e{hashlib.sha256(embedder_key.encode()).hexdigest()[:8]}"
+
+
 def collection_name(corpus_id: str, split_config: SplitConfig, kind: str) -> str:
     """One collection per (corpus, splitter settings, distance); Chroma names allow [a-zA-Z0-9._-]."""
     blob = repr((split_config.method, split_config.chunk_size, split_config.chunk_overlap, split_config.unit,

@@ -1,0 +1,164 @@
+"""One small interface for "something that writes an answer": a local model or an OpenAI-compatible endpoint.
+
+Pages that only need text (arena contenders, RAG answers, the judge, generative evaluation, preference pair-making)
+take a *target*: a `LoadedModel` (local, decoded by the shared batched engine in labs.generation) or an `Endpoint`
+(a models-file entry with base_url, streamed over HTTP). `stream` / `generate` / `generate_many` accept either.
+What needs the weights (log-likelihood scoring, adapters, training) asks `require_local`, which refuses an endpoint
+with the reason.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable, Iterator, Sequence, Union
+
+import torch
+
+from labs import generation, models, settings
+from labs.generation import GenerationConfig, Message
+from labs.models import LoadedModel, ModelError, ModelSpec
+
+
+class _EndpointClient(generation.OpenAIBackend):
+    """generation.OpenAIBackend with a stop flag, and messages that name the models-file entry."""
+
+    def __init__(self, s: ModelSpec):
+        api_key = "none"
+        if s.api_key_env:
+            api_key = os.environ.get(s.api_key_env, "")
+            if not api_key:
+                raise ModelError(f"{s.entry}: field 'api_key_env' names {s.api_key_env}, which is not set in the "
+                                 "environment the app was started from. Set it (export "
+                                 f"{s.api_key_env}=...) and restart the app, or remove the field.")
+        super().__init__(base_url=s.location, model=s.endpoint_model, api_key=api_key, timeout=s.timeout)
+        self.spec = s
+
+    def stream_chat(self, messages, config, stop: threading.Event | None = None):
+        import httpx
+        import openai
+
+        s = self.spec
+        if not any(m.get("content", "").strip() for m in messages):
+            raise ValueError("The prompt is empty: type something for the model to answer.")
+        response = None
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model, messages=list(messages), stream=True, max_tokens=config.max_new_tokens,
+                temperature=config.temperature, top_p=config.top_p, seed=config.seed)
+            for chunk in response:
+                if stop is not None and stop.is_set():
+                    break
+                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.APITimeoutError:
+            raise ModelError(f"{s.display_name}: the server at {s.location} did not answer within {s.timeout:g} s "
+                             f"({s.entry}, field 'timeout'). It may be busy or stuck; try again or raise the "
+                             "timeout.") from None
+        except openai.APIConnectionError as exc:
+            raise ModelError(f"{s.display_name}: could not reach the server at {s.location} ({s.entry}, field "
+                             f"'base_url'): {exc.__cause__ or exc}. Is it running, and is the address right?") from None
+        except openai.NotFoundError as exc:
+            raise ModelError(f"{s.display_name}: the server at {s.location} does not serve model "
+                             f"{s.endpoint_model!r} ({s.entry}, field 'model'): {exc.message}") from None
+        except openai.APIStatusError as exc:
+            raise ModelError(f"{s.display_name}: the server at {s.location} answered {exc.status_code}: "
+                             f"{exc.message}") from None
+        except (httpx.HTTPError, openai.APIError) as exc:  # the connection dropped in the middle of the answer
+            raise ModelError(f"{s.display_name}: the answer from {s.location} broke off ({type(exc).__name__}: "
+                             f"{exc}).") from None
+        finally:
+            if response is not None:
+                response.close()
+
+
+class Endpoint:
+    """A model behind an OpenAI-compatible server, with the same streaming interface as a local model."""
+
+    local = False
+
+    def __init__(self, s: ModelSpec):
+        if not s.is_endpoint:
+            raise ModelError(f"{s.display_name} is not an endpoint.")
+        self.spec, self.key, self.display_name = s, s.key, s.display_name
+
+    def messages(self, prompt: str | Sequence[Message]) -> list[Message]:
+        return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+    def stream(self, prompt: str | Sequence[Message], config: GenerationConfig,
+               stop: threading.Event | None = None) -> Iterator[str]:
+        settings.check_new_tokens(config.max_new_tokens)
+        yield from _EndpointClient(self.spec).stream_chat(self.messages(prompt), config, stop=stop)
+
+    def stream_chat(self, messages, config, on_wait=None):  # generation.Backend's interface (Home chat)
+        return self.stream(messages, config)
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.key!r}, {self.spec.location!r})"
+
+
+Target = Union[LoadedModel, Endpoint]
+
+
+def is_endpoint(target) -> bool:
+    return isinstance(target, Endpoint)
+
+
+def name_of(target: Target) -> str:
+    return target.display_name if isinstance(target, Endpoint) else target.spec.display_name
+
+
+def target_for(key: str, load_local: Callable[[str], LoadedModel] = models.load_model) -> Target:
+    """An Endpoint for an endpoint entry, else the local model from `load_local` (the page's shared cache)."""
+    s = models.spec(key)
+    return Endpoint(s) if s.is_endpoint else load_local(key)
+
+
+def require_local(target: Target, what: str) -> LoadedModel:
+    """The local model, or ModelError saying why `what` needs one (log-likelihoods, adapters, training)."""
+    if isinstance(target, Endpoint):
+        raise ModelError(models.endpoint_refusal(target.spec, what))
+    return target
+
+
+def stream(target: Target, prompt: str | Sequence[Message], config: GenerationConfig = GenerationConfig(),
+           stop: threading.Event | None = None, model: torch.nn.Module | None = None) -> Iterator[str]:
+    """Text pieces of the answer from a local model (its batched engine; `model` = e.g. an adapter) or an endpoint."""
+    if isinstance(target, Endpoint):
+        if model is not None:
+            raise ModelError(models.endpoint_refusal(target.spec, "given an adapter"))
+        yield from target.stream(prompt, config, stop=stop)
+    else:
+        yield from generation.stream(target, prompt, config, stop=stop, model=model)
+
+
+def generate(target: Target, prompt, config: GenerationConfig = GenerationConfig(), **kw) -> str:
+    return "".join(stream(target, prompt, config, **kw))
+
+
+def generate_many(target: Target, prompts: Sequence, config: GenerationConfig | Sequence[GenerationConfig],
+                  model: torch.nn.Module | None = None) -> Iterator[str]:
+    """Answers in order: batched together on a local model; one request after another on an endpoint."""
+    if not isinstance(target, Endpoint):
+        return generation.generate_many(target, prompts, config, model=model)
+    configs = list(config) if isinstance(config, (list, tuple)) else [config] * len(prompts)
+    return (generate(target, p, c, model=model) for p, c in zip(prompts, configs))
+
+
+def probe(s: ModelSpec, timeout: float = 5.0) -> list[str]:
+    """The model names an endpoint serves (GET {base_url}/models); ModelError naming the field when it is down
+    or does not serve the entry's model. Used by the Add-a-model form, never on the default path."""
+    import openai
+
+    client = _EndpointClient(s)
+    try:
+        served = [m.id for m in client.client.with_options(timeout=timeout).models.list()]
+    except openai.APITimeoutError:
+        raise ModelError(f"{s.entry}: field 'base_url': {s.location} did not answer within {timeout:g} s.") from None
+    except openai.APIConnectionError as exc:
+        raise ModelError(f"{s.entry}: field 'base_url': could not reach {s.location} ({exc.__cause__ or exc}).") from None
+    except openai.APIStatusError as exc:
+        raise ModelError(f"{s.entry}: field 'base_url': {s.location}/models answered {exc.status_code} "
+                         "(is this an OpenAI-compatible /v1 address?).") from None
+    if served and s.endpoint_model not in served:
+        raise ModelError(f"{s.entry}: field 'model': the server serves {', '.join(served)}, not {s.endpoint_model!r}.")
+    return served
