@@ -589,6 +589,11 @@ def load_model(key: str = DEFAULT_CHAT_MODEL, device: str | None = None, dtype: 
     lm = LoadedModel(key, model, tokenizer, device, dtype, time.perf_counter() - t0, note, model_spec=s)
     if dtype == torch.float32:
         lm.decode = default_decode_variant(device, lm)
+    # A loaded model lives as long as the server: move its (many) Python objects out of the garbage collector's
+    # reach, so that no later collection walks them while holding the GIL that the decoder needs.
+    import gc
+
+    gc.freeze()
     return lm
 
 

@@ -16,7 +16,7 @@ def open_arena(page, app_url):
 
 def join(page, name: str) -> None:
     """Give a name once per browser session (the vote counts under it)."""
-    page.get_by_label("Name or student id").fill(name)
+    page.get_by_role("textbox", name="Name or student id").fill(name)
     page.get_by_role("button", name="Join").click()
     page.get_by_text(f"Voting as {name}").first.wait_for()
     wait_idle(page)
