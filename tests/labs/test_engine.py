@@ -171,3 +171,14 @@ def test_generate_many_keeps_order_and_equals_one_at_a_time(tiny):
     prompts = ["Hello", "Tell me a story", "2+2?", "Why?", "Name a colour"]
     expected = [generation.generate(tiny, p, c) for p, c in zip(prompts, cfgs)]
     assert list(generation.generate_many(tiny, prompts, cfgs, window=2)) == expected
+
+
+def test_both_sides_of_a_battle_share_one_batch(tiny):
+    from labs import arena
+
+    pair = [c for c in arena.BUILT_IN if c.model_key == tiny.key][:2]
+    eng = _engine(tiny)
+    eng.max_batch_seen = 0
+    battle = arena.start_battle("Say hello", pair[0], pair[1], lambda key: tiny, max_new_tokens=24, seed=1)
+    assert battle.wait(timeout=120) and not battle.failed
+    assert eng.max_batch_seen >= 2
