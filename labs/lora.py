@@ -374,10 +374,12 @@ class LoraRunConfig:
             raise ValueError(f"Unknown task '{self.task}'. Choose from: {', '.join(TASKS)}.")
         if not self.targets:
             raise ValueError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
-        # Names depend on the architecture (models.lora_targets); validate_rank_targets checks them on the model.
-        unknown = [t for t in self.targets if not (isinstance(t, str) and t.isidentifier())]
+        # Names depend on the architecture (models.LORA_TARGETS); validate_rank_targets checks them on the model.
+        known = {t for attention, mlp in models.LORA_TARGETS.values() for t in attention + mlp}
+        unknown = [t for t in self.targets if t not in known]
         if unknown:
-            raise ValueError(f"Target matrices are module names such as {', '.join(ALL_TARGETS[:4])}; got {unknown}.")
+            raise ValueError(f"Unknown target matrices {unknown}; choose from {', '.join(ALL_TARGETS)} (Llama-style) "
+                             "or the names the model's architecture uses.")
         if not 1 <= self.r <= 1024:
             raise ValueError("The rank r must be between 1 and 1024 (r = 0 would be no update at all).")
         if self.alpha <= 0:

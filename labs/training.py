@@ -39,10 +39,14 @@ class LoraSettings:
             raise ValueError("LoRA dropout must be in [0, 1).")
         if not self.targets:
             raise ValueError("Pick at least one target matrix for LoRA (e.g. q_proj and v_proj).")
-        # The names depend on the architecture (models.lora_targets); PEFT says which one a model lacks.
-        unknown = [t for t in self.targets if not (isinstance(t, str) and t.isidentifier())]
+        # The names depend on the architecture (models.LORA_TARGETS); PEFT says which one a given model lacks.
+        from labs.models import LORA_TARGETS
+
+        known = {t for attention, mlp in LORA_TARGETS.values() for t in attention + mlp}
+        unknown = [t for t in self.targets if t not in known]
         if unknown:
-            raise ValueError(f"LoRA targets must be module names such as {list(LLAMA_TARGETS)[:4]}; got {unknown}.")
+            raise ValueError(f"Unknown LoRA targets {unknown}; Llama-style models use {list(LLAMA_TARGETS)} "
+                             f"(other architectures: {sorted(known - set(LLAMA_TARGETS))}).")
 
     def peft_config(self):
         from peft import LoraConfig, TaskType
