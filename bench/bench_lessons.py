@@ -126,6 +126,17 @@ def c10(deadline: float) -> L.Verdict:
     return v
 
 
+def c11(deadline: float) -> L.Verdict:
+    from labs.attention import sweep
+
+    cfg = sweep.PairsSweepConfig()  # the page's default pairs sweep
+    ctx = BenchContext(cfg, deadline)
+    result = sweep.run(ctx)
+    v = L.recall_vs_state(result["accuracy"])
+    v.figures.update(pairs=result["pairs"], steps=cfg.steps, mixers=list(cfg.mixers))
+    return v
+
+
 def c12(deadline: float) -> L.Verdict:
     from labs.attention import memory
 
@@ -154,7 +165,7 @@ def c13(deadline: float) -> L.Verdict:
 NEEDS_MODEL = {"C2", "C5", "C13"}  # the model is loaded once before these, so their seconds are the experiment's
 NOT_WIRED = ("this benchmark does not run it yet: its default run is not wired into bench_lessons "
              "(measure it on the {page} page)")
-RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C5": c5, "C10": c10, "C12": c12, "C13": c13}
+RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C5": c5, "C10": c10, "C11": c11, "C12": c12, "C13": c13}
 
 
 def run_claim(claim_id: str, budget_s: float = BUDGET_S) -> L.Verdict:

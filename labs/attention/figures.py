@@ -59,3 +59,20 @@ def retrieval_curves(trace: dict) -> go.Figure:
 def state_norm(trace: dict) -> go.Figure:
     return charts.curves({"‖S_t‖": (list(range(len(trace["norm"]))), trace["norm"])},
                          title="State size over time (Frobenius norm, head 0)", x="t", y="‖S_t‖_F")
+
+
+def pairs_sweep(accuracy: dict[str, dict], chance: float | None = None) -> go.Figure:
+    """MQAR accuracy against the number of key-value pairs, one line per mixer (labs.attention.sweep)."""
+    fig = go.Figure()
+    for mixer, acc in accuracy.items():
+        pts = sorted((int(p), a) for p, a in acc.items())
+        fig.add_scatter(x=[p for p, _ in pts], y=[a for _, a in pts], mode="lines+markers",
+                        name=VARIANTS.get(mixer, mixer), line=dict(color=_color(mixer)))
+    if chance is not None:
+        fig.add_hline(y=chance, line_dash="dot", line_color="#999", annotation_text="chance")
+    fig.update_xaxes(type="log", title="key-value pairs to remember", tickvals=sorted(
+        {int(p) for acc in accuracy.values() for p in acc}))
+    fig.update_yaxes(title="held-out accuracy (query positions)", range=[0, 1.05])
+    fig.update_layout(title="MQAR: recall as the pairs grow", height=380, template="plotly_white",
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig

@@ -89,3 +89,30 @@ def test_bad_settings_are_readable_errors(app):
     at.multiselect(key="attn_cost_variants").set_value([])
     at.button(key="attn_cost_go").click().run()
     assert any("at least one variant" in e.value for e in at.error)
+
+
+def test_pairs_sweep_draws_a_curve_per_mixer_and_the_claim_box(app):
+    at = app
+    assert any("Not measured yet" in i.value and "pairs sweep" in i.value for i in at.info)  # C11 before a run
+    at.multiselect(key="attn_sw_mixers").set_value(["softmax", "linear"])
+    at.multiselect(key="attn_sw_pairs").set_value([1, 2])
+    at.slider(key="attn_sw_steps").set_value(50)
+    at.selectbox(key="attn_sw_d").set_value(32)
+    at.button(key="attn_sw_go").click().run()
+    assert not at.exception and not at.error
+    run = jobs.wait(at.session_state["attn_sweep_run"], timeout=300)
+    assert run.status == jobs.DONE, run.reason
+    at.run()
+    assert not at.exception
+    boxes = [m.value for m in at.markdown if "Does the lecture's claim hold here?" in m.value and "(C11)" in m.value]
+    assert boxes
+    verdicts = [x.value for x in (*at.success, *at.warning) if "in this run" in x.value]
+    assert any("softmax min" in v for v in verdicts)  # the box is computed from the run's accuracies
+
+
+def test_pairs_sweep_without_two_pair_counts_is_a_readable_error(app):
+    at = app
+    at.multiselect(key="attn_sw_pairs").set_value([4])
+    at.button(key="attn_sw_go").click().run()
+    assert not at.exception
+    assert any("at least two numbers of pairs" in e.value for e in at.error)

@@ -1,0 +1,154 @@
+"""The MQAR pairs sweep: accuracy against the number of key-value pairs, one curve per mixer (claim C11).
+
+    config = PairsSweepConfig()                 # softmax, linear, DeltaNet, KDA on 2, 4, 8, 16 pairs
+    result = run(ctx)                           # {"accuracy": {mixer: {pairs: accuracy}}, ...}
+
+One model per mixer trains on a **mixture** of pair counts (step s uses pairs[s mod len(pairs)], as Zoology trains
+on several sequence lengths), and every evaluation scores each pair count on its own held-out set. So the whole
+curve costs one training run per mixer, and a fixed-size state has to hold every pair of the longest sequences with
+the same weights that handle the short ones (Arora et al. 2024, 'Zoology', MQAR figure).
+
+Why these defaults (measured on a 2-core CPU while building the page; see the README's claims table):
+* one layer: the short causal convolution every mixer has already puts the key next to its value, so one
+  attention layer can look a key up; a second layer doubles the time and slows learning;
+* 4 heads of 16 (d = 64): each fixed-state head keeps a 16 × 16 state, so 16 pairs fill it; softmax's heads
+  are as narrow, but it keeps every key;
+* vocabulary 48 (22 keys, 24 values) and lr 3e-3 with batch 64: softmax reaches ~100 % at every pair count in
+  about 300 steps; lr 1e-2 with vocabulary 64 and two layers did not in 200 (the issue's 0.85 / 0.11).
+* one CPU thread (see `run`): the whole default sweep takes ~20 s of compute without KDA and ~45 s with it
+  (KDA's per-channel decay is the slowest operator here).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from labs.attention import tasks
+from labs.attention.mixers import VARIANTS, state_numbers
+from labs.attention.model import ModelConfig, TinyLM, evaluate
+
+
+@dataclass(frozen=True)
+class PairsSweepConfig:
+    mixers: tuple[str, ...] = ("softmax", "linear", "deltanet", "kda")
+    pairs: tuple[int, ...] = (2, 4, 8, 16)  # 16 pairs = one per dimension of a 16-wide head's state
+    vocab_size: int = 48  # keys 2..23, values 24..47: few embeddings to learn, enough keys for 16 pairs
+    d_model: int = 64
+    n_heads: int = 4  # head dim 16: the state S per head is 16 × 16
+    n_layers: int = 1  # the short conv makes one layer enough for a look-up
+    steps: int = 300  # softmax reaches ~100 % at every pair count by ~300 steps at lr 3e-3
+    batch_size: int = 64
+    lr: float = 3e-3
+    eval_every: int = 50
+    eval_examples: int = 256  # per pair count: ±3 points of sampling noise at 50 %
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.mixers:
+            raise ValueError("Pick at least one mixer to train.")
+        for m in self.mixers:
+            if m not in VARIANTS:
+                raise ValueError(f"Unknown mixer '{m}'. Choose from: {', '.join(VARIANTS)}.")
+        if len(self.pairs) < 2:
+            raise ValueError("Pick at least two numbers of pairs: the sweep draws accuracy against pairs.")
+        if min(self.pairs) < 1:
+            raise ValueError("Every number of pairs must be at least 1.")
+        for p in self.pairs:
+            tasks.TaskConfig(name="mqar", vocab_size=self.vocab_size, num_kv_pairs=p)  # each pair needs its own key
+        if self.d_model % self.n_heads:
+            raise ValueError(f"The width d={self.d_model} must divide evenly into {self.n_heads} heads.")
+        if not 1 <= self.steps <= 5000:
+            raise ValueError("Steps must be between 1 and 5000.")
+        if not (0 < self.lr < 1):
+            raise ValueError("The learning rate must be a number between 0 and 1 (try 3e-3).")
+        if self.eval_every < 1 or self.eval_examples < 1 or self.batch_size < 1:
+            raise ValueError("eval_every, eval_examples and batch_size must each be at least 1.")
+
+    def task(self, pairs: int) -> tasks.TaskConfig:
+        return tasks.TaskConfig(name="mqar", vocab_size=self.vocab_size, num_kv_pairs=pairs)
+
+    def model_config(self, mixer: str) -> ModelConfig:
+        return ModelConfig(mixer=mixer, vocab_size=self.vocab_size, max_len=4 * max(self.pairs),
+                           d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads)
+
+
+def run(ctx) -> dict:
+    """The labs.jobs step function. Logs loss_<mixer> every step and, every eval_every steps,
+    acc_<mixer>_<pairs> for each pair count; returns {"accuracy": {mixer: {pairs: acc}}, "chance", "state_numbers"}.
+
+    Runs on one CPU thread: these models are so small that a second thread costs more in synchronisation than it
+    saves (measured: ~18 s of compute on one thread; 2-10× slower with two threads on a busy 2-core machine)."""
+    from labs import compute
+
+    with compute.threads(1):
+        return _run(ctx)
+
+
+def _run(ctx) -> dict:
+    config: PairsSweepConfig = ctx.config
+    pairs = sorted(set(config.pairs))
+    models, opts, scheds = {}, {}, {}
+    warmup = max(1, config.steps // 10)
+    for name in config.mixers:
+        torch.manual_seed(config.seed)  # the same embeddings and MLP at init for every mixer
+        models[name] = TinyLM(config.model_config(name))
+        opts[name] = torch.optim.AdamW(models[name].parameters(), lr=config.lr, weight_decay=0.01)
+        scheds[name] = torch.optim.lr_scheduler.LambdaLR(opts[name], lambda s: min(1.0, (s + 1) / warmup))
+    held_out = {p: tasks.generate(config.task(p), config.eval_examples, seed=20_000_003 + 97 * p + config.seed)
+                for p in pairs}
+    ctx.set_total(config.steps)
+    ctx.note(f"MQAR with {', '.join(map(str, pairs))} pairs (sequences of {4 * min(pairs)}–{4 * max(pairs)} tokens); "
+             f"chance {config.task(pairs[0]).chance:.3f}. Mixers: {', '.join(config.mixers)}.")
+    accuracy: dict[str, dict[int, float]] = {n: {} for n in models}
+    for step in range(1, config.steps + 1):
+        p = pairs[(step - 1) % len(pairs)]
+        inputs, labels = tasks.generate(config.task(p), config.batch_size, seed=config.seed * 1_000_003 + step)
+        row: dict = {"step": step, "pairs": p}
+        start = time.perf_counter()
+        for name, model in models.items():
+            model.train()
+            loss = F.cross_entropy(model(inputs).flatten(0, 1), labels.flatten(), ignore_index=tasks.IGNORE)
+            opts[name].zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opts[name].step()
+            scheds[name].step()
+            row[f"loss_{name}"] = loss.item()
+        row["tokens_per_s"] = inputs.numel() * len(models) / max(time.perf_counter() - start, 1e-9)
+        if step % config.eval_every == 0 or step == config.steps:
+            for name, model in models.items():
+                for q in pairs:
+                    row[f"acc_{name}_{q}"] = accuracy[name][q] = evaluate(model, *held_out[q])
+        row["loss"] = max(row[f"loss_{n}"] for n in models)  # a NaN in any mixer ends the run readably
+        ctx.log(**row)
+    result = {"accuracy": accuracy, "pairs": pairs, "chance": config.task(pairs[0]).chance,
+              "state_numbers": {n: state_numbers(config.model_config(n).mixer_config(), 4 * max(pairs))
+                                * config.n_layers for n in models}}
+    ctx.save_json("result.json", result)
+    return result
+
+
+def latest_accuracy(metrics: list[dict], mixers, pairs) -> dict[str, dict[int, float]]:
+    """The last evaluated accuracy of each mixer at each pair count, from a run's metrics (live or finished)."""
+    out: dict[str, dict[int, float]] = {m: {} for m in mixers}
+    for row in metrics:
+        for m in mixers:
+            for p in pairs:
+                if f"acc_{m}_{p}" in row:
+                    out[m][int(p)] = row[f"acc_{m}_{p}"]
+    return {m: a for m, a in out.items() if a}
+
+
+def verdict(run_status_done: bool, metrics: list[dict], config: dict, reason: str = ""):
+    """C11 from one sweep run: labs.lessons.recall_vs_state over its accuracies, or 'not measured yet'."""
+    from labs import lessons
+
+    if not run_status_done:
+        return lessons.not_measured("C11", f"this sweep did not finish ({reason or 'still running'})")
+    acc = latest_accuracy(metrics, config["mixers"], config["pairs"])
+    if "softmax" not in acc:
+        return lessons.not_measured("C11", "the sweep has no softmax curve to compare with: add the softmax mixer")
+    return lessons.recall_vs_state(acc)
