@@ -88,8 +88,8 @@ class Request:
                         if position:
                             on_wait(position)
                     continue
-                if item is _DONE:
-                    return
+                if item is _DONE or (self.stop is not None and self.stop.is_set()):
+                    return  # Stop takes effect at once, even for tokens the engine decoded ahead
                 if isinstance(item, BaseException):
                     raise item
                 yield item
