@@ -38,6 +38,7 @@ class BenchContext:
     def __init__(self, config, deadline: float):
         self.config, self.deadline, self.seed = config, deadline, getattr(config, "seed", 0)
         self.metrics, self.notes, self.total = [], [], None
+        self.run_id = "lessons-bench"
         self._tmp = tempfile.TemporaryDirectory(prefix="llmlab-lessons-")
         self.artifacts = Path(self._tmp.name)
 
@@ -112,6 +113,40 @@ def c5(deadline: float) -> L.Verdict:
     return L.cost_grows_with_blocks({r["blocks"]: r["seconds_per_epoch"] for r in out["results"]})
 
 
+def _lora_runs(configs, deadline: float) -> list[dict]:
+    from labs import lora
+
+    out = []
+    for cfg in configs:
+        ctx = BenchContext(cfg, deadline)
+        out.append(lora.train_lora(ctx, chat_model()))
+    return out
+
+
+def c6(deadline: float) -> L.Verdict:
+    from labs import lora
+
+    # The ranks the claim compares, at the page's default training settings. The page's default sweep adds r = 64
+    # (for the Inside-ΔW view): three runs took 125 s here, over the 2-minute budget; two take about 85 s.
+    ranks = tuple(r for r in lora.SWEEP_RANKS if r <= 8)
+    runs = _lora_runs([lora.LoraRunConfig(r=r) for r in ranks], deadline)
+    v = lora.rank_verdict(runs)
+    v.figures["seconds_per_run"] = {r["r"]: round(r["train_seconds"], 1) for r in runs}
+    return v
+
+
+def c7(deadline: float) -> L.Verdict:
+    from labs import lora
+
+    plan = lora.equal_budget_plan(lora.model_architecture(lora.LoraRunConfig().model_key), ("W_q", "W_q+W_v"))
+    runs = dict(zip((name for name, _, _ in plan), _lora_runs(
+        [lora.LoraRunConfig(r=r, targets=t) for _, t, r in plan], deadline)))
+    v = lora.qv_verdict(runs["W_q+W_v"], runs["W_q"])
+    v.figures["ranks"] = {name: r for name, _, r in plan}
+    v.figures["train_seconds"] = {name: round(run["train_seconds"], 1) for name, run in runs.items()}
+    return v
+
+
 def c10(deadline: float) -> L.Verdict:
     from labs.attention import cost
 
@@ -162,10 +197,10 @@ def c13(deadline: float) -> L.Verdict:
     return v
 
 
-NEEDS_MODEL = {"C2", "C5", "C13"}  # the model is loaded once before these, so their seconds are the experiment's
+NEEDS_MODEL = {"C2", "C5", "C6", "C7", "C13"}  # the model is loaded once before these, so their seconds are the experiment's
 NOT_WIRED = ("this benchmark does not run it yet: its default run is not wired into bench_lessons "
              "(measure it on the {page} page)")
-RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C5": c5, "C10": c10, "C11": c11, "C12": c12, "C13": c13}
+RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C5": c5, "C6": c6, "C7": c7, "C10": c10, "C11": c11, "C12": c12, "C13": c13}
 
 
 def run_claim(claim_id: str, budget_s: float = BUDGET_S) -> L.Verdict:

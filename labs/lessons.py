@@ -70,7 +70,11 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
     Claim("C6", "LoRA", "LoRA rank 1–2 does about as well as rank 8 on the task.",
           "the best task score of rank 1 and 2 is within 0.05 of rank 8's (or above it)"),
     Claim("C7", "LoRA", "Adapting W_q and W_v beats W_q alone at an equal trainable budget.",
-          "task score of W_q + W_v (rank r) > task score of W_q alone (rank 2r)"),
+          "at the parameter count of rank 8 on W_q alone, W_q + W_v (its rank chosen to spend the same budget) "
+          "has a lower held-out loss and a task score at least as high (the task score, a format check on 8 "
+          "prompts, ties when both runs learn the format, so the loss decides)",
+          "Hu et al. 2021 Table 5 compare accuracy on WikiSQL and MultiNLI with GPT-3; here it is one small task, "
+          "one seed and 30 steps."),
     Claim("C8", "Preference tuning", "DPO: the reward margin and preference accuracy grow during training.",
           "last reward margin > first and last preference accuracy > first (whether the chosen reward falls is "
           "reported, not required)"),
@@ -204,25 +208,42 @@ def cost_grows_with_blocks(seconds_per_epoch: Mapping[int, float], min_ratio: fl
     return Verdict("C5", FAILS, figure, figures, why)
 
 
-def low_rank_suffices(score_by_rank: Mapping[int, float], tolerance: float = 0.05) -> Verdict:
-    """C6. {LoRA rank: task score}; needs rank 8 and rank 1 or 2."""
+def low_rank_suffices(score_by_rank: Mapping[int, float], tolerance: float = 0.05,
+                      losses: Mapping[int, float] | None = None) -> Verdict:
+    """C6. {LoRA rank: task score}; needs rank 8 and rank 1 or 2. losses: {rank: held-out loss}, reported."""
     low = [score_by_rank[r] for r in (1, 2) if r in score_by_rank and _finite(score_by_rank[r])]
-    if 8 not in score_by_rank or not low:
-        return not_measured("C6", "the sweep needs rank 8 and rank 1 or 2")
+    if 8 not in score_by_rank or not _finite(score_by_rank[8]) or not low:
+        return not_measured("C6", "the sweep needs finished runs at rank 8 and at rank 1 or 2")
     best, r8 = max(low), score_by_rank[8]
+    figures = {"best_low_rank": best, "rank_8": r8, "task_score": dict(score_by_rank)}
     figure = f"best of rank 1–2: {best:.2f} vs rank 8: {r8:.2f}"
+    if losses:
+        figures["val_loss"] = dict(losses)
+        figure += " (held-out loss " + ", ".join(f"r={r}: {v:.3f}" for r, v in sorted(losses.items())) + ")"
     ok = best >= r8 - tolerance
-    return Verdict("C6", HOLDS if ok else FAILS, figure, {"best_low_rank": best, "rank_8": r8},
-                   "" if ok else f"rank 8 is ahead by {r8 - best:.2f}")
+    return Verdict("C6", HOLDS if ok else FAILS, figure, figures, "" if ok else f"rank 8 is ahead by {r8 - best:.2f}")
 
 
-def qv_beats_q(score_qv: float, score_q: float) -> Verdict:
-    """C7. Task scores at an equal trainable budget."""
+def qv_beats_q(score_qv: float, score_q: float, loss_qv: float | None = None, loss_q: float | None = None,
+               params_qv: int | None = None, params_q: int | None = None) -> Verdict:
+    """C7. Task scores (and held-out losses) of W_q+W_v and W_q alone at an equal trainable budget.
+    With losses: holds when W_q+W_v's loss is lower and its score is not; without: when its score is higher."""
     if not _finite(score_qv, score_q):
         return not_measured("C7", "a score is missing")
+    figures = {"qv": score_qv, "q": score_q}
+    figure = f"task score W_q+W_v {score_qv:.2f} vs W_q {score_q:.2f}"
+    if params_qv and params_q:
+        figures.update(params_qv=params_qv, params_q=params_q)
+    if _finite(loss_qv, loss_q):
+        figures.update(loss_qv=loss_qv, loss_q=loss_q)
+        figure += f"; held-out loss {loss_qv:.3f} vs {loss_q:.3f}"
+        if params_qv and params_q:
+            figure += f" ({params_qv:,} vs {params_q:,} trainable)"
+        reasons = ([] if loss_qv < loss_q else ["W_q alone reached a held-out loss at least as low"]) + \
+                  ([] if score_qv >= score_q else ["W_q alone scored higher on the task"])
+        return Verdict("C7", FAILS if reasons else HOLDS, figure, figures, "; ".join(reasons))
     ok = score_qv > score_q
-    return Verdict("C7", HOLDS if ok else FAILS, f"W_q+W_v {score_qv:.2f} vs W_q {score_q:.2f}",
-                   {"qv": score_qv, "q": score_q}, "" if ok else "W_q alone scored at least as well")
+    return Verdict("C7", HOLDS if ok else FAILS, figure, figures, "" if ok else "W_q alone scored at least as well")
 
 
 def dpo_learns(margins: Sequence[float], accuracies: Sequence[float], chosen_rewards: Sequence[float]) -> Verdict:

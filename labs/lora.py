@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -198,6 +198,41 @@ def rank_for_budget(arch: Architecture, targets: Sequence[str], budget: int, lay
     n_layers = arch.layers if not layers else layers
     per_rank = sum(sum(arch.shape(t)) for t in targets) * n_layers
     return max(1, round(budget / per_rank))
+
+
+SWEEP_RANKS = (1, 8, 64)  # the rank sweep's default: the paper's smallest, its r = 8, and a large one (Table 6)
+MATRIX_CHOICES = {"W_q": ("q_proj",), "W_k": ("k_proj",), "W_v": ("v_proj",), "W_o": ("o_proj",),
+                  "W_q+W_k": ("q_proj", "k_proj"), "W_q+W_v": ("q_proj", "v_proj"), "all four": ATTENTION_TARGETS}
+BUDGET_RANK = 8  # the budget of the which-matrices comparison: r = 8 on W_q alone (Table 5 spends r = 8 on one type)
+
+
+def equal_budget_plan(arch: Architecture, names: Sequence[str], budget_r: int = BUDGET_RANK,
+                      last_layers: int = 8) -> list[tuple[str, tuple[str, ...], int]]:
+    """[(name, targets, rank)]: each configuration of MATRIX_CHOICES at the parameter count of rank `budget_r`
+    on W_q alone over the top `last_layers` layers."""
+    layers = min(last_layers, arch.layers) or None
+    budget = lora_parameter_count(arch, ["q_proj"], int(budget_r), layers).lora_params
+    return [(n, MATRIX_CHOICES[n], rank_for_budget(arch, MATRIX_CHOICES[n], budget, layers)) for n in names]
+
+
+def rank_verdict(summaries: Sequence[Mapping]):
+    """C6 from finished rank-sweep runs (their summaries): labs.lessons.low_rank_suffices on the task score."""
+    from labs import lessons
+
+    scores = {int(s["r"]): s["task_score_after"] for s in summaries if s.get("task_score_after") is not None}
+    return lessons.low_rank_suffices(scores, losses={int(s["r"]): s["final_val_loss"] for s in summaries
+                                                     if s.get("final_val_loss") is not None})
+
+
+def qv_verdict(qv: Mapping | None, q: Mapping | None):
+    """C7 from the summaries of the W_q+W_v and the W_q-alone runs at an equal budget."""
+    from labs import lessons
+
+    if not qv or not q:
+        return lessons.not_measured("C7", "needs a finished W_q run and a finished W_q+W_v run at the same budget")
+    return lessons.qv_beats_q(qv.get("task_score_after"), q.get("task_score_after"),
+                              loss_qv=qv.get("final_val_loss"), loss_q=q.get("final_val_loss"),
+                              params_qv=qv.get("trainable_params"), params_q=q.get("trainable_params"))
 
 
 # ---------------------------------------------------------------------------------------------------

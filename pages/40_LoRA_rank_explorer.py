@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, jobs, lora, models, settings
+from labs import charts, jobs, lessons, lora, models, settings
+from ui.lessons import claim_box
 
 ICON = "🎛️"
 
@@ -321,13 +322,20 @@ with tab_sweep:
                                           title="Training time per run", y="seconds",
                                           text=[f"{s:.0f} s" for s in table["seconds"]]), key="lora_sweep_time")
             st.download_button("Sweep results (CSV)", table.to_csv(index=False), "lora-sweep.csv", key="lora_sweep_csv")
+        unfinished = [r for r in runs if r.status in (jobs.FAILED, jobs.STOPPED)]
+        if not any(r.active for r in runs):
+            claim_box(lora.rank_verdict([r.summary for r in done]) if not unfinished else lessons.not_measured(
+                "C6", "; ".join(f"{r.label} did not finish ({r.reason or r.status})" for r in unfinished)),
+                note="The task score is a format check on 8 held-out prompts after 30 steps: one prompt is 0.125, "
+                     "so small gaps are noise; the paper compares r = 1–64 on GPT-3 (Table 6).")
+    else:
+        claim_box(lessons.not_measured("C6", "no sweep in this session yet: press 'Train the sweep'"))
 
 
 # ---------------------------------------------------------------------------------------------------
 # 3. Which matrices (paper Table 5, at toy scale)
 # ---------------------------------------------------------------------------------------------------
-CHOICES = {"W_q": ("q_proj",), "W_k": ("k_proj",), "W_v": ("v_proj",), "W_o": ("o_proj",),
-           "W_q+W_k": ("q_proj", "k_proj"), "W_q+W_v": ("q_proj", "v_proj"), "all four": lora.ATTENTION_TARGETS}
+CHOICES = lora.MATRIX_CHOICES
 with tab_which:
     st.markdown("The same parameter budget spent on different matrices: the paper (Table 5) spends 18M "
                 "parameters on GPT-3 as r = 8 on one matrix type, r = 4 on two or r = 2 on all four, and finds "
@@ -361,6 +369,20 @@ with tab_which:
             st.dataframe(table, hide_index=True, width="stretch")
             st.caption("Toy scale: one small task, one seed, few steps — differences of a few hundredths are "
                        "noise. The paper's Table 5 uses WikiSQL and MultiNLI on GPT-3.")
+        which_runs = run_rows(st.session_state["lora_which_ids"])
+        if not any(r.active for r in which_runs):
+            by_targets = {tuple(r.config.get("targets", ())): r for r in which_runs}
+            q_run, qv_run = by_targets.get(("q_proj",)), by_targets.get(("q_proj", "v_proj"))
+            if q_run is None or qv_run is None:
+                verdict = lessons.not_measured("C7", "include both W_q and W_q+W_v in the configurations")
+            elif q_run.status != jobs.DONE or qv_run.status != jobs.DONE:
+                bad = q_run if q_run.status != jobs.DONE else qv_run
+                verdict = lessons.not_measured("C7", f"{bad.label} did not finish ({bad.reason or bad.status})")
+            else:
+                verdict = lora.qv_verdict(qv_run.summary, q_run.summary)
+            claim_box(verdict)
+    else:
+        claim_box(lessons.not_measured("C7", "no comparison in this session yet: press 'Train these'"))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -128,3 +128,28 @@ def test_verdict_json_round_trip_carries_the_claim_text():
     assert d["id"] == "C13" and d["statement"] == L.CLAIMS["C13"].statement and d["seconds"] == 1.5
     back = L.Verdict.from_json(d)
     assert back.verdict == v.verdict and back.figure == v.figure and back.claim == "C13"
+
+
+def test_c6_reports_losses_and_c7_lets_the_loss_decide_a_tied_score():
+    v = L.low_rank_suffices({1: 0.88, 8: 0.62, 64: 0.5}, losses={1: 1.80, 8: 1.73})
+    assert v.verdict == L.HOLDS and "r=8: 1.730" in v.figure and v.figures["val_loss"][1] == 1.80
+    assert L.low_rank_suffices({1: 0.9, 8: math.nan}).verdict == L.NOT_MEASURED
+    tied = L.qv_beats_q(1.0, 1.0, loss_qv=1.69, loss_q=2.22, params_qv=76_800, params_q=73_728)
+    assert tied.verdict == L.HOLDS and "76,800 vs 73,728" in tied.figure
+    worse = L.qv_beats_q(1.0, 1.0, loss_qv=2.3, loss_q=2.2)
+    assert worse.verdict == L.FAILS and "held-out loss at least as low" in worse.reason
+    lower_score = L.qv_beats_q(0.5, 0.75, loss_qv=1.9, loss_q=2.2)
+    assert lower_score.verdict == L.FAILS and "scored higher" in lower_score.reason
+
+
+def test_lora_verdicts_from_run_summaries():
+    from labs import lora
+
+    runs = [{"r": 1, "task_score_after": 0.875, "final_val_loss": 1.8}, {"r": 8, "task_score_after": 0.625,
+                                                                          "final_val_loss": 1.7}]
+    assert lora.rank_verdict(runs).verdict == L.HOLDS
+    assert lora.rank_verdict(runs[:1]).verdict == L.NOT_MEASURED
+    q = {"task_score_after": 0.0, "final_val_loss": 2.2, "trainable_params": 73_728}
+    qv = {"task_score_after": 0.25, "final_val_loss": 1.7, "trainable_params": 76_800}
+    assert lora.qv_verdict(qv, q).verdict == L.HOLDS
+    assert lora.qv_verdict(None, q).verdict == L.NOT_MEASURED

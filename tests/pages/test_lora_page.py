@@ -17,6 +17,10 @@ def _errors(at):
     return " ".join(e.value for e in at.error)
 
 
+def _claim(at, claim_id):
+    return [m.value for m in at.markdown if "Does the lecture's claim hold here?" in m.value and f"({claim_id})" in m.value]
+
+
 def test_calculator_and_bad_input(monkeypatch):
     monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
     at = AppTest.from_file(PAGE, default_timeout=120).run()
@@ -52,6 +56,8 @@ def test_sweep_inside_and_merge(monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     table = next(df.value for df in at.dataframe if "held-out loss after" in df.value.columns)
     assert sorted(table["r"].tolist()) == [2, 8]
+    assert _claim(at, "C6")  # the claim box is computed from the finished sweep
+    assert any("best of rank 1–2" in x.value for x in (*at.success, *at.warning))
     # The same sweep again replays the stored runs at once.
     at.button(key="lora_sweep_go").click().run()
     assert all(jobs.get(i).replayed for i in at.session_state["lora_sweep_ids"])
@@ -67,3 +73,19 @@ def test_sweep_inside_and_merge(monkeypatch):
     at.multiselect(key="lora_targets").set_value([])
     at.button(key="lora_sweep_go").click().run()
     assert "at least one weight matrix" in _errors(at)
+
+
+def test_equal_budget_comparison_fills_the_c7_box(monkeypatch):
+    monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert _claim(at, "C7") and any("Not measured yet" in i.value and "Train these" in i.value for i in at.info)
+    at.number_input(key="lora_steps").set_value(3)
+    at.number_input(key="lora_max_len").set_value(48)
+    at.multiselect(key="lora_which").set_value(["W_q", "W_q+W_v"])
+    at.button(key="lora_which_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    for run_id in at.session_state["lora_which_ids"]:
+        assert jobs.wait(run_id, timeout=300).status == jobs.DONE
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("task score W_q+W_v" in x.value and "held-out loss" in x.value for x in (*at.success, *at.warning))
