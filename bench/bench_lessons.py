@@ -147,6 +147,21 @@ def c7(deadline: float) -> L.Verdict:
     return v
 
 
+def c8(deadline: float) -> L.Verdict:
+    from labs import dpo
+    from labs.data import preferences
+
+    train, held = preferences.bundled()  # the page's default data; its default settings are DPOConfig's
+    cfg = dpo.DPOConfig(data_id=preferences.fingerprint(train.pairs + held.pairs), n_train=len(train.pairs),
+                        n_heldout=len(held.pairs))
+    ctx = BenchContext(cfg, deadline)
+    out = dpo.train(ctx, chat_model(), train.pairs, held.pairs)
+    heldout = json.loads((ctx.artifacts / "result.json").read_text()).get("heldout")
+    v = dpo.claim_verdict(ctx.metrics, heldout=heldout)
+    v.figures["heldout_policy_prefers_chosen"] = out["heldout_policy_prefers_chosen"]
+    return v
+
+
 def c10(deadline: float) -> L.Verdict:
     from labs.attention import cost
 
@@ -197,10 +212,10 @@ def c13(deadline: float) -> L.Verdict:
     return v
 
 
-NEEDS_MODEL = {"C2", "C5", "C6", "C7", "C13"}  # the model is loaded once before these, so their seconds are the experiment's
+NEEDS_MODEL = {"C2", "C5", "C6", "C7", "C8", "C13"}  # the model is loaded once before these, so their seconds are the experiment's
 NOT_WIRED = ("this benchmark does not run it yet: its default run is not wired into bench_lessons "
              "(measure it on the {page} page)")
-RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C5": c5, "C6": c6, "C7": c7, "C10": c10, "C11": c11, "C12": c12, "C13": c13}
+RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C5": c5, "C6": c6, "C7": c7, "C8": c8, "C10": c10, "C11": c11, "C12": c12, "C13": c13}
 
 
 def run_claim(claim_id: str, budget_s: float = BUDGET_S) -> L.Verdict:

@@ -327,6 +327,29 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
             "general_drift_per_token": drift}
 
 
+def claim_verdict(metrics: Sequence[dict], window: int = 5, heldout: dict | None = None):
+    """C8 from a run's per-step metrics: the reward margin, the preference accuracy and the chosen reward averaged
+    over the first and the last `window` steps (one step sees only a few pairs, so single steps are noise), judged
+    by labs.lessons.dpo_learns; the held-out margin and accuracy are reported next to them."""
+    from labs import lessons
+
+    rows = [m for m in metrics if "rewards/margins" in m]
+    if len(rows) < 2 * window:
+        return lessons.not_measured("C8", f"fewer than {2 * window} training steps were logged")
+
+    def mean(key, part):
+        return sum(m[key] for m in part) / len(part)
+
+    first, last = rows[:window], rows[-window:]
+    v = lessons.dpo_learns(*([mean(k, first), mean(k, last)] for k in
+                             ("rewards/margins", "rewards/accuracies", "rewards/chosen")))
+    v.figures["window_steps"] = window
+    if heldout:
+        v.figures.update(heldout_margin=heldout.get("mean_margin"),
+                         heldout_reward_accuracy=heldout.get("implicit_reward_accuracy"))
+    return v
+
+
 def load_result(run) -> dict | None:
     """The before/after results a finished run saved (None while it runs or if it failed)."""
     path = run.artifacts / "result.json"

@@ -12,8 +12,9 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import backends, charts, dpo, generation, jobs, models, settings
+from labs import backends, charts, dpo, generation, jobs, lessons, models, settings
 from labs.data import preferences
+from ui.lessons import claim_box
 
 ICON = "⚖️"
 P = "dpo"
@@ -278,6 +279,11 @@ with st.expander("Reading the curves: why the chosen reward can fall, and what �
 # -- 4 · before / after --------------------------------------------------------------------------------------------------
 run = jobs.get(run_id) if run_id else None
 result = dpo.load_result(run) if run is not None and run.status == jobs.DONE else None
+if run is None:
+    claim_box(lessons.not_measured("C8", "no run in this session yet: press Train"))
+elif not run.active:
+    claim_box(dpo.claim_verdict(run.metrics, heldout=(result or {}).get("heldout")) if run.status == jobs.DONE
+              else lessons.not_measured("C8", f"this run did not finish ({run.reason or run.status})"))
 if result:
     st.subheader("4 · Before / after")
     held = result.get("heldout")

@@ -165,3 +165,16 @@ def test_background_run_logs_every_curve_and_saves_an_adapter(tiny):
     assert jobs.submit(cfg, functools.partial(dpo.train, lm=tiny, train_pairs=PAIRS[:4],
                                               heldout_pairs=PAIRS[4:])) == run_id  # same config + seed = replay
     assert jobs.get(run_id).replayed
+
+
+def test_claim_verdict_compares_windows_of_steps_and_reports_the_chosen_reward():
+    from labs import lessons
+
+    steps = [{"rewards/margins": 0.1 * i, "rewards/accuracies": min(1.0, 0.4 + 0.05 * i),
+              "rewards/chosen": -0.02 * i} for i in range(12)]
+    v = dpo.claim_verdict(steps, heldout={"mean_margin": 1.5, "implicit_reward_accuracy": 0.9})
+    assert v.verdict == lessons.HOLDS and "the chosen reward fell" in v.figure
+    assert v.figures["heldout_margin"] == 1.5 and v.figures["window_steps"] == 5
+    flat = [dict(m, **{"rewards/margins": 0.5}) for m in steps]
+    assert dpo.claim_verdict(flat).verdict == lessons.FAILS
+    assert dpo.claim_verdict(steps[:9]).verdict == lessons.NOT_MEASURED

@@ -39,6 +39,13 @@ def test_train_shows_curves_then_before_after_and_export(app):
     assert "likelihood displacement" in text  # the curves are explained next to the chart
     assert any("the chosen reward" in m.value.lower() or "margin" in m.value for m in app.markdown)
     assert app.get("download_button")  # adapter + metrics downloads
+    # the claim box: 3 steps are too few to compare the first and last 5, so it says so instead of guessing
+    assert any("(C8)" in m.value for m in app.markdown)
+    assert any("Not measured yet" in i.value and "fewer than 10 training steps" in i.value for i in app.info)
+
+
+def test_claim_box_before_any_run(app):
+    assert any("Not measured yet" in i.value and "press Train" in i.value for i in app.info)
 
 
 def test_bad_beta_is_refused_and_train_disabled(app):
