@@ -105,3 +105,18 @@ def heatmap(z, x_labels: Sequence[str], y_labels: Sequence[str], *, title: str =
     fig = go.Figure(go.Heatmap(z=z, x=list(x_labels), y=list(y_labels), zmin=zmin, zmax=zmax, colorscale=colorscale,
                                texttemplate="%{z:" + text_fmt + "}" if text_fmt else None))
     return layout(fig, title, x, y)
+
+
+def two_axis(xs: Sequence[float], left: tuple[str, Sequence[float]], right: tuple[str, Sequence[float]], *,
+             title: str = "", x: str = "", log_x: bool = False, left_range: Sequence[float] | None = None) -> go.Figure:
+    """Two measures against one x in one chart: `left` on the left axis, `right` (dashed) on the right axis."""
+    fig = go.Figure()
+    fig.add_scatter(x=list(xs), y=list(left[1]), name=left[0], mode="lines+markers", line=dict(color=PALETTE[0]))
+    fig.add_scatter(x=list(xs), y=list(right[1]), name=right[0], mode="lines+markers", yaxis="y2",
+                    line=dict(color=PALETTE[1], dash="dash"))
+    layout(fig, title, x, left[0])
+    fig.update_layout(yaxis=dict(range=list(left_range) if left_range else None),
+                      yaxis2=dict(title=right[0], overlaying="y", side="right", showgrid=False))
+    if log_x:
+        fig.update_xaxes(type="log", tickvals=list(xs))
+    return fig

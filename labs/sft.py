@@ -428,6 +428,44 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
     return summary
 
 
+# -- LIMA: does a small set teach the format? (claim C4) -----------------------------------------------------------
+
+SIZE_SWEEP = (8, 16, 32, 64, 128)  # training examples per run of the dataset-size sweep (LIMA used 1,000)
+
+
+def format_verdict(summary: dict, n_examples: int):
+    """C4 from one finished run's summary: labs.lessons.small_set_teaches_format on its format scores."""
+    from labs import lessons
+
+    if summary.get("format_after") is None:
+        return lessons.not_measured("C4", "this run scored no held-out prompts: set 'Held-out prompts to score' above 0")
+    return lessons.small_set_teaches_format(summary["format_before"], summary["format_after"], n_examples)
+
+
+def size_points(summaries: list[tuple[int, dict]]) -> list[dict]:
+    """[(training examples, run summary)] -> sorted points {examples, format_before, format_after, val_loss}."""
+    return sorted(({"examples": int(n), "format_before": s.get("format_before"), "format_after": s.get("format_after"),
+                    "val_loss": s.get("final_val_loss"), "seconds": s.get("wall_seconds")} for n, s in summaries),
+                  key=lambda p: p["examples"])
+
+
+def size_verdict(points: list[dict]):
+    """C4 from a dataset-size sweep: the smallest size whose run reaches the format (≥ 80% from ≤ 20%) decides;
+    every size's format score and validation loss are reported with it."""
+    from labs import lessons
+
+    scored = [p for p in points if p.get("format_after") is not None]
+    if not scored:
+        return lessons.not_measured("C4", "no run of the sweep finished with a format score")
+    first = next((p for p in scored if p["format_after"] >= 0.8), scored[-1])
+    v = lessons.small_set_teaches_format(first["format_before"], first["format_after"], first["examples"])
+    v.figures["sweep"] = [{k: p[k] for k in ("examples", "format_after", "val_loss")} for p in scored]
+    v.figure += " (sweep: " + ", ".join(f"{p['examples']}: {p['format_after']:.0%}" for p in scored) + ")"
+    if v.verdict != lessons.HOLDS:
+        v.reason = f"no size up to {scored[-1]['examples']} examples reached 80% from ≤ 20%"
+    return v
+
+
 # -- saving and reloading the tuned model -------------------------------------------------------------------------
 
 TRAINED_PARAMS = "trained_params.safetensors"

@@ -5,6 +5,7 @@ labs/classifier.py and labs/data/instructions.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import json
@@ -14,8 +15,9 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, classifier, generation, jobs, models, sft, training
+from labs import charts, classifier, generation, jobs, lessons, models, sft, training
 from labs.data import instructions
+from ui.lessons import claim_box
 
 ICON = "🎓"
 P = "sft"
@@ -30,7 +32,7 @@ ui.page_header(
     "tab swaps the language-model head for a 2-class head and fine-tunes a spam classifier.",
     ICON,
 )
-ui.init_state(P, run_id=None, clf_run_id=None, compare=None)
+ui.init_state(P, run_id=None, clf_run_id=None, compare=None, size_ids=[])
 
 lm = ui.model_picker(P, help="SmolLM2-135M-Instruct already chats, so the change you teach is only the answer style. "
                              "Gemma-3-270M is a base model: use the Alpaca or plain template with it. Models from "
@@ -81,6 +83,62 @@ def load_instruction_data():
     if result.skipped:
         st.warning(f"Skipped rows: {result.skipped_text()}.")
     return train, held, sft.data_id(upload.name, raw)
+
+
+def size_sweep(config: sft.SFTConfig, lm, train_examples, heldout) -> None:
+    """LIMA's question as a curve: the same settings at 8 … 128 examples, format score and validation loss vs size."""
+    with st.expander("Dataset-size sweep: how few examples teach the format?", expanded=bool(
+            st.session_state[f"{P}_size_ids"])):
+        c = st.columns([3, 1])
+        sizes = c[0].multiselect("Training examples per run", list(sft.SIZE_SWEEP), default=list(sft.SIZE_SWEEP),
+                                 key=f"{P}_sizes", help="One background run per size with the settings above "
+                                                         "(8 examples ≈ 15 s, 128 ≈ 2 min on 2 cores).")
+        if c[1].button("Run the sweep", key=f"{P}_size_go", help="Runs already done with the same settings replay "
+                                                                   "at once."):
+            with ui.friendly_errors("Starting the sweep"):
+                if len(sizes) < 2:
+                    raise ValueError("Pick at least two sizes: the sweep draws the scores against the size.")
+                if not config.score_examples:
+                    raise ValueError("Set 'Held-out prompts to score' above 0: the sweep plots the format score.")
+                fn = functools.partial(sft.train, lm=lm, train_examples=train_examples, heldout=heldout)
+                group = f"sft-sizes-{ui.session_id()}-{len(sizes)}-{sorted(sizes)}"
+                st.session_state[f"{P}_size_ids"] = [
+                    jobs.submit(dataclasses.replace(config, n_examples=int(n)), fn, owner=ui.session_id(),
+                                label=f"SFT {n} examples", group=group) for n in sorted(sizes)]
+        ids = st.session_state[f"{P}_size_ids"]
+        if not ids:
+            return
+
+        def _draw():
+            runs = [r for r in (jobs.get(i) for i in ids) if r is not None]
+            for r in runs:
+                if r.active:
+                    st.caption(f"{r.label}: " + (f"step {r.step}/{r.total_steps or '?'}" if r.status == jobs.RUNNING
+                                                 else f"queued (position {r.position})"))
+            done = [r for r in runs if r.status == jobs.DONE]
+            points = sft.size_points([(r.config["n_examples"], r.summary) for r in done])
+            if points:
+                st.plotly_chart(charts.two_axis(
+                    [p["examples"] for p in points], ("format score (held-out)", [p["format_after"] for p in points]),
+                    ("validation loss", [p["val_loss"] for p in points]), title="Format score and validation loss "
+                    "vs training examples", x="training examples", log_x=True, left_range=(0, 1.05)),
+                    key=f"{P}_size_chart_{len(points)}")
+            if any(r.active for r in runs):
+                return
+            failed = [r for r in runs if r.status != jobs.DONE]
+            claim_box(lessons.not_measured("C4", "; ".join(f"{r.label} did not finish ({r.reason or r.status})"
+                                                           for r in failed)) if failed else sft.size_verdict(points),
+                      note="Toy scale: one seed, 8 scored prompts; the loss keeps falling with more data while the "
+                           "format saturates, which is LIMA's point.")
+            if not any(r.active for r in runs) and st.session_state.get(f"{P}_size_live"):
+                st.session_state[f"{P}_size_live"] = False
+                st.rerun()
+
+        if any(r is not None and r.active for r in (jobs.get(i) for i in ids)):
+            st.session_state[f"{P}_size_live"] = True
+            st.fragment(run_every=2.0)(_draw)()
+        else:
+            _draw()
 
 
 def instruction_tab() -> None:
@@ -214,6 +272,16 @@ def instruction_tab() -> None:
         ui.run_panel(run_id, [("Loss (train vs validation)", ["train_loss", "val_loss"]),
                               ("Tokens per second", ["tokens_per_s"]), ("Learning rate", ["lr"])], prefix=P)
     run = jobs.get(run_id) if run_id else None
+    if run is None:
+        claim_box(lessons.not_measured("C4", "no run in this session yet: press Train"))
+    elif not run.active:
+        claim_box(sft.format_verdict(run.summary, run.config.get("n_examples") or run.summary.get("train_rows", 0))
+                  if run.status == jobs.DONE else
+                  lessons.not_measured("C4", f"this run did not finish ({run.reason or run.status})"),
+                  note="The format is learned, not knowledge: compare 'Short answer correct' below. LIMA used 1,000 "
+                       "examples on a 65B model; here 8 held-out prompts, so one prompt is 12.5 points.")
+    if config is not None:
+        size_sweep(config, lm, train_examples, heldout)
 
     if run is not None and run.status == jobs.DONE:
         st.subheader("5 · Before / after")

@@ -174,3 +174,20 @@ def test_merged_export_equals_the_adapter_model(tiny, trained_run):
     tuned = sft.tuned_model(tiny, trained_run)
     torch.testing.assert_close(_logits(merged, tiny), _logits(tuned, tiny), atol=1e-4, rtol=1e-4)
     assert len(sft.zip_folder(folder)) > 0
+
+
+def test_lima_verdicts_from_a_run_and_from_a_size_sweep():
+    from labs import lessons
+
+    assert sft.format_verdict({"format_before": 0.0, "format_after": 1.0}, 64).verdict == lessons.HOLDS
+    assert sft.format_verdict({"final_val_loss": 1.0}, 64).verdict == lessons.NOT_MEASURED
+    points = sft.size_points([(32, {"format_before": 0.0, "format_after": 0.875, "final_val_loss": 1.5}),
+                              (8, {"format_before": 0.0, "format_after": 0.0, "final_val_loss": 2.2}),
+                              (16, {"format_before": 0.0, "format_after": 0.25, "final_val_loss": 1.9})])
+    assert [p["examples"] for p in points] == [8, 16, 32]
+    v = sft.size_verdict(points)
+    assert v.verdict == lessons.HOLDS and "with 32 examples" in v.figure and "sweep: 8: 0%, 16: 25%, 32: 88%" in v.figure
+    assert [p["val_loss"] for p in v.figures["sweep"]] == [2.2, 1.9, 1.5]
+    low = sft.size_verdict(points[:2])
+    assert low.verdict == lessons.FAILS and "up to 16 examples" in low.reason
+    assert sft.size_verdict([]).verdict == lessons.NOT_MEASURED

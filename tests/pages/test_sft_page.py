@@ -54,6 +54,8 @@ def test_train_then_before_after_and_second_click(app):
     assert run.status == "done", run.reason
     assert any("train_loss" in m for m in run.metrics) and any("val_loss" in m for m in run.metrics)
     assert {"format_before", "format_after"} <= set(run.summary)
+    assert any("(C4)" in m.value for m in app.markdown)  # the claim box, computed from this run's format scores
+    assert any("with 16 examples" in x.value for x in (*app.success, *app.warning))
     assert any(m.label == "Follows the TL;DR format" for m in app.metric)
     app.button(key="sft_compare_btn").click().run()
     assert not app.exception
@@ -62,6 +64,27 @@ def test_train_then_before_after_and_second_click(app):
     from labs import adapters
 
     assert any(a.page == "sft" for a in adapters.list_adapters())
+
+
+def test_size_sweep_draws_format_and_loss_against_size(app):
+    from labs import jobs
+
+    assert any("Not measured yet" in i.value and "press Train" in i.value for i in app.info)
+    app.slider(key="sft_epochs").set_value(1)
+    app.slider(key="sft_score_n").set_value(2)
+    app.multiselect(key="sft_sizes").set_value([8])
+    app.button(key="sft_size_go").click().run()
+    assert any("at least two sizes" in e.value for e in app.error)
+    app.multiselect(key="sft_sizes").set_value([8, 16])
+    app.button(key="sft_size_go").click().run()
+    assert not app.exception and not app.error
+    ids = app.session_state["sft_size_ids"]
+    assert len(ids) == 2 and all(jobs.wait(i, timeout=300).status == jobs.DONE for i in ids)
+    app.run()
+    assert not app.exception, app.exception
+    assert app.get("plotly_chart")
+    assert any("(C4)" in m.value for m in app.markdown)
+    assert any("sweep: 8:" in x.value for x in (*app.success, *app.warning))
 
 
 def test_bad_upload_shows_an_error(app):
