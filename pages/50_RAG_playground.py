@@ -10,9 +10,10 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import backends, generation, jobs, models, settings, votes
+from labs import backends, charts, generation, jobs, lessons, models, settings, votes
 from labs.rag import charts as rag_charts
 from labs.rag import evaluate, generate, load, retrieve, split, store
+from ui.lessons import claim_box
 
 ICON = "🔎"
 PREFIX = "rag"
@@ -29,7 +30,7 @@ ui.page_header(
     "written for it.",
     ICON,
 )
-ui.init_state(PREFIX, index=None, url_docs=[], result=None, answers={}, eval_run_id=None)
+ui.init_state(PREFIX, index=None, url_docs=[], result=None, answers={}, eval_run_id=None, claim_run_id=None)
 
 SEPARATORS = list(split.SEPARATOR_NAMES)  # coarsest first; the order matters to the recursive splitter
 
@@ -86,6 +87,62 @@ def _linked(answer: str, k: int) -> str:
         return "".join(f"[\\[{n}\\]](#rag-chunk-{n})" for n in nums)
 
     return re.sub(r"\[(\d+(?:\s*,\s*\d+)*)\]", link, answer)
+
+
+def rag_vs_no_rag(modules: tuple[str, ...]) -> None:
+    """C9: every bundled question answered with and without retrieval; hit@k of dense, BM25 and hybrid."""
+    st.subheader("Does retrieval help? RAG vs no-RAG on the whole question set")
+    d = evaluate.RagClaimConfig()
+    st.markdown(f"Each bundled question is answered twice by the chosen model — with the top {d.k} hybrid chunks "
+                "(BM25 share of the fusion below) and with the question alone — and scored by **contains the "
+                "answer** (the reference's key term, e.g. `sort_keys`) and by **similarity to the reference answer** "
+                "(MiniLM cosine; a 135M LLM judge is too position-biased to grade — see the Evaluation page, C13). "
+                "Retrieval alone is compared across modes: dense, keyword (BM25) and hybrid at several weights.")
+    weight = st.select_slider("Hybrid: BM25's share of the fusion", [0.1, 0.2, 0.3, 0.4, 0.5, 0.7],
+                              value=d.hybrid_weight, key="rag_claim_weight",
+                              help=f"The RAG answers use hybrid retrieval with this weight. {d.hybrid_weight} was the "
+                                   "best on the bundled questions (tuned on them, so it flatters hybrid a little).")
+    available = len(evaluate.questions(modules))
+    if st.button("Compare RAG with no-RAG", key="rag_claim_go", disabled=available == 0,
+                 help="Runs in the background: retrieval for every mode (seconds), then 2 answers per question "
+                      "batched (about a minute on 2 cores)."):
+        with ui.friendly_errors("RAG vs no-RAG"):
+            cfg = evaluate.RagClaimConfig(n_questions=available, hybrid_weight=float(weight), corpus_modules=modules,
+                                          model=gen_key, embedder=_embedder_key(), tiny_model=settings.tiny_models())
+            st.session_state.rag_claim_run_id = jobs.submit(
+                cfg, functools.partial(evaluate.run_rag_claim, embedder=_embedder(), lm=ui.cached_target(gen_key)),
+                owner=ui.session_id(), label="RAG vs no-RAG")
+    run_id = st.session_state.get("rag_claim_run_id")
+    if not run_id:
+        claim_box(lessons.not_measured("C9", "no comparison in this session yet: press 'Compare RAG with no-RAG'"))
+        return
+    ui.run_panel(run_id, [], prefix="rag_claim")
+    run = jobs.get(run_id)
+    if run is None or run.active:
+        return
+    if run.status != jobs.DONE:
+        claim_box(lessons.not_measured("C9", f"this run did not finish ({run.reason or run.status})"))
+        return
+    s = run.summary
+    hits = s["hit_at_k"]
+    c = st.columns(2)
+    c[0].plotly_chart(charts.bars(list(hits), list(hits.values()), title=f"hit@{s['k']} per retrieval mode",
+                                  y=f"share of questions with a right chunk in the top {s['k']}",
+                                  text=[f"{v:.0%}" for v in hits.values()]), key="rag_claim_hits")
+    n = s["n"]
+    c[1].plotly_chart(charts.bars(["RAG: contains", "no-RAG: contains", "RAG: similarity", "no-RAG: similarity"],
+                                  [sum(s["rag_contains"]) / n, sum(s["no_rag_contains"]) / n,
+                                   float(np.mean(s["rag_similarity"])), float(np.mean(s["no_rag_similarity"]))],
+                                  title=f"Answers over {n} questions", y="share / cosine"), key="rag_claim_scores")
+    path = run.artifacts / "answers.json"
+    if path.exists():
+        with st.expander("Every question, both answers"):
+            st.dataframe(pd.DataFrame(json.loads(path.read_text())), hide_index=True, width="stretch")
+    claim_box(evaluate.rag_claim_verdict(s),
+              note="Retrieval finds a right module for nearly every question, but SmolLM2-135M often ignores or "
+                   "garbles the passages it is given (it names made-up functools functions next to the lru_cache "
+                   "passage), so at this scale the reader, not the retriever, limits RAG; Lewis et al. 2020 used a "
+                   "BART-large reader trained for it. The fusion weight was tuned on these same questions.")
 
 
 tab_load, tab_split, tab_store, tab_ask, tab_eval = st.tabs(
@@ -440,6 +497,7 @@ with tab_eval:
                            key="rag_board_csv")
     else:
         st.caption("No evaluated configurations yet.")
+    rag_vs_no_rag(modules)
 
 ui.how_it_works(
     r"""

@@ -40,6 +40,7 @@ class Question:
     sources: tuple[str, ...]
     answer: str
     evidence: str = ""
+    answer_keys: tuple[str, ...] = ()  # an answer containing any of these (case-insensitive) contains the answer
 
 
 def questions(modules: Sequence[str] | None = None) -> list[Question]:
@@ -48,7 +49,8 @@ def questions(modules: Sequence[str] | None = None) -> list[Question]:
     for line in asset(*QUESTIONS_FILE).read_text(encoding="utf-8").splitlines():
         if line.strip():
             q = json.loads(line)
-            rows.append(Question(q["id"], q["question"], tuple(q["sources"]), q["answer"], q.get("evidence", "")))
+            rows.append(Question(q["id"], q["question"], tuple(q["sources"]), q["answer"], q.get("evidence", ""),
+                                 tuple(q.get("answer_keys", ()))))
     if modules is not None:
         rows = [q for q in rows if set(q.sources) & set(modules)]
     return rows
@@ -275,3 +277,113 @@ def leaderboard(runs: Sequence[jobs.Run]) -> list[dict]:
 
     rows.sort(key=lambda r: (-r["hit@k"], -r["MRR"], -finite(r["groundedness"])))
     return rows
+
+
+# ---------------------------------------------------------------------------------------------- RAG vs no-RAG (C9)
+
+def contains_answer(answer: str, question: Question) -> bool:
+    """Does the answer contain the reference's key (any of `answer_keys`, else the evidence phrase)?"""
+    keys = question.answer_keys or ((question.evidence,) if question.evidence else ())
+    text = answer.lower()
+    return any(k.lower() in text for k in keys if k)
+
+
+@dataclass(frozen=True)
+class RagClaimConfig:
+    """Claim C9 over the whole bundled question set: every question answered with and without retrieval, and
+    hit@k of dense, keyword (BM25) and hybrid retrieval at several fusion weights."""
+
+    k: int = 4
+    n_questions: int = 30  # the whole bundled set
+    max_new_tokens: int = 48
+    hybrid_weight: float = 0.3  # BM25's share in the fusion, tuned on the bundled questions (see fusion_weights)
+    fusion_weights: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
+    corpus_modules: tuple[str, ...] = load.DEFAULT_MODULES
+    model: str = "smollm2-135m-instruct"
+    embedder: str = "all-minilm-l6-v2"
+    tiny_model: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        available = len(questions(self.corpus_modules))
+        if not 1 <= self.n_questions <= available:
+            raise ValueError(f"Number of questions must be between 1 and {available}.")
+        if not 0 <= self.hybrid_weight <= 1 or not all(0 <= w <= 1 for w in self.fusion_weights):
+            raise ValueError("Fusion weights (BM25's share) must be between 0 and 1.")
+        if not 1 <= self.k <= 20:
+            raise ValueError("k must be between 1 and 20.")
+
+    def retrieve_config(self, method: str, weight: float | None = None) -> retrieve.RetrieveConfig:
+        return retrieve.RetrieveConfig(k=self.k, method=method, fetch_k=20, min_similarity=-1.0,
+                                       bm25_weight=self.hybrid_weight if weight is None else weight)
+
+
+def run_rag_claim(ctx, embedder, lm) -> dict:
+    """Job step function: retrieval modes' hit@k, then the answers with and without retrieval (batched)."""
+    cfg: RagClaimConfig = ctx.config
+    qs = questions(cfg.corpus_modules)[:cfg.n_questions]
+    docs = load.default_corpus(tuple(cfg.corpus_modules))
+    split_cfg = RagEvalConfig().split_config()  # the app's default chunking
+    chunks = split.split_documents(docs, split_cfg, split.char_length)
+    index = store.build_index(store.corpus_for(load.corpus_id(docs), cfg.embedder), chunks, embedder, split_cfg,
+                              "cosine")
+    vecs = list(store.embed_texts(embedder, [q.question for q in qs]))
+    ctx.set_total(3)
+    modes = {"dense": cfg.retrieve_config("dense"), "keyword (BM25)": cfg.retrieve_config("hybrid", 1.0),
+             **{f"hybrid {w:g}": cfg.retrieve_config("hybrid", w) for w in sorted(set(cfg.fusion_weights))}}
+    hits, retrieved = {}, {}
+    for name, rc in modes.items():
+        rs = [retrieve.retrieve(index, q.question, embedder, rc, query_vec=v) for q, v in zip(qs, vecs)]
+        hits[name] = float(np.mean([hit_at_k(r.hits, q.sources) for r, q in zip(rs, qs)]))
+        retrieved[name] = rs
+    hybrid_name = f"hybrid {cfg.hybrid_weight:g}"
+    if hybrid_name not in retrieved:
+        rc = cfg.retrieve_config("hybrid")
+        retrieved[hybrid_name] = [retrieve.retrieve(index, q.question, embedder, rc, query_vec=v) for q, v in zip(qs, vecs)]
+        hits[hybrid_name] = float(np.mean([hit_at_k(r.hits, q.sources) for r, q in zip(retrieved[hybrid_name], qs)]))
+    ctx.log(step=1, **{f"hit_{k}": v for k, v in hits.items()})
+    gen = generation.GenerationConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0, seed=cfg.seed)
+    rag_answers = list(backends.generate_many(lm, [generate.rag_messages(q.question, r.hits)
+                                                   for q, r in zip(qs, retrieved[hybrid_name])], gen))
+    ctx.log(step=2)
+    plain_answers = list(backends.generate_many(lm, [generate.plain_messages(q.question) for q in qs], gen))
+    ref_vecs = store.embed_texts(embedder, [q.answer for q in qs])
+    rag_vecs = store.embed_texts(embedder, [a or " " for a in rag_answers])
+    plain_vecs = store.embed_texts(embedder, [a or " " for a in plain_answers])
+
+    def cos(a, b):
+        return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+    rows = [{"id": q.id, "question": q.question, "reference": q.answer,
+             "rag_answer": ra, "no_rag_answer": pa,
+             "rag_contains": contains_answer(ra, q), "no_rag_contains": contains_answer(pa, q),
+             "rag_similarity": cos(rv, fv), "no_rag_similarity": cos(pv, fv)}
+            for q, ra, pa, rv, pv, fv in zip(qs, rag_answers, plain_answers, rag_vecs, plain_vecs, ref_vecs)]
+    ctx.save_json("answers.json", rows)
+    ctx.log(step=3)
+    summary = {"hit_at_k": hits, "hybrid_mode": hybrid_name, "k": cfg.k, "n": len(rows),
+               "rag_contains": [float(r["rag_contains"]) for r in rows],
+               "no_rag_contains": [float(r["no_rag_contains"]) for r in rows],
+               "rag_similarity": [r["rag_similarity"] for r in rows],
+               "no_rag_similarity": [r["no_rag_similarity"] for r in rows]}
+    summary["similarity_difference_ci"] = bootstrap_ci(
+        [a - b for a, b in zip(summary["rag_similarity"], summary["no_rag_similarity"])], seed=cfg.seed)
+    return summary
+
+
+def rag_claim_verdict(summary: dict):
+    """C9 from a finished run_rag_claim summary (labs.lessons.rag_beats_no_rag), with the judge score's interval."""
+    from labs import lessons
+
+    if not summary or "rag_contains" not in summary:
+        return lessons.not_measured("C9", "no finished RAG vs no-RAG run")
+    hits = summary["hit_at_k"]
+    v = lessons.rag_beats_no_rag(summary["rag_contains"], summary["no_rag_contains"],
+                                 hit_hybrid=hits[summary["hybrid_mode"]], hit_dense=hits["dense"])
+    low, high = summary["similarity_difference_ci"]
+    rs, ps = summary["rag_similarity"], summary["no_rag_similarity"]
+    v.figures.update(hit_at_k=hits, hybrid_mode=summary["hybrid_mode"], similarity_rag=float(np.mean(rs)),
+                     similarity_no_rag=float(np.mean(ps)), similarity_difference_ci=[low, high])
+    v.figure += (f"; similarity to the reference {np.mean(rs):.2f} vs {np.mean(ps):.2f} (difference 95% CI "
+                 f"{low:+.2f} to {high:+.2f})")
+    return v

@@ -136,3 +136,21 @@ def test_chunk_viewer_escapes_markup():
     chunks = split.split_documents([doc], split.SplitConfig(chunk_size=60, chunk_overlap=30))
     html = rag_charts.chunk_viewer_html(doc.text, chunks)
     assert "<script>" not in html and "&lt;script&gt;" in html and "overlap of chunks" in html
+
+
+def test_contains_answer_and_the_c9_verdict():
+    from labs import lessons
+
+    q = evaluate.Question("x", "How do I sort keys?", ("json",), "Pass sort_keys=True.", "sort_keys=True", ("sort_keys",))
+    assert evaluate.contains_answer("Use SORT_KEYS=True", q) and not evaluate.contains_answer("use sorted()", q)
+    no_keys = evaluate.Question("y", "?", ("json",), "a", "the evidence")
+    assert evaluate.contains_answer("… the evidence …", no_keys)
+    assert all(q.answer_keys for q in evaluate.questions())  # every bundled question says what counts
+    summary = {"hit_at_k": {"dense": 0.8, "hybrid 0.3": 0.85}, "hybrid_mode": "hybrid 0.3", "k": 4, "n": 30,
+               "rag_contains": [1.0] * 20 + [0.0] * 10, "no_rag_contains": [0.0] * 25 + [1.0] * 5,
+               "rag_similarity": [0.7] * 30, "no_rag_similarity": [0.4] * 30, "similarity_difference_ci": (0.25, 0.35)}
+    v = evaluate.rag_claim_verdict(summary)
+    assert v.verdict == lessons.HOLDS and "similarity to the reference 0.70 vs 0.40" in v.figure
+    worse = evaluate.rag_claim_verdict(dict(summary, hit_at_k={"dense": 0.9, "hybrid 0.3": 0.8}))
+    assert worse.verdict == lessons.FAILS and "hybrid" in worse.reason
+    assert evaluate.rag_claim_verdict({}).verdict == lessons.NOT_MEASURED

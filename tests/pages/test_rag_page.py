@@ -69,3 +69,19 @@ def test_bad_split_settings_show_an_error(app):
     at.multiselect(key="rag_modules").set_value([]).run()
     assert not at.exception
     assert any("No documents yet" in i.value for i in at.info)
+
+
+def test_rag_vs_no_rag_fills_the_c9_box(app):
+    at = app
+    assert any("Not measured yet" in i.value and "Compare RAG with no-RAG" in i.value for i in at.info)
+    at.multiselect(key="rag_modules").set_value(MODULES).run()
+    at.button(key="rag_claim_go").click().run()
+    assert not at.exception and not at.error
+    run = jobs.wait(at.session_state["rag_claim_run_id"], timeout=300)
+    assert run.status == jobs.DONE, run.reason
+    assert {"dense", "keyword (BM25)", "hybrid 0.3"} <= set(run.summary["hit_at_k"])
+    at.run()
+    assert not at.exception
+    assert any("(C9)" in m.value for m in at.markdown)
+    verdicts = [x.value for x in (*at.success, *at.warning, *at.info) if "RAG" in x.value and "no-RAG" in x.value]
+    assert any("hit@k hybrid" in v for v in verdicts)  # computed from the run, both parts of the claim
