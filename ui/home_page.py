@@ -79,8 +79,10 @@ def _decoding() -> None:
         return
     gate = models.decode_gate(lm)
     ratio = gate["ppl_ratio"] if gate and gate.get("variant") == lm.decode else 1.0
-    st.caption(f"**Decoding** `{lm.decode}` · perplexity ×{ratio:.3f} of float32 (gate: ≤ ×{quality.GATE:.2f}) · "
-               f"every chat, battle and answer on this model shares one batched decoder.")
+    quality_note = ("the reference the fast paths are measured against" if lm.decode == "float32" else
+                    f"perplexity ×{ratio:.3f} of float32, measured (gate: ≤ ×{quality.GATE:.2f})")
+    st.caption(f"**Decoding** `{lm.decode}` · {quality_note} · every chat, battle and answer on this model shares "
+               "one batched decoder.")
     if st.button("Measure the fast paths", key="home_measure_variants",
                  help="Perplexity on standard-library docstrings and greedy agreement with float32 for each decode "
                       "variant of this model (about a minute on 2 cores). A variant may be the default only within +2 %."):
