@@ -56,6 +56,7 @@ class SessionBusy(ValueError):
 
 
 def config_dict(config: Any) -> dict:
+    """The config as plain JSON data (what run.json stores and the run id hashes); a dataclass or a dict."""
     if dataclasses.is_dataclass(config):
         return json.loads(json.dumps(dataclasses.asdict(config), default=str))
     if isinstance(config, dict):
@@ -63,11 +64,17 @@ def config_dict(config: Any) -> dict:
     raise TypeError("A run's config must be a dataclass (or a dict).")
 
 
-def run_kind(config: Any) -> str:
-    return type(config).__name__ if dataclasses.is_dataclass(config) else "dict"
+def kind_of(config: Any) -> str:
+    """The run kind stored in `Run.kind`: the config class's name. Takes the class or an instance, so pages
+    refer to a kind by its class (`jobs.list_runs(SFTConfig)`) rather than by a string. A plain dict is "dict".
+    Stored runs keep this name: renaming a config class leaves its old runs under the old kind."""
+    cls = config if isinstance(config, type) else type(config)
+    return cls.__name__ if dataclasses.is_dataclass(cls) else "dict"
 
 
 def run_id_for(kind: str, config: dict, seed: int | None) -> str:
+    """The run id: `<kind>-<hash>` of (kind, config, seed, tiny models?), so the same experiment maps to the
+    same folder and replays."""
     # Tiny test models and real models never share a stored result.
     blob = json.dumps({"kind": kind, "config": config, "seed": seed, "tiny": settings.tiny_models()}, sort_keys=True)
     return f"{kind.lower()[:24]}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
@@ -75,6 +82,8 @@ def run_id_for(kind: str, config: dict, seed: int | None) -> str:
 
 @dataclass
 class Run:
+    """One run's state: what was asked (kind, config, seed), where it is (status, step), what it logged
+    (metrics, notes) and how it ended (summary, reason). Times are seconds since the epoch."""
     id: str
     kind: str
     config: dict
@@ -97,25 +106,30 @@ class Run:
 
     @property
     def active(self) -> bool:
+        """Queued or running."""
         return self.status in ACTIVE
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the run started (to its end once it ended); 0 while queued."""
         if not self.started:
             return 0.0
         return (self.ended or time.time()) - self.started
 
     @property
     def remaining(self) -> float | None:
+        """Estimated seconds left from the pace so far; None unless running with a known total."""
         if not self.total_steps or not self.step or self.status != RUNNING:
             return None
         return self.elapsed / self.step * (self.total_steps - self.step)
 
     @property
     def artifacts(self) -> Path:
+        """The run's folder, LLMLAB_HOME/runs/<id>/."""
         return runs_dir() / self.id
 
     def to_json(self) -> dict:
+        """What run.json stores (metrics live in metrics.jsonl; queue position and replay flag are transient)."""
         d = dataclasses.asdict(self)
         for transient in ("metrics", "position", "replayed"):
             d.pop(transient)
@@ -123,6 +137,7 @@ class Run:
 
 
 def runs_dir() -> Path:
+    """LLMLAB_HOME/runs, created on demand."""
     return settings.subdir("runs")
 
 
@@ -138,9 +153,11 @@ class RunContext:
 
     @property
     def run_id(self) -> str:
+        """This run's id."""
         return self._run.id
 
     def set_total(self, total_steps: int) -> None:
+        """The number of steps the run will take (for progress and time remaining)."""
         self._run.total_steps = int(total_steps)
 
     def note(self, text: str) -> None:
@@ -149,9 +166,11 @@ class RunContext:
             self._run.notes.append(text)
 
     def should_stop(self) -> bool:
+        """True once Stop was pressed (for work between logged steps)."""
         return self._manager._stop_flags[self._run.id].is_set()
 
     def check_stop(self) -> None:
+        """Raise Stopped if Stop was pressed."""
         if self.should_stop():
             raise Stopped()
 
@@ -184,8 +203,6 @@ class RunContext:
         generation engine is serving streams, and the lab's own thread count again when it is not."""
         import torch
 
-        from labs import compute
-
         if self._preferred_threads is None:
             self._preferred_threads = torch.get_num_threads()  # what the lab chose for itself
         want = min(self._preferred_threads, compute.threads_for("training"))
@@ -193,12 +210,16 @@ class RunContext:
             torch.set_num_threads(want)
 
     def save_json(self, name: str, obj: Any) -> Path:
+        """Write `obj` as JSON to the run's folder; returns the path."""
         path = self.artifacts / name
         path.write_text(json.dumps(obj, indent=2, default=str))
         return path
 
 
 class JobManager:
+    """The queue: a bounded worker pool that runs step functions, keeps their state in memory and on disk,
+    and answers snapshots to every browser session."""
+
     def __init__(self, max_workers: int | None = None, runs_per_session: int | None = None):
         self.runs_per_session = runs_per_session  # None: settings.runs_per_session() (LLMLAB_RUNS_PER_SESSION)
         self._lock = threading.RLock()
@@ -218,7 +239,7 @@ class JobManager:
         a `group` (one click that starts a sweep) count as one. Over the limit: SessionBusy, nothing queued.
         """
         seed = getattr(config, "seed", seed) if seed is None else seed
-        kind = run_kind(config)
+        kind = kind_of(config)
         cfg = config_dict(config)
         run_id = run_id_for(kind, cfg, seed)
         with self._lock:
@@ -309,6 +330,7 @@ class JobManager:
             return f"Stopping {run_id} (within one step)."
 
     def wait(self, run_id: str, timeout: float = 600) -> Run:
+        """Block until the run ends (seconds); returns its snapshot, TimeoutError after `timeout`."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             run = self.get(run_id)
@@ -329,12 +351,16 @@ class JobManager:
             return snap
 
     def active(self) -> list[Run]:
+        """Queued and running runs: running first, then in queue order."""
         with self._lock:
             ids = [r.id for r in self._runs.values() if r.active]
         return sorted((self.get(i) for i in ids), key=lambda r: (r.status != RUNNING, r.position, r.created))
 
-    def list_runs(self, kind: str | None = None) -> list[Run]:
-        """Every run this process knows plus every finished run on disk, newest first."""
+    def list_runs(self, kind: str | type | None = None) -> list[Run]:
+        """Every run this process knows plus every finished run on disk, newest first; only those of one kind
+        when `kind` is given (a config class, or its name as stored)."""
+        if isinstance(kind, type):
+            kind = kind_of(kind)
         ids = set(self._runs)
         for path in runs_dir().glob("*/run.json"):
             ids.add(path.parent.name)
@@ -343,6 +369,7 @@ class JobManager:
         return sorted(runs, key=lambda r: r.created, reverse=True)
 
     def delete(self, run_id: str) -> None:
+        """Forget a finished run and remove its folder (ValueError while it is active)."""
         with self._lock:
             run = self._runs.get(run_id)
             if run is not None and run.active:
@@ -384,6 +411,7 @@ def diff_configs(a: Run, b: Run) -> list[dict]:
 
 
 def metrics_csv(run: Run) -> str:
+    """The run's metrics as CSV text: one row per logged step, a column per key seen."""
     import csv
     import io
 
@@ -411,24 +439,30 @@ def manager() -> JobManager:
 
 
 def submit(config, fn, **kw) -> str:
+    """JobManager.submit on the process-wide manager."""
     return manager().submit(config, fn, **kw)
 
 
 def get(run_id: str) -> Run | None:
+    """JobManager.get on the process-wide manager."""
     return manager().get(run_id)
 
 
 def stop(run_id: str, owner: str | None = None) -> str:
+    """JobManager.stop on the process-wide manager."""
     return manager().stop(run_id, owner)
 
 
 def wait(run_id: str, timeout: float = 600) -> Run:
+    """JobManager.wait on the process-wide manager."""
     return manager().wait(run_id, timeout)
 
 
 def active() -> list[Run]:
+    """JobManager.active on the process-wide manager."""
     return manager().active()
 
 
-def list_runs(kind: str | None = None) -> list[Run]:
+def list_runs(kind: str | type | None = None) -> list[Run]:
+    """JobManager.list_runs on the process-wide manager: `jobs.list_runs(SFTConfig)`."""
     return manager().list_runs(kind)

@@ -103,6 +103,15 @@ def test_diff_and_csv(manager):
     assert {r.id for r in manager.list_runs("CountConfig")} >= {a.id, b.id}
 
 
+def test_run_kinds_are_named_by_their_config_class(manager):
+    run = manager.wait(manager.submit(CountConfig(steps=2), count))
+    assert jobs.kind_of(CountConfig) == jobs.kind_of(CountConfig()) == run.kind == "CountConfig"
+    assert jobs.kind_of({"a": 1}) == "dict"
+    # the class and the stored name select the same runs, so runs stored before keep loading
+    assert [r.id for r in manager.list_runs(CountConfig)] == [r.id for r in manager.list_runs("CountConfig")]
+    assert run.id in {r.id for r in manager.list_runs(CountConfig)}
+
+
 @dataclasses.dataclass(frozen=True)
 class TinyLoraConfig:
     steps: int = 4
