@@ -1,13 +1,12 @@
 """Every background run in one place: list, overlay curves, diff configs, download, delete."""
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
-from labs import charts, jobs
+from labs import jobs
 from ui import friendly_errors, init_state, page_header, session_id
+from ui.runs import compare_runs
 
 ICON = "🗂️"
 
@@ -30,30 +29,11 @@ table = pd.DataFrame([{"id": r.id, "label": r.label, "status": r.status, "steps"
                        "reason": r.reason} for r in runs])
 st.dataframe(table, hide_index=True, width="stretch")
 
-ids = [r.id for r in runs]
-chosen = st.multiselect("Runs to compare", ids, default=ids[:2], key="runs_compare",
-                        help="Pick two or more runs to overlay their curves and diff their configs.")
-by_id = {r.id: r for r in runs}
-picked = [by_id[i] for i in chosen if i in by_id]
+picked = compare_runs(runs, key="runs_compare", what="Runs to compare", metric_key="runs_metric",
+                      smoothing=0.6, smoothing_key="runs_smoothing", chart_key="runs_overlay", title="",
+                      help="Pick two or more runs to overlay their curves and diff their configs.",
+                      metric_help="The metric drawn for every chosen run.", diff_title="What differs")
 if picked:
-    keys = sorted({k for r in picked for m in r.metrics for k, v in m.items()
-                   if isinstance(v, (int, float)) and k not in ("step", "time")})
-    if keys:
-        metric = st.selectbox("Metric", keys, index=keys.index("loss") if "loss" in keys else 0, key="runs_metric",
-                              help="The metric drawn for every chosen run.")
-        smooth = st.slider("Smoothing", 0.0, 0.99, 0.6, key="runs_smoothing",
-                           help="Exponential moving average; the raw curve stays faint behind it.")
-        st.plotly_chart(charts.overlay({f"{r.label} · {r.id}": r.metrics for r in picked}, metric, smoothing=smooth),
-                        key="runs_overlay")
-    if len(picked) >= 2:
-        st.subheader("What differs")
-        diff = jobs.diff_configs(picked[0], picked[1])
-        if diff:
-            st.dataframe(pd.DataFrame([{"setting": d["key"], picked[0].id: json.dumps(d["a"]),
-                                        picked[1].id: json.dumps(d["b"])} for d in diff]),
-                         hide_index=True, width="stretch")
-        else:
-            st.caption("Same config and seed.")
     with st.expander("Download or delete"):
         for r in picked:
             c = st.columns([3, 1, 1])

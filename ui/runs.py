@@ -1,0 +1,112 @@
+"""Run widgets shared by pages: compare finished runs (overlay + config diff), start a run, watch a group of runs.
+
+Pages hand in runs (labs.results.runs(ConfigClass)) and keys; these helpers only draw.
+"""
+from __future__ import annotations
+
+import json
+from typing import Callable, Sequence
+
+import pandas as pd
+import streamlit as st
+
+from labs import charts, jobs
+
+
+def numeric_metrics(runs: Sequence[jobs.Run]) -> list[str]:
+    """Every numeric metric the runs logged (step and time left out), sorted."""
+    return sorted({k for r in runs for m in r.metrics for k, v in m.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "time")})
+
+
+def config_diff(a: jobs.Run, b: jobs.Run, labels: tuple[str, str] | None = None) -> None:
+    """The settings (and seed) that differ between two runs, as a table; a caption when there are none."""
+    diff = jobs.diff_configs(a, b)
+    if not diff:
+        st.caption("Same config and seed.")
+        return
+    left, right = labels or (a.id, b.id)
+    if left == right:
+        left, right = f"{left} (1)", f"{right} (2)"
+    st.dataframe(pd.DataFrame([{"setting": d["key"], left: json.dumps(d["a"], default=str),
+                                right: json.dumps(d["b"], default=str)} for d in diff]),
+                 hide_index=True, width="stretch")
+
+
+def compare_runs(runs: Sequence[jobs.Run], *, key: str, label: Callable[[jobs.Run], str] = lambda r: r.id,
+                 metrics: Sequence[str] | None = None, default_metric: str = "loss", smoothing: float = 0.0,
+                 smoothing_key: str | None = None, metric_key: str | None = None, chart_key: str | None = None,
+                 title: str | None = None, what: str = "Runs", diff_title: str = "",
+                 help: str = "Overlay one curve from several runs; the table lists the settings that differ.",
+                 metric_help: str = "The curve drawn for every chosen run.") -> list[jobs.Run]:
+    """Pick runs (multiselect `key`), overlay one metric, and diff the configs of the first two picked.
+
+    metrics: the curves offered (one = no selectbox); None = every numeric metric of the picked runs.
+    smoothing_key: also offer a smoothing slider under that key. Returns the picked runs."""
+    labelled = {label(r): r for r in runs}
+    chosen = st.multiselect(what, list(labelled), default=list(labelled)[:2], key=key, help=help)
+    picked = [labelled[c] for c in chosen if c in labelled]
+    offered = list(metrics) if metrics is not None else numeric_metrics(picked)
+    if picked and offered:
+        metric = offered[0]
+        if metrics is None or len(offered) > 1:
+            index = offered.index(default_metric) if default_metric in offered else 0
+            metric = st.selectbox("Curve" if metrics is not None else "Metric", offered, index=index,
+                                  key=metric_key or f"{key}_metric", help=metric_help)
+        if smoothing_key:
+            smoothing = st.slider("Smoothing", 0.0, 0.99, smoothing, key=smoothing_key,
+                                  help="Exponential moving average; the raw curve stays faint behind it.")
+        st.plotly_chart(charts.overlay({label(r): r.metrics for r in picked}, metric,
+                                       title=metric if title is None else title, smoothing=smoothing),
+                        key=chart_key or f"{key}_chart")
+    if len(picked) >= 2:
+        if diff_title:
+            st.subheader(diff_title)
+        config_diff(picked[0], picked[1], (label(picked[0]), label(picked[1])))
+    return picked
+
+
+def start_button(label: str, *, key: str, current_id: str | None, help: str = "", disabled: bool = False,
+                 busy: str = "A run is already going: wait for it or press Stop before starting another.") -> bool:
+    """The primary button that starts a run: True when pressed and this page's previous run is not still going."""
+    if not st.button(label, type="primary", key=key, disabled=disabled,
+                     help=help or "Starts a background run; leaving the page does not stop it."):
+        return False
+    current = jobs.get(current_id) if current_id else None
+    if current is not None and current.active:
+        st.warning(busy)
+        return False
+    return True
+
+
+def watch_group(ids: Sequence[str], draw: Callable[[list[jobs.Run]], None], *, key: str,
+                every: float = 1.5) -> list[jobs.Run]:
+    """Draw a group of runs (a sweep), refreshed every `every` s while any is active; one full rerun when the
+    last one ends so the page's results section sees them finished. Returns the runs as they are now."""
+
+    def _draw() -> None:
+        runs = [r for r in (jobs.get(i) for i in ids) if r is not None]
+        draw(runs)
+        if not any(r.active for r in runs) and st.session_state.get(f"{key}_was_live"):
+            st.session_state[f"{key}_was_live"] = False
+            st.rerun()
+
+    runs = [r for r in (jobs.get(i) for i in ids) if r is not None]
+    if any(r.active for r in runs):
+        st.session_state[f"{key}_was_live"] = True
+        st.fragment(run_every=every)(_draw)()
+    else:
+        _draw()
+    return [r for r in (jobs.get(i) for i in ids) if r is not None]
+
+
+def group_progress(runs: Sequence[jobs.Run]) -> None:
+    """One line per run of a group: a progress bar while running, its queue place, or why it ended."""
+    for run in runs:
+        if run.status == jobs.RUNNING:
+            st.progress(min(run.step / (run.total_steps or 1), 1.0),
+                        text=f"{run.label}: step {run.step}/{run.total_steps or '?'} · {run.elapsed:.0f} s")
+        elif run.status == jobs.QUEUED:
+            st.caption(f"{run.label}: waiting in the queue (position {run.position})")
+        elif run.status in (jobs.FAILED, jobs.STOPPED):
+            st.warning(f"{run.label}: {run.reason}")
