@@ -10,6 +10,7 @@
     memory.py   KV cache vs recurrent state for real configurations (Llama-like, Kimi Linear's 3:1 hybrid)
     probe.py    look inside: attention maps, state norms, how much of an early key is still retrievable
 
-Shape legend: B batch, T time, H heads, K key dim, V value dim, D model width (= H·K), M feature dim.
+Shapes follow the legend in `labs` (B batch, T time, H heads, K key dim, V value dim, M model width = H·K,
+E feature-map width, C chunk length, N chunks).
 """
 from labs.attention.mixers import LINEAR_FAMILY, VARIANTS, MixerConfig, build_mixer, state_numbers  # noqa: F401

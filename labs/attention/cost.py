@@ -27,6 +27,8 @@ DEFAULT_LENGTHS = (256, 512, 1024, 2048, 4096)
 
 @dataclass(frozen=True)
 class CostConfig:
+    """What the cost page times: each variant's prefill and one decode step at lengths min_len, 2·min_len, …
+    max_len (tokens), with `heads` heads of width `head_dim`; `repeats` timings per point (the median counts)."""
     variants: tuple[str, ...] = ("softmax", "sliding_window", "linear", "gated_deltanet", "kda")
     max_len: int = 4096  # 256 → max_len, doubling; 8192 and 16384 are allowed (slower)
     min_len: int = 256
@@ -63,6 +65,7 @@ class CostConfig:
 
     @property
     def lengths(self) -> list[int]:
+        """The sequence lengths measured, in tokens: min_len doubling up to max_len."""
         out, T = [], self.min_len
         while T <= self.max_len:
             out.append(T)
@@ -83,13 +86,14 @@ def estimate_bytes(variant: str, T: int, heads: int, head_dim: int, chunk: int =
     if variant == "linear":
         return io + 3 * H * T * chunk * f + 3 * n * H * K * K * f
     if variant == "power":
-        M = linear.power_state_dim(K, power)
-        return io + 2 * T * H * M * f + 3 * n * H * M * K * f + 3 * H * T * chunk * f
+        E = linear.power_state_dim(K, power)
+        return io + 2 * T * H * E * f + 3 * n * H * E * K * f + 3 * H * T * chunk * f
     width = K if variant == "kda" else 1
     return io + 3 * H * T * chunk * width * f + 4 * H * T * K * f
 
 
 def fmt_bytes(b: float) -> str:
+    """A byte count in words: '1.5 GiB', '12.0 KiB', '512 B'."""
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if b >= size:
             return f"{b / size:.1f} {unit}"
@@ -142,8 +146,8 @@ def decode_fn(variant: str, config: CostConfig, T: int, device: str):
             return torch.einsum("bhs,bshv->bhv", w, vc)
         return step
     if variant in ("linear", "power"):
-        M = K if variant == "linear" else linear.power_state_dim(K, config.power)
-        state = torch.randn(1, H, M, K, device=device)
+        E = K if variant == "linear" else linear.power_state_dim(K, config.power)
+        state = torch.randn(1, H, E, K, device=device)
         if variant == "linear":
             return lambda: linear.linear_attention_recurrent(q, k, v, initial_state=state)
         qf, kf = linear.sympow_embedding(q, config.power), linear.sympow_embedding(k, config.power)

@@ -31,6 +31,8 @@ def loglog(rows: list[dict], key: str, *, title: str, y: str, slope_tail: int = 
 
 
 def memory_curves(keys: list[str], lengths: list[int], bytes_per_number: int = 2) -> go.Figure:
+    """Decoding memory per sequence (KV cache + recurrent state, GiB) against context length (tokens),
+    log-log, one line per architecture in `memory.CONFIGS`."""
     fig = go.Figure()
     for i, key in enumerate(keys):
         config = memory.CONFIGS[key]
@@ -44,6 +46,7 @@ def memory_curves(keys: list[str], lengths: list[int], bytes_per_number: int = 2
 
 
 def accuracy_bars(accuracy: dict[str, float], chance: float) -> go.Figure:
+    """Final accuracy per mixer (fraction of scored positions, 0–1) as bars, with chance as a dashed line."""
     names = list(accuracy)
     return charts.bars([VARIANTS.get(n, n) for n in names], [accuracy[n] for n in names], title="Final accuracy",
                        y="accuracy on scored positions", hline=chance, hline_label="chance",
@@ -51,12 +54,14 @@ def accuracy_bars(accuracy: dict[str, float], chance: float) -> go.Figure:
 
 
 def retrieval_curves(trace: dict) -> go.Figure:
+    """How well an early key is still retrieved as more tokens are written (cosine, from `probe`)."""
     series = {f"key at position {j}": (list(range(len(v))), v) for j, v in trace["retrieval"].items()}
     return charts.curves(series, title="Retrieval of an early key",
                          x="tokens written since (n)", y="cos(S_{j+n}ᵀ k_j, v_j)")
 
 
 def state_norm(trace: dict) -> go.Figure:
+    """‖S_t‖_F of head 0 over time t (tokens), from `probe`: a state that only adds grows without bound."""
     return charts.curves({"‖S_t‖": (list(range(len(trace["norm"]))), trace["norm"])},
                          title="State size over time (Frobenius norm, head 0)", x="t", y="‖S_t‖_F")
 

@@ -81,7 +81,7 @@ def linear_attention_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     """Chunkwise form: inside a chunk of C tokens use the masked score matrix, across chunks carry the state.
 
     O(T·C·K) for the intra-chunk part plus O(T·K·V) for the states: linear in T.
-    For power attention pass power=p and the embeddings q_feat = φ_p(q), k_feat = φ_p(k) [B, T, H, M]:
+    For power attention pass power=p and the embeddings q_feat = φ_p(q), k_feat = φ_p(k) [B, T, H, E]:
     intra-chunk scores use (q·k)^p, the carried state uses φ_p (Manifest AI's chunked power attention).
     """
     B, T, H, K = q.shape
@@ -94,19 +94,19 @@ def linear_attention_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     pad = n * C - T
     if pad:
         q, k, v, qf, kf = (F.pad(x, (0, 0, 0, 0, 0, pad)) for x in (q, k, v, qf, kf))
-    M, Vd = kf.shape[-1], v.shape[-1]
+    E, Vd = kf.shape[-1], v.shape[-1]
     qc, kc, vc = q.view(B, n, C, H, K), k.view(B, n, C, H, K), v.view(B, n, C, H, Vd)
-    qfc, kfc = qf.view(B, n, C, H, M), kf.view(B, n, C, H, M)
+    qfc, kfc = qf.view(B, n, C, H, E), kf.view(B, n, C, H, E)
     causal = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     intra = (torch.einsum("bnthk,bnshk->bnhts", qc, kc) ** power).masked_fill(~causal, 0.0)   # [B, N, H, C, C]
     # State entering each chunk: prefix sum over chunks of Σ φ(k) vᵀ (exclusive).
-    chunk_kv = torch.einsum("bnshm,bnshv->bnhmv", kfc, vc)                               # [B, N, H, M, V]
+    chunk_kv = torch.einsum("bnshe,bnshv->bnhev", kfc, vc)                               # [B, N, H, E, V]
     S_in = chunk_kv.cumsum(1) - chunk_kv
-    out = torch.einsum("bnthm,bnhmv->bnthv", qfc, S_in) + torch.einsum("bnhts,bnshv->bnthv", intra, vc)
+    out = torch.einsum("bnthe,bnhev->bnthv", qfc, S_in) + torch.einsum("bnhts,bnshv->bnthv", intra, vc)
     if normalize:
-        chunk_k = kfc.sum(2)                                                               # [B, N, H, M]
+        chunk_k = kfc.sum(2)                                                               # [B, N, H, E]
         z_in = chunk_k.cumsum(1) - chunk_k
-        denom = torch.einsum("bnthm,bnhm->bnth", qfc, z_in) + intra.sum(-1).transpose(2, 3)
+        denom = torch.einsum("bnthe,bnhe->bnth", qfc, z_in) + intra.sum(-1).transpose(2, 3)
         out = out / (denom[..., None] + EPS)
     return out.reshape(B, n * C, H, Vd)[:, :T].to(dtype)
 
@@ -121,7 +121,7 @@ def power_state_dim(d: int, p: int) -> int:
 @lru_cache(maxsize=32)
 def _sympow_index(d: int, p: int) -> tuple[torch.Tensor, torch.Tensor]:
     combos = list(itertools.combinations_with_replacement(range(d), p))
-    index = torch.tensor(combos, dtype=torch.long).view(len(combos), p)                    # [M, p]
+    index = torch.tensor(combos, dtype=torch.long).view(len(combos), p)                    # [E, p]
     # multinomial coefficient p! / Π m_i! for the multiplicities m_i of each multiset
     coef = [math.factorial(p) / math.prod(math.factorial(c.count(i)) for i in set(c)) for c in combos]
     return index, torch.tensor(coef).sqrt()
@@ -136,7 +136,7 @@ def sympow_embedding(x: torch.Tensor, p: int) -> torch.Tensor:
     d = x.shape[-1]
     index, coef = _sympow_index(d, int(p))
     index, coef = index.to(x.device), coef.to(device=x.device, dtype=torch.float32)
-    return x.float()[..., index].prod(-1) * coef                                          # [..., M]
+    return x.float()[..., index].prod(-1) * coef                                          # [..., E]
 
 
 def power_attention_recurrent(q, k, v, p: int = 2, normalize: bool = True):
@@ -146,6 +146,8 @@ def power_attention_recurrent(q, k, v, p: int = 2, normalize: bool = True):
 
 
 def power_attention_chunked(q, k, v, p: int = 2, normalize: bool = True, chunk_size: int = 64) -> torch.Tensor:
+    """Power attention in the chunked form: (q·k)^p inside each chunk of C tokens, the state over φ_p
+    across chunks. q, k [B, T, H, K], v [B, T, H, V] -> o [B, T, H, V]; equals `power_attention_recurrent`."""
     _check_power(p, normalize)
     return linear_attention_chunked(q, k, v, normalize=normalize, chunk_size=chunk_size, power=p,
                                     q_feat=sympow_embedding(q, p), k_feat=sympow_embedding(k, p))

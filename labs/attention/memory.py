@@ -17,6 +17,7 @@ from labs.attention.linear import power_state_dim
 
 @dataclass(frozen=True)
 class LayerKind:
+    """A group of identical layers and what each keeps while decoding, in numbers (not bytes)."""
     name: str
     count: int  # layers of this kind
     per_token: int  # numbers cached per token per layer (K and V, or MLA's latent)
@@ -26,6 +27,7 @@ class LayerKind:
 
 @dataclass(frozen=True)
 class ArchConfig:
+    """A model's decoding memory recipe: its layer groups and where the figures come from."""
     key: str
     name: str
     layers: tuple[LayerKind, ...]
@@ -33,20 +35,24 @@ class ArchConfig:
 
     @property
     def n_layers(self) -> int:
+        """Layers in the model, all kinds together."""
         return sum(layer.count for layer in self.layers)
 
 
 def gqa_layer(count: int, kv_heads: int, head_dim: int) -> LayerKind:
+    """`count` softmax layers with grouped-query attention: K and V per token, 2 · kv_heads · head_dim numbers."""
     return LayerKind("softmax (GQA)", count, 2 * kv_heads * head_dim, note=f"K and V: 2 × {kv_heads} KV heads × {head_dim}")
 
 
 def mla_layer(count: int, kv_lora_rank: int = 512, rope_dim: int = 64) -> LayerKind:
     # MLA (DeepSeek-V2, 2024, §2.1.2) caches one compressed latent c_KV plus the decoupled RoPE key per token.
+    """`count` multi-head latent attention layers: one compressed latent plus the RoPE key per token."""
     return LayerKind("MLA", count, kv_lora_rank + rope_dim, note=f"latent {kv_lora_rank} + RoPE key {rope_dim}")
 
 
 def kda_layer(count: int, heads: int = 32, head_dim: int = 128, conv: int = 4) -> LayerKind:
     # State S: heads × K × V; plus the short-convolution buffers of q, k, v (conv − 1 past inputs each).
+    """`count` KDA layers: no per-token cache, a fixed state of heads · K · V numbers plus conv buffers."""
     return LayerKind("KDA", count, 0, fixed=heads * head_dim * head_dim + 3 * heads * head_dim * (conv - 1),
                      note=f"S: {heads} heads × {head_dim} × {head_dim}, + conv buffers")
 
@@ -79,6 +85,7 @@ def cache_numbers(config: ArchConfig, seq_len: int, batch: int = 1) -> dict[str,
 
 
 def cache_bytes(config: ArchConfig, seq_len: int, bytes_per_number: int = 2, batch: int = 1) -> dict[str, float]:
+    """`cache_numbers` in bytes: each number takes `bytes_per_number` (2 for bf16)."""
     return {k: v * bytes_per_number for k, v in cache_numbers(config, seq_len, batch).items()}
 
 

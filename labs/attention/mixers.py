@@ -1,10 +1,10 @@
 """One small interface for every sequence mixer, so variants swap by config (as in HazyResearch/zoology).
 
     mixer = build_mixer(MixerConfig(name="kda", d_model=64, n_heads=2))
-    y = mixer(x)                        # x, y: [B, T, D]; mode="chunked" (default) or "recurrent"
+    y = mixer(x)                        # x, y: [B, T, M]; mode="chunked" (default) or "recurrent"
     mixer.state_numbers(T)              # numbers of decoding state per sequence after T tokens (KV cache or S)
 
-Every mixer projects x to per-head q, k, v (D = H·K), mixes along time with one of the operators in this
+Every mixer projects x to per-head q, k, v (M = H·K), mixes along time with one of the operators in this
 package, and projects back. A short causal depthwise convolution on the input (kernel 4, as in Mamba,
 DeltaNet and KDA layers) is on by default for every variant, so the comparison is fair.
 """
@@ -32,6 +32,8 @@ LINEAR_FAMILY = ("linear", "deltanet", "gated_deltanet", "kda", "power")
 
 @dataclass(frozen=True)
 class MixerConfig:
+    """One sequence mixer: which operator (`name`, a key of VARIANTS), model width d_model (M) split into
+    n_heads heads of head_dim (K) each; window, power and chunk_size apply to the variants that use them."""
     name: str = "softmax"
     d_model: int = 64
     n_heads: int = 2
@@ -56,6 +58,7 @@ class MixerConfig:
 
     @property
     def head_dim(self) -> int:
+        """Width K of each head: d_model / n_heads."""
         return self.d_model // self.n_heads
 
 
@@ -67,7 +70,8 @@ class ShortConv(nn.Module):
         self.kernel = kernel
         self.conv = nn.Conv1d(d, d, kernel, groups=d, padding=kernel - 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:          # [B, T, D]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, T, M] -> [B, T, M], causal: position t sees inputs t−3..t only."""
         return self.conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
 
 
@@ -77,23 +81,26 @@ class Mixer(nn.Module):
     def __init__(self, config: MixerConfig):
         super().__init__()
         self.config = config
-        D = config.d_model
-        self.conv = ShortConv(D) if config.short_conv else nn.Identity()
-        self.qkv = nn.Linear(D, 3 * D, bias=False)
-        self.out = nn.Linear(D, D, bias=False)
+        M = config.d_model
+        self.conv = ShortConv(M) if config.short_conv else nn.Identity()
+        self.qkv = nn.Linear(M, 3 * M, bias=False)
+        self.out = nn.Linear(M, M, bias=False)
         self.capture, self.captured = False, None
 
     def forward(self, x: torch.Tensor, mode: str = "chunked") -> torch.Tensor:
-        B, T, D = x.shape
+        """x [B, T, M] -> [B, T, M]. mode 'chunked' (parallel over time) or 'recurrent' (token by token);
+        the two give the same output."""
+        B, T, M = x.shape
         H, K = self.config.n_heads, self.config.head_dim
         x = self.conv(x)
         q, k, v = self.qkv(x).view(B, T, 3, H, K).unbind(2)                  # each [B, T, H, K]
         if self.capture:  # for labs.attention.probe: the operands of the last call
             self.captured = tuple(t.detach() for t in (q, k, v, x))
         o = self.mix(q, k, v, x, mode)                                         # [B, T, H, K]
-        return self.out(o.reshape(B, T, D))
+        return self.out(o.reshape(B, T, M))
 
     def mix(self, q, k, v, x, mode):  # pragma: no cover - interface
+        """The operator: q, k, v [B, T, H, K] (and the conv output x [B, T, M]) -> o [B, T, H, K]."""
         raise NotImplementedError
 
     def state_numbers(self, seq_len: int) -> int:
@@ -102,7 +109,10 @@ class Mixer(nn.Module):
 
 
 class SoftmaxMixer(Mixer):
+    """Causal softmax attention, or sliding-window attention when config.name is 'sliding_window'."""
+
     def mix(self, q, k, v, x, mode):
+        """Softmax over the past (the last W keys with a window): o [B, T, H, K]."""
         window = self.config.window if self.config.name == "sliding_window" else None
         if mode == "recurrent":
             return softmax.softmax_attention_recurrent(q, k, v, window)
@@ -110,7 +120,10 @@ class SoftmaxMixer(Mixer):
 
 
 class LinearMixer(Mixer):
+    """Linear attention with the elu+1 feature map (Katharopoulos et al. 2020)."""
+
     def mix(self, q, k, v, x, mode):
+        """φ(q), φ(k) with φ = elu + 1, then linear attention: o [B, T, H, K]."""
         qf, kf = linear.elu_feature_map(q), linear.elu_feature_map(k)
         if mode == "recurrent":
             return linear.linear_attention_recurrent(qf, kf, v)[0]
@@ -118,7 +131,10 @@ class LinearMixer(Mixer):
 
 
 class PowerMixer(Mixer):
+    """Power attention of even degree p: scores (q·k)^p, a state of C(K+p−1, p) × K per head."""
+
     def mix(self, q, k, v, x, mode):
+        """q, k scaled by 1/√K, then power attention of degree p: o [B, T, H, K]."""
         p = self.config.power
         # Scale keeps (q·k)^p in range at init; any constant cancels in the normaliser, so it only helps numerics.
         q, k = q / q.shape[-1] ** 0.5, k / k.shape[-1] ** 0.5
@@ -149,6 +165,7 @@ class DeltaMixer(Mixer):
         return beta, (g.view(B, T, H, K) if self.config.name == "kda" else g)
 
     def mix(self, q, k, v, x, mode):
+        """L2-normalised q, k and the gates β, α, then the delta rule: o [B, T, H, K]."""
         B, T, H, K = q.shape
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         beta, g = self.gates(x, H, K)
@@ -162,13 +179,14 @@ _CLASSES = {"softmax": SoftmaxMixer, "sliding_window": SoftmaxMixer, "linear": L
 
 
 def build_mixer(config: MixerConfig) -> Mixer:
+    """The nn.Module for config.name (its class picked from the variant)."""
     return _CLASSES[config.name](config)
 
 
 def state_numbers(config: MixerConfig, seq_len: int) -> int:
     """Decoding state of one layer for one sequence, in numbers.
 
-    softmax: K and V for every past token, 2·T·D.  sliding window: 2·min(T, W)·D.
+    softmax: K and V for every past token, 2·T·M.  sliding window: 2·min(T, W)·M.
     linear: S (K×V per head) plus the normaliser z (K).  delta family: S only.  power: C(K+p−1, p)·(V+1) per head.
     """
     H, K = config.n_heads, config.head_dim
@@ -179,6 +197,6 @@ def state_numbers(config: MixerConfig, seq_len: int) -> int:
     if config.name == "linear":
         return H * (K * K + K)
     if config.name == "power":
-        M = linear.power_state_dim(K, config.power)
-        return H * (M * K + M)
+        E = linear.power_state_dim(K, config.power)
+        return H * (E * K + E)
     return H * K * K

@@ -1,6 +1,6 @@
 """Causal softmax attention and sliding-window attention: the parallel form and the KV-cache (recurrent) form.
 
-Shape legend (the whole package): B batch, T time, H heads, K key/query dim, V value dim, W window.
+Shapes (legend in `labs`): B batch, T time, H heads, K key/query dim, V value dim, W window, N blocks.
 
     q: [B, T, H, K]   k: [B, T, H, K]   v: [B, T, H, V]   ->   o: [B, T, H, V]
 

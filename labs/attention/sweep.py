@@ -33,6 +33,8 @@ from labs.attention.model import ModelConfig, TinyLM, evaluate
 
 @dataclass(frozen=True)
 class PairsSweepConfig:
+    """The pairs sweep: which mixers, which numbers of key-value pairs, and the tiny model and training
+    settings they share (the comments give the reason for each default)."""
     mixers: tuple[str, ...] = ("softmax", "linear", "deltanet", "kda")
     pairs: tuple[int, ...] = (2, 4, 8, 16)  # 16 pairs = one per dimension of a 16-wide head's state
     vocab_size: int = 48  # keys 2..23, values 24..47: few embeddings to learn, enough keys for 16 pairs
@@ -68,9 +70,11 @@ class PairsSweepConfig:
             raise ValueError("eval_every, eval_examples and batch_size must each be at least 1.")
 
     def task(self, pairs: int) -> tasks.TaskConfig:
+        """The MQAR task with `pairs` key-value pairs (sequences of 4 · pairs tokens)."""
         return tasks.TaskConfig(name="mqar", vocab_size=self.vocab_size, num_kv_pairs=pairs)
 
     def model_config(self, mixer: str) -> ModelConfig:
+        """The tiny model for one mixer, long enough for the most pairs."""
         return ModelConfig(mixer=mixer, vocab_size=self.vocab_size, max_len=4 * max(self.pairs),
                            d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads)
 

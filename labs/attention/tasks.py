@@ -47,6 +47,7 @@ SEP = 1
 
 @dataclass(frozen=True)
 class TaskConfig:
+    """One synthetic task (`name`, a key of TASKS) and its size; the fields that do not apply to it are ignored."""
     name: str = "mqar"
     vocab_size: int = 64  # mqar/copy/palindrome: keys in the lower half, values in the upper half (mqar)
     num_kv_pairs: int = 8  # mqar: pairs to remember (and queries asked)
@@ -125,6 +126,7 @@ def _parity(config: TaskConfig, n: int, gen: torch.Generator):
 
 
 def permutations(size: int) -> list[tuple[int, ...]]:
+    """Every permutation of range(size), in a fixed order: index i stands for group element i."""
     return list(itertools.permutations(range(size)))
 
 
@@ -147,11 +149,11 @@ def _permutation(config: TaskConfig, n: int, gen: torch.Generator):
 
 
 def _copy(config: TaskConfig, n: int, gen: torch.Generator):
-    L = config.length
-    x = torch.randint(2, config.vocab_size, (n, L), generator=gen)
+    T = config.length
+    x = torch.randint(2, config.vocab_size, (n, T), generator=gen)
     y = x.flip(1) if config.name == "palindrome" else x
-    inputs = torch.cat([x, torch.full((n, 1), SEP), y[:, :-1]], dim=1)                       # [n, 2L]
-    labels = torch.cat([torch.full((n, L), IGNORE), y], dim=1)
+    inputs = torch.cat([x, torch.full((n, 1), SEP), y[:, :-1]], dim=1)                       # [N, 2T]
+    labels = torch.cat([torch.full((n, T), IGNORE), y], dim=1)
     return inputs, labels
 
 
