@@ -1,12 +1,25 @@
-"""Shared training pieces: what to train (full / last-N / LoRA via PEFT), tokenising with loss masks,
-batching, sequence log-probabilities and the causal-LM loss. Used by the SFT, DPO, LoRA and evaluation labs.
+"""The one training loop every lab plugs its loss into, and the pieces the language-model labs share.
+
+    fit(ctx, params, batches, loss_fn, LoopSettings(steps=30, lr=2e-3, warmup=3), evaluate=...)
+
+The lab supplies its batches and a loss function (next-token loss, DPO eq. 7, a classifier's cross-entropy...,
+each kept in the lab's own module with the paper's names); the loop owns what every run does the same way: AdamW,
+the learning-rate schedule, gradient clipping, bf16 autocast, the evaluation cadence, logging through the jobs
+RunContext (``ctx.log``), Stop, NaN handling, tokens/s and achieved GFLOP/s.
+
+Also here: what to train (full / last-N / LoRA via PEFT), one LoRA settings dataclass, tokenising with loss masks,
+batching, sequence log-probabilities, the causal-LM loss and the config checks the labs share.
 
 Shapes: B batch, T time (tokens), V vocabulary.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import math
+import time
 from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +29,28 @@ from labs.models import LoadedModel
 IGNORE = -100  # label id that the loss skips (PyTorch cross_entropy's ignore_index)
 
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+# -- config checks every lab's __post_init__ shares (messages say how to fix the value) ---------------------------
+
+def check_lr(lr: float, hint: str = "try 1e-3", high: float = 1.0, high_allowed: bool = False) -> None:
+    """A learning rate must be a finite number in (0, high) ((0, high] with high_allowed)."""
+    ok = isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0 and (lr <= high if high_allowed else lr < high)
+    if not ok:
+        if math.isinf(high):
+            raise ValueError(f"The learning rate must be a positive number ({hint}).")
+        raise ValueError(f"The learning rate must be a number between 0 and {high:g} ({hint}).")
+
+
+def check_between(name: str, value: int, low: int, high: int, unit: str = "") -> None:
+    """`name` (epochs, batch size, max length, steps...) must lie in [low, high]."""
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}{' ' + unit if unit else ''}.")
+
+
+def pad_id(tokenizer) -> int:
+    """The padding token id: the tokenizer's own, else end-of-sequence (padded positions are masked anyway)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 @dataclass(frozen=True)
@@ -167,19 +202,219 @@ def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]
     return {k: v.to(device) for k, v in batch.items()}
 
 
-@dataclass
+SCHEDULES = {
+    "cosine": "linear warm-up, then cosine decay to 10% (GPT-3 / LLaMA, in miniature)",
+    "linear": "linear warm-up, then linear decay to 10%",
+    "constant": "linear warm-up, then constant",
+}
+
+
+@dataclass(frozen=True)
 class Schedule:
-    """Linear warm-up then cosine decay to 10% (a common default for short fine-tunes)."""
+    """The learning rate at each step (1-based): linear warm-up over `warmup` steps, then `kind` (SCHEDULES).
+
+    Decay ends at `floor` x lr on the last step, as in GPT-3's cosine decay to 10% (Brown et al. 2020, appendix B).
+    """
 
     lr: float
     total_steps: int
     warmup: int = 0
-    history: list[float] = field(default_factory=list)
+    kind: str = "cosine"
+    floor: float = 0.1  # final lr as a fraction of the peak
+
+    def __post_init__(self):
+        if self.kind not in SCHEDULES:
+            raise ValueError(f"Unknown learning-rate schedule '{self.kind}'; choose one of {list(SCHEDULES)}.")
 
     def at(self, step: int) -> float:
-        import math
-
         if self.warmup and step <= self.warmup:
             return self.lr * step / self.warmup
-        progress = (step - self.warmup) / max(1, self.total_steps - self.warmup)
-        return self.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        if self.kind == "constant":
+            return self.lr
+        progress = min(1.0, (step - self.warmup) / max(1, self.total_steps - self.warmup))
+        shape = 0.5 * (1 + math.cos(math.pi * progress)) if self.kind == "cosine" else 1 - progress
+        return self.lr * (self.floor + (1 - self.floor) * shape)
+
+
+# -- precision ----------------------------------------------------------------------------------------------------
+
+def cpu_has_bf16() -> bool:
+    """True on CPUs with native bf16 matmuls (AVX512-bf16 or AMX), where autocast pays off."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def autocast(device, precision: str):
+    """bf16 autocast for the forward pass (matmuls in bf16, loss and optimizer state in fp32), or a no-op.
+
+    precision "fp32": never; "bf16": on CPU and CUDA; "auto": on CPUs with native bf16 matmuls only.
+    """
+    kind = "cuda" if str(device).startswith("cuda") else "cpu" if str(device) == "cpu" else None
+    use = precision == "bf16" or (precision == "auto" and kind == "cpu" and cpu_has_bf16())
+    if kind is None or not use:
+        return contextlib.nullcontext()
+    return torch.autocast(kind, dtype=torch.bfloat16)
+
+
+def uses_bf16(device, precision: str) -> bool:
+    return not isinstance(autocast(device, precision), contextlib.nullcontext)
+
+
+# -- the loop -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class StepOutput:
+    """What a lab's loss function returns for one batch."""
+
+    loss: torch.Tensor  # scalar to minimise (backward runs on it)
+    tokens: int = 0  # tokens processed this step (for tokens/s)
+    metrics: dict = field(default_factory=dict)  # extra numbers logged with the step (may override the loop's own)
+    flops: float = 0.0  # FLOPs of this step's forward + backward, when the lab can count them (achieved GFLOP/s)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How the shared loop trains. Each lab fills it from its own config (same defaults as before the loop)."""
+
+    steps: int  # optimizer steps in this call
+    lr: float  # peak learning rate
+    warmup: int = 0  # linear warm-up steps
+    schedule: str = "cosine"  # SCHEDULES
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay; 0 for adapters, 0.1 for a GPT from scratch
+    betas: tuple[float, float] = (0.9, 0.999)  # (0.9, 0.95) for pre-training, as GPT-3 and LLaMA
+    clip: float | None = 1.0  # max gradient norm; None = no clipping
+    clip_per_group: bool = False  # clip each optimizer param group on its own (several models trained side by side)
+    eval_every: int = 0  # evaluate every N steps and after the last step; 0 = only after the last step
+    eval_at_start: bool = False  # also evaluate before the first step (logged as step first_step)
+    log_every: int = 1  # log every N steps (and at evaluations); 0 = log only at evaluations (Stop is still checked)
+    rate_every: int = 1  # tokens/s over windows of N steps (tiny models: one step is too short to time)
+    precision: str = "fp32"  # autocast: "fp32", "bf16" or "auto"
+    loss_name: str | None = "train_loss"  # the metric the loss is logged as (None: the lab logs it in metrics)
+    first_step: int = 0  # logged steps continue from here (several fits in one run)
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError("A training run needs at least 1 step.")
+        check_lr(self.lr)
+        Schedule(self.lr, self.steps, self.warmup, self.schedule)  # validates the kind
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError("precision must be 'auto', 'fp32' or 'bf16'.")
+
+    def schedule_(self) -> Schedule:
+        return Schedule(self.lr, self.steps, warmup=min(self.warmup, self.steps), kind=self.schedule)
+
+
+@dataclass
+class FitResult:
+    """What the loop did: steps, the last logged row and evaluation, time, throughput, the optimizer it used."""
+
+    steps: int
+    last: dict  # the last step's metrics
+    last_eval: dict  # the last evaluation's numbers ({} if there was none)
+    train_seconds: float  # forward + backward + update, evaluations excluded
+    tokens: int
+    flops: float
+    optimizer: torch.optim.Optimizer
+    final_loss: float = float("nan")  # the last step's training loss
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / max(self.train_seconds, 1e-9)
+
+    @property
+    def achieved_gflops(self) -> float:
+        return self.flops / max(self.train_seconds, 1e-9) / 1e9
+
+
+def diverged_message(value: float, step: int) -> str:
+    return (f"The loss became {value} at step {step}: training diverged. "
+            "Lower the learning rate (or raise warm-up / gradient clipping) and start again.")
+
+
+def fit(ctx, params, batches: Iterable, loss_fn: Callable[[Any], StepOutput], settings: LoopSettings,
+        evaluate: Callable[[int], dict] | None = None, on_step: Callable[[int, dict], None] | None = None,
+        device=None) -> FitResult:
+    """Train `params` (tensors, or AdamW param-group dicts) for settings.steps steps.
+
+    Each step: next batch -> loss_fn(batch) under autocast -> NaN check -> backward -> clip -> AdamW step at the
+    scheduled lr -> metrics. `evaluate(step)` returns numbers merged into that step's row (every eval_every steps
+    and after the last); `on_step(step, row)` may add to a row before it is logged. Logging goes through
+    ctx.log, which raises jobs.Stopped when Stop was pressed; a NaN/inf loss raises jobs.Diverged with a
+    readable reason before the weights are touched. Fewer batches than steps end the run early.
+    """
+    from labs import jobs
+
+    groups = list(params)
+    if groups and not isinstance(groups[0], dict):
+        groups = [{"params": groups}]
+    optimizer = torch.optim.AdamW(groups, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
+    all_params = [p for g in optimizer.param_groups for p in g["params"]]
+    if device is None:
+        device = all_params[0].device if all_params else "cpu"
+    schedule = settings.schedule_()
+    first, n = settings.first_step, settings.steps
+    last_eval: dict = {}
+    if settings.eval_at_start and evaluate is not None:
+        last_eval = dict(evaluate(first))
+        ctx.log(step=first, **last_eval)
+    row: dict = {}
+    train_seconds, tokens, flops, window_tokens, window_seconds = 0.0, 0, 0.0, 0, 0.0
+    it = iter(batches)
+    done, loss_value = 0, float("nan")
+    for i in range(1, n + 1):
+        try:
+            batch = next(it)
+        except StopIteration:
+            break
+        step = first + i
+        lr = schedule.at(i)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.perf_counter()
+        with autocast(device, settings.precision):
+            out = loss_fn(batch)
+        loss_value = float(out.loss.detach())
+        row = {"step": step}
+        if settings.loss_name:
+            row[settings.loss_name] = loss_value
+        row["lr"] = lr
+        if not math.isfinite(loss_value):
+            row.update(out.metrics)
+            ctx.log(**row)  # records the row; raises Diverged when the loss is one of the checked keys
+            raise jobs.Diverged(diverged_message(loss_value, step))
+        out.loss.backward()
+        grad_norm = None
+        if settings.clip is not None:
+            if settings.clip_per_group:
+                norms = [torch.nn.utils.clip_grad_norm_(g["params"], settings.clip) for g in optimizer.param_groups]
+                grad_norm = max(float(x) for x in norms)
+            else:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(all_params, settings.clip))
+        optimizer.step()  # the only optimizer step in labs/: every lab trains through here
+        optimizer.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        done = i
+        train_seconds += dt
+        tokens += out.tokens
+        flops += out.flops
+        window_tokens, window_seconds = window_tokens + out.tokens, window_seconds + dt
+        if out.tokens and (i % settings.rate_every == 0 or i == n):
+            row["tokens_per_s"] = window_tokens / max(window_seconds, 1e-9)
+            window_tokens, window_seconds = 0, 0.0
+        if grad_norm is not None:
+            row["grad_norm"] = grad_norm
+        row.update(out.metrics)
+        evaluating = evaluate is not None and ((settings.eval_every and i % settings.eval_every == 0) or i == n)
+        if evaluating:
+            last_eval = dict(evaluate(step))
+            row.update(last_eval)
+        if on_step is not None:
+            on_step(step, row)
+        if evaluating or (settings.log_every and (i % settings.log_every == 0 or i == n)):
+            ctx.log(**row)  # raises Stopped (Stop pressed) or Diverged
+        else:
+            ctx.check_stop()
+    return FitResult(steps=done, last=row, last_eval=last_eval, train_seconds=train_seconds, tokens=tokens,
+                     flops=flops, optimizer=optimizer, final_loss=loss_value if done else float("nan"))

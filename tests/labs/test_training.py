@@ -49,3 +49,153 @@ def test_schedule_warms_up_then_decays():
     s = training.Schedule(lr=1e-3, total_steps=100, warmup=10)
     assert s.at(5) < s.at(10) == 1e-3
     assert s.at(100) < s.at(50) < s.at(11)
+
+
+# -- the shared loop (training.fit) -------------------------------------------------------------------------------
+
+import dataclasses  # noqa: E402
+import math  # noqa: E402
+import threading  # noqa: E402
+
+import pytest  # noqa: E402
+
+from labs import jobs  # noqa: E402
+
+
+def test_schedule_values_warmup_then_cosine_linear_constant():
+    cos = training.Schedule(lr=1.0, total_steps=10, warmup=2)
+    assert [cos.at(s) for s in (1, 2)] == [0.5, 1.0]  # linear warm-up to the peak
+    assert cos.at(6) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))  # halfway: 0.55
+    assert cos.at(10) == pytest.approx(0.1)  # decays to 10% on the last step
+    lin = training.Schedule(lr=1.0, total_steps=10, warmup=2, kind="linear")
+    assert lin.at(6) == pytest.approx(0.55) and lin.at(10) == pytest.approx(0.1)
+    const = training.Schedule(lr=1.0, total_steps=10, warmup=2, kind="constant")
+    assert [const.at(s) for s in (1, 2, 3, 10)] == [0.5, 1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="schedule"):
+        training.Schedule(lr=1.0, total_steps=10, kind="step")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    steps: int = 12
+    lr: float = 0.5
+    warmup: int = 3
+    eval_every: int = 5
+    nan_at: int = 0
+    seed: int = 0
+
+
+def fit_line(ctx, started: threading.Event | None = None, release: threading.Event | None = None):
+    """Fit y = 3x with one weight through the shared loop; optionally pause after step 1 until released."""
+    cfg = ctx.config
+    torch.manual_seed(cfg.seed)
+    w = torch.nn.Parameter(torch.zeros(1))
+    evaluations = []
+
+    def batches():
+        g = torch.Generator().manual_seed(cfg.seed)
+        while True:
+            x = torch.randn(8, generator=g)
+            yield x, 3 * x
+
+    def loss_fn(batch):
+        x, y = batch
+        loss = ((w * x - y) ** 2).mean()
+        step = len(evaluations)
+        if cfg.nan_at and ctx._run.step + 1 == cfg.nan_at:
+            loss = loss * float("nan")
+        if started is not None and ctx._run.step == 1:
+            started.set()
+            release.wait(10)
+        return training.StepOutput(loss, tokens=len(x), metrics={"w": float(w)}, flops=2.0 * len(x) * step)
+
+    def evaluate(step):
+        evaluations.append(step)
+        return {"val_loss": float(((w - 3) ** 2).sum())}
+
+    ctx.set_total(cfg.steps)
+    settings = training.LoopSettings(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup, eval_every=cfg.eval_every,
+                                     eval_at_start=True)
+    result = training.fit(ctx, [w], batches(), loss_fn, settings, evaluate=evaluate)
+    return {"w": float(w), "evaluations": evaluations, "final_loss": result.final_loss,
+            "gflops": result.achieved_gflops, "tokens_per_s": result.tokens_per_s}
+
+
+@pytest.fixture
+def manager():
+    return jobs.JobManager(max_workers=1)
+
+
+def test_fit_trains_logs_schedule_and_evaluates_on_cadence(manager):
+    run = manager.wait(manager.submit(LoopConfig(), fit_line), 30)
+    assert run.status == jobs.DONE, run.reason
+    assert abs(run.summary["w"] - 3) < 1.5  # it learned (from 0)
+    assert [m["step"] for m in run.metrics] == list(range(0, 13))
+    evals = [m["step"] for m in run.metrics if "val_loss" in m]
+    assert evals == [0, 5, 10, 12] == run.summary["evaluations"]  # at start, every 5 steps and after the last
+    schedule = training.Schedule(0.5, 12, warmup=3)
+    assert [m["lr"] for m in run.metrics[1:]] == pytest.approx([schedule.at(s) for s in range(1, 13)])
+    assert all({"train_loss", "lr", "grad_norm", "tokens_per_s", "w"} <= set(m) for m in run.metrics[1:])
+    assert run.summary["gflops"] > 0 and run.summary["tokens_per_s"] > 0
+    assert run.summary["final_loss"] == pytest.approx(run.metrics[-1]["train_loss"])
+
+
+def test_fit_stops_within_one_step(manager):
+    started, release = threading.Event(), threading.Event()
+    run_id = manager.submit(LoopConfig(steps=50), lambda ctx: fit_line(ctx, started, release))
+    assert started.wait(10)  # step 2 is running
+    manager.stop(run_id)
+    release.set()
+    run = manager.wait(run_id, 30)
+    assert run.status == jobs.STOPPED
+    assert run.metrics[-1]["step"] == 2  # the step in flight finishes, no further step starts
+
+
+def test_fit_nan_loss_ends_the_run_with_a_reason_before_the_update(manager):
+    run = manager.wait(manager.submit(LoopConfig(nan_at=4), fit_line), 30)
+    assert run.status == jobs.FAILED
+    assert "diverged" in run.reason and "step 4" in run.reason and "learning rate" in run.reason
+    assert run.metrics[-1]["step"] == 4 and math.isnan(run.metrics[-1]["train_loss"])
+    assert "grad_norm" not in run.metrics[-1]  # no backward, no update on a NaN loss
+
+
+def test_same_config_and_seed_replays_the_stored_run(manager):
+    first = manager.wait(manager.submit(LoopConfig(seed=3), fit_line), 30)
+    assert first.status == jobs.DONE
+    again_id = manager.submit(LoopConfig(seed=3), fit_line)
+    assert again_id == first.id
+    again = manager.wait(again_id, 30)
+    assert again.replayed and again.summary == first.summary and again.metrics == first.metrics
+    fresh = jobs.JobManager(max_workers=1)  # a restarted app reads the stored run from disk
+    stored = fresh.wait(fresh.submit(LoopConfig(seed=3), fit_line), 30)
+    assert stored.replayed and stored.summary["w"] == first.summary["w"]
+    assert [m["train_loss"] for m in stored.metrics[1:]] == [m["train_loss"] for m in first.metrics[1:]]
+
+
+def test_fit_is_deterministic_for_a_seed(manager):
+    a = manager.wait(manager.submit(LoopConfig(seed=5, eval_every=4), fit_line), 30)
+    b = manager.wait(manager.submit(LoopConfig(seed=5, eval_every=4), fit_line, replay=False), 30)
+    assert a.summary["w"] == b.summary["w"]
+
+
+def test_check_helpers_say_how_to_fix():
+    with pytest.raises(ValueError, match="learning rate must be a number between 0 and 1 \\(try 3e-3\\)"):
+        training.check_lr(2.0, "try 3e-3")
+    with pytest.raises(ValueError, match="learning rate"):
+        training.check_lr(float("nan"))
+    training.check_lr(0.1, high=0.1, high_allowed=True)
+    with pytest.raises(ValueError, match="positive number"):
+        training.check_lr(-1, "try 3e-3", high=math.inf)
+    with pytest.raises(ValueError, match="^epochs must be between 1 and 50.$"):
+        training.check_between("epochs", 0, 1, 50)
+    with pytest.raises(ValueError, match="^max_len must be between 16 and 8192 tokens.$"):
+        training.check_between("max_len", 8, 16, 8192, "tokens")
+
+
+def test_pad_id_falls_back_to_eos():
+    class Tok:
+        pad_token_id, eos_token_id = None, 7
+
+    assert training.pad_id(Tok()) == 7
+    Tok.pad_token_id = 0
+    assert training.pad_id(Tok()) == 0
