@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import functools
-import math
-
 import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, jobs, lessons, mixtures, models
+from labs import jobs, lessons, mixtures, models, results
 from labs.data import corpora
 from labs.gpt import GPT
+from ui import mixtures as mix_ui
 from ui.lessons import claim_box
+from ui.runs import compare_runs, start_button
 
 ICON = "🧬"
 NEXT_TOKEN_MODEL = models.DEFAULT_CHAT_MODEL
@@ -30,24 +30,20 @@ ui.page_header(
 ui.init_state("mix", run_id=None, uploads={}, next_rows=None, next_check=None, calc_rows=None)
 
 
-
 @st.cache_data(show_spinner="Checking the built-in domains…")
 def _builtin_filter_report() -> list[dict]:
     return mixtures.filter_report({d: corpora.builtin_documents(d) for d in corpora.BUILTIN_DOMAINS})
 
 
-tab_calc, tab_next, tab_train, tab_compare = st.tabs(
-    ["Mixture calculator", "Next-token labels", "Train a tiny GPT", "Compare runs"])
-
-# ------------------------------------------------------------------------------------------------------------------
-with tab_calc:
+def calc_tab() -> None:
     presets = {p.title: p for p in mixtures.PRESETS.values()}
     c1, c2, c3 = st.columns([2, 1, 1])
     preset_title = c1.selectbox("Preset", list(presets) + ["Custom (start from GPT-3)"], key="mix_preset",
                                 help="Published mixtures, with the paper's own numbers. 'Custom' starts from GPT-3 "
                                      "for you to edit.")
     preset = presets.get(preset_title, mixtures.GPT3)
-    pkey = preset.key if preset_title in presets else "custom"  # a fresh editor and budget per preset
+    is_preset = preset_title in presets
+    pkey = preset.key if is_preset else "custom"  # a fresh editor and budget per preset
     budget = c2.number_input("Token budget (billions)", min_value=0.001, max_value=1e6, value=float(preset.budget_b),
                              step=100.0, key=f"mix_budget_{pkey}",
                              help="Total tokens the model trains on. GPT-3: 300B; LLaMA-1 33B/65B: 1.4T "
@@ -56,58 +52,16 @@ with tab_calc:
                                 key="mix_threshold",
                                 help="Sources read more often than this are flagged. Up to ~4 epochs is almost as "
                                      "good as fresh data (Muennighoff et al. 2023); the lecture's sweet spot is 1-2.")
-    st.caption(f"Source: {preset.citation}." + (" Custom: edit anything." if preset_title not in presets else ""))
-    table = pd.DataFrame([{"source": s.name, "size (B tokens)": s.tokens_b, "weight (%)": s.weight,
-                           "published epochs": s.published_epochs, "disk": s.disk} for s in preset.sources])
-    edited = st.data_editor(
-        table, num_rows="dynamic", width="stretch", key=f"mix_table_{pkey}",
-        column_config={
-            "size (B tokens)": st.column_config.NumberColumn(help="Tokens the source holds, in billions.",
-                                                             format="%.1f"),
-            "weight (%)": st.column_config.NumberColumn(help="Sampling weight; renormalised if it does not sum "
-                                                             "to 100."),
-            "published epochs": st.column_config.NumberColumn(help="As printed in the paper.", disabled=True),
-            "disk": st.column_config.TextColumn(disabled=True),
-        })
+    st.caption(f"Source: {preset.citation}." + ("" if is_preset else " Custom: edit anything."))
+    edited = mix_ui.mixture_editor(preset, pkey)
     rows = None
     with ui.friendly_errors("The calculator"):
-        sources = []
-        for _, r in edited.iterrows():
-            if pd.isna(r["source"]) and pd.isna(r["size (B tokens)"]) and pd.isna(r["weight (%)"]):
-                continue  # a blank row the editor added
-            pub = r.get("published epochs")
-            sources.append(mixtures.Source(
-                str(r["source"]) if not pd.isna(r["source"]) else "unnamed",
-                float(r["size (B tokens)"]) if not pd.isna(r["size (B tokens)"]) else float("nan"),
-                float(r["weight (%)"]) if not pd.isna(r["weight (%)"]) else float("nan"),
-                None if pub is None or pd.isna(pub) else float(pub)))
-        rows, messages = mixtures.mixture_table(sources, budget, threshold)
+        rows, messages = mixtures.mixture_table(mix_ui.sources_from_editor(edited), budget, threshold)
         st.session_state["mix_calc_rows"] = rows
         for m in messages:
             (st.warning if "repeated" in m else st.info)(m)
     if rows:
-        differ = [r["source"] for r in rows if mixtures.epochs_differ(r)]
-        out = pd.DataFrame([{
-            "source": r["source"], "size (B)": r["size (B tokens)"], "weight": f"{100 * r['weight']:.1f}%",
-            "share of data": f"{100 * r['share of data']:.1f}%", "tokens drawn (B)": round(r["tokens drawn (B)"], 1),
-            "epochs": round(r["epochs"], 2), "published": r["published epochs"],
-            "implied weight": None if r["implied weight"] is None else f"{100 * r['implied weight']:.1f}%",
-            "": ("⚠ repeated " if r["repeated"] else "") + ("≠ published" if r["source"] in differ else ""),
-        } for r in rows])
-        st.dataframe(out, hide_index=True, width="stretch", key="mix_result_table")
-        m1, m2, m3 = st.columns(3)
-        m1.metric("Tokens drawn", f"{sum(r['tokens drawn (B)'] for r in rows):,.0f}B")
-        m2.metric("Unique tokens available", f"{sum(r['size (B tokens)'] for r in rows):,.0f}B")
-        m3.metric("Repeated sources", sum(r["repeated"] for r in rows))
-        if differ:
-            st.info(f"Computed epochs differ from the published ones for **{', '.join(differ)}**. "
-                    + (preset.note if preset_title in presets else "You edited the table: the published column "
-                       "belongs to the original rows."))
-        elif preset_title in presets and preset.note:
-            st.caption(preset.note)
-        g1, g2 = st.columns(2)
-        g1.plotly_chart(mixtures.shares_chart(rows), key="mix_shares_chart")
-        g2.plotly_chart(mixtures.epochs_chart(rows, threshold), key="mix_epochs_chart")
+        mix_ui.mixture_rows(rows, threshold, preset.note if is_preset else None)
     if preset_title == mixtures.GPT3.title:
         claim_box(lessons.mixture_epochs(rows, source=mixtures.GPT3.citation) if rows else
                   lessons.not_measured("C1", "the calculator has no rows: fix the table above"),
@@ -118,8 +72,8 @@ with tab_calc:
                "parameter; Llama 3 trains far past it. Phi-3-mini (green) makes the *quality* point: 3.8B "
                "parameters on 3.3T heavily filtered and synthetic tokens rival much larger models.")
 
-# ------------------------------------------------------------------------------------------------------------------
-with tab_next:
+
+def next_token_tab() -> None:
     st.markdown("A causal language model is trained to predict **token t+1 from tokens 1..t**. The labels are "
                 "the inputs shifted left by one, and the loss is −ln p(label) at every position. Tokens come from "
                 f"the real **{models.spec(NEXT_TOKEN_MODEL).display_name}** tokenizer; the loss from that model.")
@@ -132,67 +86,19 @@ with tab_next:
             st.session_state["mix_next_rows"] = mixtures.next_token_rows(lm, text)
             st.session_state["mix_next_check"] = mixtures.shift_check(lm, text)
     nrows = st.session_state["mix_next_rows"]
-    if nrows:
-        grid = pd.DataFrame({f"t={r['position']}": [r["input"], r["label"], f"{r['loss']:.2f}",
-                                                     f"{r['p(label)']:.3f}", r["model's top guess"]]
-                             for r in nrows}, index=["input", "label (= next input)", "loss", "p(label)",
-                                                     "model's top guess"])
-        st.dataframe(grid, width="stretch", key="mix_next_grid")
-        mean = sum(r["loss"] for r in nrows) / len(nrows)
-        k1, k2, k3 = st.columns(3)
-        k1.metric("Tokens scored", len(nrows))
-        k2.metric("Mean loss (nats)", f"{mean:.2f}", help="What training minimises: the average over positions.")
-        k3.metric("Perplexity", f"{math.exp(mean):.1f}", help="exp(mean loss): the effective number of "
-                  "equally likely choices per token.")
-        st.plotly_chart(charts.bars([f"{r['position']}:{r['label']}" for r in nrows], [r["loss"] for r in nrows],
-                                    title="Loss at each position (−ln p(label))", y="nats"),
-                        key="mix_next_chart")
-        st.caption("In transformers you pass labels = input_ids; the model shifts them inside its loss. "
-                   "The first token never gets a loss: nothing comes before it to predict it from.")
-        check = st.session_state["mix_next_check"]
-        claim_box(lessons.labels_shifted([r["loss"] for r in nrows], *check) if check else
-                  lessons.not_measured("C2", "press 'Tokenize and score' again to compare with the model's own loss"),
-                  note="'Unshifted' scores each token at its own position: what the loss would be without the shift.")
+    if not nrows:
+        return
+    mix_ui.next_token_grid(nrows)
+    st.caption("In transformers you pass labels = input_ids; the model shifts them inside its loss. "
+               "The first token never gets a loss: nothing comes before it to predict it from.")
+    check = st.session_state["mix_next_check"]
+    claim_box(lessons.labels_shifted([r["loss"] for r in nrows], *check) if check else
+              lessons.not_measured("C2", "press 'Tokenize and score' again to compare with the model's own loss"),
+              note="'Unshifted' scores each token at its own position: what the loss would be without the shift.")
 
-# ------------------------------------------------------------------------------------------------------------------
-with tab_train:
-    st.markdown("Train a small GPT (from scratch, byte-level) on a mixture of real text. Each domain keeps a "
-                "held-out validation set, so you can watch **each domain's loss** fall — faster for the domains "
-                "you weight up, and not at all below chance for a domain at weight 0. Bytes, not the SmolLM2 "
-                "tokenizer: 256 ids keep the model tiny (a 49k-token vocabulary would be most of its weights) and "
-                "any upload encodes.")
-    uploaded = st.file_uploader("Extra domains (.txt or .jsonl with a \"text\" field)", type=["txt", "jsonl"],
-                                accept_multiple_files=True, key="mix_upload",
-                                max_upload_size=corpora.MAX_UPLOAD_BYTES // 2**20,
-                                help=f"Each file becomes a domain. Up to {corpora.MAX_UPLOAD_BYTES // 2**20} MB; "
-                                     "a tiny run reads a few hundred KB.")
-    current = {}
-    for f in uploaded or []:
-        name = corpora.domain_slug(f.name)
-        if name in corpora.BUILTIN_DOMAINS:
-            name = f"{name}_upload"
-        try:
-            current[name] = corpora.parse_upload(f.name, f.getvalue())
-        except ValueError as exc:
-            st.error(str(exc))
-    st.session_state["mix_uploads"] = current
-    domains = list(corpora.BUILTIN_DOMAINS) + list(current)
-    st.markdown("**Mixture weights** (relative; they are normalised to 100%)")
-    wcols = st.columns(min(len(domains), 4))
-    raw_weights = []
-    for i, d in enumerate(domains):
-        raw_weights.append(wcols[i % len(wcols)].slider(
-            d, 0, 100, DEFAULT_WEIGHTS.get(d, 25), key=f"mix_w_{d}",
-            help=corpora.DOMAIN_HELP.get(d, f"Your upload: {len(current.get(d, []))} documents.")))
-    weights_ok = sum(raw_weights) > 0
-    if weights_ok:
-        shares, msg = mixtures.normalise_weights(raw_weights)
-        st.caption("Shares of the training batches: " + " · ".join(f"{d} {100 * s:.0f}%" for d, s in
-                                                                    zip(domains, shares))
-                   + ("  (normalised: the sliders add up to " + f"{sum(raw_weights)})" if msg else ""))
-    else:
-        st.warning("All weights are zero: give at least one domain a positive weight.")
 
+def run_settings(domains: list[str], current: dict) -> dict:
+    """The training knobs under the weight sliders, as MixtureRunConfig keyword arguments."""
     a1, a2, a3, a4 = st.columns(4)
     steps = a1.number_input("Steps", 10, 20000, 1000, step=50, key="mix_steps",
                             help="Optimizer steps of 16 x 64 bytes. 1000 take about 40 s on an idle 2-core CPU "
@@ -217,8 +123,8 @@ with tab_train:
                                "loss keeps falling while its validation loss turns up (overfitting).")
     if quality:
         with ui.friendly_errors("The quality filter"):
-            report = _builtin_filter_report() + mixtures.filter_report(current)
-            st.dataframe(pd.DataFrame(report), hide_index=True, key="mix_filter_table")
+            st.dataframe(pd.DataFrame(_builtin_filter_report() + mixtures.filter_report(current)), hide_index=True,
+                         key="mix_filter_table")
             st.caption("Same steps, same validation text: compare this run's per-domain curves with an unfiltered "
                        "one in *Compare runs*. The standard library is already clean text, so expect a small "
                        "effect; a scraped web upload shows a bigger one.")
@@ -226,84 +132,89 @@ with tab_train:
     if repeat != "(none)":
         repeat_kb = st.slider("KB of text kept for the repeated domain", 1, 64, 4, key="mix_repeat_kb",
                               help="Smaller = more epochs over the same bytes.")
+    return dict(steps=int(steps), size=size, lr=float(lr), eval_every=int(eval_every),
+                sample_every=int(sample_every), quality_filter=bool(quality),
+                repeat_domain="" if repeat == "(none)" else repeat, repeat_kb=int(repeat_kb), seed=int(seed))
 
-    mine = jobs.get(st.session_state["mix_run_id"]) if st.session_state["mix_run_id"] else None
-    if st.button("Train on this mixture", key="mix_train", type="primary", disabled=not weights_ok,
-                 help="Starts a background run; you can leave the page and come back."):
-        if mine is not None and mine.active:
-            st.warning("Your previous run is still going: stop it (button below) or wait for it to finish.")
-        else:
-            with ui.friendly_errors("Starting the run"):
-                cfg = mixtures.MixtureRunConfig(
-                    domains=tuple(domains), weights=tuple(float(w) for w in raw_weights), steps=int(steps),
-                    size=size, lr=float(lr), eval_every=int(eval_every), sample_every=int(sample_every),
-                    quality_filter=bool(quality), repeat_domain="" if repeat == "(none)" else repeat,
-                    repeat_kb=int(repeat_kb), seed=int(seed),
-                    uploads=tuple(mixtures.upload_entry(n, docs) for n, docs in current.items()))
-                fn = functools.partial(mixtures.train_mixture, uploads=dict(current))
-                st.session_state["mix_run_id"] = jobs.submit(cfg, fn, owner=ui.session_id(), label="Mixture GPT")
 
+def train_tab() -> None:
+    st.markdown("Train a small GPT (from scratch, byte-level) on a mixture of real text. Each domain keeps a "
+                "held-out validation set, so you can watch **each domain's loss** fall — faster for the domains "
+                "you weight up, and not at all below chance for a domain at weight 0. Bytes, not the SmolLM2 "
+                "tokenizer: 256 ids keep the model tiny (a 49k-token vocabulary would be most of its weights) and "
+                "any upload encodes.")
+    uploaded = st.file_uploader("Extra domains (.txt or .jsonl with a \"text\" field)", type=["txt", "jsonl"],
+                                accept_multiple_files=True, key="mix_upload",
+                                max_upload_size=corpora.MAX_UPLOAD_BYTES // 2**20,
+                                help=f"Each file becomes a domain. Up to {corpora.MAX_UPLOAD_BYTES // 2**20} MB; "
+                                     "a tiny run reads a few hundred KB.")
+    current = mix_ui.uploaded_domains(uploaded)
+    st.session_state["mix_uploads"] = current
+    domains = list(corpora.BUILTIN_DOMAINS) + list(current)
+    raw_weights = mix_ui.weight_sliders(domains, DEFAULT_WEIGHTS, current)
+    knobs = run_settings(domains, current)
+    if start_button("Train on this mixture", key="mix_train", current_id=st.session_state["mix_run_id"],
+                    disabled=sum(raw_weights) <= 0,
+                    help="Starts a background run; you can leave the page and come back.",
+                    busy="Your previous run is still going: stop it (button below) or wait for it to finish."):
+        with ui.friendly_errors("Starting the run"):
+            cfg = mixtures.MixtureRunConfig(domains=tuple(domains), weights=tuple(float(w) for w in raw_weights),
+                                            uploads=tuple(mixtures.upload_entry(n, d) for n, d in current.items()),
+                                            **knobs)
+            fn = functools.partial(mixtures.train_mixture, uploads=dict(current))
+            st.session_state["mix_run_id"] = jobs.submit(cfg, fn, owner=ui.session_id(), label="Mixture GPT")
     run_id = st.session_state["mix_run_id"]
     if run_id:
-        run = jobs.get(run_id)
-        run_domains = list(run.config.get("domains", domains)) if run else domains
-        groups = [("Validation loss per domain (nats per byte)", [f"val_{d}" for d in run_domains]),
-                  ("Training loss (mixed batches)", ["loss"])]
-        rep = run.config.get("repeat_domain") if run else ""
-        if rep:
-            groups.append((f"Repeated domain '{rep}': train vs validation", [f"train_{rep}", f"val_{rep}"]))
-            groups.append(("Epochs per domain", [f"epochs_{d}" for d in run_domains]))
+        live_run(run_id, domains)
 
-        def _results(r: jobs.Run) -> None:
-            if r.active:
-                return
-            rep_domain = r.config.get("repeat_domain", "")
-            if rep_domain:  # the overfitting experiment: computed from this run's curves
-                claim_box(mixtures.overfitting_verdict(r.metrics, rep_domain) if r.status == jobs.DONE else
-                          lessons.not_measured("C3", f"this run did not finish ({r.reason or r.status})"))
-            if not r.summary:
-                return
-            final = [{"domain": d, "validation (bits/byte)": round(mixtures.bits(r.summary.get(f"val_{d}", float("nan"))), 3),
-                      "train windows (bits/byte)": round(mixtures.bits(r.summary.get(f"train_{d}", float("nan"))), 3),
-                      "epochs": round(r.summary.get(f"epochs_{d}", 0.0), 2)} for d in run_domains]
-            st.markdown("**Final per-domain loss** (bits per byte: 8 = random bytes, gzip gets ~2-3 on text)")
-            st.dataframe(pd.DataFrame(final), hide_index=True, key=f"mix_final_{r.id}")
-            samples = mixtures.read_samples(r.artifacts)
-            if samples:
-                st.markdown("**Samples** (the first bytes are a prompt from that domain's held-out text)")
-                grid = pd.DataFrame(samples).pivot(index="step", columns="domain", values="text")
-                st.dataframe(grid, key=f"mix_samples_{r.id}")
 
-        ui.run_panel(run_id, groups, prefix="mix", smoothing=0.0, extra=_results)
+def live_run(run_id: str, domains: list[str]) -> None:
+    run = jobs.get(run_id)
+    run_domains = list(run.config.get("domains", domains)) if run else domains
+    groups = [("Validation loss per domain (nats per byte)", [f"val_{d}" for d in run_domains]),
+              ("Training loss (mixed batches)", ["loss"])]
+    rep = run.config.get("repeat_domain") if run else ""
+    if rep:
+        groups.append((f"Repeated domain '{rep}': train vs validation", [f"train_{rep}", f"val_{rep}"]))
+        groups.append(("Epochs per domain", [f"epochs_{d}" for d in run_domains]))
 
-# ------------------------------------------------------------------------------------------------------------------
-with tab_compare:
-    runs = [r for r in jobs.list_runs("MixtureRunConfig") if r.metrics]
-    if len(runs) < 1:
+    def _results(r: jobs.Run) -> None:
+        if r.active:
+            return
+        rep_domain = r.config.get("repeat_domain", "")
+        if rep_domain:  # the overfitting experiment: computed from this run's curves
+            claim_box(mixtures.overfitting_verdict(r.metrics, rep_domain) if r.status == jobs.DONE else
+                      lessons.not_measured("C3", f"this run did not finish ({r.reason or r.status})"))
+        result = results.load_result(r)
+        if result is not None:
+            mix_ui.final_losses(result, r.id)
+
+    ui.run_panel(run_id, groups, prefix="mix", smoothing=0.0, extra=_results)
+
+
+def compare_tab() -> None:
+    runs = results.runs(mixtures.MixtureRunConfig, with_metrics=True)
+    if not runs:
         st.caption("Finished runs of the tiny GPT appear here; train two mixtures to overlay them.")
-    else:
-        def _label(r: jobs.Run) -> str:
-            ws = r.config.get("weights", [])
-            total = sum(ws) or 1
-            mix = "/".join(f"{d[:5]} {100 * w / total:.0f}" for d, w in zip(r.config.get("domains", []), ws))
-            flags = (" filtered" if r.config.get("quality_filter") else "") + \
-                    (f" repeat {r.config['repeat_domain']}" if r.config.get("repeat_domain") else "")
-            return f"{r.id[-6:]} · {mix}{flags} · {r.status}"
+        return
+    keys = sorted({k for r in runs for m in r.metrics for k in m if k.startswith(("val_", "train_"))} | {"loss"})
+    compare_runs(runs, key="mix_compare", label=mix_ui.run_label, metrics=keys,
+                 default_metric=next((k for k in keys if k.startswith("val_")), keys[0]),
+                 metric_key="mix_compare_metric", chart_key="mix_compare_chart", title="",
+                 help="Overlay the same curve from several runs.",
+                 metric_help="val_<domain> is that domain's held-out loss; loss is the training loss on mixed batches.")
 
-        labels = {_label(r): r for r in runs}
-        chosen = st.multiselect("Runs", list(labels), default=list(labels)[:2], key="mix_compare",
-                                help="Overlay the same curve from several runs.")
-        keys = sorted({k for r in runs for m in r.metrics for k in m if k.startswith(("val_", "train_"))} | {"loss"})
-        first_val = next((i for i, k in enumerate(keys) if k.startswith("val_")), 0)
-        metric = st.selectbox("Curve", keys, index=first_val, key="mix_compare_metric", help="val_<domain> is that domain's "
-                              "held-out loss; loss is the training loss on mixed batches.")
-        if chosen:
-            st.plotly_chart(charts.overlay({c: labels[c].metrics for c in chosen}, metric, smoothing=0.0),
-                            key="mix_compare_chart")
-        if len(chosen) == 2:
-            diff = jobs.diff_configs(labels[chosen[0]], labels[chosen[1]])
-            st.dataframe(pd.DataFrame(diff).astype(str) if diff else pd.DataFrame([{"key": "(identical)"}]),
-                         hide_index=True, key="mix_compare_diff")
+
+tab_calc, tab_next, tab_train, tab_compare = st.tabs(
+    ["Mixture calculator", "Next-token labels", "Train a tiny GPT", "Compare runs"])
+with tab_calc:
+    calc_tab()
+with tab_next:
+    next_token_tab()
+with tab_train:
+    train_tab()
+with tab_compare:
+    compare_tab()
 
 ui.how_it_works(
     r"""

@@ -1,0 +1,143 @@
+"""Drawing helpers for the data-mixtures page: the mixture editor, its result table, the next-token grid, the weight
+sliders and a finished run's per-domain table. The arithmetic lives in labs.mixtures."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from labs import charts, mixtures, results
+from labs.data import corpora
+
+
+def _num(value) -> float:
+    return float("nan") if value is None or pd.isna(value) else float(value)
+
+
+def sources_from_editor(edited: pd.DataFrame) -> list[mixtures.Source]:
+    """The editor's rows as Sources; blank rows the editor adds are skipped, blank numbers become NaN (and are
+    refused with a message by mixtures.mixture_table)."""
+    sources = []
+    for _, r in edited.iterrows():
+        if pd.isna(r["source"]) and pd.isna(r["size (B tokens)"]) and pd.isna(r["weight (%)"]):
+            continue
+        pub = r.get("published epochs")
+        sources.append(mixtures.Source(str(r["source"]) if not pd.isna(r["source"]) else "unnamed",
+                                       _num(r["size (B tokens)"]), _num(r["weight (%)"]),
+                                       None if pub is None or pd.isna(pub) else float(pub)))
+    return sources
+
+
+def mixture_editor(preset: mixtures.Preset, pkey: str) -> pd.DataFrame:
+    """An editable table of the preset's sources (a fresh editor per preset)."""
+    table = pd.DataFrame([{"source": s.name, "size (B tokens)": s.tokens_b, "weight (%)": s.weight,
+                           "published epochs": s.published_epochs, "disk": s.disk} for s in preset.sources])
+    return st.data_editor(
+        table, num_rows="dynamic", width="stretch", key=f"mix_table_{pkey}",
+        column_config={
+            "size (B tokens)": st.column_config.NumberColumn(help="Tokens the source holds, in billions.",
+                                                             format="%.1f"),
+            "weight (%)": st.column_config.NumberColumn(help="Sampling weight; renormalised if it does not sum "
+                                                             "to 100."),
+            "published epochs": st.column_config.NumberColumn(help="As printed in the paper.", disabled=True),
+            "disk": st.column_config.TextColumn(disabled=True),
+        })
+
+
+def mixture_rows(rows: list[dict], threshold: float, note: str | None) -> None:
+    """The computed table, three totals, the published-vs-computed note and the two charts.
+    note: the preset's note (None when the table was edited into a custom mixture)."""
+    differ = [r["source"] for r in rows if mixtures.epochs_differ(r)]
+    out = pd.DataFrame([{
+        "source": r["source"], "size (B)": r["size (B tokens)"], "weight": f"{100 * r['weight']:.1f}%",
+        "share of data": f"{100 * r['share of data']:.1f}%", "tokens drawn (B)": round(r["tokens drawn (B)"], 1),
+        "epochs": round(r["epochs"], 2), "published": r["published epochs"],
+        "implied weight": None if r["implied weight"] is None else f"{100 * r['implied weight']:.1f}%",
+        "": ("⚠ repeated " if r["repeated"] else "") + ("≠ published" if r["source"] in differ else ""),
+    } for r in rows])
+    st.dataframe(out, hide_index=True, width="stretch", key="mix_result_table")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Tokens drawn", f"{sum(r['tokens drawn (B)'] for r in rows):,.0f}B")
+    m2.metric("Unique tokens available", f"{sum(r['size (B tokens)'] for r in rows):,.0f}B")
+    m3.metric("Repeated sources", sum(r["repeated"] for r in rows))
+    if differ:
+        st.info(f"Computed epochs differ from the published ones for **{', '.join(differ)}**. "
+                + (note if note is not None else "You edited the table: the published column belongs to the "
+                   "original rows."))
+    elif note:
+        st.caption(note)
+    g1, g2 = st.columns(2)
+    g1.plotly_chart(mixtures.shares_chart(rows), key="mix_shares_chart")
+    g2.plotly_chart(mixtures.epochs_chart(rows, threshold), key="mix_epochs_chart")
+
+
+def next_token_grid(nrows: list[dict]) -> None:
+    """Inputs, labels (= next inputs), loss and the model's guess per position; mean loss, perplexity, a bar chart."""
+    grid = pd.DataFrame({f"t={r['position']}": [r["input"], r["label"], f"{r['loss']:.2f}", f"{r['p(label)']:.3f}",
+                                                 r["model's top guess"]] for r in nrows},
+                        index=["input", "label (= next input)", "loss", "p(label)", "model's top guess"])
+    st.dataframe(grid, width="stretch", key="mix_next_grid")
+    mean = sum(r["loss"] for r in nrows) / len(nrows)
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Tokens scored", len(nrows))
+    k2.metric("Mean loss (nats)", f"{mean:.2f}", help="What training minimises: the average over positions.")
+    k3.metric("Perplexity", f"{math.exp(mean):.1f}", help="exp(mean loss): the effective number of "
+              "equally likely choices per token.")
+    st.plotly_chart(charts.bars([f"{r['position']}:{r['label']}" for r in nrows], [r["loss"] for r in nrows],
+                                title="Loss at each position (−ln p(label))", y="nats"), key="mix_next_chart")
+
+
+def uploaded_domains(uploaded) -> dict[str, list[str]]:
+    """Each uploaded file as a domain (name -> documents); a file that cannot be read is named in an error."""
+    current = {}
+    for f in uploaded or []:
+        name = corpora.domain_slug(f.name)
+        if name in corpora.BUILTIN_DOMAINS:
+            name = f"{name}_upload"
+        try:
+            current[name] = corpora.parse_upload(f.name, f.getvalue())
+        except ValueError as exc:
+            st.error(str(exc))
+    return current
+
+
+def weight_sliders(domains: list[str], defaults: dict[str, int], uploads: dict[str, list]) -> list[int]:
+    """One 0-100 slider per domain (key mix_w_<domain>) and the normalised shares under them."""
+    st.markdown("**Mixture weights** (relative; they are normalised to 100%)")
+    wcols = st.columns(min(len(domains), 4))
+    raw = [wcols[i % len(wcols)].slider(d, 0, 100, defaults.get(d, 25), key=f"mix_w_{d}",
+                                        help=corpora.DOMAIN_HELP.get(d, f"Your upload: {len(uploads.get(d, []))} "
+                                                                        "documents."))
+           for i, d in enumerate(domains)]
+    if sum(raw) > 0:
+        shares, msg = mixtures.normalise_weights(raw)
+        st.caption("Shares of the training batches: " + " · ".join(f"{d} {100 * s:.0f}%" for d, s in
+                                                                    zip(domains, shares))
+                   + ("  (normalised: the sliders add up to " + f"{sum(raw)})" if msg else ""))
+    else:
+        st.warning("All weights are zero: give at least one domain a positive weight.")
+    return raw
+
+
+def final_losses(result: results.MixtureResult, run_id: str) -> None:
+    """A finished run's per-domain losses in bits per byte, and its text samples by step and domain."""
+    final = [{"domain": f["domain"], "validation (bits/byte)": round(mixtures.bits(f["validation"]), 3),
+              "train windows (bits/byte)": round(mixtures.bits(f["train windows"]), 3),
+              "epochs": round(f["epochs"], 2)} for f in result.final]
+    st.markdown("**Final per-domain loss** (bits per byte: 8 = random bytes, gzip gets ~2-3 on text)")
+    st.dataframe(pd.DataFrame(final), hide_index=True, key=f"mix_final_{run_id}")
+    if result.samples:
+        st.markdown("**Samples** (the first bytes are a prompt from that domain's held-out text)")
+        grid = pd.DataFrame(result.samples).pivot(index="step", columns="domain", values="text")
+        st.dataframe(grid, key=f"mix_samples_{run_id}")
+
+
+def run_label(r) -> str:
+    """A mixture run in one line: id tail, domain shares, filter / repeat flags, status."""
+    ws = r.config.get("weights", [])
+    total = sum(ws) or 1
+    mix = "/".join(f"{d[:5]} {100 * w / total:.0f}" for d, w in zip(r.config.get("domains", []), ws))
+    flags = (" filtered" if r.config.get("quality_filter") else "") + \
+            (f" repeat {r.config['repeat_domain']}" if r.config.get("repeat_domain") else "")
+    return f"{r.id[-6:]} · {mix}{flags} · {r.status}"
