@@ -43,6 +43,7 @@ SCALE = 400.0  # Elo's scale: a 400-point gap means 10:1 odds
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Contender:
+    """One arena contender: a registry model with its sampling settings and prompt style."""
     name: str  # what the leaderboard and the votes call it; unique
     model_key: str  # labs.models registry key
     temperature: float = 0.7
@@ -58,6 +59,7 @@ class Contender:
         return [{"role": "user", "content": prompt}]
 
     def config(self, max_new_tokens: int, seed: int) -> GenerationConfig:
+        """The GenerationConfig for one answer (max_new_tokens in tokens, a fixed seed per battle)."""
         return GenerationConfig(max_new_tokens=max_new_tokens, temperature=self.temperature, top_p=self.top_p,
                                 seed=seed, repetition_penalty=1.1)
 
@@ -146,6 +148,7 @@ def counts_from(battles: Iterable[dict]) -> tuple[dict[str, int], dict[frozenset
 
 
 def check_prompt(prompt: str) -> str:
+    """The prompt stripped; ValueError with a fix when it is empty or over votes.MAX_PROMPT_CHARS characters."""
     prompt = (prompt or "").strip()
     if not prompt:
         raise ValueError("The prompt is empty: type a question or pick one from the prompt bank.")
@@ -166,6 +169,7 @@ def prompt_bank() -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------
 @dataclass
 class Answer:
+    """One side of a battle as it streams: its text so far, done / error, and latency in seconds."""
     contender: Contender
     text: str = ""
     done: bool = False
@@ -177,6 +181,7 @@ class Answer:
 
 @dataclass
 class Battle:
+    """Two anonymous answers to one prompt, generated side by side, and the vote once cast."""
     prompt: str
     a: Answer
     b: Answer
@@ -193,19 +198,24 @@ class Battle:
 
     @property
     def finished(self) -> bool:
+        """Both answers are done."""
         return self.a.done and self.b.done
 
     @property
     def failed(self) -> bool:
+        """Either answer ended with an error."""
         return bool(self.a.error or self.b.error)
 
     def answer(self, side: str) -> Answer:
+        """The answer shown on side 'a' or 'b'."""
         return self.a if side == "a" else self.b
 
     def stop(self) -> None:
+        """Ask both generations to stop (they end within one token)."""
         self.stop_event.set()
 
     def wait(self, timeout: float = 120.0) -> bool:
+        """Block until both answers are done or `timeout` seconds pass; True when done."""
         end = time.time() + timeout
         while not self.finished and time.time() < end:
             time.sleep(0.02)
@@ -326,6 +336,7 @@ def start_battle(prompt: str, a: Contender, b: Contender, load: ModelLoader, *, 
 
 
 def get_battle(battle_id: str | None) -> Battle | None:
+    """A battle started in this process by its id; None when unknown (or the id is empty)."""
     with _battles_lock:
         return _battles.get(battle_id) if battle_id else None
 
@@ -459,6 +470,8 @@ def rank_ub(intervals: dict[str, tuple[float, float]]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class LeaderboardRow:
+    """One model on the leaderboard: Bradley–Terry rating with its 95% bootstrap interval and upper-bound
+    rank, online Elo and its range over vote orders, and the vote counts."""
     model: str
     rating: float  # Bradley–Terry
     lower: float  # 95% bootstrap interval
@@ -524,6 +537,8 @@ class PasswordGate:
         self._lock = threading.Lock()
 
     def check(self, who: str, attempt: str, secret: str | None, now: float | None = None) -> tuple[bool, str]:
+        """(ok, message) for an instructor password attempt by `who`; wrong attempts lock that caller out for a
+        while. No secret configured: never ok."""
         now = time.time() if now is None else now
         if not secret:
             return False, "No instructor password is set: add arena_password to .streamlit/secrets.toml."
@@ -629,6 +644,7 @@ def ratings_figure(rows: Sequence[LeaderboardRow]):
 
 
 def elo_history_figure(history: dict[str, list[float]], k: float):
+    """Online Elo rating of each model after every vote (K the update size)."""
     from labs import charts
 
     series = {m: (list(range(len(h))), h) for m, h in history.items()}

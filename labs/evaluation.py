@@ -123,7 +123,7 @@ def loglikelihood_naive(model: torch.nn.Module, context_ids: Sequence[int], cont
     was the greedy (argmax) token. The reference the fast path is tested against."""
     ids = torch.tensor([list(context_ids) + list(continuation_ids)], device=_device(model))  # (1, T)
     logits = model(input_ids=ids).logits[0, :-1].float()  # (T-1, V): position t predicts token t+1
-    logp = torch.log_softmax(logits[-len(continuation_ids):], dim=-1)  # (C, V)
+    logp = torch.log_softmax(logits[-len(continuation_ids):], dim=-1)  # (Tc, V): Tc continuation tokens
     target = torch.tensor(list(continuation_ids), device=logp.device)
     chosen = logp.gather(1, target[:, None])[:, 0]
     return float(chosen.sum()), bool((logp.argmax(-1) == target).all())
@@ -135,7 +135,8 @@ def score_choices(model: torch.nn.Module, context_ids: Sequence[int], continuati
     """loglik and is-greedy of every continuation, sharing the context's forward pass (prefix caching).
 
     1. context (1, T) -> logits at its last position score every continuation's first token, and the KV cache.
-    2. the cache is repeated for the N choices; their remaining tokens run as one right-padded batch (N, L).
+    2. the cache is repeated for the N choices; their remaining tokens run as one right-padded batch (N, Tc),
+       Tc = the longest continuation's tokens after its first.
     """
     device = _device(model)
     ctx = torch.tensor([list(context_ids)], device=device)  # (1, T)
@@ -147,13 +148,13 @@ def score_choices(model: torch.nn.Module, context_ids: Sequence[int], continuati
         n = len(continuations)
         cache = out.cache  # transformers 5 (was past_key_values)
         cache.batch_repeat_interleave(n)
-        rest = torch.full((n, longest - 1), pad_id, dtype=torch.long, device=device)  # (N, L)
-        mask = torch.zeros((n, ctx.shape[1] + longest - 1), dtype=torch.long, device=device)  # (N, T+L)
+        rest = torch.full((n, longest - 1), pad_id, dtype=torch.long, device=device)  # (N, Tc)
+        mask = torch.zeros((n, ctx.shape[1] + longest - 1), dtype=torch.long, device=device)  # (N, T+Tc)
         mask[:, : ctx.shape[1]] = 1
         for i, c in enumerate(continuations):
             rest[i, : len(c) - 1] = torch.tensor(list(c[:-1]), device=device)
             mask[i, ctx.shape[1]: ctx.shape[1] + len(c) - 1] = 1
-        logp = torch.log_softmax(model(input_ids=rest, attention_mask=mask, cache=cache).logits.float(), dim=-1)  # (N, L, V)
+        logp = torch.log_softmax(model(input_ids=rest, attention_mask=mask, cache=cache).logits.float(), dim=-1)  # (N, Tc, V)
         for i, c in enumerate(continuations):
             if len(c) > 1:
                 target = torch.tensor(list(c[1:]), device=device)
@@ -167,6 +168,7 @@ def score_choices(model: torch.nn.Module, context_ids: Sequence[int], continuati
 # Metrics
 # ---------------------------------------------------------------------------------------------------------------
 def argmax(values: Sequence[float]) -> int:
+    """Index of the largest value (the first one on a tie)."""
     return max(range(len(values)), key=lambda i: values[i])
 
 
@@ -229,6 +231,8 @@ def same_answer_text(dist: dict) -> str:
 
 @dataclass
 class ItemResult:
+    """One multiple-choice item as scored: the context the model saw, each choice's summed log-likelihood
+    (nats) and whether it was the greedy continuation, and the picks by acc and acc_norm."""
     id: str
     subject: str
     prompt: str  # the full k-shot context the model saw
@@ -242,15 +246,19 @@ class ItemResult:
 
     @property
     def acc(self) -> float:
+        """1.0 when the highest-loglik choice is the answer, else 0.0."""
         return float(self.pred == self.answer)
 
     @property
     def acc_norm(self) -> float:
+        """1.0 when the highest loglik-per-character choice is the answer, else 0.0."""
         return float(self.pred_norm == self.answer)
 
 
 def score_item(model: torch.nn.Module, tokenizer, item: MCItem, shots: Sequence[MCItem] = (),
                choice_format: str = "letters", lock=None) -> ItemResult:
+    """Score one item k-shot (lm-evaluation-harness style): every choice's loglik given the context, in one
+    shared-prefix pass; `lock` serialises use of a shared model."""
     context = build_context(item, shots, choice_format)
     choices = choice_strings(item, choice_format)
     pairs = [encode_pair(tokenizer, context, " " + c) for c in choices]  # lm-eval's target_delimiter " "
@@ -322,6 +330,8 @@ def _json_float(x: float):
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BenchmarkConfig:
+    """A multiple-choice benchmark run: which model (and adapter), which data, how choices are scored and how
+    many solved examples the prompt shows."""
     model_key: str = models.DEFAULT_CHAT_MODEL
     adapter: str = ""  # folder of a saved LoRA adapter; "" = the base model
     dataset: str = "mini_mmlu"  # a name for the data ("mini_mmlu" or the uploaded file's name)
@@ -396,6 +406,7 @@ def run_benchmark(ctx, lm: models.LoadedModel, items: Sequence[MCItem], dev: Seq
 
 
 def save_results(ctx, results: Sequence[ItemResult], complete: bool, total: int) -> None:
+    """Write results.json to the run folder: summary, harness-style JSON and every item (also after Stop)."""
     summary = summarize(results)
     ctx.save_json("results.json", {"summary": summary, "complete": complete, "total": total,
                                    "harness": harness_json(summary, asdict(ctx.config), ctx.config.dataset),
@@ -459,6 +470,7 @@ def extract(output: str, extract_regex: str = "") -> str:
 
 
 def exact_match(prediction: str, answer: str) -> bool:
+    """The normalised prediction equals the normalised answer (SQuAD-style: case, punctuation, articles)."""
     return normalize_answer(prediction) == normalize_answer(answer)
 
 
@@ -468,11 +480,14 @@ def contains(output: str, answer: str) -> bool:
 
 
 def regex_match(output: str, answer: str, pattern: str = "") -> bool:
+    """The output matches `pattern` (default: the answer as a whole word), case-insensitive."""
     pattern = pattern or rf"\b{re.escape(answer)}\b"
     return re.search(pattern, output, flags=re.IGNORECASE) is not None
 
 
 def score_generation(output: str, row: dict, extract_regex: str = "") -> dict:
+    """One generated answer against its row: the extracted prediction and 0/1 exact_match, contains and
+    regex scores."""
     prediction = extract(output, extract_regex)
     return {"prediction": prediction, "exact_match": float(exact_match(prediction, row["answer"])),
             "contains": float(contains(output, row["answer"])),
@@ -481,6 +496,8 @@ def score_generation(output: str, row: dict, extract_regex: str = "") -> dict:
 
 @dataclass(frozen=True)
 class GenerativeConfig:
+    """A generative evaluation run: a model (and adapter) answers each question greedily in up to
+    max_new_tokens tokens; answers are scored by exact match, contains and regex."""
     model_key: str = models.DEFAULT_CHAT_MODEL
     adapter: str = ""
     data_digest: str = "bundled"
@@ -587,6 +604,8 @@ def judge_once(judge, question: str, first: str, second: str) -> tuple[int, floa
 
 
 def judge_pair(judge: models.LoadedModel, question: str, a: str, b: str) -> dict:
+    """Ask the judge twice, with a and b in both orders: picks (1, 2 or 0 for no verdict), the probability of
+    slot 1 in each order, and the combined verdict."""
     pick_ab, p_ab = judge_once(judge, question, a, b)
     pick_ba, p_ba = judge_once(judge, question, b, a)
     return {"pick_ab": pick_ab, "pick_ba": pick_ba, "p1_ab": p_ab, "p1_ba": p_ba,
@@ -645,6 +664,8 @@ def known_pairs(rows: Sequence[dict], seed: int = 0) -> list[dict]:
 
 @dataclass(frozen=True)
 class JudgeConfig:
+    """An LLM-as-judge run: the judge model and the pairs it judges (known right/wrong pairs, or two runs'
+    answers)."""
     judge_key: str = models.DEFAULT_CHAT_MODEL
     pairs_source: str = "known"  # "known" (reference vs wrong answer) or "runs:<run_a>,<run_b>"
     data_digest: str = "bundled"
@@ -657,6 +678,8 @@ class JudgeConfig:
 
 
 def run_judge(ctx, judge: models.LoadedModel, pairs: Sequence[dict]) -> dict:
+    """Judge every pair in both orders, logging position bias, first-slot share, accuracy and ties as it goes;
+    judgments.json keeps every record."""
     ctx.set_total(len(pairs))
     records = []
     try:
@@ -673,10 +696,12 @@ def run_judge(ctx, judge: models.LoadedModel, pairs: Sequence[dict]) -> dict:
 # Diversity (distinct-n: Li et al. 2016; self-similarity in the spirit of Self-BLEU, Zhu et al. 2018)
 # ---------------------------------------------------------------------------------------------------------------
 def words(text: str) -> list[str]:
+    """Lower-cased word tokens (\\w+) of a text."""
     return re.findall(r"\w+", text.lower())
 
 
 def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    """The consecutive n-tuples of a token list."""
     return [tuple(tokens[i: i + n]) for i in range(len(tokens) - n + 1)]
 
 
@@ -706,6 +731,8 @@ def self_similarity(embeddings) -> float:
 
 @dataclass(frozen=True)
 class DiversityConfig:
+    """A diversity run: `samples` answers to one prompt at each temperature, then distinct-n and
+    self-similarity per temperature."""
     model_key: str = models.DEFAULT_CHAT_MODEL
     prompt: str = "Write one sentence about the sea."
     temperatures: tuple[float, ...] = (0.2, 0.7, 1.0, 1.5)
@@ -906,6 +933,7 @@ def answer_chart(dist: dict):
 
 
 def diversity_chart(table: Sequence[dict]):
+    """Diversity scores (0–1) against sampling temperature, one line per metric."""
     from labs.charts import curves
 
     temps = [r["temperature"] for r in table]

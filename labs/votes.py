@@ -87,6 +87,7 @@ MAX_VOTER_CHARS = 40
 
 
 def new_join_code(length: int = 6) -> str:
+    """A random join code of `length` characters from JOIN_CODE_ALPHABET (no look-alike characters)."""
     return "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(length))
 
 
@@ -111,6 +112,7 @@ class VoteRejected(ValueError):
 
 @dataclass
 class Vote:
+    """One stored vote: the battle, who voted, what both sides answered, the outcome, and times (epoch seconds)."""
     battle_id: str
     voter_id: str
     prompt: str
@@ -128,6 +130,7 @@ class Vote:
     prompt_source: str = "typed"
 
     def validate(self) -> None:
+        """Raise VoteRejected, in words, for a vote that must not be stored."""
         if self.outcome not in OUTCOMES:
             raise VoteRejected(f"Unknown outcome '{self.outcome}'; use one of {', '.join(OUTCOMES)}.")
         if self.model_a == self.model_b:
@@ -157,6 +160,7 @@ def safe_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for `url`; SQLite gets WAL and a 30 s busy timeout so concurrent voters wait."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         # timeout: a writer waits up to 30 s for another writer instead of failing with "database is locked".
@@ -202,13 +206,16 @@ class VoteStore:
                 conn.execute(insert(state_table).values(key=key, value=value))
 
     def voting_open(self) -> bool:
+        """Whether voting is open (the instructor opens and closes it)."""
         return self._get("voting_open") == "1"
 
     def set_voting_open(self, is_open: bool, *, by: str = "") -> None:
+        """Open or close voting; logged with who did it."""
         self._set("voting_open", "1" if is_open else "0")
         self._log(by, "open voting" if is_open else "close voting")
 
     def board(self) -> int:
+        """The current board number: votes go to it and the leaderboard reads it."""
         return int(self._get("board"))
 
     def reset_board(self, *, by: str = "") -> int:
@@ -219,15 +226,18 @@ class VoteStore:
         return new
 
     def voter_cap(self) -> int:
+        """Votes one voter may cast on the current board (0 = no cap)."""
         return int(self._get("voter_cap"))
 
     def set_voter_cap(self, cap: int, *, by: str = "") -> None:
+        """Set the per-voter cap (0 = no cap); logged."""
         if cap < 0:
             raise ValueError("The per-voter cap must be 0 (no cap) or a positive number of votes.")
         self._set("voter_cap", str(int(cap)))
         self._log(by, "set voter cap", f"{int(cap)} votes per voter" if cap else "no cap")
 
     def join_code(self) -> str:
+        """The class's join code, made on first use."""
         code = self._get("join_code")
         if not code:  # a database made before join codes existed
             code = new_join_code()
@@ -250,6 +260,7 @@ class VoteStore:
         return self._get("url_loading") != "0"
 
     def set_url_loading(self, on: bool, *, by: str = "") -> None:
+        """Allow or forbid loading RAG documents from URLs; logged."""
         self._set("url_loading", "1" if on else "0")
         self._log(by, "URL loading on" if on else "URL loading off")
 
@@ -295,6 +306,7 @@ class VoteStore:
         return int(result.inserted_primary_key[0])
 
     def has_vote(self, battle_id: str) -> bool:
+        """Whether this battle already has a vote (one vote per battle)."""
         with self.engine.connect() as conn:
             return conn.execute(select(votes_table.c.id).where(votes_table.c.battle_id == battle_id)).first() is not None
 
@@ -310,6 +322,8 @@ class VoteStore:
 
     def count(self, *, board: int | None = None, all_boards: bool = False, blind_only: bool = True,
               voter_id: str | None = None) -> int:
+        """Number of votes on the current board (or `board`, or all boards), blind ones only by default,
+        optionally one voter's."""
         query = select(func.count()).select_from(votes_table)
         if not all_boards:
             query = query.where(votes_table.c.board == (board if board is not None else self.board()))
@@ -355,10 +369,12 @@ class VoteStore:
         return len(rows)
 
     def removed_votes(self) -> list[dict]:
+        """The audit trail of removed votes, oldest first."""
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(removed_table).order_by(removed_table.c.id))]
 
     def dispose(self) -> None:
+        """Close the store's database connections."""
         self.engine.dispose()
 
 
@@ -380,6 +396,7 @@ EXPORT_COLUMNS = [c.name for c in votes_table.columns]
 
 
 def to_csv(rows: list[dict]) -> str:
+    """Vote rows as CSV text with the EXPORT_COLUMNS header."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
     writer.writeheader()
@@ -388,6 +405,7 @@ def to_csv(rows: list[dict]) -> str:
 
 
 def to_jsonl(rows: list[dict]) -> str:
+    """Vote rows as JSON Lines text, one vote a line."""
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
