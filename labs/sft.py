@@ -147,14 +147,10 @@ class SFTConfig:
             raise ValueError(f"mode must be one of {list(MODES)}.")
         if self.n_examples < 0:
             raise ValueError("n_examples must be 0 (all) or a positive number of examples.")
-        if not 1 <= self.epochs <= 50:
-            raise ValueError("epochs must be between 1 and 50.")
-        if not 1 <= self.batch_size <= 128:
-            raise ValueError("batch_size must be between 1 and 128.")
-        if not (0 < self.lr < 1) or math.isnan(self.lr):
-            raise ValueError("The learning rate must be a number between 0 and 1 (try 1e-3 for LoRA, 5e-5 for full).")
-        if not 16 <= self.max_len <= 8192:
-            raise ValueError("max_len must be between 16 and 8192 tokens.")
+        training.check_between("epochs", self.epochs, 1, 50)
+        training.check_between("batch_size", self.batch_size, 1, 128)
+        training.check_lr(self.lr, "try 1e-3 for LoRA, 5e-5 for full")
+        training.check_between("max_len", self.max_len, 16, 8192, "tokens")
         if self.eval_every < 1:
             raise ValueError("eval_every must be at least 1 step.")
         if not 1 <= self.last_n <= 64:
@@ -174,21 +170,8 @@ class SFTConfig:
         return math.ceil(n / self.batch_size) * self.epochs
 
 
-def cpu_has_bf16() -> bool:
-    """True on CPUs with native bf16 matmuls (AVX512-bf16 or AMX), where autocast pays off."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:
-        return False
-
-
-def autocast(device: str, precision: str):
-    """bf16 autocast for the forward pass (matmuls in bf16, loss and optimizer state in fp32), or a no-op."""
-    kind = "cuda" if str(device).startswith("cuda") else "cpu" if str(device) == "cpu" else None
-    use = precision == "bf16" or (precision == "auto" and kind == "cpu" and cpu_has_bf16())
-    if kind is None or not use:
-        return contextlib.nullcontext()
-    return torch.autocast(kind, dtype=torch.bfloat16)
+# precision lives with the shared loop (labs.training); these names stay for the page and scripts
+cpu_has_bf16, autocast, uses_bf16 = training.cpu_has_bf16, training.autocast, training.uses_bf16
 
 
 def data_id(name: str, raw: bytes) -> str:
@@ -215,10 +198,6 @@ def count_trainable(lm: LoadedModel, config: SFTConfig) -> tuple[int, int]:
         if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in config.lora_targets:
             extra += config.lora_r * (module.in_features + module.out_features)
     return extra, total + extra
-
-
-def uses_bf16(device: str, precision: str) -> bool:
-    return not isinstance(autocast(device, precision), contextlib.nullcontext)
 
 
 def _matmul_gflops(bf16: bool = False) -> float:
@@ -335,8 +314,7 @@ def validation_loss(model: torch.nn.Module, rows: list[dict], pad_id: int, devic
     return total / max(count, 1)
 
 
-def pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+pad_id = training.pad_id
 
 
 def spread(examples: list, n: int) -> list:
@@ -374,48 +352,43 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
                                                        last_n=cfg.last_n, seed=cfg.seed)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     total_steps = math.ceil(len(data.rows) / cfg.batch_size) * cfg.epochs
-    schedule = training.Schedule(cfg.lr, total_steps, warmup=min(cfg.warmup, total_steps - 1))
     ctx.set_total(total_steps)
     pid = pad_id(lm.tokenizer)
     model.train()
-    step, t_start, flops_done, train_seconds = 0, time.perf_counter(), 0.0, 0.0
-    val_loss = validation_loss(model, val.rows, pid, device, precision=cfg.precision)
-    ctx.log(step=0, val_loss=val_loss)
-    for epoch in range(1, cfg.epochs + 1):
-        for rows in _batches(data.rows, cfg.batch_size, rng):
-            step += 1
-            lr = schedule.at(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = training.to_device(training.collate(rows, pid), device)
-            t0 = time.perf_counter()
-            with autocast(device, cfg.precision):
-                loss, n_sup = supervised_loss(model, batch)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            dt = time.perf_counter() - t0
-            train_seconds += dt
-            n_tokens = int(batch["attention_mask"].sum())
-            flops_done += step_flops(lm, cfg, n_tokens, n_sup)
-            metrics = dict(step=step, epoch=epoch, train_loss=loss.item(), lr=lr, tokens_per_s=n_tokens / dt,
-                           grad_norm=grad_norm.item(), supervised_tokens=n_sup)
-            if step % cfg.eval_every == 0 or step == total_steps:
-                val_loss = validation_loss(model, val.rows, pid, device, precision=cfg.precision)
-                metrics["val_loss"] = val_loss
-                ctx.note(f"step {step}: train loss {metrics['train_loss']:.3f}, validation loss {val_loss:.3f}")
-            ctx.log(**metrics)
+    t_start = time.perf_counter()
+
+    def batches():
+        for epoch in range(1, cfg.epochs + 1):
+            for rows in _batches(data.rows, cfg.batch_size, rng):
+                yield epoch, training.to_device(training.collate(rows, pid), device)
+
+    def loss_fn(item) -> training.StepOutput:
+        epoch, batch = item
+        loss, n_sup = supervised_loss(model, batch)  # next-token loss on response tokens only
+        n_tokens = int(batch["attention_mask"].sum())
+        return training.StepOutput(loss, tokens=n_tokens, metrics=dict(epoch=epoch, supervised_tokens=n_sup),
+                                   flops=step_flops(lm, cfg, n_tokens, n_sup))
+
+    def evaluate(step: int) -> dict:
+        return {"val_loss": validation_loss(model, val.rows, pid, device, precision=cfg.precision)}
+
+    def note(step: int, row: dict) -> None:
+        if "val_loss" in row:
+            ctx.note(f"step {step}: train loss {row['train_loss']:.3f}, validation loss {row['val_loss']:.3f}")
+
+    loop = training.LoopSettings(steps=total_steps, lr=cfg.lr, warmup=min(cfg.warmup, total_steps - 1),
+                                 eval_every=cfg.eval_every, eval_at_start=True, precision=cfg.precision)
+    fit = training.fit(ctx, params, batches(), loss_fn, loop, evaluate=evaluate, on_step=note, device=device)
+    step, val_loss, train_seconds = fit.steps, fit.last_eval["val_loss"], fit.train_seconds
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     saved = save_trained(model, lm, cfg, ctx.artifacts, ctx.run_id)
-    summary = {"steps": step, "final_train_loss": loss.item(), "final_val_loss": val_loss, "trainable": trainable,
+    summary = {"steps": step, "final_train_loss": fit.final_loss, "final_val_loss": val_loss, "trainable": trainable,
                "total": total, "train_rows": len(data.rows), "truncated": data.truncated, "dropped": data.dropped,
                "train_seconds": train_seconds, "wall_seconds": time.perf_counter() - t_start,
-               "achieved_gflops": flops_done / max(train_seconds, 1e-9) / 1e9, "saved": str(saved),
+               "achieved_gflops": fit.achieved_gflops, "saved": str(saved),
                "bf16_autocast": uses_bf16(device, cfg.precision),
                "peak_gflops": _matmul_gflops(uses_bf16(device, cfg.precision))}
     if cfg.score_examples:
@@ -621,13 +594,4 @@ def export_merged(lm: LoadedModel, run) -> Path:
     return folder
 
 
-def zip_folder(folder: Path) -> bytes:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for f in sorted(Path(folder).iterdir()):
-            if f.is_file():
-                z.write(f, f.name)
-    return buf.getvalue()
+zip_folder = adapters.zip_adapter  # a run's folder (adapter or merged model) as a zip, for download
