@@ -162,14 +162,12 @@ class DPOConfig:
             raise ValueError(f"β must be a positive number (got {self.beta}); try 0.1.")
         if self.loss_variant not in LOSS_VARIANTS:
             raise ValueError(f"Loss variant must be one of {', '.join(LOSS_VARIANTS)}.")
-        if not (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1e-1):
-            raise ValueError("The learning rate must be in (0, 0.1]; 5e-4 is a good start for LoRA.")
-        if not 1 <= self.steps <= 5000:
-            raise ValueError("Steps must be between 1 and 5000.")
-        if not 1 <= self.pairs_per_step <= 64:
-            raise ValueError("Pairs per step must be between 1 and 64.")
-        if not 16 <= self.max_len <= 8192:
-            raise ValueError("The token limit must be between 16 and 8192.")
+        from labs import training
+
+        training.check_lr(self.learning_rate, "5e-4 is a good start for LoRA", high=0.1, high_allowed=True)
+        training.check_between("Steps", self.steps, 1, 5000)
+        training.check_between("Pairs per step", self.pairs_per_step, 1, 64)
+        training.check_between("The token limit", self.max_len, 16, 8192)
         if not 0 <= self.sample_prompts <= 64 or not 1 <= self.max_new_tokens <= 4096:
             raise ValueError("Answer 0-64 held-out prompts with 1-4096 new tokens each.")
         if not 0 <= self.eval_pairs <= 10_000:
@@ -257,7 +255,7 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     lora = training.LoraSettings(r=cfg.lora_r, alpha=cfg.lora_alpha)
     model, n_trainable, n_total = training.trainable_model(lm, mode="lora", lora=lora, seed=cfg.seed)
     device = next(model.parameters()).device
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+    pad_id = training.pad_id(lm.tokenizer)
     max_len = min(cfg.max_len, lm.context_length)
     encoded, notes = encode_pairs(lm, train_pairs, max_len)
     for line in notes[:10]:
@@ -269,39 +267,33 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
              f"{len(encoded)} pairs tokenised; ready in {time.perf_counter() - t_start:.1f} s.")
     ctx.set_total(cfg.steps)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
-    schedule = training.Schedule(cfg.learning_rate, cfg.steps, warmup=min(3, cfg.steps // 10))
-    order: list[int] = []
-    rng = torch.Generator().manual_seed(cfg.seed)
-    model.train()
-    for step in range(1, cfg.steps + 1):
-        if len(order) < cfg.pairs_per_step:
-            order += torch.randperm(len(encoded), generator=rng).tolist()
-        items = [encoded[i] for i in order[:cfg.pairs_per_step]]
-        del order[:cfg.pairs_per_step]
-        B = len(items)
-        t0 = time.perf_counter()
-        batch = pair_batch(items, pad_id, device)
+
+    def batches():
+        order: list[int] = []
+        rng = torch.Generator().manual_seed(cfg.seed)
+        while True:
+            if len(order) < cfg.pairs_per_step:
+                order += torch.randperm(len(encoded), generator=rng).tolist()
+            items = [encoded[i] for i in order[:cfg.pairs_per_step]]
+            del order[:cfg.pairs_per_step]
+            yield len(items), pair_batch(items, pad_id, device)
+
+    def loss_fn(item) -> training.StepOutput:
+        B, batch = item
         policy, ref, _ = policy_and_reference_logps(model, batch)
-        out = preference_loss(policy[:B], policy[B:], ref[:B], ref[B:], cfg.beta, cfg.loss_variant)
-        loss = out.losses.mean()
-        for group in optimizer.param_groups:
-            group["lr"] = schedule.at(step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        seconds = time.perf_counter() - t0
-        tokens = int(batch["attention_mask"].sum())
-        ctx.log(**{"step": step, "loss": loss.item(),
-                   "rewards/chosen": float(out.chosen_rewards.mean()),
-                   "rewards/rejected": float(out.rejected_rewards.mean()),
-                   "rewards/margins": float(out.margins.mean()),
-                   "rewards/accuracies": float(out.accuracies.mean()),
-                   "logps/chosen": float(policy[:B].detach().mean()),
-                   "logps/rejected": float(policy[B:].detach().mean()),
-                   "grad_norm": float(grad_norm), "lr": schedule.at(step),
-                   "tokens_per_s": tokens / seconds, "seconds": seconds})
+        out = preference_loss(policy[:B], policy[B:], ref[:B], ref[B:], cfg.beta, cfg.loss_variant)  # eq. 7
+        return training.StepOutput(out.losses.mean(), tokens=int(batch["attention_mask"].sum()), metrics={
+            "rewards/chosen": float(out.chosen_rewards.mean()),
+            "rewards/rejected": float(out.rejected_rewards.mean()),
+            "rewards/margins": float(out.margins.mean()),
+            "rewards/accuracies": float(out.accuracies.mean()),
+            "logps/chosen": float(policy[:B].detach().mean()),
+            "logps/rejected": float(policy[B:].detach().mean())})
+
+    model.train()
+    loop = training.LoopSettings(steps=cfg.steps, lr=cfg.learning_rate, warmup=min(3, cfg.steps // 10),
+                                 loss_name="loss")
+    training.fit(ctx, params, batches(), loss_fn, loop, device=device)
     ctx.note("Training done; scoring held-out pairs and writing before/after answers…")
     held, held_notes = encode_pairs(lm, list(heldout_pairs)[:cfg.eval_pairs], max_len)
     scores = heldout_scores(model, held, pad_id, cfg.beta) if held else None

@@ -405,6 +405,7 @@ def fit(ctx, params, batches: Iterable, loss_fn: Callable[[Any], StepOutput], se
             window_tokens, window_seconds = 0, 0.0
         if grad_norm is not None:
             row["grad_norm"] = grad_norm
+        row["seconds"] = dt  # this step's forward + backward + update
         row.update(out.metrics)
         evaluating = evaluate is not None and ((settings.eval_every and i % settings.eval_every == 0) or i == n)
         if evaluating:
