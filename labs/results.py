@@ -230,6 +230,12 @@ def readers() -> dict[type, Callable[[jobs.Run], Any]]:
     return _READERS
 
 
+def generated_rows(run: jobs.Run | None) -> list[dict]:
+    """The Q&A rows of a finished generative evaluation run ([] for anything else)."""
+    result = load_result(run)
+    return result.rows if isinstance(result, EvaluationResult) else []
+
+
 def load_result(run: jobs.Run | None, *, partial: bool = False):
     """The typed result of a run (SFTResult, DPOResult, …), or None: no run, still active, or nothing saved.
 

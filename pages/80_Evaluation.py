@@ -10,9 +10,11 @@ import streamlit as st
 
 import ui
 from labs import adapters, jobs, lessons, models
+from labs.results import generated_rows, load_result, runs as runs_of
 from labs import evaluation as ev
 from labs.data import ASSETS
 from labs.data import benchmarks as bm
+from ui.evaluation import training_corpus
 from ui.lessons import claim_box
 
 ICON = "📊"
@@ -152,7 +154,8 @@ with tab_bench:
     if run_id:
         ui.run_panel(run_id, [("Accuracy so far", ["acc", "acc_norm"])], prefix=f"{P}_bench", smoothing=0.0)
         run = jobs.get(run_id)
-        results = ev.load_results(run.artifacts) if run and not run.active else None
+        loaded_run = load_result(run, partial=True)
+        results = loaded_run.data if loaded_run else None
         if results and results["samples"]:
             summary, overall = results["summary"], results["summary"]["overall"]
             if not results["complete"]:
@@ -192,16 +195,16 @@ with tab_bench:
                                "both formulations for this reason.")
             metric = st.radio("Bars show", ["acc", "acc_norm"], horizontal=True, key=f"{P}_bar_metric",
                               help="Which accuracy the per-subject chart shows.") if norm_differs else "acc"
-            finished = [r for r in jobs.list_runs("BenchmarkConfig") if r.status in (jobs.DONE, jobs.STOPPED)]
+            finished = runs_of(ev.BenchmarkConfig, status=(jobs.DONE, jobs.STOPPED))
             labels = {r.id: ev.run_label(r.config) for r in finished}
             compare = st.multiselect("Compare with other runs", [r.id for r in finished if r.id != run_id],
                                      format_func=labels.get, key=f"{P}_compare",
                                      help="Earlier benchmark runs (other models, adapters, k, formats) side by side.")
             series = {labels.get(run_id, run_id): summary}
             for other in compare:
-                loaded = ev.load_results(jobs.get(other).artifacts)
-                if loaded and loaded["samples"]:
-                    series[labels[other]] = loaded["summary"]
+                loaded = load_result(jobs.get(other), partial=True)
+                if loaded and loaded.data["samples"]:
+                    series[labels[other]] = loaded.data["summary"]
             st.plotly_chart(ev.subject_chart(series, metric), key=f"{P}_subject_chart")
             with st.expander("Sample viewer: each choice's log-likelihood", expanded=False):
                 samples = results["samples"]
@@ -272,9 +275,9 @@ with tab_gen:
         ui.run_panel(gen_run, [("Score so far", ["exact_match", "contains", "regex"])], prefix=f"{P}_gen",
                      smoothing=0.0)
         run = jobs.get(gen_run)
-        path = run.artifacts / "generations.json" if run else None
-        if run and not run.active and path.exists():
-            out = json.loads(path.read_text())
+        generated = load_result(run)
+        if generated is not None:
+            out = generated.rows
             if out:
                 m = st.columns(3)
                 for col, name in zip(m, ("exact_match", "contains", "regex")):
@@ -294,7 +297,7 @@ with tab_gen:
                                help="Real evaluations use a much stronger judge (GPT-4-class) than the model judged. "
                                     "A local judge is read by its probabilities of 1 and 2; an endpoint judge by the "
                                     "number it writes (it gives no probabilities).")
-    gen_runs = [r for r in jobs.list_runs("GenerativeConfig") if r.status == jobs.DONE]
+    gen_runs = runs_of(ev.GenerativeConfig, status=(jobs.DONE,))
     sources = ["known"] + ([f"runs:{a.id},{b.id}" for a, b in [(gen_runs[0], gen_runs[1])]] if len(gen_runs) >= 2 else [])
     pairs_source = c[1].radio("Pairs", sources, key=f"{P}_judge_pairs",
                               format_func=lambda s: "Known pairs: reference vs a wrong answer" if s == "known" else
@@ -307,8 +310,7 @@ with tab_gen:
                 pairs = ev.known_pairs(rows)
             else:
                 a_id, b_id = pairs_source.removeprefix("runs:").split(",")
-                pairs = ev.run_pairs(json.loads((jobs.get(a_id).artifacts / "generations.json").read_text()),
-                                     json.loads((jobs.get(b_id).artifacts / "generations.json").read_text()))
+                pairs = ev.run_pairs(generated_rows(jobs.get(a_id)), generated_rows(jobs.get(b_id)))
             cfg = ev.JudgeConfig(judge_key=judge_key, pairs_source=pairs_source,
                                  data_digest=gen_digest if pairs_source == "known" else "runs")
             judge = ui.cached_target(judge_key)
@@ -325,9 +327,9 @@ with tab_gen:
         ui.run_panel(judge_run, [("Judge behaviour so far", ["position_bias", "first_slot", "accuracy", "ties"])],
                      prefix=f"{P}_judge", smoothing=0.0)
         run = jobs.get(judge_run)
-        path = run.artifacts / "judgments.json" if run else None
-        if run and not run.active and path.exists():
-            judged = json.loads(path.read_text())
+        judged_result = load_result(run)
+        if judged_result is not None:
+            judged = judged_result.data
             rates = judged["rates"]
             if rates:
                 m = st.columns(5)
@@ -394,9 +396,9 @@ with tab_div:
                                  ["distinct_1", "distinct_2", "self_similarity", "self_overlap"])],
                      prefix=f"{P}_div", smoothing=0.0)
         run = jobs.get(div_run)
-        path = run.artifacts / "diversity.json" if run else None
-        if run and not run.active and path.exists():
-            div = json.loads(path.read_text())
+        div_result = load_result(run)
+        if div_result is not None:
+            div = div_result.data
             if div["table"]:
                 st.plotly_chart(ev.diversity_chart(div["table"]), key=f"{P}_div_chart")
                 st.dataframe(pd.DataFrame(div["table"]), hide_index=True, key=f"{P}_div_table")
@@ -431,7 +433,7 @@ with tab_contam:
                 texts = [(i.id, ev.item_text(i)) for i in items]
             if not texts:
                 raise ValueError("The eval set is empty: choose or upload a benchmark first.")
-            corpus = {name: sources[name].read_text(encoding="utf-8", errors="replace") for name in picked}
+            corpus = training_corpus(sources, picked)
             if pasted.strip():
                 corpus["(pasted text)"] = pasted
             st.session_state[f"{P}_contam"] = ev.contamination(texts, corpus, n_gram)
