@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 
 import numpy as np
@@ -10,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import backends, charts, generation, jobs, lessons, models, settings, votes
+from labs import backends, charts, generation, jobs, lessons, models, results, settings, votes
 from labs.rag import charts as rag_charts
 from labs.rag import evaluate, generate, load, retrieve, split, store
 from ui.lessons import claim_box
@@ -134,10 +133,10 @@ def rag_vs_no_rag(modules: tuple[str, ...]) -> None:
                                   [sum(s["rag_contains"]) / n, sum(s["no_rag_contains"]) / n,
                                    float(np.mean(s["rag_similarity"])), float(np.mean(s["no_rag_similarity"]))],
                                   title=f"Answers over {n} questions", y="share / cosine"), key="rag_claim_scores")
-    path = run.artifacts / "answers.json"
-    if path.exists():
+    claim_result = results.load_result(run)
+    if claim_result is not None and claim_result.answers:
         with st.expander("Every question, both answers"):
-            st.dataframe(pd.DataFrame(json.loads(path.read_text())), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(claim_result.answers), hide_index=True, width="stretch")
     claim_box(evaluate.rag_claim_verdict(s),
               note="Retrieval finds a right module for nearly every question, but SmolLM2-135M often ignores or "
                    "garbles the passages it is given (it names made-up functools functions next to the lru_cache "
@@ -481,11 +480,11 @@ with tab_eval:
                        f"Search p50 {s['search_ms_p50']:.1f} ms, p95 {s['search_ms_p95']:.1f} ms"
                        + (f", generation p50 {s['generate_ms_p50']:.0f} ms." if s.get("generate_ms_p50") == s.get(
                            "generate_ms_p50") else "."))
-            path = run.artifacts / "questions.json"
-            if path.exists():
-                per_q = pd.DataFrame(json.loads(path.read_text()))
+            eval_result = results.load_result(run)
+            if eval_result is not None and eval_result.questions:
+                per_q = pd.DataFrame(eval_result.questions)
                 st.dataframe(per_q, hide_index=True, width="stretch", key="rag_eval_table")
-    rows = evaluate.leaderboard(jobs.list_runs("RagEvalConfig"))
+    rows = evaluate.leaderboard(results.runs(evaluate.RagEvalConfig))
     st.subheader("Leaderboard")
     if rows:
         board = pd.DataFrame(rows)
