@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, jobs, lessons, lora, models, settings
+from labs import charts, jobs, lessons, lora, models, results, settings
 from ui.lessons import claim_box
 
 ICON = "🎛️"
@@ -389,7 +389,7 @@ with tab_which:
 # 4. Inside ΔW
 # ---------------------------------------------------------------------------------------------------
 def finished_runs() -> list[jobs.Run]:
-    runs = [r for r in jobs.list_runs("LoraRunConfig") if r.status == jobs.DONE and (r.summary or {}).get("adapter")]
+    runs = [r for r in results.runs(lora.LoraRunConfig, status=(jobs.DONE,)) if (r.summary or {}).get("adapter")]
     return [r for r in runs if bool(r.config.get("tiny_models")) == settings.tiny_models()]
 
 

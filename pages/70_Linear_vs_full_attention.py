@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 import ui
-from labs import charts, jobs, lessons
+from labs import charts, jobs, lessons, results
 from labs.attention import cost, delta, figures, linear, memory, model, probe, softmax, sweep, tasks
 from labs.attention.mixers import LINEAR_FAMILY, VARIANTS, MixerConfig, build_mixer, state_numbers
 from ui.lessons import claim_box
@@ -312,7 +312,7 @@ with tab_tasks:
                                                                     (run.config.get("mixers", []) if run else [])])],
                      prefix=f"{P}_train", smoothing=0.0, extra=_train_extra)
 
-    finished = [r for r in jobs.list_runs("TrainConfig") if r.status == jobs.DONE and r.summary.get("accuracy")]
+    finished = [r for r in results.runs(model.TrainConfig, status=(jobs.DONE,)) if r.summary.get("accuracy")]
     if finished:
         st.markdown("**All stored runs** — vary the pairs, the length or the width and compare:")
         table = []
@@ -338,7 +338,7 @@ with tab_tasks:
 
 # ---------------------------------------------------------------------------------------------------------------
 with tab_inside:
-    stored = [r for r in jobs.list_runs("TrainConfig") if r.status == jobs.DONE]
+    stored = results.runs(model.TrainConfig, status=(jobs.DONE,))
     mine = st.session_state[f"{P}_train_run"]
     ids = [r.id for r in stored]
     if not ids:
