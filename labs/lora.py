@@ -11,7 +11,6 @@ the analysis of the trained ΔW (Section 7: spectra, subspace similarity, relati
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
@@ -407,32 +406,17 @@ class LoraRunConfig:
         models.spec(self.model_key)
         if self.task not in TASKS:
             raise ValueError(f"Unknown task '{self.task}'. Choose from: {', '.join(TASKS)}.")
-        if not self.targets:
-            raise ValueError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
-        # Names depend on the architecture (models.LORA_TARGETS); validate_rank_targets checks them on the model.
-        known = {t for attention, mlp in models.LORA_TARGETS.values() for t in attention + mlp}
-        unknown = [t for t in self.targets if t not in known]
-        if unknown:
-            raise ValueError(f"Unknown target matrices {unknown}; choose from {', '.join(ALL_TARGETS)} (Llama-style) "
-                             "or the names the model's architecture uses.")
-        if not 1 <= self.r <= 1024:
-            raise ValueError("The rank r must be between 1 and 1024 (r = 0 would be no update at all).")
-        if self.alpha <= 0:
-            raise ValueError("alpha must be positive: the update is scaled by α/r.")
-        if not 0 <= self.dropout < 1:
-            raise ValueError("Dropout must be in [0, 1).")
         if self.init not in INIT_CHOICES:
             raise ValueError(f"Initialisation must be one of {', '.join(INIT_CHOICES)}.")
         if self.use_dora and self.init != "gaussian" and self.init != "default":
             raise ValueError("DoRA combines with the gaussian or default initialisation only here.")
-        if not 1 <= self.steps <= 2000:
-            raise ValueError("Steps must be between 1 and 2000.")
-        if not 1 <= self.batch_size <= 64:
-            raise ValueError("Batch size must be between 1 and 64.")
-        if not (0 < self.lr < 1) or math.isnan(self.lr):
-            raise ValueError("The learning rate must be a number between 0 and 1 (try 1e-3).")
-        if not 16 <= self.max_len <= 1024:
-            raise ValueError("Max length must be between 16 and 1024 tokens.")
+        from labs import training
+
+        self.lora_settings()  # rank, alpha, dropout and target names (validate_rank_targets checks them on the model)
+        training.check_between("Steps", self.steps, 1, 2000)
+        training.check_between("Batch size", self.batch_size, 1, 64)
+        training.check_lr(self.lr, "try 1e-3")
+        training.check_between("Max length", self.max_len, 16, 1024, "tokens")
         if not 1 <= self.n_eval <= 256 or not 1 <= self.n_train <= 5000:
             raise ValueError("Use 1–5000 training and 1–256 held-out examples.")
         if self.last_layers < 0:
@@ -441,6 +425,14 @@ class LoraRunConfig:
             raise ValueError("The task score uses 0 up to the number of held-out examples.")
         if self.eval_every < 1:
             raise ValueError("Evaluate every 1 step or more.")
+
+    def lora_settings(self, layers: tuple[int, ...] = ()):
+        """This run's training.LoraSettings (the one LoRA setup path), on `layers` (() = every layer)."""
+        from labs import training
+
+        return training.LoraSettings(r=self.r, alpha=self.alpha, dropout=self.dropout, targets=tuple(self.targets),
+                                     use_rslora=self.use_rslora, use_dora=self.use_dora,
+                                     init_lora_weights=_init_value(self.init), layers=tuple(layers))
 
     @property
     def label(self) -> str:
@@ -454,22 +446,14 @@ def _init_value(init: str):
 
 def lora_model(lm: models.LoadedModel, cfg: LoraRunConfig) -> torch.nn.Module:
     """PEFT LoRA on a copy of the shared model (labs.training), restricted to the top `last_layers` layers."""
-    from peft import get_peft_model
-
     from labs import training
 
     arch = architecture_of(lm.model, lm.spec.display_name)
     validate_rank_targets(arch, cfg.targets, cfg.r)
-    settings_ = training.LoraSettings(r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout, targets=tuple(cfg.targets),
-                                      use_rslora=cfg.use_rslora, use_dora=cfg.use_dora,
-                                      init_lora_weights=_init_value(cfg.init))
-    peft_cfg = settings_.peft_config()
-    if 0 < cfg.last_layers < arch.layers:  # "the last 8 layers" of a 2-layer test model = all of them
-        peft_cfg.layers_to_transform = list(range(arch.layers - cfg.last_layers, arch.layers))
-    torch.manual_seed(cfg.seed)
-    base = copy.deepcopy(lm.model)
-    base.train()
-    return get_peft_model(base, peft_cfg)
+    layers = range(arch.layers - cfg.last_layers, arch.layers) if 0 < cfg.last_layers < arch.layers else ()
+    # ("the last 8 layers" of a 2-layer test model = all of them)
+    model, _, _ = training.trainable_model(lm, "lora", cfg.lora_settings(tuple(layers)), seed=cfg.seed)
+    return model
 
 
 def encode_pairs(lm: models.LoadedModel, pairs: Sequence[tuple[str, str]], max_len: int) -> list[dict]:
@@ -516,7 +500,7 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
     cfg: LoraRunConfig = ctx.config
     torch.manual_seed(cfg.seed)
     device = next(lm.model.parameters()).device
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+    pad_id = training.pad_id(lm.tokenizer)
     train_pairs, held_pairs = task_pairs(cfg.task, cfg.n_train, cfg.n_eval, cfg.seed)
     train_ex, held_ex = encode_pairs(lm, train_pairs, cfg.max_len), encode_pairs(lm, held_pairs, cfg.max_len)
     model = lora_model(lm, cfg)
@@ -528,35 +512,29 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
         model.save_pretrained(str(init_dir))
         model.peft_config["default"].init_lora_weights = _init_value(cfg.init)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    schedule = training.Schedule(cfg.lr, cfg.steps, warmup=max(1, cfg.steps // 10))
     ctx.set_total(cfg.steps)
     ctx.note(f"{cfg.label}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%)")
-    base = held_out_scores(model, held_ex, pad_id, device)
     scored = held_pairs[: cfg.score_prompts]
     score_before = task_score(lm, model, cfg.task, scored) if scored else None
-    ctx.log(step=0, **base)
     g = torch.Generator().manual_seed(cfg.seed)
-    started, tokens_seen, last = time.perf_counter(), 0, dict(base)
-    for step in range(1, cfg.steps + 1):
-        pick = torch.randint(len(train_ex), (cfg.batch_size,), generator=g).tolist()
-        batch = training.to_device(training.collate([train_ex[i] for i in pick], pad_id), device)
-        t0 = time.perf_counter()
-        loss, n_tokens = training.causal_lm_loss(model, batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        for group in optimizer.param_groups:
-            group["lr"] = schedule.at(step)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        tokens_seen += int(batch["attention_mask"].sum())
-        row = {"step": step, "train_loss": loss.item(), "lr": schedule.at(step),
-               "tokens_per_s": int(batch["attention_mask"].sum()) / max(time.perf_counter() - t0, 1e-9)}
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            last = held_out_scores(model, held_ex, pad_id, device)
-            row.update(last)
-        ctx.log(**row)
+
+    def batches():
+        while True:
+            pick = torch.randint(len(train_ex), (cfg.batch_size,), generator=g).tolist()
+            yield training.to_device(training.collate([train_ex[i] for i in pick], pad_id), device)
+
+    def loss_fn(batch) -> training.StepOutput:
+        loss, _ = training.causal_lm_loss(model, batch)  # next-token cross-entropy on the answer tokens
+        return training.StepOutput(loss, tokens=int(batch["attention_mask"].sum()))
+
+    # held-out loss before training (step 0), every eval_every steps and after the last
+    loop = training.LoopSettings(steps=cfg.steps, lr=cfg.lr, warmup=max(1, cfg.steps // 10),
+                                 eval_every=cfg.eval_every, eval_at_start=True)
+    started = time.perf_counter()
+    fit = training.fit(ctx, params, batches(), loss_fn, loop,
+                       evaluate=lambda step: held_out_scores(model, held_ex, pad_id, device), device=device)
     seconds = time.perf_counter() - started
+    base, last, optimizer, tokens_seen = fit.first_eval, fit.last_eval, fit.optimizer, fit.tokens
     score_after = task_score(lm, model, cfg.task, scored) if scored else None
     if scored:
         ctx.note(f"task score (greedy, {len(scored)} held-out prompts): {score_before:.0%} before, {score_after:.0%} after")
@@ -661,11 +639,10 @@ def w0_table(lm: models.LoadedModel, deltas: Sequence[DeltaW], r: int | None = N
 def random_adapter(lm: models.LoadedModel, r: int = 8, targets: Sequence[str] = ("q_proj", "v_proj"),
                    seed: int = 0) -> torch.nn.Module:
     """A PEFT model over a copy whose B is random too (init_lora_weights=False), so merging changes something."""
-    from peft import LoraConfig, get_peft_model
+    from labs import training
 
-    torch.manual_seed(seed)
-    model = get_peft_model(copy.deepcopy(lm.model), LoraConfig(r=r, lora_alpha=2 * r, target_modules=list(targets),
-                                                               init_lora_weights=False))
+    settings_ = training.LoraSettings(r=r, alpha=2 * r, targets=tuple(targets), init_lora_weights=False)
+    model, _, _ = training.trainable_model(lm, "lora", settings_, seed=seed)
     return model.eval()
 
 
@@ -679,7 +656,7 @@ def merge_check(lm: models.LoadedModel, peft_model: torch.nn.Module, prompts: Se
         raise ValueError("Give at least one non-empty prompt for the merge check.")
     prompts = [p for p in prompts if p.strip()]
     device = next(peft_model.parameters()).device
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+    pad_id = training.pad_id(lm.tokenizer)
     batch = training.to_device(training.collate(
         [{"input_ids": ids, "labels": ids} for ids in
          (lm.tokenizer(generation.render_prompt(lm, p), add_special_tokens=False)["input_ids"][:256] for p in prompts)],

@@ -65,15 +65,17 @@ class LoraSettings:
     use_dora: bool = False  # weight-decomposed LoRA (Liu et al. 2024)
     init_lora_weights: str | bool = True  # True (Kaiming A, zero B), "gaussian", "pissa", "olora"
 
+    layers: tuple[int, ...] = ()  # adapt only these layer indices (PEFT layers_to_transform); () = every layer
+
     def __post_init__(self):
         if not 1 <= self.r <= 1024:
-            raise ValueError("LoRA rank r must be between 1 and 1024.")
-        if self.alpha <= 0:
-            raise ValueError("LoRA alpha must be positive (scaling = alpha / r).")
+            raise ValueError("The rank r must be between 1 and 1024 (r = 0 would be no update at all).")
+        if not self.alpha > 0:
+            raise ValueError("alpha must be positive: the update is scaled by α/r.")
         if not 0 <= self.dropout < 1:
-            raise ValueError("LoRA dropout must be in [0, 1).")
+            raise ValueError("Dropout must be in [0, 1).")
         if not self.targets:
-            raise ValueError("Pick at least one target matrix for LoRA (e.g. q_proj and v_proj).")
+            raise ValueError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
         # The names depend on the architecture (models.LORA_TARGETS); PEFT says which one a given model lacks.
         from labs.models import LORA_TARGETS
 
@@ -84,11 +86,14 @@ class LoraSettings:
                              f"(other architectures: {sorted(known - set(LLAMA_TARGETS))}).")
 
     def peft_config(self):
+        """The PEFT LoraConfig of these settings: the one place a LoRA run is wired up (fine-tuning, preference
+        tuning and the LoRA explorer all come through here)."""
         from peft import LoraConfig, TaskType
 
         return LoraConfig(task_type=TaskType.CAUSAL_LM, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
                           target_modules=list(self.targets), use_rslora=self.use_rslora, use_dora=self.use_dora,
-                          init_lora_weights=self.init_lora_weights)
+                          init_lora_weights=self.init_lora_weights,
+                          layers_to_transform=list(self.layers) or None)
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
@@ -318,6 +323,7 @@ class FitResult:
     flops: float
     optimizer: torch.optim.Optimizer
     final_loss: float = float("nan")  # the last step's training loss
+    first_eval: dict = field(default_factory=dict)  # the evaluation before the first step (eval_at_start)
 
     @property
     def tokens_per_s(self) -> float:
@@ -356,8 +362,9 @@ def fit(ctx, params, batches: Iterable, loss_fn: Callable[[Any], StepOutput], se
     schedule = settings.schedule_()
     first, n = settings.first_step, settings.steps
     last_eval: dict = {}
+    first_eval: dict = {}
     if settings.eval_at_start and evaluate is not None:
-        last_eval = dict(evaluate(first))
+        last_eval = first_eval = dict(evaluate(first))
         ctx.log(step=first, **last_eval)
     row: dict = {}
     train_seconds, tokens, flops, window_tokens, window_seconds = 0.0, 0, 0.0, 0, 0.0
@@ -418,4 +425,5 @@ def fit(ctx, params, batches: Iterable, loss_fn: Callable[[Any], StepOutput], se
         else:
             ctx.check_stop()
     return FitResult(steps=done, last=row, last_eval=last_eval, train_seconds=train_seconds, tokens=tokens,
-                     flops=flops, optimizer=optimizer, final_loss=loss_value if done else float("nan"))
+                     flops=flops, optimizer=optimizer, final_loss=loss_value if done else float("nan"),
+                     first_eval=first_eval)
