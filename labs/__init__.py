@@ -14,6 +14,7 @@ Shape legend, one meaning per letter in every module (shape comments read `# [B,
     C  chunk length in chunked attention (T is cut into N chunks of C)
     N  a count of items that is not the batch: chunks, answer choices, examples, documents
     L  layers
+    P  players: the models on a leaderboard (arena)
     W  sliding-window length
     S  (not a size) the recurrent state matrix, as in the papers
 

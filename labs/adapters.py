@@ -16,6 +16,8 @@ META = "adapter.json"
 
 @dataclass(frozen=True)
 class AdapterInfo:
+    """A saved adapter: its folder, label, the base model key, the page that trained it, when (epoch
+    seconds) and the rest of its metadata."""
     path: str
     label: str
     base_model: str

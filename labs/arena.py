@@ -10,7 +10,7 @@ Three parts, each small:
 3. **Ratings.** Online Elo (order-dependent, K selectable) and Bradley–Terry maximum likelihood
    (order-free) on the 400-point scale, with percentile-bootstrap 95% confidence intervals and Rank (UB).
 
-Shapes: M = number of models, N = number of battles. Battles are dicts with model_a, model_b, outcome
+Shapes: P = number of models (the players), N = number of battles. Battles are dicts with model_a, model_b, outcome
 (one of labs.votes.OUTCOMES: "a", "b", "tie", "bothbad").
 """
 from __future__ import annotations
@@ -406,7 +406,7 @@ def _encode(battles: Sequence[dict], ties: str, models: Sequence[str] | None = N
 
 
 def _win_matrix(ia: np.ndarray, ib: np.ndarray, s: np.ndarray, m: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """W[i, j] = total score i earned against j (a tie gives each side 0.5). Shape (M, M)."""
+    """W[i, j] = total score i earned against j (a tie gives each side 0.5). Shape (P, P)."""
     w = np.ones_like(s) if weights is None else weights
     won = np.bincount(ia * m + ib, weights=w * s, minlength=m * m) + np.bincount(ib * m + ia, weights=w * (1 - s),
                                                                                minlength=m * m)
@@ -414,20 +414,20 @@ def _win_matrix(ia: np.ndarray, ib: np.ndarray, s: np.ndarray, m: int, weights: 
 
 
 def bt_from_wins(wins: np.ndarray, prior_sd: float = 400.0, iters: int = 100) -> np.ndarray:
-    """Bradley–Terry MAP strengths θ (M,) in log10-odds units, by Newton's method.
+    """Bradley–Terry MAP strengths θ (P,) in log10-odds units, by Newton's method.
 
     P(i beats j) = σ(ln10 · (θ_i − θ_j))   (Bradley & Terry 1952; Elo's 400-point scale is R = 1000 + 400 θ)
     log L(θ) = Σ_ij W_ij log P(i beats j) − λ/2 ‖θ‖²,  λ = (400 / prior_sd)²
     The Gaussian prior keeps θ finite when a model has only wins or only losses, and centres Σθ = 0.
     """
     m = wins.shape[0]
-    n = wins + wins.T  # (M, M) games played between i and j (ties count once, split 0.5/0.5 in wins)
+    n = wins + wins.T  # (P, P) games played between i and j (ties count once, split 0.5/0.5 in wins)
     lam = (SCALE / prior_sd) ** 2
     theta = np.zeros(m)
     for _ in range(iters):
-        p = 1.0 / (1.0 + 10.0 ** (theta[None, :] - theta[:, None]))  # (M, M) P(i beats j)
+        p = 1.0 / (1.0 + 10.0 ** (theta[None, :] - theta[:, None]))  # (P, P) P(i beats j)
         grad = LN10 * (wins - n * p).sum(axis=1) - lam * theta
-        h = LN10**2 * n * p * (1 - p)  # (M, M) curvature of each pair
+        h = LN10**2 * n * p * (1 - p)  # (P, P) curvature of each pair
         hess = h - np.diag(h.sum(axis=1)) - lam * np.eye(m)  # negative definite for λ > 0
         step = np.linalg.solve(hess, grad)
         step = np.clip(step, -2.0, 2.0)  # at most 800 points per iteration: keeps Newton stable far from the optimum
@@ -514,7 +514,7 @@ def leaderboard(battles: Sequence[dict], *, ties: str = "half", k: float = 16.0,
 
 
 def pair_matrices(battles: Sequence[dict], ties: str = "half", models: Sequence[str] | None = None):
-    """(names, win_rate (M, M) = score of row vs column / games, NaN where none; counts (M, M) battles)."""
+    """(names, win_rate (P, P) = score of row vs column / games, NaN where none; counts (P, P) battles)."""
     names, ia, ib, s = _encode(battles, ties, models)
     m = len(names)
     wins = _win_matrix(ia, ib, s, m) if m else np.zeros((0, 0))

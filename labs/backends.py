@@ -82,14 +82,17 @@ class Endpoint:
         self.spec, self.key, self.display_name = s, s.key, s.display_name
 
     def messages(self, prompt: str | Sequence[Message]) -> list[Message]:
+        """A plain prompt as one user message; a message list as it is."""
         return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
 
     def stream(self, prompt: str | Sequence[Message], config: GenerationConfig,
                stop: threading.Event | None = None) -> Iterator[str]:
+        """Text pieces of the endpoint's answer (max_new_tokens checked against the server's cap); Stop ends it."""
         settings.check_new_tokens(config.max_new_tokens)
         yield from _EndpointClient(self.spec).stream_chat(self.messages(prompt), config, stop=stop)
 
-    def stream_chat(self, messages, config, on_wait=None):  # generation.Backend's interface (Home chat)
+    def stream_chat(self, messages, config, on_wait=None):
+        """generation.Backend's interface (the Home chat): `stream` over a message list."""
         return self.stream(messages, config)
 
     def __repr__(self) -> str:
@@ -100,10 +103,12 @@ Target = Union[LoadedModel, Endpoint]
 
 
 def is_endpoint(target) -> bool:
+    """The target is an OpenAI-compatible endpoint (not a model loaded here)."""
     return isinstance(target, Endpoint)
 
 
 def name_of(target: Target) -> str:
+    """The display name of a loaded model or an endpoint."""
     return target.display_name if isinstance(target, Endpoint) else target.spec.display_name
 
 
@@ -132,6 +137,7 @@ def stream(target: Target, prompt: str | Sequence[Message], config: GenerationCo
 
 
 def generate(target: Target, prompt, config: GenerationConfig = GenerationConfig(), **kw) -> str:
+    """The whole answer as one string, from a loaded model or an endpoint; same arguments as `stream`."""
     return "".join(stream(target, prompt, config, **kw))
 
 

@@ -102,6 +102,7 @@ def bars(labels: Sequence[str], values: Sequence[float], *, title: str = "", y: 
 
 def heatmap(z, x_labels: Sequence[str], y_labels: Sequence[str], *, title: str = "", zmin=None, zmax=None,
             colorscale: str = "Viridis", x: str = "", y: str = "", text_fmt: str | None = ".2f") -> go.Figure:
+    """A heatmap of z (rows y_labels × columns x_labels), each cell printed with `text_fmt` (None: no text)."""
     fig = go.Figure(go.Heatmap(z=z, x=list(x_labels), y=list(y_labels), zmin=zmin, zmax=zmax, colorscale=colorscale,
                                texttemplate="%{z:" + text_fmt + "}" if text_fmt else None))
     return layout(fig, title, x, y)

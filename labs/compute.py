@@ -83,6 +83,7 @@ def slot(kind: str):
 
 
 def active(kind: str) -> int:
+    """How many callers are inside `busy(kind)` now, kind 'training' or 'generation'."""
     with _state:
         return _busy[kind]
 

@@ -71,6 +71,7 @@ class Request:
 
     @property
     def wants_out(self) -> bool:
+        """The reader cancelled or pressed Stop: the engine drops this row at the next step."""
         return self.cancelled.is_set() or (self.stop is not None and self.stop.is_set())
 
     def tokens(self, poll_s: float = 0.1, on_wait=None):
@@ -143,6 +144,7 @@ class Engine:
 
     # -- the public side ---------------------------------------------------------------------------------------
     def submit(self, request: Request) -> Request:
+        """Queue a request to join the batch at the next step (starting the decode thread if idle); returns it."""
         request.engine = self
         with self._cv:
             self._waiting.append(request)
@@ -153,6 +155,7 @@ class Engine:
         return request
 
     def queue_position(self, request: Request) -> int:
+        """Place of a waiting request (1 = next to join), 0 when it is decoding or done."""
         with self._cv:
             try:
                 return self._waiting.index(request) + 1
@@ -161,6 +164,7 @@ class Engine:
 
     @property
     def active(self) -> int:
+        """Number of streams decoding in the batch now."""
         return len(self.rows)
 
     # -- the engine thread -------------------------------------------------------------------------------------

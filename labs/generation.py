@@ -19,11 +19,12 @@ Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
 
 class ContextTooLong(ModelError):
-    pass
+    """The prompt plus the requested new tokens do not fit in the model's context (the message says by how much)."""
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
+    """Sampling settings for one answer (max_new_tokens in tokens); validated with messages that say the range."""
     max_new_tokens: int = 128  # about 100 words; ~5 s on a 2-core laptop for the 135M model
     temperature: float = 0.7  # 0 = greedy (always the most likely token)
     top_p: float = 0.9  # nucleus sampling: keep the smallest set of tokens with this much probability
@@ -61,6 +62,8 @@ def render_prompt(lm: LoadedModel, prompt: str | Sequence[Message]) -> str:
 
 
 def encode_prompt(lm: LoadedModel, prompt: str | Sequence[Message], max_new_tokens: int) -> list[int]:
+    """The prompt's token ids (chat template applied for chat models); ContextTooLong when prompt +
+    max_new_tokens exceeds the model's context length (tokens)."""
     text = render_prompt(lm, prompt)
     ids = lm.tokenizer(text, add_special_tokens=lm.spec.prompt_format != "chat")["input_ids"]
     limit = lm.context_length
@@ -109,6 +112,8 @@ class _Detokenizer:
 
 
 def eos_ids(lm: LoadedModel) -> set[int]:
+    """Every token id that ends an answer: the tokenizer's and generation config's EOS, plus the chat
+    end-of-turn tokens this vocabulary has."""
     ids = set()
     for source in (lm.tokenizer.eos_token_id, getattr(lm.model.generation_config, "eos_token_id", None)):
         if isinstance(source, int):
@@ -144,9 +149,11 @@ class Stream:
 
     @property
     def position(self) -> int:
+        """Place in the engine's waiting queue (1 = next), 0 once decoding."""
         return self.request.position
 
     def cancel(self) -> None:
+        """Stop this stream; the engine drops its row at the next step."""
         self.request.cancel()
 
     def __iter__(self) -> Iterator[str]:
@@ -206,13 +213,17 @@ def generate_many(lm: LoadedModel, prompts: Sequence, config: GenerationConfig |
 
 
 def generate(lm: LoadedModel, prompt, config: GenerationConfig = GenerationConfig(), **kw) -> str:
+    """The whole answer as one string (greedy with temperature 0); same arguments as `stream`."""
     return "".join(stream(lm, prompt, config, **kw))
 
 
 class Backend(Protocol):
+    """Anything that streams a chat answer: the local engine or an OpenAI-compatible endpoint."""
     name: str
 
-    def stream_chat(self, messages: Sequence[Message], config: GenerationConfig) -> Iterator[str]: ...
+    def stream_chat(self, messages: Sequence[Message], config: GenerationConfig) -> Iterator[str]:
+        """Text pieces of the answer to `messages`, in order, as they are decoded."""
+        ...
 
 
 class LocalBackend:
@@ -222,6 +233,7 @@ class LocalBackend:
         self.lm, self.name = lm, f"local:{lm.key}"
 
     def stream_chat(self, messages, config, on_wait=None):
+        """Text pieces of the answer from the local engine; `on_wait(position)` while queued."""
         return open_stream(self.lm, messages, config).pieces(on_wait=on_wait)
 
 
@@ -242,6 +254,7 @@ class OpenAIBackend:
         self.model, self.name = model, f"openai:{model}@{base_url}"
 
     def stream_chat(self, messages, config):
+        """Text pieces of the answer streamed from the endpoint; ModelError in words when it fails."""
         import openai
 
         if not any(m.get("content", "").strip() for m in messages):

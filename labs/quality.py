@@ -76,6 +76,8 @@ def greedy_agreement(lm, module: torch.nn.Module, reference: list[list[int]] | N
 
 @dataclass(frozen=True)
 class VariantScore:
+    """One decoding fast path against float32: its perplexity on the reference text, the ratio to float32's,
+    the share of prompts with identical greedy tokens, and whether it passes the 2 % gate."""
     variant: str
     perplexity: float
     ppl_ratio: float  # perplexity / float32's
@@ -104,6 +106,7 @@ def score_variants(lm, variants: tuple[str, ...], max_tokens: int = 4096) -> lis
 
 
 def gate_file(lm):
+    """Where the decode gate's verdict for this model is cached: beside its cache folder, as <key>.decode_gate.json."""
     from labs import models
 
     # beside the model's cache folder, not in it: the folder's manifest must not change

@@ -35,15 +35,19 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 async def list_models(request: Request) -> JSONResponse:
+    """GET /v1/models: the causal models this server can answer with."""
     data = [{"id": s.key, "object": "model", "owned_by": "llmlab"} for s in models.causal_models()]
     return JSONResponse({"object": "list", "data": data})
 
 
 async def health(request: Request) -> JSONResponse:
+    """GET /health: {'status': 'ok'} while the server runs."""
     return JSONResponse({"status": "ok"})
 
 
 async def chat_completions(request: Request):
+    """POST /v1/chat/completions: an OpenAI-style chat answer from a registry model, streamed as
+    server-sent events when `stream` is true; errors as OpenAI-style JSON with a status code."""
     try:
         body = await request.json()
     except ValueError:
@@ -91,6 +95,7 @@ app = Starlette(routes=[Route("/v1/models", list_models), Route("/health", healt
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Serve the app with uvicorn (`python -m labs.serve --host … --port …`)."""
     import uvicorn
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -48,25 +48,30 @@ def home() -> Path:
 
 
 def subdir(name: str) -> Path:
+    """LLMLAB_HOME/<name>, created if missing."""
     path = home() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def db_url() -> str:
+    """The votes database: LLMLAB_DB_URL, or SQLite at LLMLAB_HOME/llmlab.sqlite."""
     return os.environ.get("LLMLAB_DB_URL") or f"sqlite:///{home() / 'llmlab.sqlite'}"
 
 
 def chroma_url() -> str | None:
+    """LLMLAB_CHROMA_URL (a Chroma server), or None for the embedded store under LLMLAB_HOME/chroma."""
     return os.environ.get("LLMLAB_CHROMA_URL") or None
 
 
 def openai_base_url() -> str | None:
+    """LLMLAB_OPENAI_BASE_URL (an OpenAI-compatible server), or None for local generation."""
     return os.environ.get("LLMLAB_OPENAI_BASE_URL") or None
 
 
 @dataclass(frozen=True)
 class DeviceInfo:
+    """The device the app computes on, its dtype, a readable name, CPU threads, and how it was chosen."""
     device: str  # "cpu", "cuda", "cuda:1", "mps"
     dtype: torch.dtype
     name: str  # human-readable, e.g. "CPU (2 threads)" or the GPU's name
@@ -75,6 +80,7 @@ class DeviceInfo:
 
     @property
     def dtype_name(self) -> str:
+        """The dtype without the 'torch.' prefix: 'float32', 'bfloat16'."""
         return str(self.dtype).removeprefix("torch.")
 
 
@@ -121,6 +127,7 @@ def device_info() -> DeviceInfo:
 
 
 def is_cpu() -> bool:
+    """The app computes on the CPU."""
     return device_info().device == "cpu"
 
 
@@ -130,6 +137,7 @@ def tiny_models() -> bool:
 
 
 def max_heavy_jobs() -> int:
+    """Runs the job queue executes at once: LLMLAB_MAX_HEAVY_JOBS, else 1 on a CPU and 2 on a GPU."""
     value = os.environ.get("LLMLAB_MAX_HEAVY_JOBS")
     if value:
         return max(1, int(value))

@@ -22,8 +22,6 @@ import torch
 from labs.attention import delta, linear, softmax
 from labs.attention.mixers import VARIANTS
 
-DEFAULT_LENGTHS = (256, 512, 1024, 2048, 4096)
-
 
 @dataclass(frozen=True)
 class CostConfig:

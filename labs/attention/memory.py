@@ -9,7 +9,6 @@ All numbers are counts of stored numbers per sequence; multiply by bytes_per_num
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from labs.attention.linear import power_state_dim
@@ -120,8 +119,3 @@ def power_state_table(head_dim: int = 64, degrees: tuple[int, ...] = (1, 2, 3, 4
         rows.append({"p": p, "features C(K+p−1,p)": m, "state per head (numbers)": m * head_dim,
                      "vs linear (p=1)": m / head_dim, "full tensor power K^p": head_dim**p})
     return rows
-
-
-def crossover_context(recurrent_state_numbers: float, per_token_numbers: float) -> float:
-    """Context length at which a KV cache of per_token numbers per token equals a fixed state."""
-    return math.inf if per_token_numbers <= 0 else recurrent_state_numbers / per_token_numbers

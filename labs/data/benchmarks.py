@@ -95,9 +95,11 @@ class CsvLayout:
 
     @property
     def width(self) -> int:
+        """Columns a row must have: the header's length, or 6 (question, A–D, answer) without a header."""
         return len(self.header) if self.header else 6
 
     def describe(self, answer_kinds: set[str] = frozenset()) -> str:
+        """How the columns were read, in one sentence for the page (`answer_kinds`: how answers were written)."""
         kinds = " and ".join(sorted(answer_kinds)) or "letters A–D or indices 0–3"
         if self.header is None:
             return f"No header row: columns read by position as question, A, B, C, D, answer (answers as {kinds})."
@@ -316,10 +318,12 @@ def load_upload(data: bytes, filename: str) -> list[MCItem]:
 
 
 def bundled_root() -> Path:
+    """The bundled mini-MMLU folder in assets/ (dev/ and test/ CSVs per subject)."""
     return asset(*BUNDLED_DIR)
 
 
 def bundled_subjects() -> list[str]:
+    """Subjects of the bundled mini-MMLU test split, sorted."""
     return sorted(p.name.removesuffix("_test.csv") for p in (bundled_root() / "test").glob("*_test.csv"))
 
 
@@ -386,5 +390,6 @@ def load_generative(data: bytes | str, name: str = "the JSONL") -> list[dict]:
 
 
 def load_bundled_generative() -> list[dict]:
+    """The bundled short-answer questions (assets/eval/qa.jsonl) as rows {prompt, answer, …}."""
     path = asset("eval", "qa.jsonl")
     return load_generative(path.read_bytes(), name=path.name)

@@ -118,6 +118,7 @@ def arithmetic_documents(n: int = 4000, seed: int = 0) -> list[str]:
 
 
 def builtin_documents(domain: str) -> list[str]:
+    """The documents of a built-in domain ('code', 'prose' or 'arithmetic'); KeyError naming the domains."""
     if domain == "code":
         return list(_stdlib_documents()[0])
     if domain == "prose":
@@ -134,6 +135,8 @@ def is_validation(doc: str, fraction: float = 0.1) -> bool:
 
 
 def split(docs: list[str], fraction: float = 0.1) -> tuple[list[str], list[str]]:
+    """(train, validation) documents: each goes to validation by a stable hash of its text, about `fraction` of
+    them; at least one is held out when there are two or more."""
     train, val = [], []
     for d in docs:
         (val if is_validation(d, fraction) else train).append(d)
@@ -210,10 +213,12 @@ def domain_slug(name: str) -> str:
 
 
 def python_version() -> str:
+    """This interpreter's 'major.minor' version (the standard library the code and prose domains come from)."""
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def describe(domain: str, docs: list[str]) -> str:
+    """One line for the page: the domain, its document count, size in KB and the start of a sample."""
     sample = docs[0][:200] if docs else ""
     return f"{domain}: {len(docs)} documents, {sum(len(d.encode()) for d in docs) / 1000:.0f} KB. e.g. {sample!r}"
 

@@ -34,6 +34,8 @@ class InstructionFormatError(ValueError):
 
 @dataclass(frozen=True)
 class Example:
+    """One instruction-tuning example: the instruction (with optional input, system prompt and earlier turns)
+    and the output the model should learn to write."""
     instruction: str
     output: str
     input: str = ""
@@ -51,11 +53,13 @@ class Example:
 
 @dataclass
 class LoadResult:
+    """What a file gave: the examples, the format it was read as, and how many rows were skipped and why."""
     examples: list[Example]
     format: str  # "alpaca", "sharegpt", "messages", "lima"
     skipped: Counter = field(default_factory=Counter)  # reason -> rows
 
     def skipped_text(self) -> str:
+        """The skipped rows in words, most common reason first ('<rows> <reason>; …')."""
         return "; ".join(f"{n} {reason}" for reason, n in self.skipped.most_common())
 
 
@@ -196,6 +200,7 @@ def parse(data: bytes | str, limit: int | None = None) -> LoadResult:
 
 
 def load_file(path: str | Path, limit: int | None = None) -> LoadResult:
+    """`parse` on a file's bytes (at most `limit` examples)."""
     return parse(Path(path).read_bytes(), limit=limit)
 
 

@@ -41,6 +41,7 @@ class PreferenceDataError(ValueError):
 
 @dataclass(frozen=True)
 class PreferencePair:
+    """One preference: the conversation so far, the reply people preferred and the one they did not."""
     prompt: tuple[Message, ...]  # the conversation so far, ending with the user's turn
     chosen: str  # the preferred assistant reply
     rejected: str  # the dispreferred assistant reply
@@ -52,6 +53,7 @@ class PreferencePair:
         return users[-1] if users else self.prompt[-1]["content"]
 
     def to_json(self) -> dict:
+        """As a JSONL row: prompt as a string when it is a single user turn, else the message list."""
         prompt = self.prompt[0]["content"] if len(self.prompt) == 1 and self.prompt[0]["role"] == "user" \
             else [dict(m) for m in self.prompt]
         return {"prompt": prompt, "chosen": self.chosen, "rejected": self.rejected}
@@ -59,6 +61,7 @@ class PreferencePair:
 
 @dataclass
 class PreferenceSet:
+    """Pairs read from one source, and one line per row that was skipped."""
     pairs: list[PreferencePair]
     source: str
     problems: list[str] = field(default_factory=list)  # one line per skipped row
@@ -135,6 +138,8 @@ def parse_row(row) -> PreferencePair:
 
 
 def parse_records(records, source: str) -> PreferenceSet:
+    """Pairs from already-decoded rows (dicts); bad rows are listed in `problems`, and PreferenceDataError
+    when none is usable."""
     pairs, problems = [], []
     for i, row in enumerate(records, 1):
         try:
@@ -183,12 +188,14 @@ def parse_text(text: str, source: str = "the upload") -> PreferenceSet:
 
 
 def parse_bytes(data: bytes, source: str = "the upload") -> PreferenceSet:
+    """Pairs from an uploaded JSONL file's bytes (size and encoding checked first)."""
     text = decode_upload(data, name=source, max_bytes=MAX_BYTES, error=PreferenceDataError,
                          encoding_hint="Save it as .jsonl (UTF-8).")
     return parse_text(text, source)
 
 
 def load_jsonl(path: str | Path) -> PreferenceSet:
+    """Pairs from a JSONL file on disk."""
     path = Path(path)
     return parse_bytes(path.read_bytes(), path.name)
 
@@ -218,4 +225,5 @@ def fingerprint(pairs: list[PreferencePair]) -> str:
 
 
 def to_jsonl(pairs: list[PreferencePair]) -> str:
+    """Pairs as JSONL text, one `to_json` row a line (readable again by `parse_bytes`)."""
     return "".join(json.dumps(p.to_json(), ensure_ascii=False) + "\n" for p in pairs)
