@@ -9,7 +9,7 @@ Shape legend, one meaning per letter in every module (shape comments read `# [B,
     K  key / query width per head in the attention lab's operators (their state S is [K, V])
     V  value width per head in those operators; vocabulary size for logits ([B, T, V]); where a tensor could
        mean either, the comment says `vocab`
-    M  model width: d_model, n_embd, hidden_size (the residual stream)
+    M  model width: d_model, n_embd, hidden_size (the residual stream); an embedding vector's width
     E  features of a kernel feature map (power attention: E = C(K+p−1, p), the number of degree-p multisets)
     C  chunk length in chunked attention (T is cut into N chunks of C)
     N  a count of items that is not the batch: chunks, answer choices, examples, documents

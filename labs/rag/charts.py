@@ -15,6 +15,7 @@ OVERLAP_COLOUR = "#ffd58a"  # text that belongs to two chunks
 
 
 def length_histogram(chunks: Sequence[Chunk], chunk_size: int, unit: str) -> go.Figure:
+    """Histogram of chunk lengths (in `unit`) with the chunk size marked."""
     fig = go.Figure(go.Histogram(x=[c.length for c in chunks], nbinsx=40, marker_color=PALETTE[0]))
     fig.add_vline(x=chunk_size, line_dash="dash", annotation_text="chunk size")
     return _layout(fig, f"Chunk lengths ({len(chunks)} chunks)", unit, "chunks", height=300)

@@ -35,6 +35,8 @@ QUESTIONS_FILE = ("rag", "stdlib_questions.jsonl")
 
 @dataclass(frozen=True)
 class Question:
+    """One bundled question: the stdlib modules whose docs answer it, the reference answer, the evidence
+    sentence, and the keys that count as containing the answer."""
     id: str
     question: str
     sources: tuple[str, ...]
@@ -63,6 +65,7 @@ def _source_module(source: str) -> str:
 
 
 def first_relevant_rank(hits: Sequence[retrieve.Hit], sources: Sequence[str]) -> int | None:
+    """Rank (1-based) of the first hit from one of the question's source modules; None if none is retrieved."""
     for h in hits:
         if _source_module(h.chunk.source) in sources:
             return h.rank
@@ -70,15 +73,18 @@ def first_relevant_rank(hits: Sequence[retrieve.Hit], sources: Sequence[str]) ->
 
 
 def hit_at_k(hits, sources) -> float:
+    """1.0 when any retrieved chunk comes from a source module, else 0.0."""
     return 1.0 if first_relevant_rank(hits, sources) is not None else 0.0
 
 
 def reciprocal_rank(hits, sources) -> float:
+    """1 / rank of the first relevant hit, 0.0 when there is none (averaged over questions: MRR)."""
     rank = first_relevant_rank(hits, sources)
     return 1.0 / rank if rank else 0.0
 
 
 def answer_sentences(answer: str) -> list[str]:
+    """The answer's sentences (split at . ! ? and newlines), fragments of three characters or fewer dropped."""
     parts = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", answer or "")]
     return [p for p in parts if len(p) > 3]
 
@@ -169,10 +175,12 @@ class RagEvalConfig:
             raise ValueError("Answer length must be between 8 and 512 tokens.")
 
     def split_config(self) -> split.SplitConfig:
+        """The splitter settings of this run."""
         return split.SplitConfig(method=self.splitter, chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap,
                                  unit=self.unit)
 
     def retrieve_config(self) -> retrieve.RetrieveConfig:
+        """The retrieval settings of this run (the model always answers: no similarity floor)."""
         return retrieve.RetrieveConfig(k=self.k, method=self.method, fetch_k=max(self.fetch_k, self.k),
                                        mmr_lambda=self.mmr_lambda, bm25_weight=self.bm25_weight, rewrite=self.rewrite,
                                        rerank=self.rerank,
@@ -180,6 +188,7 @@ class RagEvalConfig:
 
     @property
     def label(self) -> str:
+        """A one-line summary of the pipeline for tables and legends."""
         extra = {"mmr": f" λ={self.mmr_lambda}", "hybrid": f" bm25={self.bm25_weight}"}.get(self.method, "")
         return (f"{self.splitter} {self.chunk_size}/{self.chunk_overlap} {self.unit} · {self.distance} · k={self.k} · "
                 f"{self.method}{extra}" + (" · HyDE" if self.rewrite == "hyde" else "")
@@ -314,6 +323,7 @@ class RagClaimConfig:
             raise ValueError("k must be between 1 and 20.")
 
     def retrieve_config(self, method: str, weight: float | None = None) -> retrieve.RetrieveConfig:
+        """Retrieval with `method` (and a fusion weight for hybrid), k from this config, no similarity floor."""
         return retrieve.RetrieveConfig(k=self.k, method=method, fetch_k=20, min_similarity=-1.0,
                                        bm25_weight=self.hybrid_weight if weight is None else weight)
 

@@ -21,6 +21,8 @@ MAX_CHARS_PER_CHUNK = 1200  # keeps k chunks well inside the model's context win
 
 
 def context_block(hits: Sequence[Hit]) -> str:
+    """The retrieved chunks as numbered passages '[rank] text' (each cut to MAX_CHARS_PER_CHUNK characters),
+    so the answer can cite them."""
     return "\n\n".join(f"[{h.rank}] {h.chunk.text.strip()[:MAX_CHARS_PER_CHUNK]}" for h in hits)
 
 
@@ -36,11 +38,13 @@ def plain_messages(question: str) -> list[dict]:
 
 
 def no_answer(retrieval: Retrieval, threshold: float) -> str:
+    """The 'I don't know' answer when retrieval is below the threshold, with the best similarity it found."""
     return (f"I don't know: no passage in the corpus looks relevant (best cosine similarity "
             f"{retrieval.best_similarity:.2f} < threshold {threshold:.2f}), so the model was not asked.")
 
 
 def is_answerable(retrieval: Retrieval, threshold: float) -> bool:
+    """Some chunk was retrieved and the best one's cosine similarity reaches the threshold."""
     return bool(retrieval.hits) and retrieval.best_similarity >= threshold
 
 

@@ -17,7 +17,6 @@ import json
 import re
 import socket
 import ssl
-import sys
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from functools import lru_cache
 from pathlib import PurePath
 
 from labs import settings
+from labs.data.corpora import python_version  # noqa: F401  (the RAG page names the stdlib's version)
 from labs.rag.markdown import clean_markdown
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a bigger file is refused (and would take minutes to embed anyway)
@@ -48,6 +48,7 @@ class LoadError(ValueError):
 
 @dataclass(frozen=True)
 class Document:
+    """One loaded document: where it came from, its plain text, the format it was read as, and a note for the user."""
     source: str  # file name, "file.pdf#p3", module name, or URL
     text: str
     kind: str  # pdf, html, markdown, text, csv, json, jsonl, docstrings, url
@@ -105,10 +106,6 @@ def _stdlib_corpus(modules: tuple[str, ...]) -> tuple[Document, ...]:
 def default_corpus(modules: tuple[str, ...] = DEFAULT_MODULES) -> list[Document]:
     """The installed standard library's docstrings (this Python's version), one document per module."""
     return list(_stdlib_corpus(tuple(modules)))
-
-
-def python_version() -> str:
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 # ------------------------------------------------------------------------------------------------------ files

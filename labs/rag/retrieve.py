@@ -31,6 +31,9 @@ RRF_K = 60  # Cormack et al. 2009 found 60 works well across collections
 
 @dataclass(frozen=True)
 class RetrieveConfig:
+    """How chunks are retrieved for a question: how many (k), by which method (dense, mmr, bm25, hybrid), from
+    how many candidates, with optional HyDE rewrite and LLM re-rank, and the similarity floor below which the
+    answer is 'I don't know'."""
     k: int = 4  # chunks handed to the model; 4 × 500 characters fit a small model's attention comfortably
     method: str = "dense"
     fetch_k: int = 20  # candidates MMR and hybrid choose from
@@ -61,6 +64,8 @@ class RetrieveConfig:
 
 @dataclass(frozen=True)
 class Hit:
+    """One retrieved chunk: its rank, cosine similarity to the query, the store's distance, the score the method
+    ranked by and its BM25 score when known."""
     rank: int  # 1 = best
     chunk: Chunk
     similarity: float  # cosine(query, chunk) -- comparable across methods
@@ -71,6 +76,8 @@ class Hit:
 
 @dataclass
 class Retrieval:
+    """The result of one question: the query vector (M,), the hits best first, the HyDE passage if any, and
+    timings in milliseconds."""
     question: str
     query_vec: np.ndarray
     hits: list[Hit]
@@ -79,6 +86,7 @@ class Retrieval:
 
     @property
     def best_similarity(self) -> float:
+        """The highest cosine similarity among the hits; −1 when there are none."""
         return max((h.similarity for h in self.hits), default=-1.0)
 
 
@@ -88,6 +96,7 @@ _TOKEN = re.compile(r"[a-z0-9_]+")
 
 
 def bm25_tokens(text: str) -> list[str]:
+    """Lower-cased word tokens of a text for BM25 (the same tokenizer for chunks and questions)."""
     return _TOKEN.findall(text.lower())
 
 
@@ -101,10 +110,10 @@ def bm25_scores(index: Index, question: str) -> np.ndarray:
 
 
 def mmr(query_vec: np.ndarray, candidates: np.ndarray, k: int, lam: float) -> list[int]:
-    """Maximal Marginal Relevance over candidate vectors (M, D): returns positions into `candidates`, in pick order."""
-    relevance = cosine_similarity(query_vec, candidates)  # (M,)
+    """Maximal Marginal Relevance over candidate vectors (N, M): returns positions into `candidates`, in pick order."""
+    relevance = cosine_similarity(query_vec, candidates)  # (N,)
     unit = candidates / (np.linalg.norm(candidates, axis=1, keepdims=True) + 1e-12)
-    pairwise = unit @ unit.T  # (M, M)
+    pairwise = unit @ unit.T  # (N, N)
     chosen: list[int] = []
     remaining = list(range(len(candidates)))
     while remaining and len(chosen) < k:

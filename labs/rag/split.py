@@ -32,6 +32,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n[ \t]*\n\s*")
 
 @dataclass(frozen=True)
 class SplitConfig:
+    """How documents are cut into chunks: recursive or by sentence, chunk size and overlap in `unit`
+    (characters or the embedder's word pieces), and the separators the recursive splitter tries in order."""
     method: str = "recursive"  # "recursive" or "sentence"
     chunk_size: int = 500  # ~100 tokens: all-MiniLM-L6-v2 reads at most 256 word pieces, the rest is cut off
     chunk_overlap: int = 50  # 10 %: a fact cut at a boundary still appears whole in one chunk
@@ -53,11 +55,14 @@ class SplitConfig:
 
     @property
     def label(self) -> str:
+        """A short label: 'recursive 500/50 chars'."""
         return f"{self.method} {self.chunk_size}/{self.chunk_overlap} {self.unit}"
 
 
 @dataclass(frozen=True)
 class Chunk:
+    """One piece of a document: its text, exactly document.text[start:end], where it sits, and its length in the
+    splitter's unit."""
     text: str  # exactly document.text[start:end]
     source: str
     start: int
@@ -68,10 +73,12 @@ class Chunk:
 
     @property
     def id(self) -> str:
+        """The chunk's id in the store: 'c<index>'."""
         return f"c{self.index}"
 
 
 def char_length(text: str) -> int:
+    """Length in characters (the default `length` of the splitter)."""
     return len(text)
 
 
@@ -156,6 +163,8 @@ def split_spans(text: str, config: SplitConfig, length: Length = char_length) ->
 
 
 def split_documents(docs: Sequence[Document], config: SplitConfig, length: Length = char_length) -> list[Chunk]:
+    """Every document cut into chunks by `config`, numbered across the whole corpus; `length` measures a
+    piece in the config's unit."""
     chunks: list[Chunk] = []
     for doc in docs:
         for position, (a, b) in enumerate(split_spans(doc.text, config, length)):

@@ -41,7 +41,7 @@ Progress = Callable[[float, str], None]
 
 
 def distance(kind: str, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """The formula Chroma uses for `kind`, in numpy: query (D,), vectors (N, D) -> (N,) distances."""
+    """The formula Chroma uses for `kind`, in numpy: query (M,), vectors (N, M) -> (N,) distances."""
     q, v = np.asarray(query, dtype=np.float64), np.asarray(vectors, dtype=np.float64)
     if kind == "l2":
         return ((v - q) ** 2).sum(axis=1)
@@ -53,6 +53,7 @@ def distance(kind: str, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
 
 def cosine_similarity(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Cosine similarity of query (M,) to each row of vectors (N, M): (N,), in [−1, 1]."""
     return 1.0 - distance("cosine", query, vectors)
 
 
@@ -121,7 +122,7 @@ class Index:
     corpus_id: str
     split_config: SplitConfig
     chunks: list[Chunk]
-    embeddings: np.ndarray  # (N, D) float32, row i = chunk i
+    embeddings: np.ndarray  # (N, M) float32, row i = chunk i
     collection: object = field(repr=False)
     reused: bool = False  # True when the collection already held these chunks (nothing was embedded)
     embed_seconds: float = 0.0
@@ -133,6 +134,7 @@ class Index:
 
     @property
     def chunks_per_second(self) -> float:
+        """Embedding throughput of this index's build, chunks per second (NaN when the time was not measured)."""
         return len(self.chunks) / self.embed_seconds if self.embed_seconds else float("nan")
 
     def query(self, query_vec: np.ndarray, n: int) -> list[tuple[int, float]]:
@@ -144,7 +146,7 @@ class Index:
 
 
 def embed_texts(embedder, texts: Sequence[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
-    """Embed in batches (so a progress bar can move); returns (N, D) float32."""
+    """Embed in batches (so a progress bar can move); returns (N, M) float32."""
     progress = progress or (lambda f, m: None)
     if not texts:
         return np.zeros((0, embedder.get_sentence_embedding_dimension()), dtype=np.float32)
