@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import time
 from dataclasses import dataclass, field
 
 import torch
 
-from labs import settings
+from labs import settings, training
 from labs.data import corpora
 from labs.gpt import GPT, GPTConfig, flops_per_token
 
@@ -337,16 +336,15 @@ class MixtureRunConfig:
         if len(self.weights) != len(self.domains):
             raise ValueError("Give one weight per domain.")
         normalise_weights(list(self.weights))  # raises with a message
-        if not 1 <= self.steps <= 20000:
-            raise ValueError("Steps must be between 1 and 20000.")
-        if not 1 <= self.batch_size <= 512:
-            raise ValueError("Batch size must be between 1 and 512.")
+        from labs import training
+
+        training.check_between("Steps", self.steps, 1, 20000)
+        training.check_between("Batch size", self.batch_size, 1, 512)
         if not 8 <= self.block_size <= 1024:
             raise ValueError("Context length must be between 8 and 1024 bytes.")
         if self.size not in SIZES:
             raise ValueError(f"Model size must be one of: {', '.join(SIZES)}.")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError("The learning rate must be a positive number (try 3e-3).")
+        training.check_lr(self.lr, "try 3e-3", high=math.inf)
         if self.eval_every < 1 or self.sample_every < 1:
             raise ValueError("Evaluate and sample at least every step (the value must be 1 or more).")
         if self.repeat_domain and self.repeat_domain not in self.domains:
@@ -441,13 +439,15 @@ def evaluate(model: GPT, windows: dict[str, tuple[torch.Tensor, torch.Tensor]], 
     return out
 
 
+def warmup_steps(cfg: MixtureRunConfig) -> int:
+    return min(cfg.warmup, max(cfg.steps // 5, 1))  # short runs warm up for their first fifth
+
+
 def lr_at(step: int, cfg: MixtureRunConfig) -> float:
-    """Linear warm-up, then cosine decay to 10% (the schedule of GPT-3 / LLaMA, in miniature)."""
-    warmup = min(cfg.warmup, max(cfg.steps // 5, 1))  # short runs warm up for their first fifth
-    if step <= warmup:
-        return cfg.lr * step / warmup
-    progress = (step - warmup) / max(cfg.steps - warmup, 1)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    """Linear warm-up, then cosine decay to 10% (the schedule of GPT-3 / LLaMA, in miniature): training.Schedule."""
+    from labs import training
+
+    return training.Schedule(cfg.lr, cfg.steps, warmup=warmup_steps(cfg)).at(step)
 
 
 def upload_entry(name: str, docs: list[str]) -> tuple[str, str]:
@@ -506,44 +506,40 @@ def _train(ctx, uploads, eval_windows: int, sample_bytes: int, device: str) -> d
     ctx.set_total(cfg.steps)
     drawn = {n: 0 for n in names}
     samples = []
-    t_last, tokens_since = time.perf_counter(), 0
-    first = evaluate(model, windows, device)
-    ctx.log(step=0, **first, **{f"epochs_{n}": 0.0 for n in names})
-    model.train()
-    loss_val, last_eval = float("nan"), first
-    for step in range(1, cfg.steps + 1):
-        lr = lr_at(step, cfg)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        x, y, dom = get_batch(data, names, weights, B, T, gen)
-        _, loss = model(x.to(device), y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+
+    def batches():
+        while True:
+            yield get_batch(data, names, weights, B, T, gen)
+
+    def loss_fn(batch) -> training.StepOutput:
+        x, y, dom = batch
+        _, loss = model(x.to(device), y.to(device))  # mean next-byte cross-entropy
         for i in dom.tolist():
             drawn[names[i]] += T
-        tokens_since += B * T
-        loss_val = loss.item()
-        row = dict(step=step, loss=loss_val, lr=lr)
-        if step % 10 == 0 or step == cfg.steps:
-            now = time.perf_counter()
-            row["tokens_per_s"] = tokens_since / max(now - t_last, 1e-9)
-            t_last, tokens_since = now, 0
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            last_eval = evaluate(model, windows, device)
-            last_eval.update({f"epochs_{n}": drawn[n] / len(data[n].train) for n in names})
-            row.update(last_eval)
+        return training.StepOutput(loss, tokens=B * T, flops=flops_per_token(gcfg, T) * B * T)
+
+    def evaluate_step(step: int) -> dict:  # the same fixed windows each time, and epochs read so far per domain
+        return {**evaluate(model, windows, device), **{f"epochs_{n}": drawn[n] / len(data[n].train)
+                                                               for n in names}}
+
+    def sample(step: int, row: dict) -> None:
         if step % cfg.sample_every == 0 or step == cfg.steps:
             for i, n in enumerate(names):
                 text = sample_text(model, data[n].prompts[0] if data[n].prompts else "\n", sample_bytes, device,
                                    seed=cfg.seed * 1_000_003 + step * 101 + i)
                 samples.append({"step": step, "domain": n, "text": text})
                 ctx.note(f"step {step} · {n}: {text!r}")
-        ctx.log(**row)  # raises Stopped / Diverged
+
+    model.train()
+    loop = training.LoopSettings(steps=cfg.steps, lr=cfg.lr, warmup=warmup_steps(cfg), weight_decay=0.1,
+                                 betas=(0.9, 0.95), eval_every=cfg.eval_every, eval_at_start=True, rate_every=10,
+                                 loss_name="loss")
+    fit = training.fit(ctx, model.parameters(), batches(), loss_fn, loop, evaluate=evaluate_step, on_step=sample,
+                       device=device)
+    loss_val, last_eval = fit.final_loss, fit.last_eval
     ctx.save_json("samples.json", samples)
     return {"final_loss": loss_val, **last_eval, "params": model.num_parameters(),
-            "flops_per_token": flops_per_token(gcfg, T)}
+            "flops_per_token": flops_per_token(gcfg, T), "achieved_gflops": fit.achieved_gflops}
 
 
 OVERFIT_DOMAIN = "prose"  # the domain the lessons benchmark repeats (the page's "Repeat a small domain" knob)

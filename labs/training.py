@@ -302,7 +302,7 @@ class LoopSettings:
     def __post_init__(self):
         if self.steps < 1:
             raise ValueError("A training run needs at least 1 step.")
-        check_lr(self.lr)
+        check_lr(self.lr, high=math.inf)  # each lab's config sets its own upper bound
         Schedule(self.lr, self.steps, self.warmup, self.schedule)  # validates the kind
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError("precision must be 'auto', 'fp32' or 'bf16'.")
