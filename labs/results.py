@@ -3,10 +3,10 @@
     result = results.load_result(run)      # None while the run is active, or when it left nothing to read
     if isinstance(result, results.SFTResult): ...
 
-`load_result` dispatches on the run's kind, and run kinds are named by their config class
-(`results.runs(sft.SFTConfig)`), never by a class-name string typed on a page. Every reader is forgiving: a
-missing or half-written file gives None (or an empty list), never an exception, because a run that was stopped,
-crashed or is still writing is normal in a classroom.
+`load_result` dispatches on the run's kind, which jobs.submit records as `jobs.kind_of(config)` (the config class's
+name); pages name a kind by its config class (`results.runs(sft.SFTConfig)`), never by a class-name string. Every
+reader is forgiving: a missing or half-written file gives None (or an empty list), never an exception, because a run
+that was stopped, crashed or is still writing is normal in a classroom.
 """
 from __future__ import annotations
 
@@ -18,14 +18,9 @@ from typing import Any, Callable
 from labs import jobs
 
 
-def kind_of(config_class: type) -> str:
-    """The run kind jobs.submit records for configs of this class (jobs.run_kind of an instance)."""
-    return config_class.__name__
-
-
 def runs(config_class: type, *, status: tuple[str, ...] | None = None, with_metrics: bool = False) -> list[jobs.Run]:
     """Every run of this config class, newest first; optionally only those with a given status / with metrics."""
-    found = jobs.list_runs(kind_of(config_class))
+    found = jobs.list_runs(config_class)
     return [r for r in found if (status is None or r.status in status) and (r.metrics or not with_metrics)]
 
 
@@ -244,5 +239,5 @@ def load_result(run: jobs.Run | None, *, partial: bool = False):
         return None
     if run.status != jobs.DONE and not partial:
         return None
-    read = next((fn for cls, fn in readers().items() if kind_of(cls) == run.kind), None)
+    read = next((fn for cls, fn in readers().items() if jobs.kind_of(cls) == run.kind), None)
     return read(run) if read is not None else None
