@@ -8,7 +8,6 @@ absolute embeddings, the same for every mixer, so the only thing that differs be
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -97,12 +96,11 @@ class TrainConfig:
         self.task_config()  # validates the task fields
         for m in self.mixers:
             self.model_config(m).mixer_config()  # validates heads, window, p
-        if not 1 <= self.steps <= 5000:
-            raise ValueError("Steps must be between 1 and 5000.")
-        if not 1 <= self.batch_size <= 512:
-            raise ValueError("Batch size must be between 1 and 512.")
-        if not (self.lr > 0 and self.lr < 1):
-            raise ValueError("The learning rate must be a number between 0 and 1 (try 3e-3).")
+        from labs import training
+
+        training.check_between("Steps", self.steps, 1, 5000)
+        training.check_between("Batch size", self.batch_size, 1, 512)
+        training.check_lr(self.lr, "try 3e-3")
         if self.eval_every < 1:
             raise ValueError("Evaluate at least every 1 step (eval_every ≥ 1).")
         if "power" in self.mixers:
@@ -145,35 +143,22 @@ def train(ctx, device: str | None = None) -> dict:
     device = device or settings.device_info().device
     task = config.task_config()
     models = build_models(config, device)
-    opts = {n: torch.optim.AdamW(m.parameters(), lr=config.lr, weight_decay=0.01) for n, m in models.items()}
-    warmup = max(1, config.steps // 10)
-    scheds = {n: torch.optim.lr_scheduler.LambdaLR(o, lambda s: min(1.0, (s + 1) / warmup)) for n, o in opts.items()}
     eval_in, eval_lab = (t.to(device) for t in tasks.generate(task, config.eval_examples, seed=10_000_019 + config.seed))
     ctx.set_total(config.steps)
     ctx.note(f"{task.name}: sequences of {task.seq_len} tokens; chance accuracy {task.chance:.3f}. "
              f"Mixers: {', '.join(config.mixers)}.")
     final = {}
-    for step in range(1, config.steps + 1):
-        inputs, labels = (t.to(device) for t in tasks.generate(task, config.batch_size, seed=config.seed * 1_000_003 + step))
-        row: dict = {"step": step}
-        start = time.perf_counter()
+
+    def batches():
+        for step in range(1, config.steps + 1):
+            yield tuple(t.to(device) for t in tasks.generate(task, config.batch_size, seed=config.seed * 1_000_003 + step))
+
+    def evaluate_step(step: int) -> dict:
         for name, model in models.items():
-            model.train()
-            logits = model(inputs)
-            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=tasks.IGNORE)
-            opts[name].zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opts[name].step()
-            scheds[name].step()
-            row[f"loss_{name}"] = loss.item()
-        row["tokens_per_s"] = inputs.numel() * len(models) / max(time.perf_counter() - start, 1e-9)
-        if step % config.eval_every == 0 or step == config.steps:
-            for name, model in models.items():
-                row[f"acc_{name}"] = final[name] = evaluate(model, eval_in, eval_lab)
-        # a NaN in any mixer ends the run with a readable reason (jobs checks the key 'loss')
-        row["loss"] = max(row[f"loss_{n}"] for n in models)
-        ctx.log(**row)
+            final[name] = evaluate(model, eval_in, eval_lab)
+        return {f"acc_{name}": acc for name, acc in final.items()}
+
+    fit_side_by_side(ctx, models, batches(), config.steps, config.lr, config.eval_every, evaluate_step)
     result = {"task": task.name, "seq_len": task.seq_len, "chance": task.chance,
               "accuracy": final,
               "state_numbers": {n: state_numbers(config.model_config(n).mixer_config(), task.seq_len) * config.n_layers
@@ -183,6 +168,40 @@ def train(ctx, device: str | None = None) -> dict:
     for name, model in models.items():
         torch.save(model.state_dict(), ctx.artifacts / f"{name}.pt")
     return result
+
+
+def mixer_losses(models: dict[str, TinyLM], inputs: torch.Tensor, labels: torch.Tensor) :
+    """Next-token cross-entropy of every mixer on the same batch (only the scored positions count).
+
+    The sum trains them all in one backward pass: each model's weights get exactly its own loss's gradient.
+    Logged: loss_<mixer> per mixer, and `loss` = the worst of them, so a NaN in any mixer ends the run readably.
+    """
+    from labs import training
+
+    losses = {}
+    for name, model in models.items():
+        model.train()
+        losses[name] = F.cross_entropy(model(inputs).flatten(0, 1), labels.flatten(), ignore_index=tasks.IGNORE)
+    values = torch.stack([loss.detach() for loss in losses.values()])
+    metrics = {f"loss_{n}": loss.item() for n, loss in losses.items()}
+    metrics["loss"] = float(values.max()) if torch.isfinite(values).all() else float("nan")
+    return training.StepOutput(sum(losses.values()), tokens=inputs.numel() * len(models), metrics=metrics)
+
+
+def fit_side_by_side(ctx, models: dict[str, TinyLM], batches, steps: int, lr: float, eval_every: int, evaluate_step,
+                     on_step=None):
+    """Train several mixers in lock-step on the same batches through the shared loop (labs.training.fit).
+
+    One AdamW param group per mixer, each clipped on its own (as separate optimizers would), weight decay 0.01,
+    warm-up over the first tenth of the steps, then a constant rate.
+    """
+    from labs import training
+
+    groups = [{"params": list(m.parameters())} for m in models.values()]
+    loop = training.LoopSettings(steps=steps, lr=lr, warmup=max(1, steps // 10), schedule="constant",
+                                 weight_decay=0.01, clip_per_group=True, eval_every=eval_every, loss_name=None)
+    return training.fit(ctx, groups, batches, lambda batch: mixer_losses(models, *batch), loop,
+                        evaluate=evaluate_step, on_step=on_step)
 
 
 @torch.no_grad()

@@ -20,15 +20,13 @@ Why these defaults (measured on a 2-core CPU while building the page; see the RE
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from labs.attention import tasks
 from labs.attention.mixers import VARIANTS, state_numbers
-from labs.attention.model import ModelConfig, TinyLM, evaluate
+from labs.attention.model import ModelConfig, TinyLM, evaluate, fit_side_by_side
 
 
 @dataclass(frozen=True)
@@ -64,8 +62,9 @@ class PairsSweepConfig:
             raise ValueError(f"The width d={self.d_model} must divide evenly into {self.n_heads} heads.")
         if not 1 <= self.steps <= 5000:
             raise ValueError("Steps must be between 1 and 5000.")
-        if not (0 < self.lr < 1):
-            raise ValueError("The learning rate must be a number between 0 and 1 (try 3e-3).")
+        from labs import training
+
+        training.check_lr(self.lr, "try 3e-3")
         if self.eval_every < 1 or self.eval_examples < 1 or self.batch_size < 1:
             raise ValueError("eval_every, eval_examples and batch_size must each be at least 1.")
 
@@ -94,40 +93,35 @@ def run(ctx) -> dict:
 def _run(ctx) -> dict:
     config: PairsSweepConfig = ctx.config
     pairs = sorted(set(config.pairs))
-    models, opts, scheds = {}, {}, {}
-    warmup = max(1, config.steps // 10)
+    models = {}
     for name in config.mixers:
         torch.manual_seed(config.seed)  # the same embeddings and MLP at init for every mixer
         models[name] = TinyLM(config.model_config(name))
-        opts[name] = torch.optim.AdamW(models[name].parameters(), lr=config.lr, weight_decay=0.01)
-        scheds[name] = torch.optim.lr_scheduler.LambdaLR(opts[name], lambda s: min(1.0, (s + 1) / warmup))
     held_out = {p: tasks.generate(config.task(p), config.eval_examples, seed=20_000_003 + 97 * p + config.seed)
                 for p in pairs}
     ctx.set_total(config.steps)
     ctx.note(f"MQAR with {', '.join(map(str, pairs))} pairs (sequences of {4 * min(pairs)}–{4 * max(pairs)} tokens); "
              f"chance {config.task(pairs[0]).chance:.3f}. Mixers: {', '.join(config.mixers)}.")
     accuracy: dict[str, dict[int, float]] = {n: {} for n in models}
-    for step in range(1, config.steps + 1):
-        p = pairs[(step - 1) % len(pairs)]
-        inputs, labels = tasks.generate(config.task(p), config.batch_size, seed=config.seed * 1_000_003 + step)
-        row: dict = {"step": step, "pairs": p}
-        start = time.perf_counter()
+
+    def pairs_at(step: int) -> int:
+        return pairs[(step - 1) % len(pairs)]  # the pair counts take turns, one per step
+
+    def batches():
+        for step in range(1, config.steps + 1):
+            yield tasks.generate(config.task(pairs_at(step)), config.batch_size, seed=config.seed * 1_000_003 + step)
+
+    def evaluate_step(step: int) -> dict:
+        row = {}
         for name, model in models.items():
-            model.train()
-            loss = F.cross_entropy(model(inputs).flatten(0, 1), labels.flatten(), ignore_index=tasks.IGNORE)
-            opts[name].zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opts[name].step()
-            scheds[name].step()
-            row[f"loss_{name}"] = loss.item()
-        row["tokens_per_s"] = inputs.numel() * len(models) / max(time.perf_counter() - start, 1e-9)
-        if step % config.eval_every == 0 or step == config.steps:
-            for name, model in models.items():
-                for q in pairs:
-                    row[f"acc_{name}_{q}"] = accuracy[name][q] = evaluate(model, *held_out[q])
-        row["loss"] = max(row[f"loss_{n}"] for n in models)  # a NaN in any mixer ends the run readably
-        ctx.log(**row)
+            for q in pairs:
+                row[f"acc_{name}_{q}"] = accuracy[name][q] = evaluate(model, *held_out[q])
+        return row
+
+    def add_pairs(step: int, row: dict) -> None:
+        row["pairs"] = pairs_at(step)
+
+    fit_side_by_side(ctx, models, batches(), config.steps, config.lr, config.eval_every, evaluate_step, add_pairs)
     result = {"accuracy": accuracy, "pairs": pairs, "chance": config.task(pairs[0]).chance,
               "state_numbers": {n: state_numbers(config.model_config(n).mixer_config(), 4 * max(pairs))
                                 * config.n_layers for n in models}}
