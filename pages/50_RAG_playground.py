@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import functools
-import re
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 import ui
-from labs import backends, charts, generation, jobs, lessons, models, results, settings, votes
-from labs.rag import charts as rag_charts
+from labs import backends, generation, jobs, models, settings
 from labs.rag import evaluate, generate, load, retrieve, split, store
-from ui.lessons import claim_box
+from ui import rag as rag_ui
 
 ICON = "🔎"
 PREFIX = "rag"
@@ -31,129 +27,13 @@ ui.page_header(
 )
 ui.init_state(PREFIX, index=None, url_docs=[], result=None, answers={}, eval_run_id=None, claim_run_id=None)
 
-SEPARATORS = list(split.SEPARATOR_NAMES)  # coarsest first; the order matters to the recursive splitter
 
-
-# ---------------------------------------------------------------------------------------------------- helpers
-
-def _url_loading() -> tuple[bool, str]:
-    """Whether this server may fetch URLs now: LLMLAB_URL_LOADING and the instructor's class-wide switch."""
-    if not settings.url_loading():
-        return False, ("URL loading is turned off on this server (LLMLAB_URL_LOADING=off). Download the page in "
-                       "your browser and use **Upload files** instead.")
-    try:
-        on = votes.open_store().url_loading()
-    except Exception:  # noqa: BLE001 - the class settings live in the vote store; unreadable = stay safe
-        return False, ("URL loading is unavailable: the class settings could not be read (check LLMLAB_DB_URL). "
-                       "Use **Upload files** instead.")
-    if not on:
-        return False, ("The instructor has turned URL loading off for the class. Download the page in your "
-                       "browser and use **Upload files** instead.")
-    return True, ""
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _read_upload(name: str, data: bytes) -> list[load.Document]:
-    return load.load_file(name, data)
-
-
-@st.cache_data(show_spinner="Splitting…", max_entries=16)
-def _split(corpus_id: str, _docs: tuple[load.Document, ...], config: split.SplitConfig) -> list[split.Chunk]:
-    length = split.token_length(_embedder().tokenizer) if config.unit == "tokens" else split.char_length
-    return split.split_documents(list(_docs), config, length)
-
-
-def _embedder_key() -> str:
-    """The embedding model picked in 3 · Embed & store (all-MiniLM-L6-v2 unless the models file adds others)."""
-    key = st.session_state.get("rag_embedder", models.EMBEDDING_MODEL)
-    return key if key in {s.key for s in models.embedding_models()} else models.EMBEDDING_MODEL
-
-
-def _embedder():
-    return ui.cached_embedder(_embedder_key())
-
-
-def _index_key(corpus: str, config: split.SplitConfig, distance: str) -> str:
-    return store.collection_name(store.corpus_for(corpus, _embedder_key()), config, distance)
-
-
-def _linked(answer: str, k: int) -> str:
-    """[n] in the answer becomes a link to the chunk's anchor below (only for n in 1..k)."""
-    def link(m):
-        nums = [int(n) for n in re.findall(r"\d+", m.group(1))]
-        if not all(1 <= n <= k for n in nums):
-            return m.group(0)
-        return "".join(f"[\\[{n}\\]](#rag-chunk-{n})" for n in nums)
-
-    return re.sub(r"\[(\d+(?:\s*,\s*\d+)*)\]", link, answer)
-
-
-def rag_vs_no_rag(modules: tuple[str, ...]) -> None:
-    """C9: every bundled question answered with and without retrieval; hit@k of dense, BM25 and hybrid."""
-    st.subheader("Does retrieval help? RAG vs no-RAG on the whole question set")
-    d = evaluate.RagClaimConfig()
-    st.markdown(f"Each bundled question is answered twice by the chosen model — with the top {d.k} hybrid chunks "
-                "(BM25 share of the fusion below) and with the question alone — and scored by **contains the "
-                "answer** (the reference's key term, e.g. `sort_keys`) and by **similarity to the reference answer** "
-                "(MiniLM cosine; a 135M LLM judge is too position-biased to grade — see the Evaluation page, C13). "
-                "Retrieval alone is compared across modes: dense, keyword (BM25) and hybrid at several weights.")
-    weight = st.select_slider("Hybrid: BM25's share of the fusion", [0.1, 0.2, 0.3, 0.4, 0.5, 0.7],
-                              value=d.hybrid_weight, key="rag_claim_weight",
-                              help=f"The RAG answers use hybrid retrieval with this weight. {d.hybrid_weight} was the "
-                                   "best on the bundled questions (tuned on them, so it flatters hybrid a little).")
-    available = len(evaluate.questions(modules))
-    if st.button("Compare RAG with no-RAG", key="rag_claim_go", disabled=available == 0,
-                 help="Runs in the background: retrieval for every mode (seconds), then 2 answers per question "
-                      "batched (about a minute on 2 cores)."):
-        with ui.friendly_errors("RAG vs no-RAG"):
-            cfg = evaluate.RagClaimConfig(n_questions=available, hybrid_weight=float(weight), corpus_modules=modules,
-                                          model=gen_key, embedder=_embedder_key(), tiny_model=settings.tiny_models())
-            st.session_state.rag_claim_run_id = jobs.submit(
-                cfg, functools.partial(evaluate.run_rag_claim, embedder=_embedder(), lm=ui.cached_target(gen_key)),
-                owner=ui.session_id(), label="RAG vs no-RAG")
-    run_id = st.session_state.get("rag_claim_run_id")
-    if not run_id:
-        claim_box(lessons.not_measured("C9", "no comparison in this session yet: press 'Compare RAG with no-RAG'"))
-        return
-    ui.run_panel(run_id, [], prefix="rag_claim")
-    run = jobs.get(run_id)
-    if run is None or run.active:
-        return
-    if run.status != jobs.DONE:
-        claim_box(lessons.not_measured("C9", f"this run did not finish ({run.reason or run.status})"))
-        return
-    s = run.summary
-    hits = s["hit_at_k"]
-    c = st.columns(2)
-    c[0].plotly_chart(charts.bars(list(hits), list(hits.values()), title=f"hit@{s['k']} per retrieval mode",
-                                  y=f"share of questions with a right chunk in the top {s['k']}",
-                                  text=[f"{v:.0%}" for v in hits.values()]), key="rag_claim_hits")
-    n = s["n"]
-    c[1].plotly_chart(charts.bars(["RAG: contains", "no-RAG: contains", "RAG: similarity", "no-RAG: similarity"],
-                                  [sum(s["rag_contains"]) / n, sum(s["no_rag_contains"]) / n,
-                                   float(np.mean(s["rag_similarity"])), float(np.mean(s["no_rag_similarity"]))],
-                                  title=f"Answers over {n} questions", y="share / cosine"), key="rag_claim_scores")
-    claim_result = results.load_result(run)
-    if claim_result is not None and claim_result.answers:
-        with st.expander("Every question, both answers"):
-            st.dataframe(pd.DataFrame(claim_result.answers), hide_index=True, width="stretch")
-    claim_box(evaluate.rag_claim_verdict(s),
-              note="Retrieval finds a right module for nearly every question, but SmolLM2-135M often ignores or "
-                   "garbles the passages it is given (it names made-up functools functions next to the lru_cache "
-                   "passage), so at this scale the reader, not the retriever, limits RAG; Lewis et al. 2020 used a "
-                   "BART-large reader trained for it. The fusion weight was tuned on these same questions.")
-
-
-tab_load, tab_split, tab_store, tab_ask, tab_eval = st.tabs(
-    ["1 · Load", "2 · Split", "3 · Embed & store", "4 · Retrieve & generate", "5 · Evaluate"])
-
-# ------------------------------------------------------------------------------------------------------ 1 · load
-with tab_load:
+def load_tab() -> tuple[list[load.Document], str]:
+    """1 · Load: the bundled standard-library docs, uploads or a URL; returns the documents and the corpus id."""
     source = st.radio("Corpus", ["Python standard library docs", "Upload files", "Web page (URL)"], horizontal=True,
                       key="rag_source",
                       help="The default corpus is always available offline: docstrings of standard-library modules, "
                            "one document per module. Uploads: PDF, HTML, Markdown, text, CSV, JSON/JSONL.")
-    docs: list[load.Document] = []
     if source == "Python standard library docs":
         modules = st.multiselect("Modules", load.DEFAULT_MODULES, default=list(load.DEFAULT_MODULES),
                                  key="rag_modules",
@@ -164,112 +44,34 @@ with tab_load:
                    f"Question set: `assets/rag/stdlib_questions.jsonl` ({len(evaluate.questions())} questions, "
                    "written for this corpus).")
     elif source == "Upload files":
-        files = st.file_uploader("Documents", accept_multiple_files=True, key="rag_files",
-                                 type=[k.lstrip(".") for k in load.KINDS],
-                                 help=f"Up to {load.MAX_UPLOAD_BYTES // 2**20} MB per file. Scripts in HTML are "
-                                      "removed, never run; encrypted PDFs are refused.")
-        for f in files or []:
-            try:
-                got = _read_upload(f.name, f.getvalue())
-            except load.LoadError as exc:
-                st.error(str(exc))
-                continue
-            docs.extend(got)
-            for d in got:
-                if d.note:
-                    st.warning(d.note)
+        docs = rag_ui.uploaded_docs()
     else:
-        url_ok, url_off_reason = _url_loading()
-        if not url_ok:
-            st.info(url_off_reason)
-        c1, c2 = st.columns([4, 1])
-        url = c1.text_input("URL", key="rag_url", placeholder="https://docs.python.org/3/library/json.html",
-                            disabled=not url_ok,
-                            help="A public web page or PDF, fetched once if this machine can reach the internet. "
-                                 "Addresses inside the server's own network (localhost, 10.x, 192.168.x, ...) are "
-                                 "refused.")
-        if c2.button("Fetch", key="rag_fetch", help="Download the page and keep its visible text", disabled=not url_ok):
-            try:
-                st.session_state.rag_url_docs = load.fetch_url(url, allowed=_url_loading()[0])
-            except load.LoadError as exc:
-                st.error(str(exc))
-        docs = list(st.session_state.rag_url_docs)
-    if docs:
-        corpus = load.corpus_id(docs)
-        st.success(f"{len(docs)} document(s), {sum(len(d.text) for d in docs):,} characters · corpus id `{corpus}`")
-        st.dataframe(pd.DataFrame([{"source": d.source, "kind": d.kind, "characters": len(d.text),
-                                    "starts with": d.text[:90].replace("\n", " ")} for d in docs]),
-                     hide_index=True, width="stretch", height=min(38 * len(docs) + 40, 300))
-    else:
-        corpus = ""
-        st.info("No documents yet: pick modules, upload files, or fetch a URL.")
+        docs = rag_ui.url_docs()
+    return docs, rag_ui.corpus_summary(docs)
 
-# ----------------------------------------------------------------------------------------------------- 2 · split
-with tab_split:
-    c1, c2, c3, c4 = st.columns(4)
-    method = c1.radio("Splitter", ["recursive", "sentence"], key="rag_method",
-                      help="Recursive: cut at blank lines, then lines, then sentence ends, spaces, characters. "
-                           "Sentence: pack whole sentences into chunks.")
-    unit = c2.radio("Measure in", ["chars", "tokens"], key="rag_unit",
-                    help="Tokens are the embedding model's word pieces: it reads at most 256 and cuts off the rest.")
-    size = c3.number_input("Chunk size", min_value=8, max_value=20_000, value=500 if unit == "chars" else 128,
-                           step=50 if unit == "chars" else 16, key=f"rag_chunk_size_{unit}",
-                           help="Maximum chunk length. Small chunks are precise but lose context; large ones dilute "
-                                "the embedding. 500 characters ≈ 110 tokens.")
-    overlap = c4.number_input("Overlap", min_value=0, max_value=10_000, value=50 if unit == "chars" else 16,
-                              step=10 if unit == "chars" else 4, key=f"rag_overlap_{unit}",
-                              help="How much of the end of one chunk is repeated at the start of the next, so a fact "
-                                   "cut at a boundary still appears whole once.")
-    separators = tuple(SEPARATORS)
-    if method == "recursive":
-        chosen = st.multiselect("Separators (coarsest first)", SEPARATORS, default=SEPARATORS, key="rag_separators",
-                                format_func=lambda s: split.SEPARATOR_NAMES[s],
-                                help="Tried in this order. Without 'between characters', a word longer than a "
-                                     "chunk stays whole.")
-        separators = tuple(s for s in SEPARATORS if s in chosen)
+
+def split_tab(docs: list[load.Document], corpus: str):
+    """2 · Split: splitter settings -> SplitConfig -> chunks, their lengths and the chunk viewer."""
+    knobs, separators = rag_ui.split_knobs()
     split_config, chunks = None, []
     with ui.friendly_errors("Splitting"):
-        split_config = split.SplitConfig(method=method, chunk_size=int(size), chunk_overlap=int(overlap), unit=unit,
+        split_config = split.SplitConfig(method=knobs["splitter"], chunk_size=knobs["chunk_size"],
+                                         chunk_overlap=knobs["chunk_overlap"], unit=knobs["unit"],
                                          separators=separators)
         if docs:
-            chunks = _split(corpus, tuple(docs), split_config)
+            chunks = rag_ui.split_corpus(corpus, tuple(docs), split_config)
     if chunks:
-        lengths = np.array([c.length for c in chunks])
-        shared = sum(split.overlap_len(a, b) for a, b in zip(chunks, chunks[1:]))
-        m = st.columns(4)
-        m[0].metric("Chunks", len(chunks))
-        m[1].metric(f"Mean length ({unit})", f"{lengths.mean():.0f}")
-        m[2].metric(f"Longest ({unit})", int(lengths.max()))
-        m[3].metric("Characters in overlaps", f"{shared:,}")
-        st.plotly_chart(rag_charts.length_histogram(chunks, split_config.chunk_size, unit), key="rag_hist")
-        view = st.selectbox("Chunk viewer: document", [d.source for d in docs], key="rag_view_doc",
-                            help="Each chunk is shaded (alternating blue/green), overlaps are orange, [n] marks "
-                                 "where chunk n starts.")
-        doc = next((d for d in docs if d.source == view), docs[0])
-        # st.html: no markdown pass over the text; the document text is html-escaped inside chunk_viewer_html
-        st.html(rag_charts.chunk_viewer_html(doc.text, [c for c in chunks if c.source == doc.source]))
+        rag_ui.chunk_stats(docs, chunks, split_config)
+    return knobs, split_config, chunks
 
-# --------------------------------------------------------------------------------------------- 3 · embed & store
-with tab_store:
-    embedders = [s.key for s in models.embedding_models()]
-    if st.session_state.get("rag_embedder") not in embedders:
-        st.session_state.pop("rag_embedder", None)
-    st.selectbox("Embedding model", embedders, key="rag_embedder", format_func=ui.display_name,
-                 help="all-MiniLM-L6-v2 (384 dimensions) is packaged; embedding models from your models file "
-                      "(kind = \"embedding\") are listed too. Each model gets its own collection.")
-    c1, c2 = st.columns([1, 2])
-    distance = c1.radio("Distance", list(store.DISTANCES), key="rag_distance",
-                        format_func=lambda d: {"cosine": "cosine", "l2": "l2 (squared Euclidean)",
-                                               "ip": "ip (inner product)"}[d],
-                        help="How Chroma measures closeness (smaller distance = closer). The collection is built "
-                             "for one distance; changing it makes a new collection.")
-    with c2:
-        st.latex(store.DISTANCE_LATEX[distance])
-        st.caption("all-MiniLM-L6-v2 vectors have length 1, so here l2 = 2 × cosine distance and ip = cosine "
-                   "distance: the ranking is the same, only the numbers differ. They differ for unnormalised vectors.")
+
+def store_tab(corpus: str, split_config: split.SplitConfig | None, chunks: list[split.Chunk]) -> str:
+    """3 · Embed & store: embed every chunk into the Chroma collection for these settings; returns the distance."""
+    rag_ui.embedder_picker()
+    distance = rag_ui.distance_picker()
     batch = st.select_slider("Batch size", [8, 16, 32, 64, 128], value=32, key="rag_batch",
                              help="Chunks embedded per forward pass; larger is faster until memory runs out.")
-    key = _index_key(corpus, split_config, distance) if corpus and split_config else ""
+    key = rag_ui.index_key(corpus, split_config, distance) if corpus and split_config else ""
     index: store.Index | None = st.session_state.rag_index
     if index is not None and index.name != key:
         st.info("The corpus or the settings changed since the last build: build again (an existing collection for "
@@ -278,54 +80,24 @@ with tab_store:
                  help="Embed every chunk with all-MiniLM-L6-v2 and add it to the Chroma collection for these settings"):
         with ui.friendly_errors("Embedding"):
             bar = st.progress(0.0, text="Loading the embedding model…")
-            embedder = _embedder()
+            embedder = rag_ui.embedder()
             st.session_state.rag_index = store.build_index(
-                store.corpus_for(corpus, _embedder_key()), chunks, embedder, split_config, distance, batch_size=batch,
-                progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+                store.corpus_for(corpus, rag_ui.embedder_key()), chunks, embedder, split_config, distance,
+                batch_size=batch, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
             st.session_state.rag_result = None
             bar.empty()
-    index = st.session_state.rag_index
-    if index is not None:
-        m = st.columns(4)
-        m[0].metric("Chunks stored", len(index))
-        if index.reused:
-            m[1].metric("Embedding", "reused")
-        else:
-            m[1].metric("Embedding time", f"{index.embed_seconds:.1f} s")
-            m[2].metric("Ingest speed", f"{index.chunks_per_second:.0f} chunks/s")
-        m[3].metric("Vector size", index.embeddings.shape[1])
-        st.caption(f"Collection `{index.name}` ({index.distance}) in "
-                   f"{'the Chroma server at ' if settings.chroma_url() else ''}`{store.where()}`.")
+    if st.session_state.rag_index is not None:
+        rag_ui.index_summary(st.session_state.rag_index)
+    return distance
 
-# -------------------------------------------------------------------------------------- 4 · retrieve & generate
-with tab_ask:
+
+def ask_tab() -> tuple[dict, str]:
+    """4 · Retrieve & generate: knobs -> RetrieveConfig -> retrieve -> stream the answers -> draw them with the
+    chunks. Returns the retrieval settings and the answering model for the evaluation tab."""
     index = st.session_state.rag_index
     question = st.text_input("Question", value="How do I make json.dumps output keys in sorted order?",
                              key="rag_question", help="Ask about the loaded documents.")
-    c1, c2, c3, c4 = st.columns(4)
-    k = c1.slider("k (chunks)", 1, 10, 4, key="rag_k", help="How many chunks go into the prompt.")
-    rmethod = c2.radio("Search", list(retrieve.METHODS), key="rag_search",
-                       format_func=lambda m: {"dense": "dense top-k", "mmr": "MMR (diverse)",
-                                              "hybrid": "hybrid BM25 + dense"}[m],
-                       help="Dense: nearest vectors. MMR: trade relevance for diversity. Hybrid: fuse keyword (BM25) "
-                            "and vector rankings with reciprocal rank fusion.")
-    fetch_k = c2.slider("Candidates (fetch_k)", 5, 50, 10, 5, key="rag_fetch_k",
-                        disabled=rmethod == "dense" and not st.session_state.get("rag_rerank"),
-                        help="How many nearest chunks MMR, hybrid fusion and re-ranking choose the k from.")
-    lam = c3.slider("MMR λ", 0.0, 1.0, 0.5, 0.05, key="rag_lambda", disabled=rmethod != "mmr",
-                    help="1 = pure relevance (same as dense), 0 = pure diversity.")
-    w_bm25 = c3.slider("BM25 weight", 0.0, 1.0, 0.5, 0.05, key="rag_bm25", disabled=rmethod != "hybrid",
-                       help="Share of the keyword ranking in the fused score.")
-    hyde = c4.checkbox("HyDE rewrite", key="rag_hyde",
-                       help="The model first writes a hypothetical answer; we search with the mean of its embedding "
-                            "and the question's (Gao et al. 2022). Costs one extra generation.")
-    rerank = c4.checkbox("Re-rank with the LLM", key="rag_rerank",
-                         help="The model reads the question with each candidate chunk (like a cross-encoder) and "
-                              "scores log p(Yes) − log p(No); the best k are kept. One forward pass per candidate.")
-    threshold = c4.slider("Relevance threshold", 0.0, 1.0, retrieve.RetrieveConfig.min_similarity, 0.05,
-                          key="rag_threshold",
-                          help="If the best chunk's cosine similarity is below this, the answer is \"I don't know\" "
-                               "and the model is not asked.")
+    retrieval, threshold = rag_ui.retrieval_knobs()
     gen_key = ui.generator_picker("Model that answers", "rag_gen_model",
                                   help="SmolLM2-135M-Instruct is the default. Any local model or endpoint from your "
                                        "models file can answer; re-ranking needs a local model (it reads the "
@@ -334,99 +106,38 @@ with tab_ask:
         st.info(f"{models.spec(gen_key).display_name} is an endpoint: it can answer and write the HyDE passage, but "
                 "LLM re-ranking scores log p(Yes) − log p(No), which only a local model gives. Untick re-ranking "
                 "or pick a local model.")
-    g1, g2, g3 = st.columns(3)
-    top = settings.new_tokens_slider_max(256)
-    max_tokens = g1.slider("Answer length (tokens)", 16, top, min(64, top), 16, key="rag_max_tokens",
-                           help="~10 tokens/s on a 2-core CPU for the 135M model."
-                                + (f" This server caps answers at {top} tokens." if top < 256 else ""))
-    compare = g2.checkbox("Also answer without retrieval", value=True, key="rag_compare",
-                          help="The same model and question with no context, side by side.")
-    temperature = g3.slider("Temperature", 0.0, 1.5, 0.0, 0.1, key="rag_temperature",
-                            help="0 = always the most likely token (reproducible).")
+    max_tokens, compare, temperature = rag_ui.answer_knobs()
     ask = st.button("Retrieve and answer", type="primary", key="rag_ask", disabled=index is None,
                     help="Retrieve the chunks, then stream the model's answer")
     if index is None:
         st.info("Build the index in **3 · Embed & store** first.")
     if ask and index is not None:
         with ui.friendly_errors("Retrieval"):
-            rconfig = retrieve.RetrieveConfig(k=min(k, len(index)), method=rmethod, fetch_k=max(fetch_k, k),
-                                              mmr_lambda=lam, bm25_weight=w_bm25, rewrite="hyde" if hyde else "none",
-                                              rerank="llm" if rerank else "none", min_similarity=threshold)
+            rconfig = retrieve.RetrieveConfig(**{**retrieval, "k": min(retrieval["k"], len(index))},
+                                              min_similarity=threshold)
             gconfig = generation.GenerationConfig(max_new_tokens=settings.check_new_tokens(max_tokens),
                                                   temperature=temperature, seed=0)
-            embedder = _embedder()
             lm = ui.cached_target(gen_key)
-            rewriter = functools.partial(generate.hyde_passage, lm) if hyde else None
-            reranker = functools.partial(generate.llm_relevance, lm) if rerank else None
-            result = retrieve.retrieve(index, question, embedder, rconfig, rewriter=rewriter, reranker=reranker)
+            rewriter = functools.partial(generate.hyde_passage, lm) if rconfig.rewrite == "hyde" else None
+            reranker = functools.partial(generate.llm_relevance, lm) if rconfig.rerank == "llm" else None
+            result = retrieve.retrieve(index, question, rag_ui.embedder(), rconfig, rewriter=rewriter,
+                                       reranker=reranker)
             st.session_state.rag_result = result
             st.session_state.rag_answers = {}
-            cols = st.columns(2 if compare else 1)
-            with cols[0]:
-                st.markdown("**With retrieval**")
-                answer = st.write_stream(generate.stream_answer(lm, result, gconfig, threshold))
-            st.session_state.rag_answers["rag"] = answer if isinstance(answer, str) else "".join(map(str, answer))
-            if compare:
-                with cols[1]:
-                    st.markdown("**Without retrieval**")
-                    plain = st.write_stream(generate.stream_plain(lm, question, gconfig))
-                st.session_state.rag_answers["plain"] = plain if isinstance(plain, str) else "".join(map(str, plain))
-            st.session_state.rag_answers["threshold"] = threshold
+            st.session_state.rag_answers = rag_ui.stream_answers(lm, result, question, gconfig, threshold, compare)
             st.rerun()  # draw the stored result below with links and scores
 
     result: retrieve.Retrieval | None = st.session_state.rag_result
     answers = st.session_state.rag_answers
     if result is not None and index is not None and result.hits and result.hits[0].chunk.index < len(index.chunks):
-        embed = functools.partial(store.embed_texts, _embedder())
-        contexts = [h.chunk.text for h in result.hits]
-        cols = st.columns(2 if "plain" in answers else 1)
-        for col, (name, title) in zip(cols, [("rag", "With retrieval"), ("plain", "Without retrieval")]):
-            if name not in answers:
-                continue
-            with col:
-                st.markdown(f"**{title}**")
-                if not answers[name].strip():
-                    st.caption("(the model returned an empty answer)")
-                st.markdown(_linked(answers[name], len(result.hits)) if name == "rag" else answers[name])
-                if name == "rag":
-                    cited = generate.citations(answers[name], len(result.hits))
-                    st.caption("Cites " + ", ".join(f"[{n}] {result.hits[n - 1].chunk.source}" for n in cited)
-                               if cited else "No chunk cited.")
-                if answers[name].strip() and not answers[name].startswith("I don't know:"):
-                    t = evaluate.triad(result.question, answers[name], contexts, embed,
-                                       context_vecs=index.embeddings[[h.chunk.index for h in result.hits]])
-                    m = st.columns(3)
-                    m[0].metric("Context relevance", f"{t['context_relevance']:.2f}")
-                    m[1].metric("Groundedness", f"{t['groundedness']:.2f}")
-                    m[2].metric("Answer relevance", f"{t['answer_relevance']:.2f}")
-        st.caption("Triad scores are cosine similarities of all-MiniLM-L6-v2 embeddings (not an LLM judge): they "
-                   "measure topical closeness, not truth. See **5 · Evaluate** for their noise level.")
-        if result.hypothetical:
-            with st.expander("HyDE: the hypothetical passage that was embedded"):
-                st.text(result.hypothetical)
-        timing = " · ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timings_ms.items())
-        st.markdown(f"**Retrieved chunks** · {timing}")
-        formula = store.distance(index.distance, result.query_vec, index.embeddings[[h.chunk.index for h in result.hits]])
-        table = pd.DataFrame([{"#": h.rank, "source": h.chunk.source, "chunk": h.chunk.position + 1,
-                               "characters": f"{h.chunk.start}–{h.chunk.end}", "cosine similarity": h.similarity,
-                               f"Chroma {index.distance} distance": h.distance, "formula (numpy)": float(f),
-                               "BM25": h.bm25, "method score": h.score} for h, f in zip(result.hits, formula)])
-        st.dataframe(table, hide_index=True, width="stretch",
-                     column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                    for c in table.columns if table[c].dtype.kind == "f"})
-        cited = generate.citations(answers.get("rag", ""), len(result.hits))
-        for h in result.hits:
-            st.markdown(f'<a id="rag-chunk-{h.rank}"></a>', unsafe_allow_html=True)
-            with st.expander(f"[{h.rank}] {h.chunk.source} · chunk {h.chunk.position + 1} · "
-                             f"similarity {h.similarity:.3f}" + (" · cited" if h.rank in cited else ""),
-                             expanded=h.rank in cited):
-                st.text(h.chunk.text)  # plain text: uploaded markup is never rendered
-        with ui.friendly_errors("The map"):
-            st.plotly_chart(rag_charts.embedding_map(index.embeddings, index.chunks, result.query_vec,
-                                                     [h.chunk.index for h in result.hits]), key="rag_map")
+        rag_ui.answers_with_scores(result, answers, index)
+        rag_ui.retrieved_chunks(result, answers, index)
+    return retrieval, gen_key
 
-# ---------------------------------------------------------------------------------------------------- 5 · evaluate
-with tab_eval:
+
+def eval_tab(split_knobs: dict, distance: str, retrieval: dict, gen_key: str) -> None:
+    """5 · Evaluate: the current settings -> RagEvalConfig -> a background run over the question set -> the
+    summary and the leaderboard; then C9, RAG vs no-RAG."""
     st.markdown("Runs the current **split, distance and search settings** over the bundled question set on the "
                 "standard-library corpus (the modules picked in *1 · Load*), then adds the configuration to the "
                 "leaderboard. Change one setting, run again, compare.")
@@ -445,15 +156,13 @@ with tab_eval:
                  help="Runs in the background; the page stays usable"):
         with ui.friendly_errors("Evaluation"):
             cfg = evaluate.RagEvalConfig(
-                splitter=method, chunk_size=int(size), chunk_overlap=int(overlap), unit=unit, distance=distance,
-                k=k, method=rmethod, fetch_k=max(fetch_k, k), mmr_lambda=lam, bm25_weight=w_bm25,
-                rewrite="hyde" if hyde else "none", rerank="llm" if rerank else "none", generate_answers=gen_answers,
-                max_new_tokens=settings.check_new_tokens(eval_tokens),
-                n_questions=int(n_q), corpus_modules=modules, tiny_model=settings.tiny_models(),
-                model=gen_key, embedder=_embedder_key())
-            embedder = _embedder()
-            lm = ui.cached_target(gen_key) if gen_answers or hyde or rerank else None
-            if rerank:
+                **split_knobs, distance=distance, **retrieval, generate_answers=gen_answers,
+                max_new_tokens=settings.check_new_tokens(eval_tokens), n_questions=int(n_q), corpus_modules=modules,
+                tiny_model=settings.tiny_models(), model=gen_key, embedder=rag_ui.embedder_key())
+            embedder = rag_ui.embedder()
+            needs_lm = gen_answers or cfg.rewrite == "hyde" or cfg.rerank == "llm"
+            lm = ui.cached_target(gen_key) if needs_lm else None
+            if cfg.rerank == "llm":
                 backends.require_local(lm, "used to re-rank (it scores log p(Yes) − log p(No))")
             st.session_state.rag_eval_run_id = jobs.submit(
                 cfg, functools.partial(evaluate.run_eval, embedder=embedder, lm=lm), owner=ui.session_id(),
@@ -465,38 +174,23 @@ with tab_eval:
                               ("Latency (ms)", ["search_ms", "rerank_ms", "generate_ms"])], prefix="rag", smoothing=0.0)
         run = jobs.get(run_id)
         if run is not None and run.status == jobs.DONE:
-            s = run.summary
-            m = st.columns(5)
-            m[0].metric(f"hit@{run.config['k']}", f"{s['hit_at_k']:.2f}")
-            m[1].metric("MRR", f"{s['mrr']:.2f}")
-            for col, key_ in zip(m[2:], ("context_relevance", "groundedness", "answer_relevance")):
-                lo, hi = s.get(f"{key_}_ci", (float("nan"), float("nan")))
-                value = s[key_]
-                col.metric(key_.replace("_", " ").capitalize(), f"{value:.2f}" if value == value else "–",
-                           help=f"95 % bootstrap interval over questions: {lo:.2f}–{hi:.2f}" if value == value
-                           else "Needs answers: tick 'Generate answers'.")
-            st.caption(f"Noise floor: the questions score {s['noise_floor']:.2f} cosine against *random* chunks. "
-                       "Triad differences between configurations smaller than their bootstrap intervals are noise. "
-                       f"Search p50 {s['search_ms_p50']:.1f} ms, p95 {s['search_ms_p95']:.1f} ms"
-                       + (f", generation p50 {s['generate_ms_p50']:.0f} ms." if s.get("generate_ms_p50") == s.get(
-                           "generate_ms_p50") else "."))
-            eval_result = results.load_result(run)
-            if eval_result is not None and eval_result.questions:
-                per_q = pd.DataFrame(eval_result.questions)
-                st.dataframe(per_q, hide_index=True, width="stretch", key="rag_eval_table")
-    rows = evaluate.leaderboard(results.runs(evaluate.RagEvalConfig))
-    st.subheader("Leaderboard")
-    if rows:
-        board = pd.DataFrame(rows)
-        st.dataframe(board, hide_index=True, width="stretch", key="rag_board",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                    for c in board.columns if board[c].dtype.kind == "f"})
-        st.plotly_chart(rag_charts.leaderboard_bars(rows[:8]), key="rag_board_chart")
-        st.download_button("Leaderboard (CSV)", board.to_csv(index=False), file_name="rag-leaderboard.csv",
-                           key="rag_board_csv")
-    else:
-        st.caption("No evaluated configurations yet.")
-    rag_vs_no_rag(modules)
+            rag_ui.eval_summary(run)
+    rag_ui.leaderboard()
+    rag_ui.rag_vs_no_rag(modules, gen_key)
+
+
+tab_load, tab_split, tab_store, tab_ask, tab_eval = st.tabs(
+    ["1 · Load", "2 · Split", "3 · Embed & store", "4 · Retrieve & generate", "5 · Evaluate"])
+with tab_load:
+    docs, corpus = load_tab()
+with tab_split:
+    split_knobs, split_config, chunks = split_tab(docs, corpus)
+with tab_store:
+    distance = store_tab(corpus, split_config, chunks)
+with tab_ask:
+    retrieval, gen_key = ask_tab()
+with tab_eval:
+    eval_tab(split_knobs, distance, retrieval, gen_key)
 
 ui.how_it_works(
     r"""
