@@ -127,19 +127,15 @@ class ClassifierConfig:
             raise ValueError("Choose at least one setting to train (e.g. head only).")
         if any(b < -1 for b in self.blocks):
             raise ValueError("blocks are 0 (head only), k >= 1 (head + last k blocks) or -1 (everything).")
-        if not 1 <= self.epochs <= 50:
-            raise ValueError("epochs must be between 1 and 50.")
-        if not 1 <= self.batch_size <= 256:
-            raise ValueError("batch_size must be between 1 and 256.")
-        if not (0 < self.lr < 1) or math.isnan(self.lr):
-            raise ValueError("The learning rate must be between 0 and 1 (try 5e-4).")
-        if not 4 <= self.max_len <= 2048:
-            raise ValueError("max_len must be between 4 and 2048 tokens.")
+        training.check_between("epochs", self.epochs, 1, 50)
+        training.check_between("batch_size", self.batch_size, 1, 256)
+        training.check_lr(self.lr, "try 5e-4")
+        training.check_between("max_len", self.max_len, 4, 2048, "tokens")
 
 
 def encode(tokenizer, texts, max_len: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded ids and mask (B, T)."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = training.pad_id(tokenizer)
     rows = [tokenizer(t, add_special_tokens=False)["input_ids"][:max_len] or [pad] for t in texts]
     T = max(len(r) for r in rows)
     ids = torch.full((len(rows), T), pad, dtype=torch.long)
@@ -236,6 +232,50 @@ def evaluate(clf: SpamClassifier, feats: torch.Tensor, mask: torch.Tensor, label
     return loss / len(labels), correct / len(labels)
 
 
+def classification_loss(clf: SpamClassifier, feats: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+                        ) -> torch.Tensor:
+    """Cross-entropy of the new head's two logits (B, 2) against the labels (B,) — Raschka ch. 6."""
+    return F.cross_entropy(clf(feats, mask).float(), labels)
+
+
+def _fit_setting(ctx, cfg: ClassifierConfig, clf: SpamClassifier, params: list, k: int, first_step: int,
+                 train_set: tuple, val_set: tuple) -> tuple[training.FitResult, list[float]]:
+    """`cfg.epochs` epochs of one blocks setting through the shared loop, evaluated and logged once per epoch.
+
+    AdamW at a constant rate with weight decay 0.01; logged steps continue from `first_step` across settings.
+    Returns the loop's FitResult and the training time of each epoch (evaluation excluded).
+    """
+    feats_tr, mask_tr, y_tr = train_set
+    device = y_tr.device
+    steps_per_epoch = math.ceil(len(y_tr) / cfg.batch_size)
+    state = {"epoch": 0, "t_epoch": 0.0, "total_loss": 0.0}
+    epoch_seconds: list[float] = []
+    rng = torch.Generator().manual_seed(cfg.seed)
+
+    def batches():
+        for epoch in range(1, cfg.epochs + 1):
+            state.update(epoch=epoch, t_epoch=time.perf_counter(), total_loss=0.0)
+            order = torch.randperm(len(y_tr), generator=rng).to(device)
+            for i in range(0, len(order), cfg.batch_size):
+                yield order[i:i + cfg.batch_size]
+
+    def loss_fn(idx) -> training.StepOutput:
+        loss = classification_loss(clf, feats_tr[idx], mask_tr[idx], y_tr[idx])
+        state["total_loss"] += loss.item() * len(idx)
+        return training.StepOutput(loss, tokens=int(mask_tr[idx].sum()))
+
+    def end_of_epoch(step: int) -> dict:
+        epoch_seconds.append(time.perf_counter() - state["t_epoch"])
+        _, train_acc = evaluate(clf, feats_tr, mask_tr, y_tr)
+        val_loss, val_acc = evaluate(clf, *val_set)
+        return dict(blocks=k, epoch=state["epoch"], train_loss=state["total_loss"] / len(y_tr), val_loss=val_loss,
+                    train_acc=train_acc, val_acc=val_acc, epoch_seconds=epoch_seconds[-1])
+
+    loop = training.LoopSettings(steps=steps_per_epoch * cfg.epochs, lr=cfg.lr, schedule="constant", weight_decay=0.01,
+                                 eval_every=steps_per_epoch, log_every=0, first_step=first_step)
+    return training.fit(ctx, params, batches(), loss_fn, loop, evaluate=end_of_epoch, device=device), epoch_seconds
+
+
 def train(ctx, lm: LoadedModel, data: LabelledSet | None = None) -> dict:
     """A jobs step function: for each blocks setting, train `epochs` epochs; log accuracy and time per epoch."""
     cfg: ClassifierConfig = ctx.config
@@ -268,35 +308,17 @@ def train(ctx, lm: LoadedModel, data: LabelledSet | None = None) -> dict:
         clf = SpamClassifier(lm, k, seed=cfg.seed)
         params = [p for p in clf.parameters() if p.requires_grad]
         trainable = sum(p.numel() for p in params)
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
-        rng = torch.Generator().manual_seed(cfg.seed)
         _, acc0 = evaluate(clf, feats_va, mask_va, y_va)
-        epoch_seconds = []
-        for epoch in range(1, cfg.epochs + 1):
-            t_epoch, total_loss = time.perf_counter(), 0.0
-            order = torch.randperm(len(y_tr), generator=rng).to(device)
-            for i in range(0, len(order), cfg.batch_size):
-                idx = order[i:i + cfg.batch_size]
-                logits = clf(feats_tr[idx], mask_tr[idx])
-                loss = F.cross_entropy(logits.float(), y_tr[idx])
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                total_loss += loss.item() * len(idx)
-                step += 1
-                ctx.check_stop()
-            epoch_seconds.append(time.perf_counter() - t_epoch)
-            _, train_acc = evaluate(clf, feats_tr, mask_tr, y_tr)
-            val_loss, val_acc = evaluate(clf, feats_va, mask_va, y_va)
-            ctx.log(step=step, blocks=k, epoch=epoch, train_loss=total_loss / len(y_tr), val_loss=val_loss,
-                    train_acc=train_acc, val_acc=val_acc, epoch_seconds=epoch_seconds[-1])
+        fit, epoch_seconds = _fit_setting(ctx, cfg, clf, params, k, step, (feats_tr, mask_tr, y_tr),
+                                          (feats_va, mask_va, y_va))
+        step += fit.steps
+        val_acc, train_acc = fit.last_eval["val_acc"], fit.last_eval["train_acc"]
         ctx.note(f"{name}: {trainable:,} trainable parameters, validation accuracy {acc0:.0%} -> {val_acc:.0%}, "
                  f"{sum(epoch_seconds) / len(epoch_seconds):.2f} s per epoch")
         results.append({"setting": name, "blocks": k, "trainable": trainable, "val_acc_before": acc0,
                         "val_acc": val_acc, "train_acc": train_acc, "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
                         "frozen_seconds_once": frozen_seconds if k < L else 0.0})
-        del clf, optimizer
+        del clf, fit
     ctx.save_json("classifier.json", results)
     return {"results": results, "classes": list(data.classes)}
 
