@@ -263,7 +263,9 @@ def score_item(model: torch.nn.Module, tokenizer, item: MCItem, shots: Sequence[
     choices = choice_strings(item, choice_format)
     pairs = [encode_pair(tokenizer, context, " " + c) for c in choices]  # lm-eval's target_delimiter " "
     ctx_ids = pairs[0][0]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    from labs.training import pad_id
+
+    pad = pad_id(tokenizer)  # padded positions are masked; EOS like every other lab
     if lock is not None:
         with lock:
             scored = score_choices(model, ctx_ids, [p[1] for p in pairs], pad)
