@@ -107,17 +107,17 @@ def fit_line(ctx, started: threading.Event | None = None, release: threading.Eve
         if started is not None and ctx._run.step == 1:
             started.set()
             release.wait(10)
-        return training.StepOutput(loss, tokens=len(x), metrics={"w": float(w)}, flops=2.0 * len(x) * step)
+        return training.StepOutput(loss, tokens=len(x), metrics={"w": float(w.detach())}, flops=2.0 * len(x) * step)
 
     def evaluate(step):
         evaluations.append(step)
-        return {"val_loss": float(((w - 3) ** 2).sum())}
+        return {"val_loss": float(((w.detach() - 3) ** 2).sum())}
 
     ctx.set_total(cfg.steps)
     settings = training.LoopSettings(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup, eval_every=cfg.eval_every,
                                      eval_at_start=True)
     result = training.fit(ctx, [w], batches(), loss_fn, settings, evaluate=evaluate)
-    return {"w": float(w), "evaluations": evaluations, "final_loss": result.final_loss,
+    return {"w": float(w.detach()), "evaluations": evaluations, "final_loss": result.final_loss,
             "gflops": result.achieved_gflops, "tokens_per_s": result.tokens_per_s}
 
 
