@@ -27,6 +27,15 @@ VARIANTS = {
     "kda": "KDA (Kimi Delta Attention)",
     "power": "Power attention",
 }
+
+
+def check_mixers(names) -> None:
+    """ValueError unless `names` picks at least one known mixer (the message lists the choices)."""
+    if not names:
+        raise ValueError("Pick at least one mixer to train.")
+    for m in names:
+        if m not in VARIANTS:
+            raise ValueError(f"Unknown mixer '{m}'. Choose from: {', '.join(VARIANTS)}.")
 LINEAR_FAMILY = ("linear", "deltanet", "gated_deltanet", "kda", "power")
 
 

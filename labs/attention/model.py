@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from labs.attention import tasks
-from labs.attention.mixers import VARIANTS, MixerConfig, build_mixer, state_numbers
+from labs.attention.mixers import MixerConfig, build_mixer, check_mixers, state_numbers
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,7 @@ class TrainConfig:
     max_tokens_per_step: int = field(default=16384, repr=False)  # batch × length × mixers guard for a 2-core CPU
 
     def __post_init__(self):
-        if not self.mixers:
-            raise ValueError("Pick at least one mixer to train.")
-        for m in self.mixers:
-            if m not in VARIANTS:
-                raise ValueError(f"Unknown mixer '{m}'. Choose from: {', '.join(VARIANTS)}.")
+        check_mixers(self.mixers)
         self.task_config()  # validates the task fields
         for m in self.mixers:
             self.model_config(m).mixer_config()  # validates heads, window, p

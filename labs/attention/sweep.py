@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from labs.attention import tasks
-from labs.attention.mixers import VARIANTS, state_numbers
+from labs.attention.mixers import check_mixers, state_numbers
 from labs.attention.model import ModelConfig, TinyLM, evaluate, fit_side_by_side
 
 
@@ -47,11 +47,7 @@ class PairsSweepConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not self.mixers:
-            raise ValueError("Pick at least one mixer to train.")
-        for m in self.mixers:
-            if m not in VARIANTS:
-                raise ValueError(f"Unknown mixer '{m}'. Choose from: {', '.join(VARIANTS)}.")
+        check_mixers(self.mixers)
         if len(self.pairs) < 2:
             raise ValueError("Pick at least two numbers of pairs: the sweep draws accuracy against pairs.")
         if min(self.pairs) < 1:
