@@ -101,3 +101,20 @@ def test_runs_lists_by_config_class():
     assert run.id in [r.id for r in listed]
     assert all(r.kind == "CostConfig" for r in listed)
     assert not any(r.id == run.id for r in results.runs(lora.LoraRunConfig))
+
+
+def test_attention_task_run_reads_back_its_config_and_a_table_row(manager):
+    from labs.attention import model
+
+    config = model.TrainConfig(task="mqar", mixers=("softmax", "kda"), num_kv_pairs=4, steps=20, seed=107)
+    summary = {"accuracy": {"softmax": 0.9, "kda": 0.5}, "seq_len": 16, "chance": 0.1}
+    run = _finish(manager, config, summary=summary)
+    assert isinstance(results.load_result(run), results.AttentionResult)
+    assert results.attention_train_config(run) == config  # mixers come back as a tuple
+    empty = _finish(manager, model.TrainConfig(task="parity", steps=20, seed=108), summary={"seq_len": 8})
+    rows = results.attention_task_rows([run, empty])
+    assert len(rows) == 1  # a run without accuracies is left out
+    assert rows[0]["task"] == "mqar" and rows[0]["pairs"] == 4 and rows[0]["length"] == 16
+    from labs.attention.mixers import VARIANTS
+
+    assert rows[0][VARIANTS["softmax"]] == 0.9 and rows[0][VARIANTS["kda"]] == 0.5  # one column per mixer, by name
