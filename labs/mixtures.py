@@ -485,7 +485,6 @@ def _train(ctx, uploads, eval_windows: int, sample_bytes: int, device: str) -> d
     weights, _ = normalise_weights(list(cfg.weights))
     gcfg = cfg.gpt_config()
     model = GPT(gcfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
     T, B = cfg.block_size, cfg.batch_size
     windows = {}
     for n in names:

@@ -18,14 +18,14 @@ import math
 import random
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
-from labs import adapters, generation, settings, training
+from labs import adapters, generation, training
 from labs.data.instructions import Example, bundled
 from labs.models import LoadedModel, ModelError
 
