@@ -34,6 +34,7 @@ from labs import compute, settings
 log = logging.getLogger(__name__)
 
 _DONE = object()  # end-of-stream marker in a request's queue
+PREFILL_TOKENS = 4096  # prompt tokens prefilled together in one step at most (the rest join at the next step)
 
 
 class EngineError(RuntimeError):
@@ -134,6 +135,7 @@ class Engine:
         self.positions: torch.Tensor | None = None  # (B,) position id of each row's next token
         self.batchable: bool | None = None  # known after the first prefill: is the cache a list of KV layers?
         self.steps = 0  # decode steps taken (for tests and benchmarks)
+        self.prefills = 0  # prefill forwards (several newcomers share one)
         self.max_batch_seen = 0
 
     @staticmethod
@@ -178,15 +180,17 @@ class Engine:
                 if not self.rows and not self._waiting:
                     self._thread = None  # idle: the next submit starts a fresh thread
                     return
-                joiners = []
+                joiners, prefill_tokens = [], 0
                 while self._waiting and len(self.rows) + len(joiners) < self.max_streams:
-                    if not self._fits(self._waiting[0], joiners):
+                    head = self._waiting[0]
+                    if not self._fits(head, joiners) or (joiners and prefill_tokens + len(head.ids) > PREFILL_TOKENS):
                         break
                     joiners.append(self._waiting.popleft())
+                    prefill_tokens += len(head.ids)
             try:
                 with compute.slot("generation"):
-                    for request in joiners:
-                        self._join(request)
+                    if joiners:
+                        self._join(joiners)
                     self._drop_finished()
                     if self.rows:
                         self._step()
@@ -212,45 +216,77 @@ class Engine:
         return longest + budget < self.window - 1
 
     @torch.inference_mode()
-    def _join(self, request: Request) -> None:
-        """Prefill the prompt alone (B = 1), emit its first token, and merge its cache into the batch."""
-        if request.wants_out:
-            request.out.put(_DONE)
+    def _join(self, requests: list[Request]) -> None:
+        """Prefill the newcomers' prompts in one forward (left-padded to the longest, (N, T) in, one logit row
+        each out), emit each one's first token, and merge their caches into the batch. One prompt alone is
+        prefilled unpadded, exactly as it would be outside a batch."""
+        for gone in [r for r in requests if r.wants_out]:
+            gone.out.put(_DONE)
+        requests = [r for r in requests if not r.wants_out]
+        if not requests:
             return
+        lengths = [len(r.ids) for r in requests]
+        t_new = max(lengths)
+        mask = torch.tensor([[0] * (t_new - n) + [1] * n for n in lengths], device=self.device)  # (N, T)
+        ids = torch.tensor([[0] * (t_new - len(r.ids)) + r.ids for r in requests], device=self.device)
+        padded = min(lengths) < t_new
         try:
-            ids = torch.tensor([request.ids], device=self.device)
+            self.prefills += 1
             with self.lock:
-                out = self.module(input_ids=ids, use_cache=True, logits_to_keep=1)
-            token = self._sample(request, out.logits[0, -1])
-        except Exception as exc:  # noqa: BLE001 - this request only
-            request.out.put(EngineError(f"This answer failed while reading the prompt: {type(exc).__name__}: {exc}"))
+                out = self.module(input_ids=ids, use_cache=True, logits_to_keep=1,
+                                  attention_mask=mask if padded else None,
+                                  position_ids=(mask.cumsum(1) - 1).clamp(min=0) if padded else None)
+        except Exception as exc:  # noqa: BLE001 - find the request at fault: one at a time, each fails alone
+            if len(requests) > 1:
+                for request in requests:
+                    self._join([request])
+                return
+            requests[0].out.put(EngineError(f"This answer failed while reading the prompt: "
+                                            f"{type(exc).__name__}: {exc}"))
             return
-        request.first_token_s = time.perf_counter() - request.submitted
-        if self._emit(request, token):
-            return
+        keep, tokens = [], []
+        for i, request in enumerate(requests):
+            try:
+                token = self._sample(request, out.logits[i, -1])
+            except Exception as exc:  # noqa: BLE001 - this request only
+                request.out.put(EngineError(f"This answer failed: {type(exc).__name__}: {exc}"))
+                continue
+            request.first_token_s = time.perf_counter() - request.submitted
+            if not self._emit(request, token):
+                keep.append(i)
+                tokens.append(token)
         cache = out.cache
         if self.batchable is None:
             self.batchable = _layers(cache) is not None
-        one = torch.ones(1, len(request.ids), dtype=torch.long, device=self.device)
+        if not keep:
+            return
+        rows = [requests[i] for i in keep]
+        if len(keep) < len(requests):  # some finished at their first token: their rows leave the new cache
+            index = torch.tensor(keep, device=self.device)
+            for layer in _layers(cache) or ():
+                layer.keys, layer.values = layer.keys.index_select(0, index), layer.values.index_select(0, index)
+            mask = mask.index_select(0, index)
+        next_tokens = torch.tensor(tokens, device=self.device)[:, None]
+        positions = torch.tensor([len(r.ids) for r in rows], device=self.device)
         if not self.rows:
-            self.rows, self.cache, self.mask = [request], cache, one
-            self.next_tokens = torch.tensor([[token]], device=self.device)
-            self.positions = torch.tensor([len(request.ids)], device=self.device)
+            self.rows, self.cache, self.mask = rows, cache, mask
+            self.next_tokens, self.positions = next_tokens, positions
+            self._trim()
             return
         mine, theirs = _layers(cache), _layers(self.cache)
         if mine is None or theirs is None or len(mine) != len(theirs):
             raise EngineError("This model's cache cannot be batched.")  # _fits prevents this
-        t_batch, t_new = self.mask.shape[1], len(request.ids)
+        t_batch = self.mask.shape[1]
         n = max(t_batch, t_new)
         for a, b in zip(theirs, mine):
             a.keys = torch.cat([_pad_left(a.keys, n - t_batch, -2), _pad_left(b.keys, n - t_new, -2)], dim=0)
             a.values = torch.cat([_pad_left(a.values, n - t_batch, -2), _pad_left(b.values, n - t_new, -2)], dim=0)
             if hasattr(a, "cumulative_length"):  # sliding-window layers count positions themselves
                 a.cumulative_length = n
-        self.mask = torch.cat([_pad_left(self.mask, n - t_batch, 1), _pad_left(one, n - t_new, 1)], dim=0)
-        self.next_tokens = torch.cat([self.next_tokens, torch.tensor([[token]], device=self.device)], dim=0)
-        self.positions = torch.cat([self.positions, torch.tensor([t_new], device=self.device)])
-        self.rows.append(request)
+        self.mask = torch.cat([_pad_left(self.mask, n - t_batch, 1), _pad_left(mask, n - t_new, 1)], dim=0)
+        self.next_tokens = torch.cat([self.next_tokens, next_tokens], dim=0)
+        self.positions = torch.cat([self.positions, positions])
+        self.rows.extend(rows)
 
     @torch.inference_mode()
     def _step(self) -> None:
@@ -314,11 +350,17 @@ class Engine:
         self.mask = self.mask.index_select(0, index)
         self.next_tokens = self.next_tokens.index_select(0, index)
         self.positions = self.positions.index_select(0, index)
-        layers = _layers(self.cache)
-        first_real = int(self.mask.any(dim=0).nonzero()[0])  # columns before it are padding in every row
-        for layer in layers or ():
-            layer.keys = layer.keys.index_select(0, index)[:, :, first_real:]
-            layer.values = layer.values.index_select(0, index)[:, :, first_real:]
+        for layer in _layers(self.cache) or ():
+            layer.keys, layer.values = layer.keys.index_select(0, index), layer.values.index_select(0, index)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop the leading columns that are padding in every row (the cache and the mask)."""
+        first_real = int(self.mask.any(dim=0).nonzero()[0])
+        if first_real == 0:
+            return
+        for layer in _layers(self.cache) or ():
+            layer.keys, layer.values = layer.keys[:, :, first_real:], layer.values[:, :, first_real:]
             if hasattr(layer, "cumulative_length"):
                 layer.cumulative_length -= first_real
         self.mask = self.mask[:, first_real:]

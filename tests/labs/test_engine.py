@@ -182,3 +182,13 @@ def test_both_sides_of_a_battle_share_one_batch(tiny):
     battle = arena.start_battle("Say hello", pair[0], pair[1], lambda key: tiny, max_new_tokens=24, seed=1)
     assert battle.wait(timeout=120) and not battle.failed
     assert eng.max_batch_seen >= 2
+
+
+def test_newcomers_are_prefilled_together_and_answer_as_alone(tiny):
+    cfg = GenerationConfig(max_new_tokens=16, temperature=0, repetition_penalty=1.0)
+    prompts = PROMPTS + ["Name a colour", "What is two plus two, written as a word?"]
+    alone = [_alone(tiny, p, cfg) for p in prompts]
+    eng = engine.Engine(tiny.model, threading.Lock())
+    reqs = [eng.submit(engine.Request(generation.encode_prompt(tiny, p, 16), cfg, frozenset())) for p in prompts]
+    assert [list(r.tokens()) for r in reqs] == alone
+    assert eng.prefills < len(prompts)  # left-padded prompts shared prefill forwards
