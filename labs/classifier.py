@@ -7,7 +7,7 @@ Frozen blocks compute the same thing every epoch, so we run them once and cache 
 first trainable block); each epoch then pays only for the trainable blocks — which is why "training more layers
 takes more time".
 
-Shapes: B batch, T tokens, D hidden size, C classes (2).
+Shapes (legend in labs/__init__.py): B batch, T tokens, M hidden size (model width); the head has 2 classes.
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class LabelError(ValueError):
 
 @dataclass(frozen=True)
 class LabelledSet:
+    """Texts and their 0 / 1 labels (1 = the positive class, e.g. spam), with the two class names."""
+
     texts: tuple[str, ...]
     labels: tuple[int, ...]  # 0 / 1
     classes: tuple[str, str]  # class names for label 0 and 1
@@ -113,6 +115,8 @@ def split(data: LabelledSet, val_fraction: float = 0.25, seed: int = 0) -> tuple
 
 @dataclass(frozen=True)
 class ClassifierConfig:
+    """One classifier run: the settings in `blocks` train in turn on the same data; max_len in tokens."""
+
     model: str = "smollm2-135m-instruct"
     data: str = "bundled"  # or "upload:<name>:<sha1>"
     blocks: tuple[int, ...] = (0, 1, 2, 4)  # trainable last blocks to compare; 0 = head only, -1 = every weight
@@ -147,13 +151,13 @@ def encode(tokenizer, texts, max_len: int, device) -> tuple[torch.Tensor, torch.
 
 
 def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """hidden (B, T, D), right-padded mask (B, T) -> the last real token's state (B, D)."""
+    """hidden (B, T, M), right-padded mask (B, T) -> the last real token's state (B, M)."""
     last = mask.sum(1) - 1  # (B,)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
 class SpamClassifier(torch.nn.Module):
-    """The last k blocks (+ final norm) of a copy of the decoder, and a new head D -> 2.
+    """The last k blocks (+ final norm) of a copy of the decoder, and a new head M -> 2.
 
     k = 0: head only (input = the frozen model's final hidden states);
     1 <= k < L: input = the hidden states entering block L-k (computed once by the frozen blocks);
@@ -168,7 +172,7 @@ class SpamClassifier(torch.nn.Module):
         self.k = L if k in (-1, L) or k > L else k
         torch.manual_seed(seed)
         hidden = lm.model.config.hidden_size
-        self.head = torch.nn.Linear(hidden, 2)  # replaces lm_head: D -> 2 classes instead of D -> V
+        self.head = torch.nn.Linear(hidden, 2)  # replaces lm_head: M -> 2 classes instead of M -> V
         self.body = None
         if self.k > 0:
             # Copy only what trains; frozen blocks and the embeddings stay shared (memo maps them to themselves).
@@ -187,7 +191,7 @@ class SpamClassifier(torch.nn.Module):
         self.head.to(next(lm.model.parameters()).device)
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """features: token ids (B, T) when every block trains, else cached hidden states (B, T, D); -> logits (B, 2)."""
+        """features: token ids (B, T) when every block trains, else cached hidden states (B, T, M); -> logits (B, 2)."""
         if self.body is None:
             h = features
         elif features.dtype == torch.long:
@@ -205,7 +209,7 @@ def frozen_features(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, k: i
 
 @torch.no_grad()
 def frozen_features_for(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, ks, batch_size: int = 32) -> dict:
-    """frozen_features for several k from one pass of the frozen model: {k: (B, T, D)}."""
+    """frozen_features for several k from one pass of the frozen model: {k: (B, T, M)}."""
     L = len(training.decoder_layers(lm.model))
     ks = sorted({k for k in ks if 0 <= k < L})
     out: dict[int, list] = {k: [] for k in ks}
@@ -351,7 +355,7 @@ def blocks_chart(rows: list[dict]):
 
 
 def trainable_count(lm: LoadedModel, k: int) -> int:
-    """Trainable parameters of SpamClassifier(lm, k) from shapes: head (D*2 + 2) + last k blocks + final norm."""
+    """Trainable parameters of SpamClassifier(lm, k) from shapes: head (M*2 + 2) + last k blocks + final norm."""
     body = lm.model.model
     L = len(body.layers)
     head = lm.model.config.hidden_size * 2 + 2

@@ -41,6 +41,7 @@ class PreferenceLoss:
 
     @property
     def margins(self) -> torch.Tensor:
+        """chosen_rewards - rejected_rewards (B,): beta * h, how far the policy prefers the chosen answer."""
         return self.chosen_rewards - self.rejected_rewards
 
     @property
@@ -80,6 +81,8 @@ def preference_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: to
 
 @dataclass
 class EncodedPair:
+    """One preference pair tokenised twice: prompt + chosen and prompt + rejected answer."""
+
     chosen: dict  # training.tokenize_example output: input_ids, labels (-100 on the prompt), prompt_len
     rejected: dict
     index: int  # position in the pair list it came from
@@ -140,6 +143,8 @@ GENERAL_PROMPTS = (  # a quick forgetting check: things the model could do befor
 
 @dataclass(frozen=True)
 class DPOConfig:
+    """One DPO run on a LoRA adapter: data, loss variant and beta, optimiser; lengths in tokens."""
+
     model_key: str = "smollm2-135m-instruct"
     data_id: str = ""  # fingerprint of the train + held-out pairs (labs.data.preferences.fingerprint)
     n_train: int = 0

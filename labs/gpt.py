@@ -1,7 +1,7 @@
 """A small GPT decoder written from scratch: the nanoGPT recipe in one readable file.
 
-Shape legend (the repo's): B batch, T time (sequence position), C = n_embd channels, H heads, D head dim
-(C = H * D), V vocabulary size.
+Shape legend (the repo's, labs/__init__.py): B batch, T time (sequence position), M = n_embd model width,
+H heads, D head width (M = H * D), V vocabulary size.
 
     cfg = GPTConfig(vocab_size=256, block_size=128, n_layer=2, n_head=4, n_embd=128)
     model = GPT(cfg)
@@ -24,6 +24,8 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class GPTConfig:
+    """Size of a GPT: vocab_size V, context block_size in tokens, n_layer L, n_head H, width n_embd M."""
+
     vocab_size: int = 256  # bytes: every text (any language, code, uploads) encodes, no tokenizer to train
     block_size: int = 128  # context length; 128 bytes is a couple of lines of code or prose
     n_layer: int = 2  # two blocks already learn per-domain statistics; each extra block costs ~1/3 more time
@@ -58,6 +60,8 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
 
 
 class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention: one fused q/k/v projection, H heads of width D = M / H, out projection."""
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.n_head, self.sdpa, self.dropout = cfg.n_head, cfg.sdpa, cfg.dropout
@@ -66,19 +70,22 @@ class CausalSelfAttention(nn.Module):
         self.resid_drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+        """x: (B, T, M) -> (B, T, M); position t attends to positions <= t only."""
+        B, T, M = x.shape
+        q, k, v = self.qkv(x).split(M, dim=2)  # 3 x (B, T, M)
+        q, k, v = (t.view(B, T, self.n_head, M // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
         if self.sdpa:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                                dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, D)
         else:
             y = causal_attention(q, k, v)  # (B, H, T, D)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again: (B, T, C)
+        y = y.transpose(1, 2).contiguous().view(B, T, M)  # heads side by side again: (B, T, M)
         return self.resid_drop(self.proj(y))
 
 
 class MLP(nn.Module):
+    """Position-wise feed-forward: M -> 4M -> M with a GELU in between (GPT-2)."""
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)  # GPT-2's 4x expansion
@@ -86,7 +93,8 @@ class MLP(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.proj(F.gelu(self.fc(x))))  # (B, T, C)
+        """x: (B, T, M) -> (B, T, M), each position on its own."""
+        return self.drop(self.proj(F.gelu(self.fc(x))))  # (B, T, M)
 
 
 class Block(nn.Module):
@@ -100,16 +108,19 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))  # (B, T, C)
-        return x + self.mlp(self.ln_2(x))  # (B, T, C)
+        """x: (B, T, M) -> (B, T, M)."""
+        x = x + self.attn(self.ln_1(x))  # (B, T, M)
+        return x + self.mlp(self.ln_2(x))  # (B, T, M)
 
 
 class GPT(nn.Module):
+    """The decoder: token + learned position embeddings, L pre-norm blocks, final LayerNorm, tied output head."""
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.cfg = cfg
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)  # token embeddings (V, C)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)  # learned positions (T, C)
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)  # token embeddings (V, M)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)  # learned positions (T, M)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
@@ -128,6 +139,7 @@ class GPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def num_parameters(self) -> int:
+        """Number of parameters (numbers, not bytes); the tied embedding / output matrix counts once."""
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
@@ -136,9 +148,9 @@ class GPT(nn.Module):
         if T > self.cfg.block_size:
             raise ValueError(f"Sequence of {T} tokens is longer than the context ({self.cfg.block_size}).")
         pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, M)
         for block in self.blocks:
-            x = block(x)  # (B, T, C)
+            x = block(x)  # (B, T, M)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         if targets is None:
             return logits, None
@@ -172,6 +184,6 @@ def flops_per_token(cfg: GPTConfig, seq_len: int | None = None) -> float:
     training (forward + backward) = 3 x forward. N counts the matmul weights (embedding lookups are free; the
     tied output head is not)."""
     T = seq_len or cfg.block_size
-    per_layer = 12 * cfg.n_embd ** 2  # qkv 3C^2 + proj C^2 + mlp 8C^2
+    per_layer = 12 * cfg.n_embd ** 2  # qkv 3M^2 + proj M^2 + mlp 8M^2
     n_matmul = cfg.n_layer * per_layer + cfg.n_embd * cfg.vocab_size  # + the output head
     return 6 * n_matmul + 3 * 2 * cfg.n_layer * T * cfg.n_embd

@@ -51,6 +51,7 @@ class Architecture:
     source: str  # where the numbers come from
 
     def shape(self, target: str) -> tuple[int, int]:
+        """(d out, k in) of one target matrix, per layer; ValueError naming the matrices if it has none."""
         if target not in self.matrices:
             raise ValueError(f"{self.name} has no matrix '{target}'. It has: {', '.join(self.matrices)}.")
         return self.matrices[target]
@@ -115,6 +116,8 @@ GPT3 = dict(hidden=12288, layers=96, ffn=49152, vocab=50257, context=2048)
 
 @dataclass(frozen=True)
 class ParameterCount:
+    """LoRA's trainable parameters against the whole model's, with the storage they take (bytes_per_param each)."""
+
     rows: list[dict]  # one per target: matrix shape, layers, LoRA parameters
     lora_params: int
     total_params: int
@@ -122,6 +125,7 @@ class ParameterCount:
 
     @property
     def fraction(self) -> float:
+        """LoRA parameters as a fraction (0-1) of the model's total."""
         return self.lora_params / self.total_params
 
     @property
@@ -131,10 +135,12 @@ class ParameterCount:
 
     @property
     def adapter_bytes(self) -> int:
+        """Size of the saved adapter, in bytes."""
         return self.lora_params * self.bytes_per_param
 
     @property
     def full_bytes(self) -> int:
+        """Size of one full copy of the model's weights, in bytes."""
         return self.total_params * self.bytes_per_param
 
     def storage_for_tasks(self, n_tasks: int) -> dict:
@@ -238,6 +244,7 @@ def qv_verdict(qv: Mapping | None, q: Mapping | None):
 # 3. Inside ΔW (Section 7): spectra, effective rank, subspace similarity, relation to W0
 # ---------------------------------------------------------------------------------------------------
 def singular_values(matrix: torch.Tensor) -> torch.Tensor:
+    """Singular values of a (d×k) matrix in fp32, largest first: (min(d, k),)."""
     return torch.linalg.svdvals(matrix.detach().float())
 
 
@@ -436,6 +443,7 @@ class LoraRunConfig:
 
     @property
     def label(self) -> str:
+        """Short legend name of the run, e.g. "r=8 · W_q+W_v"."""
         names = "+".join(TARGET_NAMES.get(t, t) for t in self.targets)
         return f"r={self.r} · {names}"
 
@@ -457,6 +465,7 @@ def lora_model(lm: models.LoadedModel, cfg: LoraRunConfig) -> torch.nn.Module:
 
 
 def encode_pairs(lm: models.LoadedModel, pairs: Sequence[tuple[str, str]], max_len: int) -> list[dict]:
+    """(prompt, response) pairs rendered with the chat template and tokenised with the loss mask, max_len tokens."""
     from labs import generation, training
 
     return [training.tokenize_example(lm.tokenizer, generation.render_prompt(lm, p), r, max_len=max_len)
@@ -564,6 +573,8 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
 # ---------------------------------------------------------------------------------------------------
 @dataclass
 class DeltaW:
+    """One saved adapter's update to one (layer, matrix): ΔW = scaling · B A, with A (r, k) and B (d, r)."""
+
     layer: int
     target: str
     A: torch.Tensor  # (r, k)
@@ -573,10 +584,12 @@ class DeltaW:
 
     @property
     def delta(self) -> torch.Tensor:
+        """ΔW = scaling · B A in fp32: (d, k), the shape of W0."""
         return self.scaling * (self.B.float() @ self.A.float())  # (d, k)
 
     @property
     def name(self) -> str:
+        """Display name, layer then matrix, e.g. "L3 W_q"."""
         return f"L{self.layer} {TARGET_NAMES.get(self.target, self.target)}"
 
 

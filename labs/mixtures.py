@@ -28,6 +28,8 @@ from labs.gpt import GPT, GPTConfig, flops_per_token
 
 @dataclass(frozen=True)
 class Source:
+    """One row of a published mixture table: its size in billions of tokens and its sampling weight in percent."""
+
     name: str
     tokens_b: float  # tokens the source holds, in billions
     weight: float  # sampling weight in percent ("quantity in the training mix")
@@ -38,6 +40,8 @@ class Source:
 
 @dataclass(frozen=True)
 class Preset:
+    """A published mixture (e.g. GPT-3's): its sources and total training budget in billions of tokens."""
+
     key: str
     title: str
     citation: str
@@ -97,6 +101,7 @@ CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. 2022: compute-optimal ~20 to
 
 
 def growth_rows() -> list[dict]:
+    """GROWTH as table rows: training tokens and parameters (billions each) and tokens per parameter."""
     return [{"model": n, "year": y, "tokens (B)": t, "params (B)": p,
              "tokens per parameter": round(t / p, 1), "source": s} for n, y, t, p, s in GROWTH]
 
@@ -229,6 +234,8 @@ def next_token_rows(lm, text: str, max_tokens: int = 64) -> list[dict]:
 
 @dataclass(frozen=True)
 class FilterStats:
+    """What quality_filter kept and removed: documents and bytes in / out, and the count dropped for each reason."""
+
     docs_in: int
     docs_out: int
     bytes_in: int
@@ -240,6 +247,7 @@ class FilterStats:
 
     @property
     def removed_fraction(self) -> float:
+        """Share of the bytes removed (0-1; 0 for empty input)."""
         return 1 - self.bytes_out / self.bytes_in if self.bytes_in else 0.0
 
 
@@ -298,6 +306,7 @@ def encode(text: str) -> torch.Tensor:
 
 
 def decode(ids: list[int]) -> str:
+    """Byte ids (0-255) back to text; invalid UTF-8 becomes U+FFFD."""
     return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
 
 
@@ -353,15 +362,18 @@ class MixtureRunConfig:
             raise ValueError("The repeated domain needs at least 1 KB of text.")
 
     def gpt_config(self) -> GPTConfig:
+        """The byte-level GPT for this run: vocabulary 256, block_size bytes of context, depth and width from SIZES."""
         n_layer, n_head, n_embd = SIZES[self.size]
         return GPTConfig(vocab_size=256, block_size=self.block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
 
 
 @dataclass
 class DomainData:
+    """One domain's train and validation byte streams (1-D tensors of byte ids) and how they were made."""
+
     name: str
-    train: torch.Tensor  # (N,) byte ids, documents joined by blank lines
-    val: torch.Tensor  # (M,) held-out documents
+    train: torch.Tensor  # (N_train,) byte ids, documents joined by blank lines
+    val: torch.Tensor  # (N_val,) byte ids of the held-out documents
     train_docs: int
     filter_stats: FilterStats | None = None
     repeated_to_kb: int = 0
@@ -440,6 +452,7 @@ def evaluate(model: GPT, windows: dict[str, tuple[torch.Tensor, torch.Tensor]], 
 
 
 def warmup_steps(cfg: MixtureRunConfig) -> int:
+    """Warm-up length in steps: cfg.warmup, but at most a fifth of the run (at least 1)."""
     return min(cfg.warmup, max(cfg.steps // 5, 1))  # short runs warm up for their first fifth
 
 
@@ -451,6 +464,7 @@ def lr_at(step: int, cfg: MixtureRunConfig) -> float:
 
 
 def upload_entry(name: str, docs: list[str]) -> tuple[str, str]:
+    """(name, content hash) of an uploaded domain for MixtureRunConfig: 16 hex digits of the documents' sha256."""
     return name, hashlib.sha256("\x00".join(docs).encode()).hexdigest()[:16]
 
 
@@ -570,8 +584,9 @@ def read_samples(folder) -> list[dict]:
 
 
 def sample_text(model: GPT, prompt: str, n: int, device: str, seed: int = 0, temperature: float = 0.8) -> str:
+    """The prompt followed by n sampled bytes (top-k 40), decoded; seeded on CPU, unseeded on other devices."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    idx = encode(prompt)[None, :].to(device)  # (1, P)
+    idx = encode(prompt)[None, :].to(device)  # (1, T) the prompt's byte ids
     was_training = model.training
     model.eval()
     if device != "cpu":  # torch.multinomial needs a generator on the same device

@@ -48,6 +48,7 @@ class SFTResult:
 
     @property
     def scored(self) -> bool:
+        """True when the run scored held-out answers before and after (score_examples > 0)."""
         return "format_after" in self.summary
 
 
@@ -80,6 +81,7 @@ class LoraResult:
 
     @property
     def adapter(self) -> str | None:
+        """The saved adapter folder, or None when the run kept none."""
         return self.summary.get("adapter")
 
 
@@ -114,6 +116,7 @@ class AttentionResult:
 
     @property
     def accuracy(self) -> dict:
+        """{mixer: final held-out accuracy (0-1)} of a trained task; {} for other kinds of run."""
         return self.data.get("accuracy", {})
 
 

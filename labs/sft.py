@@ -8,7 +8,7 @@ format; the bundled set (assets/sft/) teaches a "TL;DR + two bullets" answer car
     train, held = sft.load_bundled()
     run_id = jobs.submit(SFTConfig(), functools.partial(sft.train, lm=lm))   # returns at once
 
-Shapes: B batch, T tokens, D hidden size, V vocabulary, N supervised tokens in a batch.
+Shapes: B batch, T tokens, M hidden size (model width), V vocabulary, N supervised tokens in a batch.
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ def load_bundled() -> tuple[list[Example], list[Example]]:
 # -- templates and masking ----------------------------------------------------------------------------------------
 
 def has_chat_template(tokenizer) -> bool:
+    """True when the tokenizer ships a chat template (instruct models; base models usually have none)."""
     return bool(getattr(tokenizer, "chat_template", None))
 
 
@@ -74,16 +75,20 @@ def render(example: Example, template: str, tokenizer) -> tuple[str, str]:
 
 @dataclass
 class TokenizedSet:
+    """Tokenised rows with their loss masks, and how many examples were cut or dropped at max_len."""
+
     rows: list[dict]  # training.tokenize_example dicts
     truncated: int = 0  # rows cut at max_len (kept if some response tokens survive)
     dropped: int = 0  # rows whose prompt alone filled max_len: nothing left to train on
 
     @property
     def tokens(self) -> int:
+        """Tokens in all rows, prompt and response."""
         return sum(len(r["input_ids"]) for r in self.rows)
 
     @property
     def supervised(self) -> int:
+        """Tokens the loss sees (labels not masked with -100)."""
         return sum(sum(1 for x in r["labels"] if x != training.IGNORE) for r in self.rows)
 
 
@@ -118,6 +123,8 @@ def token_view(tokenizer, example: Example, template: str, train_on_prompt: bool
 
 @dataclass(frozen=True)
 class SFTConfig:
+    """One instruction-tuning run: model, data, template, what trains (mode), optimiser; lengths in tokens."""
+
     model: str = "smollm2-135m-instruct"
     data: str = "bundled"  # "bundled" or "upload:<name>:<sha1 of the file>" (so a new file is a new run)
     template: str = "chat"  # the model's own template: only the answer style has to change
@@ -163,9 +170,11 @@ class SFTConfig:
             self.lora()  # validates rank, alpha and targets
 
     def lora(self) -> training.LoraSettings:
+        """This run's LoRA rank, alpha and target matrices as training.LoraSettings."""
         return training.LoraSettings(r=self.lora_r, alpha=self.lora_alpha, targets=tuple(self.lora_targets))
 
     def steps(self, n_available: int) -> int:
+        """Optimizer steps for the run: batches per epoch (of the n_examples used) times epochs."""
         n = min(self.n_examples or n_available, n_available)
         return math.ceil(n / self.batch_size) * self.epochs
 
@@ -175,6 +184,7 @@ cpu_has_bf16, autocast, uses_bf16 = training.cpu_has_bf16, training.autocast, tr
 
 
 def data_id(name: str, raw: bytes) -> str:
+    """SFTConfig.data for an uploaded file: "upload:<name>:<12 hex digits of its sha1>"."""
     return f"upload:{name}:{hashlib.sha1(raw).hexdigest()[:12]}"
 
 
@@ -219,8 +229,8 @@ def step_flops(lm: LoadedModel, config: SFTConfig, tokens: int, supervised: int)
     block, plus 2 x (trainable weights) per token for weight gradients; the LM head runs only on supervised tokens.
     """
     cfg = lm.model.config
-    D, V, L = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
-    head = D * V
+    M, V, L = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
+    head = M * V
     body = sum(p.numel() for p in training.decoder_layers(lm.model).parameters())
     per_block = body / L
     trainable, _ = count_trainable(lm, config)
@@ -240,7 +250,7 @@ def estimate(lm: LoadedModel, config: SFTConfig, data: TokenizedSet) -> dict:
     cfg = lm.model.config
     depth = cfg.num_hidden_layers if config.mode != "last_n" else config.last_n
     inter = getattr(cfg, "intermediate_size", 4 * cfg.hidden_size)
-    # saved activations per token per block that backprop needs: ~6 D (attention in/out, norms) + 4 I (MLP)
+    # saved activations per token per block that backprop needs: ~6 M (attention in/out, norms) + 4 I (MLP)
     activations = tokens * depth * (6 * cfg.hidden_size + 4 * inter) * 4
     memory = {"weights": total * bytes_w, "gradients": trainable * 4, "adam_state": trainable * 8,
               "activations": activations, "lm_head_logits": supervised * cfg.vocab_size * 4 * 2}
@@ -267,12 +277,12 @@ def _causal_parts(model: torch.nn.Module):
 def supervised_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Mean cross-entropy over supervised tokens, running the LM head only where a label exists.
 
-    The head (D x V, a fifth of SmolLM2's weights) and the softmax over V = 49,152 are the costliest part of a
+    The head (M x V, a fifth of SmolLM2's weights) and the softmax over V = 49,152 are the costliest part of a
     step; prompt tokens are masked anyway, so we gather the N supervised positions first. Same value as
     training.causal_lm_loss (tested).
     """
     body, head, softcap = _causal_parts(model)
-    hidden = body(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).last_hidden_state  # (B, T, D)
+    hidden = body(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).last_hidden_state  # (B, T, M)
     targets = batch["labels"][:, 1:]  # position t predicts token t+1
     mask = targets != training.IGNORE  # (B, T-1)
     logits = head(hidden[:, :-1][mask]).float()  # (N, V)
@@ -302,6 +312,7 @@ def _batches(rows: list[dict], batch_size: int, rng: random.Random) -> list[list
 @torch.no_grad()
 def validation_loss(model: torch.nn.Module, rows: list[dict], pad_id: int, device, batch_size: int = 8,
                     precision: str = "fp32") -> float:
+    """Mean cross-entropy (nats) per supervised token over rows, in batches; the model's train/eval mode is restored."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -519,6 +530,7 @@ def base_side(lm: LoadedModel, tuned: torch.nn.Module) -> Iterator[torch.nn.Modu
 # -- before / after ------------------------------------------------------------------------------------------------
 
 def prompt_text(lm: LoadedModel, example: Example, template: str) -> str:
+    """The rendered prompt of one example (the text the model continues), without the response."""
     return render(example, template, lm.tokenizer)[0]
 
 

@@ -104,6 +104,7 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def decoder_layers(model: torch.nn.Module):
+    """The L decoder blocks (an nn.ModuleList) of a causal LM, Llama-style or Gemma-3 (model.language_model)."""
     inner = getattr(model, "model", model)
     inner = getattr(inner, "language_model", inner)
     return inner.layers
@@ -204,6 +205,7 @@ def causal_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tu
 
 
 def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    """The same batch dict with every tensor moved to device."""
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -232,6 +234,7 @@ class Schedule:
             raise ValueError(f"Unknown learning-rate schedule '{self.kind}'; choose one of {list(SCHEDULES)}.")
 
     def at(self, step: int) -> float:
+        """The learning rate at step (1-based; steps past total_steps stay at the final rate)."""
         if self.warmup and step <= self.warmup:
             return self.lr * step / self.warmup
         if self.kind == "constant":
@@ -264,6 +267,7 @@ def autocast(device, precision: str):
 
 
 def uses_bf16(device, precision: str) -> bool:
+    """True when autocast(device, precision) would run in bf16 (else fp32)."""
     return not isinstance(autocast(device, precision), contextlib.nullcontext)
 
 
@@ -308,6 +312,7 @@ class LoopSettings:
             raise ValueError("precision must be 'auto', 'fp32' or 'bf16'.")
 
     def schedule_(self) -> Schedule:
+        """The Schedule these settings describe (warm-up capped at the number of steps)."""
         return Schedule(self.lr, self.steps, warmup=min(self.warmup, self.steps), kind=self.schedule)
 
 
@@ -327,14 +332,17 @@ class FitResult:
 
     @property
     def tokens_per_s(self) -> float:
+        """Training throughput in tokens per second (evaluations excluded)."""
         return self.tokens / max(self.train_seconds, 1e-9)
 
     @property
     def achieved_gflops(self) -> float:
+        """Achieved GFLOP/s of training (0 when the lab counts no FLOPs)."""
         return self.flops / max(self.train_seconds, 1e-9) / 1e9
 
 
 def diverged_message(value: float, step: int) -> str:
+    """The readable reason a run stops when its loss becomes NaN / inf: which value, which step, what to try."""
     return (f"The loss became {value} at step {step}: training diverged. "
             "Lower the learning rate (or raise warm-up / gradient clipping) and start again.")
 

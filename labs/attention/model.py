@@ -20,6 +20,9 @@ from labs.attention.mixers import MixerConfig, build_mixer, check_mixers, state_
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """A TinyLM: which mixer, vocab_size V, max_len in tokens, width d_model M, n_layers L, n_heads H;
+    window (tokens) and power (p) apply only to the mixers that use them."""
+
     mixer: str = "softmax"
     vocab_size: int = 64
     max_len: int = 64
@@ -30,24 +33,30 @@ class ModelConfig:
     power: int = 2
 
     def mixer_config(self) -> MixerConfig:
+        """The MixerConfig of every block's mixer (chunk length C = 16 tokens in chunked mode)."""
         return MixerConfig(name=self.mixer, d_model=self.d_model, n_heads=self.n_heads, window=self.window,
                            power=self.power, chunk_size=16)
 
 
 class Block(nn.Module):
+    """Pre-norm block: x + mixer(LN(x)), then x + MLP(LN(x)) with an M -> 4M -> M MLP."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
-        D = config.d_model
-        self.ln1, self.ln2 = nn.LayerNorm(D), nn.LayerNorm(D)
+        M = config.d_model
+        self.ln1, self.ln2 = nn.LayerNorm(M), nn.LayerNorm(M)
         self.mixer = build_mixer(config.mixer_config())
-        self.mlp = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D))
+        self.mlp = nn.Sequential(nn.Linear(M, 4 * M), nn.GELU(), nn.Linear(4 * M, M))
 
     def forward(self, x: torch.Tensor, mode: str = "chunked") -> torch.Tensor:
+        """x: [B, T, M] -> [B, T, M]; mode "chunked" (parallel over time) or "recurrent" goes to the mixer."""
         x = x + self.mixer(self.ln1(x), mode=mode)
         return x + self.mlp(self.ln2(x))
 
 
 class TinyLM(nn.Module):
+    """Token + learned position embeddings, L blocks around the configured mixer, final LayerNorm, linear head."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
@@ -58,8 +67,9 @@ class TinyLM(nn.Module):
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
 
     def forward(self, inputs: torch.Tensor, mode: str = "chunked") -> torch.Tensor:
+        """inputs: [B, T] token ids (T <= max_len) -> logits [B, T, vocab]; mode as in Block.forward."""
         B, T = inputs.shape
-        x = self.tok(inputs) + self.pos(torch.arange(T, device=inputs.device))          # [B, T, D]
+        x = self.tok(inputs) + self.pos(torch.arange(T, device=inputs.device))          # [B, T, M]
         for block in self.blocks:
             x = block(x, mode=mode)
         return self.head(self.ln(x))                                                      # [B, T, vocab]
@@ -113,10 +123,12 @@ class TrainConfig:
                              f"(limit {self.max_tokens_per_step:,}). Lower the batch, the length or the mixers.")
 
     def task_config(self) -> tasks.TaskConfig:
+        """The synthetic task these fields describe (lengths in tokens)."""
         return tasks.TaskConfig(name=self.task, vocab_size=self.vocab_size, num_kv_pairs=self.num_kv_pairs,
                                 length=self.length, group_size=self.group_size)
 
     def model_config(self, mixer: str) -> ModelConfig:
+        """The ModelConfig of one mixer's TinyLM: max_len = the task's sequence length, vocabulary at least the task's."""
         task = self.task_config()
         return ModelConfig(mixer=mixer, vocab_size=max(task.model_vocab, self.vocab_size), max_len=task.seq_len,
                            d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
@@ -124,6 +136,7 @@ class TrainConfig:
 
 
 def build_models(config: TrainConfig, device: str = "cpu") -> dict[str, TinyLM]:
+    """One TinyLM per mixer, {mixer: model} on device, seeded alike so embeddings and MLPs start equal."""
     models = {}
     for name in config.mixers:
         torch.manual_seed(config.seed)  # same embeddings and MLPs at init for every mixer
@@ -202,6 +215,7 @@ def fit_side_by_side(ctx, models: dict[str, TinyLM], batches, steps: int, lr: fl
 
 @torch.no_grad()
 def evaluate(model: TinyLM, inputs: torch.Tensor, labels: torch.Tensor, batch: int = 128) -> float:
+    """Accuracy (0-1) of the argmax next token at the scored positions: inputs, labels [N, T] (IGNORE = unscored)."""
     model.eval()
     hits = total = 0
     for i in range(0, len(inputs), batch):
