@@ -277,9 +277,20 @@ def which_results(runs: list[jobs.Run]) -> None:
 
 # -- 4. inside ΔW -----------------------------------------------------------------------------------------------------
 def finished_runs() -> list[jobs.Run]:
-    """Finished LoRA runs with an adapter, of the same model kind (tiny or real) as this app runs."""
+    """Finished LoRA runs with an adapter, of the same model kind (tiny or real) as this app runs, whose base model
+    this app still knows."""
     runs = [r for r in results.runs(lora.LoraRunConfig, status=(jobs.DONE,)) if (r.summary or {}).get("adapter")]
-    return [r for r in runs if bool(r.config.get("tiny_models")) == settings.tiny_models()]
+    return [r for r in runs if bool(r.config.get("tiny_models")) == settings.tiny_models()
+            and _model_known(r.config.get("model_key", models.DEFAULT_CHAT_MODEL))]
+
+
+def _model_known(key: str) -> bool:
+    """Is the run's base model still available (a models-file entry may have been removed since)?"""
+    try:
+        models.spec(key)
+        return True
+    except models.ModelError:
+        return False
 
 
 def run_name(run: jobs.Run) -> str:

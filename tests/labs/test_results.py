@@ -11,7 +11,10 @@ from labs.attention import cost
 
 
 @pytest.fixture
-def manager():
+def manager(tmp_path, monkeypatch):
+    """A private job manager whose (fake) runs live in their own home: pages tested later in the same process
+    must not list a LoRA run whose adapter is /nowhere."""
+    monkeypatch.setenv("LLMLAB_HOME", str(tmp_path))
     return jobs.JobManager(max_workers=1)
 
 
