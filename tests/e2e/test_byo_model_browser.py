@@ -26,6 +26,7 @@ def byo_app_url(tmp_path_factory):
 
 def test_folder_model_is_picked_and_answers_in_the_browser(page, byo_app_url):
     goto(page, byo_app_url)
+    page.locator(".st-key-home_model input").wait_for()  # rendered, not a skeleton
     page.locator(".st-key-home_model").click()
     page.get_by_role("option", name=byo.FOLDER_NAME).click()
     wait_idle(page)
@@ -43,6 +44,8 @@ def test_folder_model_is_picked_and_answers_in_the_browser(page, byo_app_url):
     screenshot(page, "home-own-model")
 
     goto(page, byo_app_url, "Fine_tuning")
+    page.locator(".st-key-sft_model input").wait_for()  # the page has drawn its widgets, not skeletons
+    wait_idle(page)
     page.locator(".st-key-sft_model").click()
     page.get_by_role("option", name=byo.FOLDER_NAME).click()
     wait_idle(page)
