@@ -177,6 +177,7 @@ class Answer:
     seconds: float | None = None  # generation latency, start to last token
     first_token_s: float | None = None
     pieces: int = 0
+    queue_position: int = 0  # >0 while the answer waits for a place in a full engine batch
 
 
 @dataclass
@@ -225,7 +226,7 @@ class Battle:
         """A consistent copy for drawing (the threads keep writing)."""
         with self.lock:
             return {side: dict(text=ans.text, done=ans.done, error=ans.error, seconds=ans.seconds,
-                               pieces=ans.pieces, name=ans.contender.name)
+                               pieces=ans.pieces, name=ans.contender.name, queue_position=ans.queue_position)
                     for side, ans in (("a", self.a), ("b", self.b))}
 
     def vote(self, store: votes.VoteStore, voter_id: str, outcome: str, *, client: str | None = None) -> int:
@@ -286,8 +287,12 @@ def _generate_into(battle: Battle, answer: Answer, lm: "backends.Target") -> Non
         module = adapter_module(backends.require_local(lm, "given an adapter"), c.adapter_path) if c.adapter_path else None
         stops = QA_STOPS if c.prompt_style == "qa" else ()
         text = ""
+        def on_wait(position: int) -> None:
+            answer.queue_position = position
+
         for piece in backends.stream(lm, c.render(battle.prompt), c.config(battle.max_new_tokens, battle.seed),
-                                     stop=battle.stop_event, model=module):
+                                     stop=battle.stop_event, model=module, on_wait=on_wait):
+            answer.queue_position = 0
             text += piece
             cut = min((text.find(s) for s in stops if s in text), default=-1)
             with battle.lock:

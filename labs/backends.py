@@ -126,14 +126,16 @@ def require_local(target: Target, what: str) -> LoadedModel:
 
 
 def stream(target: Target, prompt: str | Sequence[Message], config: GenerationConfig = GenerationConfig(),
-           stop: threading.Event | None = None, model: torch.nn.Module | None = None) -> Iterator[str]:
-    """Text pieces of the answer from a local model (its batched engine; `model` = e.g. an adapter) or an endpoint."""
+           stop: threading.Event | None = None, model: torch.nn.Module | None = None,
+           on_wait=None) -> Iterator[str]:
+    """Text pieces of the answer from a local model (its batched engine; `model` = e.g. an adapter) or an endpoint.
+    on_wait(position) is called while a local stream waits for a place in the engine's batch."""
     if isinstance(target, Endpoint):
         if model is not None:
             raise ModelError(models.endpoint_refusal(target.spec, "given an adapter"))
         yield from target.stream(prompt, config, stop=stop)
     else:
-        yield from generation.stream(target, prompt, config, stop=stop, model=model)
+        yield from generation.open_stream(target, prompt, config, stop=stop, model=model).pieces(on_wait=on_wait)
 
 
 def generate(target: Target, prompt, config: GenerationConfig = GenerationConfig(), **kw) -> str:

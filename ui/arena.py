@@ -200,6 +200,8 @@ def draw_answers(b: arena.Battle) -> None:
             st.text(ans["text"] + ("" if ans["done"] else " ▌") if ans["text"] or ans["done"] else "…")
             if ans["done"] and ans["seconds"] is not None:
                 st.caption(f"finished in {ans['seconds']:.1f} s · {ans['pieces']} pieces")
+            elif ans["queue_position"]:
+                st.caption(f"⏳ the model is serving a full class: place {ans['queue_position']} in the queue")
             else:
                 st.caption("writing…")
 

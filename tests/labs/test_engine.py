@@ -192,3 +192,26 @@ def test_newcomers_are_prefilled_together_and_answer_as_alone(tiny):
     reqs = [eng.submit(engine.Request(generation.encode_prompt(tiny, p, 16), cfg, frozenset())) for p in prompts]
     assert [list(r.tokens()) for r in reqs] == alone
     assert eng.prefills < len(prompts)  # left-padded prompts shared prefill forwards
+
+
+def test_an_arena_answer_shows_its_place_while_the_batch_is_full(tiny, monkeypatch):
+    from labs import arena, settings
+
+    monkeypatch.setattr(settings, "max_streams", lambda: 1)
+    module = tiny.model.__class__(tiny.model.config).eval()  # a fresh module: a fresh engine with one place
+    module.load_state_dict(tiny.model.state_dict())
+    occupy = engine.engine_for(module, tiny.lock).submit(
+        engine.Request(generation.encode_prompt(tiny, "Hello", 200), GenerationConfig(max_new_tokens=200,
+                       temperature=0), frozenset()))
+    monkeypatch.setattr(type(tiny), "inference_model", property(lambda self: module))
+    pair = [c for c in arena.BUILT_IN if c.model_key == tiny.key][:2]
+    battle = arena.start_battle("Say hello", pair[0], pair[1], lambda key: tiny, max_new_tokens=8, seed=1)
+    seen = set()
+    deadline = time.time() + 30
+    while not battle.finished and time.time() < deadline:
+        seen |= {battle.snapshot()[side]["queue_position"] for side in "ab"}
+        if max(seen) > 0:
+            occupy.cancel()
+        time.sleep(0.005)
+    assert battle.wait(60) and not battle.failed
+    assert max(seen) >= 1  # a place in the queue was shown while the one slot was taken
