@@ -57,6 +57,11 @@ def app_url():
     """A fresh app per test module: one page's background runs never queue ahead of another page's test."""
     proc, url, _home = start_app()
     yield url
+    stop_app(proc)
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    """End an app started by start_app (terminate, then kill if it does not stop within 10 s)."""
     proc.terminate()
     try:
         proc.wait(10)

@@ -1,11 +1,10 @@
 """A real browser against the app started with a models file that lists a tiny Hugging Face folder model: the Home
 chat lists it, answers with it, and the fine-tuning page offers it."""
-import subprocess
 
 import pytest
 
 from tests import byo
-from tests.e2e.conftest import assert_no_exception, goto, screenshot, start_app, wait_idle
+from tests.e2e.conftest import assert_no_exception, goto, screenshot, start_app, stop_app, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -17,11 +16,7 @@ def byo_app_url(tmp_path_factory):
     models_file = byo.write_models_file(root / "models.toml", [byo.folder_entry(folder)])
     proc, url, _home = start_app({"LLMLAB_MODELS_FILE": str(models_file)})
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_app(proc)
 
 
 def test_folder_model_is_picked_and_answers_in_the_browser(page, byo_app_url):

@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from labs import arena, jobs, votes
+from tests.pages.test_arena_page import join
 
 ROOT = Path(__file__).resolve().parents[2]
 RAG = str(ROOT / "pages" / "50_RAG_playground.py")
@@ -103,12 +104,6 @@ def arena_session(query: dict | None = None, password: str | None = None) -> App
     return at
 
 
-def join(at: AppTest, name: str, code: str | None = None) -> None:
-    at.text_input(key="arena_name").set_value(name)
-    if code is not None:
-        at.text_input(key="arena_code").set_value(code)
-    next(b for b in at.button if b.label == "Join").click().run()
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def battle_and_vote(at: AppTest, prompt: str, outcome: str = "a") -> arena.Battle:
