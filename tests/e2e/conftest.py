@@ -95,6 +95,20 @@ def goto(page, app_url: str, url_path: str = "") -> None:
     page.goto(f"{app_url}/{url_path}")
     page.wait_for_selector('[data-testid="stApp"]')
     wait_idle(page)
+    wait_drawn(page)
+
+
+def wait_drawn(page, timeout_ms: int = 60_000) -> None:
+    """Wait until the page shows its elements, not Streamlit's grey loading skeletons (the script may not have
+    started when the running indicator was first checked)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton], [data-testid=stAppSkeleton]')",
+                               timeout=timeout_ms)
+    except PlaywrightTimeout:
+        return  # the test's own waits report what is missing
+    wait_idle(page)
 
 
 def wait_idle(page, timeout: float = 60) -> None:
