@@ -240,10 +240,17 @@ def c13(deadline: float) -> L.Verdict:
     return v
 
 
-NEEDS_MODEL = {"C2", "C4", "C5", "C6", "C7", "C8", "C9", "C13"}  # the model is loaded once before these, so their seconds are the experiment's
+def c14(deadline: float) -> L.Verdict:
+    from labs import evaluation as ev
+
+    ctx = BenchContext(ev.ContaminationConfig(), deadline)  # 48 bundled items, two equal 48-step LoRA fine-tunes
+    return ev.contamination_verdict(ev.run_contamination(ctx, chat_model()))
+
+
+NEEDS_MODEL = {"C2", "C4", "C5", "C6", "C7", "C8", "C9", "C13", "C14"}  # the model is loaded once before these, so their seconds are the experiment's
 NOT_WIRED = ("this benchmark does not run it yet: its default run is not wired into bench_lessons "
              "(measure it on the {page} page)")
-RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "C7": c7, "C8": c8, "C9": c9, "C10": c10, "C11": c11, "C12": c12, "C13": c13}
+RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "C7": c7, "C8": c8, "C9": c9, "C10": c10, "C11": c11, "C12": c12, "C13": c13, "C14": c14}
 
 
 def run_claim(claim_id: str, budget_s: float = BUDGET_S) -> L.Verdict:

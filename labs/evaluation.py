@@ -942,3 +942,155 @@ def diversity_chart(table: Sequence[dict]):
     keys = [k for k in ("distinct_1", "distinct_2", "self_similarity", "self_overlap") if k in table[0]]
     return curves({k: (temps, [r[k] for r in table]) for k in keys}, title="Diversity vs temperature",
                   x="temperature", y="score (0..1)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Contamination inflates a score (claim C14): fine-tune on the test items, score them again, against a clean run
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ContaminationConfig:
+    """The C14 experiment: score `n_items` bundled test items with the base model, then after the same short LoRA
+    fine-tune on (a) those items written as question → answer examples and (b) as many bundled SFT examples that
+    are not benchmark items (the clean control)."""
+    model_key: str = models.DEFAULT_CHAT_MODEL
+    n_items: int = 48  # bundled mini-MMLU test items, interleaved over subjects
+    epochs: int = 8  # passes over the training examples; both runs take the same number of steps
+    batch_size: int = 8
+    lr: float = 2e-3
+    lora_r: int = 8
+    ngram: int = 10  # the detector's n (GPT-3 used 13). At 8, one clean SFT row shares a common phrase with an item
+    # ("what gas do plants take in from the air"); at 10 no bundled SFT row overlaps any of the 115 test items
+    seed: int = 0
+
+    def __post_init__(self):
+        models.spec(self.model_key)
+        if self.n_items < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("n_items, epochs and batch_size must be at least 1.")
+
+
+@dataclass
+class ContaminationResult:
+    """Scores (acc, 0..1) on the same items before and after each fine-tune, and the detector's counts."""
+    n_items: int
+    steps: int  # optimizer steps of each fine-tune (equal for both)
+    base: float
+    clean: float
+    contaminated: float
+    flagged_contaminated: int  # items the n-gram detector flags against the contaminated training text
+    flagged_clean: int  # ... against the clean training text
+    checked: int  # items long enough to hold an n-gram
+    ngram: int
+    train_seconds: dict
+    examples: list  # a few (item id, base pick, clean pick, contaminated pick, answer) rows
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def contamination_verdict(result: ContaminationResult):
+    """C14's verdict from the experiment's figures (labs.lessons.contamination_inflates), with the rest attached."""
+    from labs import lessons
+
+    v = lessons.contamination_inflates(result.clean, result.contaminated, result.flagged_contaminated,
+                                       result.flagged_clean)
+    v.figures.update(base=result.base, n_items=result.n_items, steps=result.steps, checked=result.checked,
+                     ngram=result.ngram, train_seconds=result.train_seconds)
+    return v
+
+
+def contaminated_examples(items: Sequence[MCItem]) -> list:
+    """The benchmark items as instruction-tuning examples: the question with its options → the right letter and
+    answer (what a scraped copy of the test set teaches)."""
+    from labs.data.instructions import Example
+
+    return [Example(format_question(item).removesuffix("\nAnswer:"),
+                    f"Answer: {LETTERS[item.answer]}. {item.choices[item.answer]}", family="contaminated")
+            for item in items]
+
+
+def example_text(examples: Sequence) -> str:
+    """The training text of SFT examples (instruction, input and output), as the detector reads a corpus."""
+    return "\n\n".join(f"{e.instruction}\n{e.input}\n{e.output}" for e in examples)
+
+
+class _SubRun:
+    """One fine-tune inside the experiment: its own config, run id and artifact folder; logs, notes and Stop go
+    through the parent run."""
+
+    def __init__(self, parent, config, name: str):
+        self._parent, self.config, self.seed = parent, config, getattr(config, "seed", 0)
+        self.run_id = f"{parent.run_id}-{name}"
+        self.artifacts = Path(parent.artifacts) / name
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self._name = name
+
+    def set_total(self, n):
+        pass
+
+    def note(self, text):
+        self._parent.note(f"[{self._name}] {text}")
+
+    def should_stop(self):
+        return self._parent.should_stop()
+
+    def check_stop(self):
+        self._parent.check_stop()
+
+    def log(self, **m):
+        self._parent.check_stop()
+
+    def save_json(self, name, obj):
+        import json
+
+        (self.artifacts / name).write_text(json.dumps(obj, default=str))
+
+
+def _accuracy(model, tokenizer, items: Sequence[MCItem], ctx) -> tuple[float, list[int]]:
+    picks = []
+    for item in items:
+        picks.append(score_item(model, tokenizer, item).pred)
+        ctx.check_stop()
+    return sum(p == i.answer for p, i in zip(picks, items)) / len(items), picks
+
+
+def run_contamination(ctx, lm: models.LoadedModel, items: Sequence[MCItem] | None = None,
+                      clean_pool: Sequence | None = None) -> ContaminationResult:
+    """Step function (labs.jobs or bench_lessons): base score, a clean and a contaminated LoRA fine-tune of equal
+    steps, the same items scored after each, and the n-gram detector on each run's training text."""
+    from labs import sft
+    from labs.data import benchmarks as bm
+
+    cfg: ContaminationConfig = ctx.config
+    items = interleave_subjects(items if items is not None else bm.load_bundled("test"))[:cfg.n_items]
+    if clean_pool is None:
+        clean_pool = sft.load_bundled()[0]
+    if len(clean_pool) < len(items):
+        raise ValueError(f"The clean control needs {len(items)} examples; the pool has {len(clean_pool)}.")
+    clean_train = sft.select(list(clean_pool), len(items), cfg.seed)
+    dirty_train = contaminated_examples(items)
+    heldout = sft.load_bundled()[1]
+    base, base_picks = _accuracy(lm.model, lm.tokenizer, items, ctx)
+    ctx.log(step=0, base=base)
+    scores, picks, seconds, steps = {}, {}, {}, 0
+    for step, (name, examples) in enumerate((("clean", clean_train), ("contaminated", dirty_train)), 1):
+        run_cfg = sft.SFTConfig(model=cfg.model_key, template="plain", n_examples=0, epochs=cfg.epochs,
+                                batch_size=cfg.batch_size, lr=cfg.lr, lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r,
+                                eval_every=10_000, val_examples=4, score_examples=0, seed=cfg.seed)
+        sub = _SubRun(ctx, run_cfg, name)
+        summary = sft.train(sub, lm, examples, heldout)
+        tuned = sft._TUNED.pop(sub.run_id)
+        steps, seconds[name] = summary["steps"], round(summary["train_seconds"], 1)
+        scores[name], picks[name] = _accuracy(tuned, lm.tokenizer, items, ctx)
+        ctx.log(step=step, **{name: scores[name]})
+        del tuned
+    eval_texts = [(i.id, format_question(i)) for i in items]  # each item as the test shows it (question + options)
+    flagged = {name: contamination(eval_texts, {name: example_text(ex)}, n=cfg.ngram)
+               for name, ex in (("clean", clean_train), ("contaminated", dirty_train))}
+    rows = [[i.id, LETTERS[b], LETTERS[c], LETTERS[d], LETTERS[i.answer]]
+            for i, b, c, d in zip(items, base_picks, picks["clean"], picks["contaminated"])][:8]
+    result = ContaminationResult(len(items), steps, base, scores["clean"], scores["contaminated"],
+                                 flagged["contaminated"]["flagged"], flagged["clean"]["flagged"],
+                                 flagged["contaminated"]["checked"], cfg.ngram, seconds, rows)
+    if hasattr(ctx, "save_json"):
+        ctx.save_json("contamination.json", result.to_json())
+    return result

@@ -258,3 +258,41 @@ def test_answer_distribution_points_out_a_model_that_always_says_a():
     varied = ev.answer_distribution([_result(g, g) for g in gold])
     assert not varied["same_answer"] and ev.same_answer_text(varied) == "" and varied["predicted"] == [0.25] * 4
     assert ev.answer_chart(dist).data[0].y == (1.0, 0, 0, 0)
+
+
+def test_contamination_experiment_runs_on_a_tiny_model(tiny, tmp_path):
+    """The C14 experiment end to end on a tiny random model: both fine-tunes run with equal steps, every score is a
+    share of the items, and the detector flags the contaminated training text but not the clean one (the score
+    jump itself needs the real model: bench_lessons --only C14)."""
+    from labs import sft
+
+    class Ctx:
+        config = ev.ContaminationConfig(n_items=6, epochs=1, batch_size=4)
+        run_id, artifacts, seed = "test-c14", tmp_path, 0
+        logged: list = []
+
+        def log(self, **m):
+            self.logged.append(m)
+
+        def note(self, text):
+            pass
+
+        def check_stop(self):
+            pass
+
+        def should_stop(self):
+            return False
+
+        def save_json(self, name, obj):
+            import json
+
+            (tmp_path / name).write_text(json.dumps(obj))
+
+    ctx = Ctx()
+    r = ev.run_contamination(ctx, tiny)
+    assert r.n_items == 6 and r.steps == 2 and set(r.train_seconds) == {"clean", "contaminated"}
+    assert all(0 <= s <= 1 for s in (r.base, r.clean, r.contaminated))
+    assert r.flagged_contaminated == r.checked == 6 and r.flagged_clean == 0
+    assert (tmp_path / "contamination.json").exists() and (tmp_path / "clean").is_dir()
+    assert not any(k.startswith(ctx.run_id) for k in sft._TUNED)  # the tuned copies are not kept
+    assert [m["step"] for m in ctx.logged] == [0, 1, 2]

@@ -153,3 +153,23 @@ def test_lora_verdicts_from_run_summaries():
     qv = {"task_score_after": 0.25, "final_val_loss": 1.7, "trainable_params": 76_800}
     assert lora.qv_verdict(qv, q).verdict == L.HOLDS
     assert lora.qv_verdict(None, q).verdict == L.NOT_MEASURED
+
+
+def test_c14_needs_both_scores_and_a_clean_detector():
+    assert L.contamination_inflates(float("nan"), 0.8, 10, 0).verdict == L.NOT_MEASURED
+    v = L.contamination_inflates(0.25, 0.6, 48, 1)  # the score jumps, but the clean run was flagged too
+    assert v.verdict == L.FAILS and "detector" in v.reason
+    v = L.contamination_inflates(0.25, 0.34, 48, 0)  # a 9-point rise is under the 10-point margin
+    assert v.verdict == L.FAILS and "rose only" in v.reason
+    v = L.contamination_inflates(0.25, 0.5625, 48, 0)
+    assert v.verdict == L.HOLDS and math.isclose(v.figures["jump"], 0.3125)
+
+
+def test_c14_verdict_from_experiment_figures():
+    from labs import evaluation as ev
+
+    r = ev.ContaminationResult(48, 48, 0.25, 0.25, 0.5625, 48, 0, 48, 10, {"clean": 30.0, "contaminated": 27.0}, [])
+    v = ev.contamination_verdict(r)
+    assert v.verdict == L.HOLDS and v.figures["base"] == 0.25 and v.figures["steps"] == 48
+    r.contaminated = 0.27
+    assert ev.contamination_verdict(r).verdict == L.FAILS
