@@ -45,3 +45,13 @@ def tiny_gemma():
     from labs import models
 
     return models.tiny_model("gemma3-270m")
+
+
+@pytest.fixture(scope="module")
+def server():
+    """`python -m labs.serve` over tiny models on a free 127.0.0.1 port (an OpenAI-compatible endpoint); its URL."""
+    from tests import byo
+
+    proc, url = byo.start_server()
+    yield url
+    byo.stop(proc)

@@ -13,13 +13,6 @@ from labs import arena, backends, evaluation, generation, models, votes
 from tests import byo
 
 
-@pytest.fixture(scope="module")
-def server():
-    proc, url = byo.start_server()
-    yield url
-    byo.stop(proc)
-
-
 @pytest.fixture
 def models_file(tmp_path, monkeypatch):
     path = tmp_path / "models.toml"

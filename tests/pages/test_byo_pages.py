@@ -20,13 +20,6 @@ def folder(tmp_path_factory):
     return byo.build_tiny_folder(tmp_path_factory.mktemp("byo-pages") / "tiny")
 
 
-@pytest.fixture(scope="module")
-def server():
-    proc, url = byo.start_server()
-    yield url
-    byo.stop(proc)
-
-
 @pytest.fixture
 def models_file(folder, server, tmp_path, monkeypatch):
     monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
