@@ -77,7 +77,7 @@ def _decoding() -> None:
     if lm is None:
         st.caption("Decoding: the model is loaded on first use.")
         return
-    gate = models.decode_gate(lm)
+    gate = models.decode_gate(lm) if lm.decode != "float32" else None  # float32 is the reference: no file to read
     ratio = gate["ppl_ratio"] if gate and gate.get("variant") == lm.decode else 1.0
     quality_note = ("the reference the fast paths are measured against" if lm.decode == "float32" else
                     f"perplexity ×{ratio:.3f} of float32, measured (gate: ≤ ×{quality.GATE:.2f})")
