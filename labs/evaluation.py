@@ -1069,6 +1069,7 @@ def run_contamination(ctx, lm: models.LoadedModel, items: Sequence[MCItem] | Non
     clean_train = sft.select(list(clean_pool), len(items), cfg.seed)
     dirty_train = contaminated_examples(items)
     heldout = sft.load_bundled()[1]
+    ctx.set_total(2)  # step 0: the base score; 1: after the clean fine-tune; 2: after the contaminated one
     base, base_picks = _accuracy(lm.model, lm.tokenizer, items, ctx)
     ctx.log(step=0, base=base)
     scores, picks, seconds, steps = {}, {}, {}, 0
@@ -1078,7 +1079,9 @@ def run_contamination(ctx, lm: models.LoadedModel, items: Sequence[MCItem] | Non
                                 eval_every=10_000, val_examples=4, score_examples=0, seed=cfg.seed)
         sub = _SubRun(ctx, run_cfg, name)
         summary = sft.train(sub, lm, examples, heldout)
-        tuned = sft._TUNED.pop(sub.run_id)
+        tuned = sft.take_tuned(sub.run_id)
+        if tuned is None:
+            raise RuntimeError(f"The {name} fine-tune left no model to score.")
         steps, seconds[name] = summary["steps"], round(summary["train_seconds"], 1)
         scores[name], picks[name] = _accuracy(tuned, lm.tokenizer, items, ctx)
         ctx.log(step=step, **{name: scores[name]})

@@ -204,6 +204,16 @@ def _evaluation(what: str, name: str) -> Callable[[jobs.Run], EvaluationResult |
     return read
 
 
+def _contamination(run: jobs.Run):
+    from labs import evaluation
+
+    data = read_json(run.artifacts, "contamination.json")
+    try:
+        return evaluation.ContaminationResult(**data) if isinstance(data, dict) else None
+    except TypeError:  # written by an older version with other fields
+        return None
+
+
 _READERS: dict[type, Callable[[jobs.Run], Any]] | None = None
 
 
@@ -224,6 +234,7 @@ def readers() -> dict[type, Callable[[jobs.Run], Any]]:
             evaluation.BenchmarkConfig: _benchmark, evaluation.GenerativeConfig: _evaluation("generative", "generations.json"),
             evaluation.JudgeConfig: _evaluation("judge", "judgments.json"),
             evaluation.DiversityConfig: _evaluation("diversity", "diversity.json"),
+            evaluation.ContaminationConfig: _contamination,
         }
     return _READERS
 

@@ -493,6 +493,12 @@ def _remember(run_id: str, model: torch.nn.Module) -> None:
         _TUNED.pop(next(iter(_TUNED)))
 
 
+def take_tuned(run_id: str) -> torch.nn.Module | None:
+    """The tuned model `train` just made for this run id, handed over and forgotten here (None if it is gone):
+    for experiments that score a fine-tune once and drop it (labs.evaluation.run_contamination)."""
+    return _TUNED.pop(run_id, None)
+
+
 def tuned_model(lm: LoadedModel, run) -> torch.nn.Module:
     """The tuned model of a finished run (memory, or reloaded from its artifacts) — never the shared instance."""
     if run.id in _TUNED:

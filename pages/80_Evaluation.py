@@ -6,11 +6,10 @@ import functools
 import streamlit as st
 
 import ui
-from labs import jobs, lessons, models
+from labs import jobs, models
 from labs import evaluation as ev
 from labs.data import benchmarks as bm
 from ui import evaluation as eval_ui
-from ui.lessons import claim_box
 
 ICON = "📊"
 P = "eval"
@@ -25,10 +24,11 @@ ui.page_header(
     "(contamination).",
     ICON,
 )
-ui.init_state(P, bench_run=None, gen_run=None, judge_run=None, div_run=None, contam=None)
+ui.init_state(P, bench_run=None, gen_run=None, judge_run=None, div_run=None, contam=None, c14_run=None)
 me = ui.session_id()
 CAUSAL = [s.key for s in models.generators()]  # local models and endpoints from the models file
 NAMES = {s.key: ui.display_name(s.key) for s in models.generators()}
+LOCAL = [s.key for s in models.causal_models()]  # weights on this machine: these can be fine-tuned
 eval_ui.forget_removed_models(CAUSAL)
 
 
@@ -190,24 +190,22 @@ def contamination_tab(items: list) -> None:
             st.session_state[f"{P}_contam"] = ev.contamination(texts, corpus, n_gram)
     if st.session_state[f"{P}_contam"]:
         eval_ui.contamination_report(st.session_state[f"{P}_contam"])
-    claim_box(lessons.not_measured("C14", "this tab finds overlap but does not yet fine-tune a model on the "
-                                          "evaluation items to show the score it inflates"))
+    knobs = eval_ui.contamination_experiment_knobs(LOCAL, NAMES)
+    busy = eval_ui.active(st.session_state[f"{P}_c14_run"])
+    if st.button("Run the contamination experiment", key=f"{P}_c14_go", disabled=busy,
+                 help="About a minute and a half on a 2-core CPU with the defaults."):
+        with ui.friendly_errors("Starting the contamination experiment"):
+            cfg = ev.ContaminationConfig(**knobs)
+            lm = ui.cached_model(cfg.model_key)
+            st.session_state[f"{P}_c14_run"] = jobs.submit(
+                cfg, functools.partial(ev.run_contamination, lm=lm), owner=me,
+                label=f"Eval contamination · {NAMES[cfg.model_key]}")
+            st.rerun()
+    eval_ui.contamination_experiment(st.session_state[f"{P}_c14_run"])
 
 
 def system_tab() -> None:
-    st.markdown(
-        "**Model evals** score the model alone on fixed inputs: the benchmark and Q&A tabs here. **System evals** "
-        "score the whole application — prompt, retrieval, tools, guardrails — on the task users bring.\n\n"
-        "- **Human preference** (system-level, crowd-sourced): the *Arena* page lets people vote between two "
-        "anonymous answers and turns the votes into Elo ratings, like LMSYS Chatbot Arena (Chiang et al. 2024).\n"
-        "- **RAG triad** (system-level): the *RAG* page scores context relevance, groundedness and answer "
-        "relevance — a good model can still fail if retrieval brings the wrong passages.\n"
-        "- **Leaderboards saturate**: when every model scores near the top of a benchmark it stops separating "
-        "them, and the Open LLM Leaderboard (Hugging Face) moved to harder tasks in 2024 for that reason and for "
-        "contamination; see the Contamination tab.\n"
-        "- Pick a benchmark that matches the task (HellaSwag for common-sense completion, MMLU for knowledge, "
-        "GSM8K for arithmetic word problems, TruthfulQA for resisting popular misconceptions) and add your own "
-        "prompt/answer pairs: they are the closest thing to your users.")
+    eval_ui.model_vs_system()
     eval_ui.related_labs()
 
 

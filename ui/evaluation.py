@@ -392,6 +392,83 @@ def contamination_report(report: dict) -> None:
         st.success(f"No item shares a {report['n']}-word sequence with the searched training data.")
 
 
+def contamination_experiment_knobs(local: list[str], names: dict[str, str]) -> dict:
+    """The C14 experiment's widgets, as ContaminationConfig fields (models with weights here only: it trains)."""
+    st.markdown("#### Does contamination inflate a score? Leak the test set and see")
+    st.markdown("Score the bundled test items with the base model. Then give two copies of it the same short LoRA "
+                "fine-tune: one on as many ordinary instruction examples (the clean control), one on **the test "
+                "items themselves**, written as question → answer (a leaked test set). Score the same items after "
+                "each, and run the detector above on each fine-tune's training text.")
+    c = st.columns(3)
+    model_key = c[0].selectbox("Model to fine-tune", local, format_func=names.get, key=f"{P}_c14_model",
+                               help="A model with weights on this machine (an endpoint cannot be fine-tuned here).")
+    n_items = c[1].slider("Test items", 4, len(bm.load_bundled("test")), ev.ContaminationConfig.n_items,
+                          key=f"{P}_c14_items", help="Bundled mini-MMLU items, taken in turn from each subject.")
+    epochs = c[2].slider("Epochs of each fine-tune", 1, 16, ev.ContaminationConfig.epochs, key=f"{P}_c14_epochs",
+                         help="Both fine-tunes take the same number of steps: the only difference is what they read.")
+    return dict(model_key=model_key, n_items=int(n_items), epochs=int(epochs))
+
+
+def contamination_experiment(run_id: str | None) -> None:
+    """The C14 run: live progress, then the three scores against chance, the detector's counts, a few items and the
+    claim box; with no run in this session, the latest finished one on this server."""
+    if run_id is None:
+        done = runs_of(ev.ContaminationConfig, status=(jobs.DONE,))
+        if not done:
+            claim_box(lessons.not_measured("C14", "no contamination experiment has run yet: press "
+                                                  "'Run the contamination experiment'"))
+            return
+        run_id = done[0].id
+        st.caption(f"The latest finished experiment on this server (run {run_id}).")
+    else:
+        ui.run_panel(run_id, [], prefix=f"{P}_c14", smoothing=0.0)
+    run = jobs.get(run_id)
+    if run is None or run.active:
+        return
+    result = load_result(run)
+    if result is None:
+        claim_box(lessons.not_measured("C14", f"this experiment did not finish ({run.reason or run.status})"))
+        return
+    from labs.charts import bars
+
+    scores = {"base model": result.base, "after the clean fine-tune": result.clean,
+              "after fine-tuning on the test items": result.contaminated}
+    chance = 1 / len(ev.LETTERS)
+    st.plotly_chart(bars(list(scores), list(scores.values()), title=f"Score on the same {result.n_items} test items",
+                         y="accuracy", hline=chance, hline_label=f"chance ({chance:.0%})",
+                         text=[f"{v:.0%}" for v in scores.values()]), key=f"{P}_c14_chart_{run_id}")
+    m = st.columns(3)
+    m[0].metric("Score jump over the clean run", f"{result.contaminated - result.clean:+.0%}")
+    m[1].metric(f"Flagged by the {result.ngram}-gram detector", f"{result.flagged_contaminated} vs "
+                f"{result.flagged_clean}", help="Items sharing an n-gram with the contaminated run's training text "
+                                                 "vs with the clean run's.")
+    m[2].metric("Steps per fine-tune", result.steps,
+                help=" · ".join(f"{k}: {v:.0f} s" for k, v in result.train_seconds.items()))
+    claim_box(ev.contamination_verdict(result),
+              note="A leaked test set teaches the answer key, not the subject: the contaminated score says nothing "
+                   "about new questions.")
+    with st.expander("A few items: what each model picked"):
+        st.dataframe(pd.DataFrame(result.examples, columns=["item", "base", "clean", "contaminated", "answer"]),
+                     hide_index=True, key=f"{P}_c14_examples_{run_id}")
+
+
+def model_vs_system() -> None:
+    """Model evals vs system evals, with pointers to the pages that do the system-level ones."""
+    st.markdown(
+        "**Model evals** score the model alone on fixed inputs: the benchmark and Q&A tabs here. **System evals** "
+        "score the whole application — prompt, retrieval, tools, guardrails — on the task users bring.\n\n"
+        "- **Human preference** (system-level, crowd-sourced): the *Arena* page lets people vote between two "
+        "anonymous answers and turns the votes into Elo ratings, like LMSYS Chatbot Arena (Chiang et al. 2024).\n"
+        "- **RAG triad** (system-level): the *RAG* page scores context relevance, groundedness and answer "
+        "relevance — a good model can still fail if retrieval brings the wrong passages.\n"
+        "- **Leaderboards saturate**: when every model scores near the top of a benchmark it stops separating "
+        "them, and the Open LLM Leaderboard (Hugging Face) moved to harder tasks in 2024 for that reason and for "
+        "contamination; see the Contamination tab.\n"
+        "- Pick a benchmark that matches the task (HellaSwag for common-sense completion, MMLU for knowledge, "
+        "GSM8K for arithmetic word problems, TruthfulQA for resisting popular misconceptions) and add your own "
+        "prompt/answer pairs: they are the closest thing to your users.")
+
+
 def related_labs() -> None:
     """Links to the arena, RAG and preference pages, where installed."""
     links = []

@@ -270,6 +270,10 @@ def test_contamination_experiment_runs_on_a_tiny_model(tiny, tmp_path):
         config = ev.ContaminationConfig(n_items=6, epochs=1, batch_size=4)
         run_id, artifacts, seed = "test-c14", tmp_path, 0
         logged: list = []
+        total = None
+
+        def set_total(self, n):
+            self.total = n
 
         def log(self, **m):
             self.logged.append(m)
@@ -295,4 +299,4 @@ def test_contamination_experiment_runs_on_a_tiny_model(tiny, tmp_path):
     assert r.flagged_contaminated == r.checked == 6 and r.flagged_clean == 0
     assert (tmp_path / "contamination.json").exists() and (tmp_path / "clean").is_dir()
     assert not any(k.startswith(ctx.run_id) for k in sft._TUNED)  # the tuned copies are not kept
-    assert [m["step"] for m in ctx.logged] == [0, 1, 2]
+    assert [m["step"] for m in ctx.logged] == [0, 1, 2] and ctx.total == 2

@@ -5,7 +5,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from labs import evaluation as ev
-from labs import jobs
+from labs import jobs, results
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "80_Evaluation.py")
 
@@ -56,7 +56,8 @@ def test_judge_and_contamination(monkeypatch):
     rates = json.loads((run.artifacts / "judgments.json").read_text())["rates"]
     verdict = lessons.judge_position_bias(round(rates["position_bias"] * rates["pairs"]), rates["pairs"])
     assert any(verdict.figure in e.value for e in list(at.success) + list(at.warning))
-    assert any("Not measured yet" in i.value and "fine-tune" in i.value for i in at.info)  # C14, said honestly
+    if not results.runs(ev.ContaminationConfig, status=(jobs.DONE,)):  # C14 before any experiment: said honestly
+        assert any("Not measured yet" in i.value and "no contamination experiment" in i.value for i in at.info)
 
     at.text_area(key="eval_contam_paste").set_value(
         "Some notes. Which river flows through London? The Thames, of course, and more text follows here.")
@@ -85,3 +86,33 @@ def test_letters_hide_acc_norm_and_show_which_answer_the_model_picks(monkeypatch
         assert any(f"answered {picks['top']}" in w.value for w in at.warning)
     else:
         assert any(f"most frequent pick is {picks['top']}" in c.value for c in at.caption)
+
+
+def test_contamination_experiment_from_the_page(monkeypatch):
+    """C14 on the page: the button runs base / clean / contaminated fine-tunes as a job, and the claim box and the
+    score jump are computed from that run's result."""
+    from labs import lessons
+
+    at = _app(monkeypatch)
+    at.slider(key="eval_c14_items").set_value(4)
+    at.slider(key="eval_c14_epochs").set_value(1)
+    at.button(key="eval_c14_go").click().run()
+    assert not at.exception, at.exception
+    run = jobs.wait(at.session_state["eval_c14_run"], timeout=300)
+    assert run.status == jobs.DONE, run.reason
+    at.run()
+    assert not at.exception, at.exception
+    result = results.load_result(run)
+    assert isinstance(result, ev.ContaminationResult) and result.n_items == 4
+    verdict = ev.contamination_verdict(result)
+    shown = [e.value for e in list(at.success) + list(at.warning)]
+    assert verdict.verdict in (lessons.HOLDS, lessons.FAILS)
+    assert any(verdict.figure in v for v in shown), shown
+    jump = [m.value for m in at.metric if m.label == "Score jump over the clean run"]
+    assert jump == [f"{result.contaminated - result.clean:+.0%}"]
+    assert any(m.label.startswith("Flagged by the 10-gram") and m.value == f"{result.flagged_contaminated} vs "
+               f"{result.flagged_clean}" for m in at.metric)
+    # a fresh session with no run of its own shows the latest finished experiment on the server
+    fresh = _app(monkeypatch)
+    assert any(f"run {run.id}" in c.value for c in fresh.caption)
+    assert any(verdict.figure in e.value for e in list(fresh.success) + list(fresh.warning))
