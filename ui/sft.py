@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import classifier, generation, models, results, sft
+from labs import classifier, generation, jobs, lessons, models, results, sft
 from labs.data import instructions
+from ui.lessons import claim_box
 
 P = "sft"
 
@@ -237,6 +238,22 @@ def classifier_panel(run_id: str | None) -> None:
     if run_id:
         ui.run_panel(run_id, [("Accuracy", ["train_acc", "val_acc"]), ("Loss", ["train_loss", "val_loss"])],
                      prefix=f"{P}_clf", extra=classifier_rows, smoothing=0.0)
+    classifier_claim(jobs.get(run_id) if run_id else None)
+
+
+def classifier_claim(run) -> None:
+    """C5 from the latest classifier run: seconds per epoch against trainable blocks (not measured until it ends)."""
+    if run is None:
+        claim_box(lessons.not_measured("C5", "no classifier run in this session yet: press 'Train classifiers'"))
+    elif run.active:
+        return
+    elif (result := results.load_result(run)) is None:
+        claim_box(lessons.not_measured("C5", f"this run did not finish ({run.reason or run.status})"))
+    else:
+        claim_box(lessons.cost_grows_with_blocks({r["blocks"]: r["seconds_per_epoch"] for r in result.rows
+                                                  if "seconds_per_epoch" in r}),
+                  note="Each setting is timed in the same run on this machine; more trainable blocks means a "
+                       "longer backward pass and more optimizer state.")
 
 
 def classifier_rows(r) -> None:

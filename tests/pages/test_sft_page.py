@@ -101,6 +101,12 @@ def test_classifier_tab_runs_a_sweep(app):
     assert run.status == "done", run.reason
     assert {r["blocks"] for r in run.summary["results"]} == {0, 1}
     assert not app.exception
+    # C5's box is computed from this run's seconds per epoch
+    from labs import lessons
+
+    verdict = lessons.cost_grows_with_blocks({r["blocks"]: r["seconds_per_epoch"] for r in run.summary["results"]})
+    assert any("(C5)" in m.value for m in app.markdown)
+    assert any(verdict.figure in x.value for x in (*app.success, *app.warning))
 
 
 def test_base_model_without_chat_template_hides_it(app):
