@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass, field
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -229,6 +231,7 @@ def next_token_rows(lm, text: str, max_tokens: int = 64) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # 3. Quality filtering: exact dedup + simple heuristics (in the spirit of the Gopher rules, Rae et al. 2021, App. A)
+#    + near-duplicate removal on a normalised text (CCNet, Wenzek et al. 2020)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -244,6 +247,7 @@ class FilterStats:
     too_short: int
     repetitive: int
     symbols: int
+    near_duplicates: int = 0
 
     @property
     def removed_fraction(self) -> float:
@@ -251,30 +255,54 @@ class FilterStats:
         return 1 - self.bytes_out / self.bytes_in if self.bytes_in else 0.0
 
 
-def quality_filter(docs: list[str], min_chars: int = 80) -> tuple[list[str], FilterStats]:
-    """Drop exact duplicates (after whitespace normalisation), short documents, documents whose lines are
-    mostly repeats, and documents that are mostly symbols. Order is kept."""
-    seen: set[bytes] = set()
-    kept, dup, short, rep, sym = [], 0, 0, 0, 0
+FILTER_REASONS = ("duplicate", "too short", "near-duplicate", "repetitive", "symbol-heavy")
+
+
+def near_duplicate_key(doc: str) -> str:
+    """The text a near-duplicate shares with its original: case folded, words holding a digit dropped (dates,
+    counters, tracking ids), punctuation made space, whitespace collapsed. CCNet (Wenzek et al. 2020) hashes
+    paragraphs normalised like this; copies edited beyond it need MinHash over word shingles (Lee et al. 2022,
+    "Deduplicating Training Data Makes Language Models Better")."""
+    words = (w for w in doc.casefold().split() if not any(c.isdigit() for c in w))
+    return " ".join("".join(c if c.isalnum() else " " for c in " ".join(words)).split())
+
+
+def filter_reasons(docs: list[str], min_chars: int = 80) -> list[str]:
+    """Why each document would be dropped (one of FILTER_REASONS), '' for a document kept. The first copy of a
+    duplicate is kept; later copies are dropped."""
+    exact, near, out = set(), set(), []
     for d in docs:
         key = hashlib.blake2b(" ".join(d.split()).encode(), digest_size=16).digest()
-        if key in seen:
-            dup += 1
-            continue
-        seen.add(key)
-        if len(d) < min_chars:
-            short += 1
-            continue
+        normalised = near_duplicate_key(d)
+        norm = hashlib.blake2b(normalised.encode(), digest_size=16).digest()
         lines = [ln.strip() for ln in d.splitlines() if ln.strip()]
-        if len(lines) >= 4 and len(set(lines)) / len(lines) < 0.7:  # Gopher: duplicate-line fraction
-            rep += 1
-            continue
-        if sum(c.isalnum() or c.isspace() for c in d) / len(d) < 0.6:  # mostly punctuation / markup
-            sym += 1
-            continue
-        kept.append(d)
+        if key in exact:
+            out.append("duplicate")
+        elif len(d) < min_chars:
+            out.append("too short")
+        elif norm in near:
+            out.append("near-duplicate")
+        elif len(lines) >= 4 and len(set(lines)) / len(lines) < 0.7:  # Gopher: duplicate-line fraction
+            out.append("repetitive")
+        elif sum(c.isalnum() or c.isspace() for c in d) / len(d) < 0.6:  # mostly punctuation / markup
+            out.append("symbol-heavy")
+        else:
+            out.append("")
+        exact.add(key)
+        if len(d) >= min_chars and normalised:  # all-symbol junk has an empty key: not a "copy"
+            near.add(norm)
+    return out
+
+
+def quality_filter(docs: list[str], min_chars: int = 80) -> tuple[list[str], FilterStats]:
+    """Drop exact duplicates (after whitespace normalisation), short documents, near-duplicates (near_duplicate_key),
+    documents whose lines are mostly repeats, and documents that are mostly symbols. Order is kept."""
+    reasons = filter_reasons(docs, min_chars)
+    kept = [d for d, r in zip(docs, reasons) if not r]
     size = lambda xs: sum(len(x.encode()) for x in xs)  # noqa: E731
-    return kept, FilterStats(len(docs), len(kept), size(docs), size(kept), dup, short, rep, sym)
+    n = {r: reasons.count(r) for r in FILTER_REASONS}
+    return kept, FilterStats(len(docs), len(kept), size(docs), size(kept), n["duplicate"], n["too short"],
+                             n["repetitive"], n["symbol-heavy"], n["near-duplicate"])
 
 
 def filter_report(domain_docs: dict[str, list[str]]) -> list[dict]:
@@ -284,9 +312,34 @@ def filter_report(domain_docs: dict[str, list[str]]) -> list[dict]:
         train, _ = corpora.split(docs)
         _, s = quality_filter(train)
         rows.append({"domain": name, "documents": s.docs_in, "kept": s.docs_out, "duplicates": s.duplicates,
-                     "too short": s.too_short, "repetitive": s.repetitive, "symbol-heavy": s.symbols,
+                     "near-duplicates": s.near_duplicates, "too short": s.too_short, "repetitive": s.repetitive,
+                     "symbol-heavy": s.symbols,
                      "bytes removed": f"{100 * s.removed_fraction:.1f}%"})
     return rows
+
+
+def filter_vs_labels(pages: list[tuple[str, str]]) -> tuple[list[dict], dict]:
+    """How the filter treats each kind of document in a labelled domain (corpora.web_pages: (kind, text) pairs,
+    kind 'clean' or a kind of noise), on its training split, as in a run. Returns one row per kind (documents,
+    kept, removed by each reason, bytes removed) and {precision, recall, noise_bytes_share}: precision = removed
+    documents that are noise / all removed; recall = noise documents removed / all noise documents."""
+    pairs = [(kind, text) for kind, text in pages if not corpora.is_validation(text)]  # the training split
+    train, labels = [text for _, text in pairs], [kind for kind, _ in pairs]  # by position: an exact copy is
+    reasons = filter_reasons(train)  # the same text as its original but labelled as the copy
+    rows = []
+    for kind in dict.fromkeys(labels):
+        mine = [(d, r) for d, r, k in zip(train, reasons, labels) if k == kind]
+        size = sum(len(d.encode()) for d, _ in mine)
+        removed = sum(len(d.encode()) for d, r in mine if r)
+        rows.append({"kind": kind, "documents": len(mine), "kept": sum(not r for _, r in mine),
+                     **{reason: sum(r == reason for _, r in mine) for reason in FILTER_REASONS},
+                     "bytes removed": f"{100 * removed / max(size, 1):.0f}%"})
+    noise = [k != "clean" for k in labels]
+    dropped = [bool(r) for r in reasons]
+    hits = sum(n and r for n, r in zip(noise, dropped))
+    total = sum(len(d.encode()) for d in train)
+    return rows, {"precision": hits / max(sum(dropped), 1), "recall": hits / max(sum(noise), 1),
+                  "noise_bytes_share": sum(len(d.encode()) for d, n in zip(train, noise) if n) / max(total, 1)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -323,7 +376,7 @@ class MixtureRunConfig:
     """One training run of the tiny GPT on a mixture. Uploads enter as (name, sha256) so the run id changes
     with their content; their text reaches the run through `train_mixture`'s `uploads` argument."""
 
-    domains: tuple[str, ...] = corpora.BUILTIN_DOMAINS
+    domains: tuple[str, ...] = corpora.CLEAN_DOMAINS
     weights: tuple[float, ...] = (1.0, 1.0, 1.0)  # relative; normalised at run time
     steps: int = 1000  # ~40 s on an idle 2-core CPU: long enough for the per-domain curves to separate
     batch_size: int = 16
@@ -476,15 +529,23 @@ def train_mixture(ctx, uploads: dict[str, list[str]] | None = None, eval_windows
     same fixed windows each time) and epochs_<domain>. Every sample_every steps a sample per domain as a note.
     """
     device = settings.device_info().device
-    if device != "cpu":
+    with _gpt_threads(device):
         return _train(ctx, uploads, eval_windows, sample_bytes, device)
-    # This GPT's matrices are tiny: a second CPU thread costs more in synchronisation than it saves (measured:
-    # equal speed on an idle 2-core machine, many times slower on a busy one). set_num_threads is per thread
-    # here, so only this worker changes; restored afterwards because the pool reuses its threads.
+
+
+@contextmanager
+def _gpt_threads(device: str):
+    """On a CPU, train this GPT on one thread (LLMLAB_GPT_THREADS): its matrices are tiny, and a second CPU thread
+    costs more in synchronisation than it saves (measured: equal speed on an idle 2-core machine, many times
+    slower on a busy one). set_num_threads is per thread here, so only this worker changes; restored afterwards
+    because the pool reuses its threads."""
+    if device != "cpu":
+        yield
+        return
     previous = torch.get_num_threads()
     torch.set_num_threads(int(os.environ.get("LLMLAB_GPT_THREADS", "1")))
     try:
-        return _train(ctx, uploads, eval_windows, sample_bytes, device)
+        yield
     finally:
         torch.set_num_threads(previous)
 
@@ -555,6 +616,151 @@ def _train(ctx, uploads, eval_windows: int, sample_bytes: int, device: str) -> d
             "flops_per_token": flops_per_token(gcfg, T), "achieved_gflops": fit.achieved_gflops}
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# 5. Quality beats quantity at equal compute (claim M4): the same GPT, steps and seed on the noisy domain, with and
+#    without the filter, both scored on the same clean held-out text
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QualityComparisonConfig:
+    """Two tiny GPTs trained side by side for the same steps from the same initial weights and seed: one on all of
+    a noisy domain, one on what the quality filter keeps of it. Defaults: ~45 s on a 2-core CPU (measured while other
+    jobs kept it busy; both models train on one thread)."""
+
+    domain: str = corpora.NOISY_DOMAIN  # a built-in domain; 'web' is the one made noisy on purpose
+    steps: int = 600  # the filtered run reads its ~200 KB of clean text ~3 times: inside the ~4-epoch sweet spot
+    batch_size: int = 16
+    block_size: int = 64
+    size: str = DEFAULT_SIZE
+    lr: float = 3e-3
+    warmup: int = 30
+    eval_every: int = 50
+    eval_windows: int = 64  # 64 windows x 64 bytes = 4 KB of clean held-out text per evaluation
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.domain not in corpora.BUILTIN_DOMAINS:
+            raise ValueError(f"Pick a built-in domain ({', '.join(corpora.BUILTIN_DOMAINS)}), not '{self.domain}'.")
+        if not 1 <= self.eval_windows <= 1024:
+            raise ValueError("Evaluate on 1 to 1024 windows of held-out text.")
+        self.run_config(True)  # the step, size, lr and eval checks, with their messages
+
+    def run_config(self, filtered: bool) -> MixtureRunConfig:
+        """One arm of the comparison as a one-domain mixture run (filtered or not)."""
+        return MixtureRunConfig(domains=(self.domain,), weights=(1.0,), steps=self.steps, batch_size=self.batch_size,
+                                block_size=self.block_size, size=self.size, lr=self.lr, warmup=self.warmup,
+                                eval_every=self.eval_every, sample_every=self.steps, quality_filter=filtered,
+                                seed=self.seed)
+
+
+QUALITY_ARMS = ("unfiltered", "filtered")
+
+
+def run_quality_comparison(ctx) -> dict:
+    """The background run of claim M4. Metrics: loss_<arm> every step (its own training batches) and, every
+    eval_every steps, val_<arm> (nats per byte on the same clean held-out windows) for arm in QUALITY_ARMS.
+    Returns both final clean-validation losses, the filter's stats and label check, steps and seconds."""
+    device = settings.device_info().device
+    with _gpt_threads(device):
+        return _compare(ctx, ctx.config, device)
+
+
+def _compare(ctx, cfg: QualityComparisonConfig, device: str) -> dict:
+    t0 = time.perf_counter()
+    ctx.note(f"Preparing the '{cfg.domain}' domain twice: as scraped, and after the quality filter…")
+    data = {arm: prepare_domains(cfg.run_config(arm == "filtered"))[cfg.domain] for arm in QUALITY_ARMS}
+    val = data["filtered"].val  # prepare_domains filters the held-out text in both arms: the same clean bytes
+    T, B = cfg.block_size, cfg.batch_size
+    windows = {"val": fixed_windows(val, cfg.eval_windows, T)}
+    gcfg = cfg.run_config(False).gpt_config()
+    models, gens = {}, {}
+    for arm in QUALITY_ARMS:  # the same initial weights and the same batch order (by position) in both arms
+        torch.manual_seed(cfg.seed)
+        models[arm] = GPT(gcfg).to(device).train()
+        gens[arm] = torch.Generator().manual_seed(cfg.seed)
+    stats = data["filtered"].filter_stats
+    ctx.note(f"{cfg.domain}: {len(data['unfiltered'].train) / 1000:.0f} KB as scraped, "
+             f"{len(data['filtered'].train) / 1000:.0f} KB after the filter (removed {stats.removed_fraction:.0%}); "
+             f"{len(val) / 1000:.0f} KB of clean held-out text scores both")
+    ctx.set_total(cfg.steps)
+    names = [cfg.domain]
+
+    def batches():
+        while True:
+            yield {arm: get_batch({cfg.domain: data[arm]}, names, [1.0], B, T, gens[arm]) for arm in QUALITY_ARMS}
+
+    def loss_fn(batch) -> training.StepOutput:  # two independent losses: their sum's gradient is each model's own
+        losses = {arm: models[arm](x.to(device), y.to(device))[1] for arm, (x, y, _) in batch.items()}
+        return training.StepOutput(sum(losses.values()), tokens=2 * B * T,
+                                   flops=2 * flops_per_token(gcfg, T) * B * T,
+                                   metrics={f"loss_{arm}": float(v.detach()) for arm, v in losses.items()})
+
+    def evaluate_step(step: int) -> dict:
+        return {f"val_{arm}": evaluate(models[arm], windows, device)["val"] for arm in QUALITY_ARMS}
+
+    # One param group per model, each clipped on its own: exactly two separate AdamW runs, stepped together so
+    # both curves move live and share the x axis.
+    loop = training.LoopSettings(steps=cfg.steps, lr=cfg.lr, warmup=warmup_steps(cfg.run_config(False)),
+                                 weight_decay=0.1, betas=(0.9, 0.95), eval_every=cfg.eval_every, eval_at_start=True,
+                                 rate_every=10, clip_per_group=True, loss_name=None)
+    fit = training.fit(ctx, [{"params": list(models[arm].parameters())} for arm in QUALITY_ARMS], batches(),
+                       loss_fn, loop, evaluate=evaluate_step, device=device)
+    _, labels = (filter_vs_labels(list(corpora.web_pages())) if cfg.domain == corpora.NOISY_DOMAIN else (None, {}))
+    return {**fit.last_eval, "steps": fit.steps, "seconds": time.perf_counter() - t0,
+            "train_seconds": fit.train_seconds, "filter": asdict(stats),
+            "bytes": {arm: len(data[arm].train) for arm in QUALITY_ARMS}, "clean_val_bytes": len(val),
+            "params": models["filtered"].num_parameters(), **labels}
+
+
+@dataclass(frozen=True)
+class QualityComparisonResult:
+    """A finished M4 run: both clean-validation losses (nats per byte), the filter's counts, and its cost."""
+
+    val_unfiltered: float
+    val_filtered: float
+    steps: int
+    seconds: float
+    filter: FilterStats | None
+    precision: float | None = None  # of the filter against the web domain's labels (None for other domains)
+    recall: float | None = None
+    train_bytes: dict = field(default_factory=dict)  # {arm: training bytes}
+
+
+def quality_result(run) -> QualityComparisonResult | None:
+    """The typed result of a finished run_quality_comparison job (None: no run, still active, or no losses)."""
+    if run is None or run.active:
+        return None
+    return _quality_from_summary(run.summary or {})
+
+
+def _quality_from_summary(s: dict) -> QualityComparisonResult | None:
+    if "val_filtered" not in s or "val_unfiltered" not in s:
+        return None
+    stats = FilterStats(**s["filter"]) if isinstance(s.get("filter"), dict) else None
+    return QualityComparisonResult(float(s["val_unfiltered"]), float(s["val_filtered"]), int(s.get("steps", 0)),
+                                   float(s.get("seconds", math.nan)), stats, s.get("precision"), s.get("recall"),
+                                   dict(s.get("bytes", {})))
+
+
+def quality_verdict(result: QualityComparisonResult | dict | None):
+    """Claim M4 from a comparison's result (or its summary dict): labs.lessons.quality_filter_helps, with the
+    steps, seconds and the filter's removed share and precision / recall as further figures."""
+    from labs import lessons
+
+    if isinstance(result, dict):
+        result = _quality_from_summary(result)
+    if result is None:
+        return lessons.not_measured("M4", "no finished comparison yet: press 'Compare with and without the filter'")
+    v = lessons.quality_filter_helps(result.val_filtered, result.val_unfiltered)
+    v.figures.update(steps=result.steps, seconds=round(result.seconds, 1))
+    if result.filter is not None:
+        v.figures["removed_bytes_share"] = round(result.filter.removed_fraction, 3)
+    if result.precision is not None:
+        v.figures.update(filter_precision=round(result.precision, 3), filter_recall=round(result.recall, 3))
+    return v
+
+
 OVERFIT_DOMAIN = "prose"  # the domain the lessons benchmark repeats (the page's "Repeat a small domain" knob)
 
 
@@ -604,11 +810,12 @@ def bits(nats: float) -> float:
 __all__ = ["Source", "Preset", "PRESETS", "GPT3", "LLAMA1", "GROWTH", "growth_rows", "normalise_weights",
            "mixture_table", "epochs_differ", "shift_for_next_token", "next_token_rows", "quality_filter",
            "sample_domains", "MixtureRunConfig", "prepare_domains", "train_mixture", "SIZES", "bits", "DEFAULT_SENTENCE",
-           "shift_check", "OVERFIT_DOMAIN", "overfitting_verdict"]
+           "shift_check", "OVERFIT_DOMAIN", "overfitting_verdict", "filter_reasons", "near_duplicate_key",
+           "filter_vs_labels", "QualityComparisonConfig", "run_quality_comparison", "quality_result", "quality_verdict"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 5. Charts for this lab (plain data in, Plotly figure out)
+# 6. Charts for this lab (plain data in, Plotly figure out)
 # ---------------------------------------------------------------------------------------------------------------
 
 

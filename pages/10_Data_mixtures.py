@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import pandas as pd
 import streamlit as st
 
 import ui
@@ -15,7 +14,7 @@ from ui.runs import compare_runs, start_button
 
 ICON = "🧬"
 NEXT_TOKEN_MODEL = models.DEFAULT_CHAT_MODEL
-DEFAULT_WEIGHTS = {"code": 40, "prose": 40, "arithmetic": 20}
+DEFAULT_WEIGHTS = {"code": 40, "prose": 40, "arithmetic": 20, "web": 0}
 
 ui.page_header(
     "Data mixtures",
@@ -27,12 +26,7 @@ ui.page_header(
     "with a real tokenizer, then train a tiny GPT on a mixture of your own and watch each domain's loss.",
     ICON,
 )
-ui.init_state("mix", run_id=None, uploads={}, next_rows=None, next_check=None, calc_rows=None)
-
-
-@st.cache_data(show_spinner="Checking the built-in domains…")
-def _builtin_filter_report() -> list[dict]:
-    return mixtures.filter_report({d: corpora.builtin_documents(d) for d in corpora.BUILTIN_DOMAINS})
+ui.init_state("mix", run_id=None, q_run_id=None, uploads={}, next_rows=None, next_check=None, calc_rows=None)
 
 
 def calc_tab() -> None:
@@ -116,18 +110,14 @@ def run_settings(domains: list[str], current: dict) -> dict:
     sample_every = b2.number_input("Sample every", 10, 5000, 250, key="mix_sample_every",
                                    help="Steps between text samples from the model (one per domain, in the log).")
     quality = b3.toggle("Quality filter", False, key="mix_filter",
-                        help="Dedup + simple heuristics on the training text (short, repetitive, symbol-heavy "
-                             "documents dropped). Validation text is always filtered, so runs stay comparable.")
+                        help="Exact and near dedup + heuristics on the training text (short, repetitive, "
+                             "symbol-heavy documents dropped). Validation text is always filtered, so runs compare.")
     repeat = b4.selectbox("Repeat a small domain", ["(none)"] + domains, key="mix_repeat_domain",
                           help="Cut one domain's training text to a few KB so it is read many epochs: its train "
                                "loss keeps falling while its validation loss turns up (overfitting).")
     if quality:
         with ui.friendly_errors("The quality filter"):
-            st.dataframe(pd.DataFrame(_builtin_filter_report() + mixtures.filter_report(current)), hide_index=True,
-                         key="mix_filter_table")
-            st.caption("Same steps, same validation text: compare this run's per-domain curves with an unfiltered "
-                       "one in *Compare runs*. The standard library is already clean text, so expect a small "
-                       "effect; a scraped web upload shows a bigger one.")
+            mix_ui.builtin_filter_table(current)
     repeat_kb = 4
     if repeat != "(none)":
         repeat_kb = st.slider("KB of text kept for the repeated domain", 1, 64, 4, key="mix_repeat_kb",
@@ -158,13 +148,13 @@ def train_tab() -> None:
                     help="Starts a background run; you can leave the page and come back.",
                     busy="Your previous run is still going: stop it (button below) or wait for it to finish."):
         with ui.friendly_errors("Starting the run"):
-            cfg = mixtures.MixtureRunConfig(domains=tuple(domains), weights=tuple(float(w) for w in raw_weights),
+            picked = [(d, float(w)) for d, w in zip(domains, raw_weights) if w > 0 or d != corpora.NOISY_DOMAIN]
+            cfg = mixtures.MixtureRunConfig(domains=tuple(d for d, _ in picked), weights=tuple(w for _, w in picked),
                                             uploads=tuple(mixtures.upload_entry(n, d) for n, d in current.items()),
                                             **knobs)
             fn = functools.partial(mixtures.train_mixture, uploads=dict(current))
             st.session_state["mix_run_id"] = jobs.submit(cfg, fn, owner=ui.session_id(), label="Mixture GPT")
-    run_id = st.session_state["mix_run_id"]
-    if run_id:
+    if run_id := st.session_state["mix_run_id"]:
         live_run(run_id, domains)
 
 
@@ -192,6 +182,26 @@ def live_run(run_id: str, domains: list[str]) -> None:
     ui.run_panel(run_id, groups, prefix="mix", smoothing=0.0, extra=_results)
 
 
+def quality_tab() -> None:
+    st.markdown("The *web* domain is built like a scraped crawl: clean pages mixed with boilerplate, near-duplicate "
+                "copies and junk, each document labelled. Two identical tiny GPTs train for the **same steps** from "
+                "the same weights, one on all of it, one on what the quality filter keeps; both are scored on the "
+                "same clean held-out pages.")
+    mix_ui.noisy_domain_table()
+    knobs = mix_ui.quality_controls()
+    if start_button("Compare with and without the filter (equal steps)", key="mix_q_go", busy="It is still going.",
+                    current_id=st.session_state["mix_q_run_id"], help="Trains both side by side in the background."):
+        with ui.friendly_errors("Starting the comparison"):
+            cfg = mixtures.QualityComparisonConfig(**knobs)
+            st.session_state["mix_q_run_id"] = jobs.submit(cfg, mixtures.run_quality_comparison,
+                                                           owner=ui.session_id(), label="Quality filter A/B")
+    if st.session_state["mix_q_run_id"]:
+        ui.run_panel(st.session_state["mix_q_run_id"], mix_ui.QUALITY_CURVES, prefix="mix_q", smoothing=0.0,
+                     extra=mix_ui.quality_outcome)
+    else:
+        claim_box(lessons.not_measured("M4", "press 'Compare with and without the filter (equal steps)'"))
+
+
 def compare_tab() -> None:
     runs = results.runs(mixtures.MixtureRunConfig, with_metrics=True)
     if not runs:
@@ -205,14 +215,16 @@ def compare_tab() -> None:
                  metric_help="val_<domain> is that domain's held-out loss; loss is the training loss on mixed batches.")
 
 
-tab_calc, tab_next, tab_train, tab_compare = st.tabs(
-    ["Mixture calculator", "Next-token labels", "Train a tiny GPT", "Compare runs"])
+tab_calc, tab_next, tab_train, tab_quality, tab_compare = st.tabs(
+    ["Mixture calculator", "Next-token labels", "Train a tiny GPT", "Quality vs quantity", "Compare runs"])
 with tab_calc:
     calc_tab()
 with tab_next:
     next_token_tab()
 with tab_train:
     train_tab()
+with tab_quality:
+    quality_tab()
 with tab_compare:
     compare_tab()
 
@@ -227,9 +239,12 @@ random window of that domain's text. **Next-token loss** (labels = inputs shifte
 $\mathcal{L} = -\frac{1}{T}\sum_t \ln p_\theta(x_{t+1} \mid x_{\le t})$, reported per domain on held-out text.
 The model is GPT-2's recipe in miniature (Radford et al. 2019): pre-norm blocks, causal self-attention
 $\text{softmax}(QK^\top/\sqrt{d})V$ (Vaswani et al. 2017, eq. 1), tied embeddings, AdamW with warm-up and cosine decay.
+
+**Quality filter.** Exact and near-duplicates (the key below: CCNet's normalisation), then Gopher's rules: too short,
+mostly repeated lines, mostly symbols. At equal steps the filtered run reads fewer distinct bytes, all of them clean.
 """,
-    mixtures.mixture_table, mixtures.get_batch, GPT.forward,
+    mixtures.mixture_table, mixtures.get_batch, mixtures.near_duplicate_key, GPT.forward,
     paper="Brown et al. 2020 (GPT-3, Table 2.2); Touvron et al. 2023 (LLaMA, Table 1); Muennighoff et al. 2023 "
           "(Scaling Data-Constrained Language Models); Rae et al. 2021 (Gopher quality filters, App. A); "
-          "Abdin et al. 2024 (Phi-3).",
+          "Wenzek et al. 2020 (CCNet); Lee et al. 2022 (Deduplicating Training Data); Abdin et al. 2024 (Phi-3).",
 )

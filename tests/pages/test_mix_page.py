@@ -139,3 +139,39 @@ def test_repeated_domain_run_gets_an_overfitting_verdict_from_its_own_curves(app
     assert any("(C3)" in m.value for m in app.markdown)
     assert any(verdict.figure in e.value for e in list(app.success) + list(app.warning))
     assert mixtures.overfitting_verdict(run.metrics, "").verdict == lessons.NOT_MEASURED
+
+
+def test_quality_comparison_at_equal_steps_gets_a_claim_box(app):
+    from labs import jobs, lessons, mixtures
+
+    assert any("(M4)" in m.value for m in app.markdown)  # before a run: not measured yet, with the reason
+    assert any("Compare with and without the filter" in i.value for i in app.info)
+    assert any("near-duplicate" in df.value.columns for df in app.dataframe)  # the web domain's kinds vs reasons
+    assert any(m.label == "Filter recall" for m in app.metric)
+    app.number_input(key="mix_q_steps").set_value(10)
+    app.selectbox(key="mix_q_size").set_value(TINY)
+    app.button(key="mix_q_go").click().run()
+    assert not app.exception, app.exception
+    run = jobs.wait(app.session_state["mix_q_run_id"], timeout=300)
+    app.run()
+    assert not app.exception, app.exception
+    assert run.status == "done", run.reason
+    assert {"val_filtered", "val_unfiltered"} <= set(run.metrics[-1])
+    verdict = mixtures.quality_verdict(mixtures.quality_result(run))
+    assert verdict.verdict in (lessons.HOLDS, lessons.FAILS)  # 10 steps: either way, computed from this run
+    assert any(verdict.figure in e.value for e in list(app.success) + list(app.warning))
+    assert any(m.label == "Clean-text loss, filtered" for m in app.metric)
+
+
+def test_a_stopped_comparison_is_not_measured(app):
+    from labs import jobs
+
+    app.number_input(key="mix_q_steps").set_value(5000)
+    app.selectbox(key="mix_q_size").set_value(TINY)
+    app.number_input(key="mix_q_seed").set_value(3)
+    app.button(key="mix_q_go").click().run()
+    jobs.stop(app.session_state["mix_q_run_id"])
+    assert jobs.wait(app.session_state["mix_q_run_id"], timeout=120).status == "stopped"
+    app.run()
+    assert not app.exception, app.exception
+    assert any("Not measured yet" in i.value and "did not finish" in i.value for i in app.info)
