@@ -215,6 +215,29 @@ def c11(deadline: float) -> L.Verdict:
     return v
 
 
+def _length_sweep(cfg, deadline: float) -> L.Verdict:
+    from labs.attention import sweep
+
+    ctx = BenchContext(cfg, deadline)
+    result = sweep.run_lengths(ctx)
+    v = sweep.length_verdict(True, ctx.metrics, {"task": cfg.task, "mixers": list(cfg.mixers),
+                                                 "lengths": result["lengths"]})
+    v.figures.update(lengths=result["lengths"], steps=cfg.steps, mixers=list(cfg.mixers), scored=result["scored"])
+    return v
+
+
+def c11b(deadline: float) -> L.Verdict:
+    from labs.attention import sweep
+
+    return _length_sweep(sweep.PalindromeSweepConfig(), deadline)  # the page's default palindrome sweep
+
+
+def c11c(deadline: float) -> L.Verdict:
+    from labs.attention import sweep
+
+    return _length_sweep(sweep.ParitySweepConfig(), deadline)  # the page's default parity sweep
+
+
 def c12(deadline: float) -> L.Verdict:
     from labs.attention import memory
 
@@ -247,10 +270,17 @@ def c14(deadline: float) -> L.Verdict:
     return ev.contamination_verdict(ev.run_contamination(ctx, chat_model()))
 
 
+def m4(deadline: float) -> L.Verdict:
+    from labs import mixtures
+
+    ctx = BenchContext(mixtures.QualityComparisonConfig(), deadline)  # the page's default: 'web', equal steps
+    return mixtures.quality_verdict(mixtures.run_quality_comparison(ctx))
+
+
 NEEDS_MODEL = {"C2", "C4", "C5", "C6", "C7", "C8", "C9", "C13", "C14"}  # the model is loaded once before these, so their seconds are the experiment's
 NOT_WIRED = ("this benchmark does not run it yet: its default run is not wired into bench_lessons "
              "(measure it on the {page} page)")
-RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "C7": c7, "C8": c8, "C9": c9, "C10": c10, "C11": c11, "C12": c12, "C13": c13, "C14": c14}
+RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "C7": c7, "C8": c8, "C9": c9, "C10": c10, "C11": c11, "C11b": c11b, "C11c": c11c, "C12": c12, "C13": c13, "C14": c14, "M4": m4}
 
 
 def run_claim(claim_id: str, budget_s: float = BUDGET_S) -> L.Verdict:
@@ -287,7 +317,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for c in L.CLAIMS.values():
             print(f"{c.id}\t{c.page}: {c.statement}")
         return []
-    ids = [i.upper() for i in (args.only or L.CLAIMS)]
+    by_upper = {c.upper(): c for c in L.CLAIMS}  # ids are matched without case: C11b, c11b and C11B alike
+    ids = [by_upper.get(i.upper(), i.upper()) for i in (args.only or L.CLAIMS)]
     unknown = [i for i in ids if i not in L.CLAIMS]
     if unknown:
         parser.error(f"unknown claim(s) {', '.join(unknown)}; --list shows them")

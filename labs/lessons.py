@@ -100,6 +100,22 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
           "as the number of pairs grows.",
           "softmax accuracy ≥ 90% at every number of pairs, and each fixed-state mixer loses ≥ 20 points from the "
           "fewest to the most pairs"),
+    Claim("C11b", "Linear vs full attention", "Palindrome: softmax attention reverses a sequence of any length; a "
+          "fixed-size state runs out as the sequence grows.",
+          "held-out accuracy over every reversed token: softmax ≥ 90% at every length, and each fixed-state mixer "
+          "loses ≥ 20 points from the shortest to the longest length",
+          "The fixed-state mixers are still improving when the default run ends; a longer run closes most of the gap "
+          "at 32 tokens but not at 64, where 64 tokens share the 32 key directions of a 32-wide layer's state."),
+    Claim("C11c", "Linear vs full attention", "State tracking: parity needs negative eigenvalues — DeltaNet with "
+          "β ∈ (0, 2) tracks it, DeltaNet with β ∈ (0, 1) and linear attention cannot (Grazzi et al. 2025).",
+          "held-out accuracy on the second half of each sequence (the first positions are within the short "
+          "convolution's reach): DeltaNet with β ∈ (0, 2) ≥ 90% at every length; DeltaNet with β ∈ (0, 1) (and "
+          "linear attention, when in the sweep) ≤ 60% at the longest length (chance 50%); softmax is reported, "
+          "not judged",
+          "One layer and a few hundred steps on 8–32 bits. Trained three times longer, DeltaNet with β ∈ (0, 1) and "
+          "linear attention approximate most of the 16-bit second half but stay at chance at 32 bits: without a "
+          "negative eigenvalue there is no exact solution, only ones that break as sequences grow (Grazzi et al. "
+          "also test length extrapolation, which this sweep does not)."),
     Claim("C12", "Linear vs full attention", "A 3:1 linear:full hybrid keeps 75% less KV cache.",
           "KV cache (per-token part) of a 3:1 hybrid vs the same depth of full attention is 75% ± 0.5 pt smaller; "
           "the fixed recurrent state is reported next to it",
@@ -340,6 +356,47 @@ def recall_vs_state(accuracy: Mapping[str, Mapping[int, float]], full: str = "so
     figure = f"{full} min {min(accuracy[full].values()):.0%}; drops " + ", ".join(f"{m} {d:.0%}" for m, d in drops.items())
     return Verdict("C11", FAILS if reasons else HOLDS, figure, {"accuracy": {m: dict(a) for m, a in accuracy.items()}},
                    "; ".join(reasons))
+
+
+def reversal_vs_state(accuracy: Mapping[str, Mapping[int, float]], full: str = "softmax",
+                      min_drop: float = 0.2) -> Verdict:
+    """C11b. {mixer: {tokens to reverse: accuracy}} from the palindrome length sweep."""
+    if full not in accuracy or len(accuracy) < 2 or any(len(v) < 2 for v in accuracy.values()):
+        return not_measured("C11b", "the sweep needs softmax and a fixed-state mixer at two or more lengths")
+    low = min(accuracy[full].values())
+    reasons = [] if low >= 0.9 else [f"{full} falls to {low:.0%}"]
+    ends = {}
+    for mixer, acc in accuracy.items():
+        if mixer != full:
+            n = sorted(acc)
+            ends[mixer] = (acc[n[0]], acc[n[-1]])
+            if acc[n[0]] - acc[n[-1]] < min_drop:
+                reasons.append(f"{mixer} loses only {acc[n[0]] - acc[n[-1]]:.0%}")
+    figure = f"{full} min {low:.0%}; " + ", ".join(f"{m} {a:.0%} → {b:.0%}" for m, (a, b) in ends.items())
+    return Verdict("C11b", FAILS if reasons else HOLDS, figure,
+                   {"accuracy": {m: dict(a) for m, a in accuracy.items()}}, "; ".join(reasons))
+
+
+def parity_needs_negative_eigenvalues(accuracy: Mapping[str, Mapping[int, float]], negative: str = "deltanet_neg",
+                                      positive: Sequence[str] = ("deltanet", "linear"), min_high: float = 0.9,
+                                      max_low: float = 0.6) -> Verdict:
+    """C11c. {mixer: {sequence length: accuracy on the second half of each sequence}} from the parity sweep.
+    `positive` mixers (eigenvalues in [0, 1]) are judged when present; DeltaNet with β ∈ (0, 1) must be."""
+    if not accuracy.get(negative) or not accuracy.get(positive[0]):
+        return not_measured("C11c", "the sweep needs DeltaNet with β ∈ (0, 2) and DeltaNet with β ∈ (0, 1)")
+    longest = max(accuracy[negative])
+    judged = [m for m in positive if longest in accuracy.get(m, {})]
+    if positive[0] not in judged:
+        return not_measured("C11c", f"DeltaNet with β ∈ (0, 1) was not scored at {longest} bits")
+    reasons = []
+    if min(accuracy[negative].values()) < min_high:
+        reasons.append(f"{negative} reaches only {min(accuracy[negative].values()):.0%}")
+    reasons += [f"{m} reaches {accuracy[m][longest]:.0%}" for m in judged if accuracy[m][longest] > max_low]
+    shown = [negative] + judged + [m for m in accuracy if m not in judged and m != negative]
+    figure = f"at {longest} bits: " + ", ".join(f"{m} {accuracy[m][longest]:.0%}" for m in shown
+                                                 if longest in accuracy[m])
+    return Verdict("C11c", FAILS if reasons else HOLDS, figure,
+                   {"accuracy": {m: dict(a) for m, a in accuracy.items()}, "longest": longest}, "; ".join(reasons))
 
 
 def hybrid_cache(kv_reduction: float, total_reduction: float, context: int, linear: int = 3, full: int = 1,

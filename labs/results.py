@@ -228,8 +228,11 @@ def readers() -> dict[type, Callable[[jobs.Run], Any]]:
         _READERS = {
             sft.SFTConfig: _sft, classifier.ClassifierConfig: _classifier, dpo.DPOConfig: _dpo,
             lora.LoraRunConfig: _lora, mixtures.MixtureRunConfig: _mixture,
+            mixtures.QualityComparisonConfig: mixtures.quality_result,
             evaluate.RagEvalConfig: _rag_eval, evaluate.RagClaimConfig: _rag_claim,
             model.TrainConfig: _attention("task", "result.json"), sweep.PairsSweepConfig: _attention("sweep", "result.json"),
+            sweep.PalindromeSweepConfig: _attention("sweep", "result.json"),
+            sweep.ParitySweepConfig: _attention("sweep", "result.json"),
             cost.CostConfig: _attention("cost", "cost.json"),
             evaluation.BenchmarkConfig: _benchmark, evaluation.GenerativeConfig: _evaluation("generative", "generations.json"),
             evaluation.JudgeConfig: _evaluation("judge", "judgments.json"),

@@ -28,7 +28,7 @@ ui.page_header(
     "to see where a fixed state runs out.",
     ICON,
 )
-ui.init_state(P, cost_run=None, train_run=None, sweep_run=None)
+ui.init_state(P, cost_run=None, train_run=None, sweep_run=None, pal_run=None, par_run=None)
 tab_mech, tab_cost, tab_mem, tab_tasks, tab_inside = st.tabs(
     ["Mechanisms", "Cost on this machine", "Memory at long context", "Synthetic tasks", "Look inside"])
 
@@ -172,6 +172,8 @@ def tasks_tab() -> None:
         st.markdown("**All stored runs** — vary the pairs, the length or the width and compare:")
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     pairs_sweep()
+    attn_ui.length_sweep("palindrome")  # C11b
+    attn_ui.length_sweep("parity")  # C11c: parity needs negative eigenvalues
     st.markdown(attn_ui.HONEST_READING)
 
 

@@ -7,9 +7,10 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from labs import charts, jobs
+import ui
+from labs import charts, jobs, lessons
 from labs.attention import cost, delta, figures, linear, memory, model, probe, softmax, sweep, tasks
-from labs.attention.mixers import LINEAR_FAMILY, VARIANTS, MixerConfig, build_mixer, state_numbers
+from labs.attention.mixers import LINEAR_FAMILY, VARIANTS, DeltaMixer, MixerConfig, build_mixer, state_numbers
 from ui.lessons import claim_box
 
 P = "attn"
@@ -22,6 +23,8 @@ EQUATIONS = {
     "linear": r"S_t=S_{t-1}+\phi(k_t)v_t^\top,\quad z_t=z_{t-1}+\phi(k_t),\quad "
               r"o_t=\frac{S_t^\top\phi(q_t)}{\phi(q_t)^\top z_t},\quad \phi=\mathrm{elu}+1",
     "deltanet": r"S_t=(I-\beta_t k_t k_t^\top)\,S_{t-1}+\beta_t k_t v_t^\top,\quad o_t=S_t^\top q_t",
+    "deltanet_neg": r"S_t=(I-\beta_t k_t k_t^\top)\,S_{t-1}+\beta_t k_t v_t^\top,"
+                    r"\quad \beta_t=2\sigma(w_\beta^\top x_t)\in(0,2):\ \text{eigenvalue }1-\beta_t\in(-1,1)",
     "gated_deltanet": r"S_t=\alpha_t\,(I-\beta_t k_t k_t^\top)\,S_{t-1}+\beta_t k_t v_t^\top,"
                       r"\quad \alpha_t\in(0,1)",
     "kda": r"S_t=(I-\beta_t k_t k_t^\top)\,\mathrm{Diag}(\alpha_t)\,S_{t-1}+\beta_t k_t v_t^\top,"
@@ -34,6 +37,7 @@ SOURCES = {
     "sliding_window": (softmax.sliding_window_chunked, softmax.softmax_attention_recurrent),
     "linear": (linear.linear_attention_recurrent, linear.linear_attention_chunked),
     "deltanet": (delta.delta_rule_recurrent, delta.delta_rule_chunked),
+    "deltanet_neg": (DeltaMixer.gates, delta.delta_rule_recurrent, delta.delta_rule_chunked),
     "gated_deltanet": (delta.delta_rule_recurrent, delta.delta_rule_chunked),
     "kda": (delta.delta_rule_recurrent, delta.delta_rule_chunked),
     "power": (linear.sympow_embedding, linear.power_attention_recurrent, linear.power_attention_chunked),
@@ -43,6 +47,8 @@ PAPERS = {
     "sliding_window": "Beltagy et al. 2020, Longformer; Child et al. 2019",
     "linear": "Katharopoulos et al. 2020, Transformers are RNNs, eqs. 4–7",
     "deltanet": "Schlag et al. 2021; Yang et al. 2024, Parallelizing Linear Transformers with the Delta Rule",
+    "deltanet_neg": "Grazzi et al. 2025, Unlocking State-Tracking in Linear RNNs Through Negative Eigenvalues "
+                    "(ICLR 2025)",
     "gated_deltanet": "Yang, Kautz & Hatamizadeh 2025, Gated Delta Networks, eq. 10",
     "kda": "Kimi Team 2025, Kimi Linear: An Expressive, Efficient Attention Architecture (KDA, eq. 1)",
     "power": "Buckman, Gelada & Zhang 2024, Symmetric Power Transformers (Manifest AI)",
@@ -136,6 +142,63 @@ def sweep_extra(run: jobs.Run) -> None:
                    "part of their fall is training time, not only capacity (Zoology trains far longer).")
 
 
+# The two length sweeps: task -> (default config, claim, button label, chart axis, chart title, the box's note)
+LENGTH_SWEEPS = {
+    "palindrome": (sweep.PalindromeSweepConfig, "C11b", "Run the palindrome sweep", "tokens to reverse",
+                   "Palindrome: reversing longer sequences", ""),
+    "parity": (sweep.ParitySweepConfig, "C11c", "Run the parity sweep", "bits (sequence length)",
+               "Parity: a running state that must flip",
+               "A 1-layer softmax model has no running state either: it averages the bits and cannot read their "
+               "parity off the average at long lengths (Hahn 2020)."),
+}
+
+
+def length_sweep(task: str) -> None:
+    """C11b / C11c: the palindrome or parity length sweep — controls, Run button, live chart and claim box."""
+    make, claim, label, _, title, _ = LENGTH_SWEEPS[task]
+    d, k = make(), f"{P}_{task[:3]}"
+    st.markdown(f"#### {title}")
+    st.caption(f"One {d.n_layers}-layer model per mixer (width {d.d_model} in {d.n_heads} heads, so each fixed state "
+               f"is {d.d_model // d.n_heads} × {d.d_model // d.n_heads} per head) trains on a mix of the lengths, "
+               f"{d.steps} steps at lr {d.lr:g}; each length is scored on its own held-out set, on "
+               f"{d.scored_positions}.")
+    c = st.columns(3)
+    mixers = c[0].multiselect("Mixers", list(VARIANTS), default=list(d.mixers), format_func=VARIANTS.get,
+                              key=f"{k}_mixers", help="Each trains its own model on the same batches. "
+                              + ("Keep softmax: the claim compares the fixed-state mixers with it." if task ==
+                                 "palindrome" else "Keep both DeltaNets: the claim compares β ∈ (0, 2) with (0, 1)."))
+    lengths = c[1].multiselect("Lengths", [4, 8, 16, 32, 48, 64], default=list(d.lengths), key=f"{k}_lengths",
+                               help="Tokens to reverse (the sequence is twice as long)" if task == "palindrome"
+                               else "Bits per sequence; the second half of each is scored.")
+    steps = c[2].slider("Steps", 50, 1000, d.steps, 50, key=f"{k}_steps",
+                        help="Training steps per mixer (every mixer trains on the same batches).")
+    if st.button(label, key=f"{k}_go", type="primary",
+                 help=f"Trains every mixer in the background queue; the chart fills in every {d.eval_every} steps."):
+        with ui.friendly_errors(f"The {task} sweep"):
+            config = make(mixers=tuple(mixers), lengths=tuple(sorted(int(n) for n in lengths)), steps=int(steps))
+            st.session_state[f"{k}_run"] = jobs.submit(config, sweep.run_lengths, owner=ui.session_id(),
+                                                       label=f"{task.capitalize()} length sweep")
+    run_id = st.session_state.get(f"{k}_run")
+    if run_id:
+        ui.run_panel(run_id, [("Loss", mixer_metrics(jobs.get(run_id), "loss"))], prefix=k, smoothing=0.6,
+                     extra=length_sweep_extra)
+    else:
+        claim_box(lessons.not_measured(claim, f"no {task} sweep in this session yet: press '{label}'"))
+
+
+def length_sweep_extra(run: jobs.Run) -> None:
+    """Accuracy vs length, one curve per mixer with chance dotted, and the claim box computed from the run."""
+    task = run.config["task"]
+    _, _, _, x, title, note = LENGTH_SWEEPS[task]
+    acc = sweep.latest_accuracy(run.metrics, run.config["mixers"], run.config["lengths"])
+    if acc:
+        chance = tasks.TaskConfig(name=task, vocab_size=run.config["vocab_size"]).chance
+        st.plotly_chart(figures.size_sweep(acc, chance, x=x, y="held-out accuracy", title=title),
+                        key=f"{P}_{task[:3]}_chart_{run.id}_{len(run.metrics)}")
+    claim_box(sweep.length_verdict(run.status == jobs.DONE, run.metrics, run.config, run.reason or run.status),
+              note=note)
+
+
 def train_extra(run: jobs.Run) -> None:
     """A finished task run: accuracy per mixer against chance, with state size and parameters."""
     if run.status != jobs.DONE or not run.summary.get("accuracy"):
@@ -195,8 +258,8 @@ HONEST_READING = (
     "tracking the literature points the other way: a recurrence can carry a running parity, transformers "
     "struggle to do so at every length (Hahn 2020), and S_5 composition is out of reach for constant-depth "
     "models (Merrill et al. 2024); DeltaNet with β ∈ (0, 1) cannot represent parity exactly either — it needs "
-    "negative eigenvalues (Grazzi et al. 2025). One seed, a few hundred steps and a 2-layer model can "
-    "mislead both ways: *linear language models are easy (RNNs); good language models are hard* — evaluate "
+    "negative eigenvalues (Grazzi et al. 2025), as the parity sweep above shows. One seed, a few hundred steps "
+    "and a 2-layer model can mislead both ways: *linear language models are easy (RNNs); good language models are hard* — evaluate "
     "on the problems that matter, at a scale where they show.")
 
 

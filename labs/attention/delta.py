@@ -3,6 +3,8 @@
     S_t = (I − β_t k_t k_tᵀ) Diag(α_t) S_{t−1} + β_t k_t v_tᵀ,      o_t = S_tᵀ q_t
 
 * DeltaNet (Schlag et al. 2021; Yang et al. 2024):       α_t = 1
+  (β_t ∈ (0, 2) instead of (0, 1) gives I − β_t k_t k_tᵀ the eigenvalue 1 − β_t < 0: Grazzi et al. 2025; both
+  forms below are exact for any β, the chunked one solves a unit-triangular system whatever β is)
 * Gated DeltaNet (Yang, Kautz & Hatamizadeh 2025, eq. 10): α_t = a scalar in (0, 1) per head
 * KDA, Kimi Delta Attention (Kimi Linear, 2025, eq. 1):  α_t ∈ (0, 1)^K, one decay per key channel
 
@@ -28,7 +30,7 @@ def delta_rule_recurrent(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta
     |---------------|-----------------------------------------------|
     | q, k          | [B, T, H, K]                                  |
     | v             | [B, T, H, V]                                  |
-    | beta          | [B, T, H]      write strength in (0, 1)        |
+    | beta          | [B, T, H]      write strength in (0, 1) or (0, 2) |
     | g             | None, [B, T, H] or [B, T, H, K]   log decay ≤ 0 |
     | initial_state | [B, H, K, V] or None                          |
     | return        | o [B, T, H, V], final_state [B, H, K, V]       |

@@ -68,6 +68,12 @@ def state_norm(trace: dict) -> go.Figure:
 
 def pairs_sweep(accuracy: dict[str, dict], chance: float | None = None) -> go.Figure:
     """MQAR accuracy against the number of key-value pairs, one line per mixer (labs.attention.sweep)."""
+    return size_sweep(accuracy, chance, x="key-value pairs to remember", y="held-out accuracy (query positions)",
+                      title="MQAR: recall as the pairs grow")
+
+
+def size_sweep(accuracy: dict[str, dict], chance: float | None, *, x: str, y: str, title: str) -> go.Figure:
+    """Held-out accuracy against a task's size (pairs, tokens to reverse, bits), one line per mixer, chance dotted."""
     fig = go.Figure()
     for mixer, acc in accuracy.items():
         pts = sorted((int(p), a) for p, a in acc.items())
@@ -75,9 +81,7 @@ def pairs_sweep(accuracy: dict[str, dict], chance: float | None = None) -> go.Fi
                         name=VARIANTS.get(mixer, mixer), line=dict(color=_color(mixer)))
     if chance is not None:
         fig.add_hline(y=chance, line_dash="dot", line_color="#999", annotation_text="chance")
-    fig.update_xaxes(type="log", title="key-value pairs to remember", tickvals=sorted(
-        {int(p) for acc in accuracy.values() for p in acc}))
-    fig.update_yaxes(title="held-out accuracy (query positions)", range=[0, 1.05])
-    fig.update_layout(title="MQAR: recall as the pairs grow", height=380, template="plotly_white",
-                      margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(type="log", title=x, tickvals=sorted({int(p) for acc in accuracy.values() for p in acc}))
+    fig.update_yaxes(title=y, range=[0, 1.05])
+    fig.update_layout(title=title, height=380, template="plotly_white", margin=dict(l=10, r=10, t=40, b=10))
     return fig

@@ -23,6 +23,7 @@ VARIANTS = {
     "sliding_window": "Sliding-window attention",
     "linear": "Linear attention (elu+1)",
     "deltanet": "DeltaNet",
+    "deltanet_neg": "DeltaNet, β ∈ (0, 2) (negative eigenvalues)",
     "gated_deltanet": "Gated DeltaNet",
     "kda": "KDA (Kimi Delta Attention)",
     "power": "Power attention",
@@ -36,7 +37,7 @@ def check_mixers(names) -> None:
     for m in names:
         if m not in VARIANTS:
             raise ValueError(f"Unknown mixer '{m}'. Choose from: {', '.join(VARIANTS)}.")
-LINEAR_FAMILY = ("linear", "deltanet", "gated_deltanet", "kda", "power")
+LINEAR_FAMILY = ("linear", "deltanet", "deltanet_neg", "gated_deltanet", "kda", "power")
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,19 @@ class PowerMixer(Mixer):
 
 
 class DeltaMixer(Mixer):
-    """DeltaNet / Gated DeltaNet / KDA: L2-normalised q, k; β = σ(W_β x); log α = logσ(W_α x) (scalar or per channel)."""
+    """DeltaNet / Gated DeltaNet / KDA: L2-normalised q, k; β = σ(W_β x); log α = logσ(W_α x) (scalar or per channel).
+
+    deltanet_neg: β = 2σ(W_β x) ∈ (0, 2), so the transition I − β k kᵀ has the eigenvalue 1 − β ∈ (−1, 1) along k
+    and can flip the sign of what the state holds there — enough to count bits mod 2 (Grazzi et al. 2025,
+    'Unlocking State-Tracking in Linear RNNs Through Negative Eigenvalues', ICLR 2025, §4: with β = 2 a fixed key
+    for bit 1 makes kᵀS alternate 0, 2v, 0, …). With β ∈ (0, 1) every eigenvalue is in [0, 1]: parity is out of reach.
+    """
 
     def __init__(self, config: MixerConfig):
         super().__init__(config)
         H, K = config.n_heads, config.head_dim
         self.beta = nn.Linear(config.d_model, H)
-        n_decay = {"deltanet": 0, "gated_deltanet": H, "kda": H * K}[config.name]
+        n_decay = {"deltanet": 0, "deltanet_neg": 0, "gated_deltanet": H, "kda": H * K}[config.name]
         self.decay = nn.Linear(config.d_model, n_decay) if n_decay else None
         if self.decay is not None:
             nn.init.constant_(self.decay.bias, 3.0)  # start near α ≈ 0.95: remember by default, learn to forget
@@ -168,6 +175,8 @@ class DeltaMixer(Mixer):
         """β [B, T, H] and log α: None (DeltaNet), [B, T, H] (Gated DeltaNet) or [B, T, H, K] (KDA)."""
         B, T, _ = x.shape
         beta = torch.sigmoid(self.beta(x))
+        if self.config.name == "deltanet_neg":
+            beta = 2 * beta  # eigenvalues 1 − β ∈ (−1, 1): negative ones let the state flip sign (Grazzi et al. 2025)
         if self.decay is None:
             return beta, None
         g = F.logsigmoid(self.decay(x))                                         # log α ≤ 0
@@ -184,7 +193,8 @@ class DeltaMixer(Mixer):
 
 
 _CLASSES = {"softmax": SoftmaxMixer, "sliding_window": SoftmaxMixer, "linear": LinearMixer,
-            "deltanet": DeltaMixer, "gated_deltanet": DeltaMixer, "kda": DeltaMixer, "power": PowerMixer}
+            "deltanet": DeltaMixer, "deltanet_neg": DeltaMixer, "gated_deltanet": DeltaMixer, "kda": DeltaMixer,
+            "power": PowerMixer}
 
 
 def build_mixer(config: MixerConfig) -> Mixer:

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from labs.attention import cost, delta, linear, memory, softmax
 from labs.attention.mixers import VARIANTS, MixerConfig, build_mixer, state_numbers
@@ -108,11 +109,11 @@ def test_power_attention_refuses_odd_p():
         MixerConfig(name="power", power=3)
 
 
-def _delta_inputs(shape, decay, seed=0):
+def _delta_inputs(shape, decay, seed=0, beta_max=1.0):
     B, T, H, K, V = shape
     q, k, v, g = _qkv(*shape, seed=seed)
     k = F.normalize(k, dim=-1)
-    beta = torch.rand(B, T, H, generator=g)
+    beta = beta_max * torch.rand(B, T, H, generator=g)
     log_a = {"none": None, "scalar": -torch.rand(B, T, H, generator=g),
              "channel": -2 * torch.rand(B, T, H, K, generator=g)}[decay]
     return q, k, v, beta, log_a
@@ -121,8 +122,9 @@ def _delta_inputs(shape, decay, seed=0):
 @pytest.mark.parametrize("shape", SHAPES + [(1, 64, 2, 16, 16)])
 @pytest.mark.parametrize("decay", ["none", "scalar", "channel"])  # DeltaNet, Gated DeltaNet, KDA
 @pytest.mark.parametrize("chunk", [1, 4, 16])
-def test_delta_rule_chunked_equals_recurrent(shape, decay, chunk):
-    q, k, v, beta, g = _delta_inputs(shape, decay)
+@pytest.mark.parametrize("beta_max", [1.0, 2.0])  # β ∈ (0, 2): negative eigenvalues (Grazzi et al. 2025)
+def test_delta_rule_chunked_equals_recurrent(shape, decay, chunk, beta_max):
+    q, k, v, beta, g = _delta_inputs(shape, decay, beta_max=beta_max)
     S0 = torch.randn(shape[0], shape[2], shape[3], shape[4])
     o_rec, s_rec = delta.delta_rule_recurrent(q, k, v, beta, g, initial_state=S0)
     o_chk, s_chk = delta.delta_rule_chunked(q, k, v, beta, g, chunk_size=chunk, initial_state=S0)
@@ -161,6 +163,42 @@ def test_delta_rule_beta_one_overwrites_a_key():
     torch.testing.assert_close(torch.einsum("k,kv->v", k[0, 0, 0], S[0, 0]), torch.tensor([0.0, 2.0]), atol=1e-6, rtol=0)
     _, S_lin = linear.linear_attention_recurrent(k, k, v, normalize=False)
     torch.testing.assert_close(torch.einsum("k,kv->v", k[0, 0, 0], S_lin[0, 0]), torch.tensor([1.0, 2.0]), atol=1e-6, rtol=0)
+
+
+def test_negative_eigenvalue_deltanet_flips_the_state_and_tracks_parity():
+    """β = 2 and one fixed unit key for bit 1: I − 2kkᵀ reflects S along k, so kᵀS alternates 0, 2v, 0, 2v, …
+    (Grazzi et al. 2025). With β ≤ 1 the eigenvalue 1 − β ≥ 0 never flips: kᵀS only creeps toward v."""
+    K = 4
+    k = F.normalize(torch.randn(K), dim=0)
+    bits = [1, 1, 0, 1, 0, 0, 1]
+    ones = torch.tensor(bits, dtype=torch.float32).view(1, -1, 1)
+    keys = k.expand(1, len(bits), 1, K)
+    v = torch.ones(1, len(bits), 1, 1)
+    out, _ = delta.delta_rule_recurrent(keys, keys, v, 2.0 * ones)                 # β = 2 on bit 1, 0 on bit 0
+    parity = torch.tensor(bits).cumsum(0) % 2
+    torch.testing.assert_close(out[0, :, 0, 0], 2.0 * parity.float(), atol=1e-5, rtol=0)
+    out, _ = delta.delta_rule_chunked(keys, keys, v, 2.0 * ones, chunk_size=4)
+    torch.testing.assert_close(out[0, :, 0, 0], 2.0 * parity.float(), atol=1e-5, rtol=0)
+    out_pos, _ = delta.delta_rule_recurrent(keys, keys, v, 1.0 * ones)             # β = 1: stuck at v after bit 1
+    assert (out_pos[0, 1:, 0, 0] - 1.0).abs().max() < 1e-5
+
+
+def test_negative_eigenvalue_mixer_has_beta_in_0_2_and_eigenvalues_in_minus1_1():
+    torch.manual_seed(0)
+    mixer = build_mixer(MixerConfig(name="deltanet_neg", d_model=16, n_heads=2))
+    nn.init.normal_(mixer.beta.weight, std=0.7)  # spread σ toward both ends
+    beta, g = mixer.gates(torch.randn(4, 50, 16), 2, 8)
+    assert g is None and 0 < beta.min() and beta.max() < 2 and beta.max() > 1.5 and beta.min() < 0.5
+    k = F.normalize(torch.randn(8), dim=0)
+    for b in (beta.min(), beta.max()):
+        eig = torch.linalg.eigvalsh(torch.eye(8) - b * torch.outer(k, k))
+        assert -1 < eig.min() and eig.max() <= 1 + 1e-6
+        torch.testing.assert_close(eig.min(), 1 - b, atol=1e-5, rtol=0)  # 1 − β along k, 1 elsewhere
+    plain = build_mixer(MixerConfig(name="deltanet", d_model=16, n_heads=2))
+    plain.load_state_dict(mixer.state_dict())
+    torch.testing.assert_close(plain.gates(torch.ones(1, 3, 16), 2, 8)[0] * 2,
+                               mixer.gates(torch.ones(1, 3, 16), 2, 8)[0])  # the same layer, β scaled by 2
+    assert state_numbers(mixer.config, 100) == 2 * 8 * 8
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

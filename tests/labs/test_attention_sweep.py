@@ -1,10 +1,12 @@
-"""The MQAR pairs sweep (claim C11): config validation, per-pair-count accuracies from one run, the verdict."""
+"""The MQAR pairs sweep (claim C11) and the palindrome / parity length sweeps (C11b, C11c): config validation,
+per-size accuracies from one run, the verdicts on synthetic figures."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from labs import jobs, lessons
-from labs.attention import sweep
+from labs.attention import sweep, tasks
 
 
 def test_config_refuses_what_cannot_run():
@@ -47,3 +49,85 @@ def test_a_short_sweep_runs_as_a_job_and_scores_every_pair_count():
     assert set(acc) == {"softmax", "deltanet"} and all(set(a) == {1, 3} for a in acc.values())
     assert all(0.0 <= x <= 1.0 for a in acc.values() for x in a.values())
     assert [m["pairs"] for m in run.metrics[:4]] == [1, 3, 1, 3]  # the pair counts take turns
+
+
+# --- the length sweeps: palindrome (C11b) and parity (C11c) ---------------------------------------------------------
+
+def test_length_sweep_configs_and_refusals():
+    assert sweep.ParitySweepConfig().task == "parity" and "deltanet_neg" in sweep.ParitySweepConfig().mixers
+    pal = sweep.PalindromeSweepConfig()
+    assert pal.model_config("linear").max_len == 2 * max(pal.lengths)
+    assert sweep.ParitySweepConfig().model_config("softmax").vocab_size >= 3
+    with pytest.raises(ValueError, match="at least two lengths"):
+        sweep.ParitySweepConfig(lengths=(8, 8))
+    with pytest.raises(ValueError, match="palindrome or the parity"):
+        sweep.LengthSweepConfig(task="mqar")
+    with pytest.raises(ValueError, match="Unknown mixer"):
+        sweep.PalindromeSweepConfig(mixers=("rnn",))
+
+
+def test_second_half_scores_only_the_later_positions():
+    labels = torch.tensor([[1, 2, 2, 1, 1], [2, 2, 1, 1, 2]])
+    out = sweep.second_half(labels)
+    assert (out[:, :2] == tasks.IGNORE).all() and torch.equal(out[:, 2:], labels[:, 2:])
+
+
+def test_c11b_palindrome_verdict_on_synthetic_figures():
+    good = {"softmax": {4: 1.0, 32: 0.97}, "linear": {4: 1.0, 32: 0.5}, "deltanet": {4: 0.99, 32: 0.7}}
+    v = lessons.reversal_vs_state(good)
+    assert v.verdict == lessons.HOLDS and v.claim == "C11b" and "linear 100% → 50%" in v.figure
+    softmax_falls = dict(good, softmax={4: 1.0, 32: 0.6})
+    assert lessons.reversal_vs_state(softmax_falls).verdict == lessons.FAILS
+    state_holds = dict(good, deltanet={4: 1.0, 32: 0.9})
+    v = lessons.reversal_vs_state(state_holds)
+    assert v.verdict == lessons.FAILS and "deltanet loses only 10%" in v.reason
+    assert lessons.reversal_vs_state({"softmax": {4: 1.0, 32: 1.0}}).verdict == lessons.NOT_MEASURED
+    assert lessons.reversal_vs_state({"linear": {4: 1.0, 32: 0.1}}).verdict == lessons.NOT_MEASURED
+    assert lessons.CLAIMS["C11b"].page == "Linear vs full attention"
+
+
+def test_c11c_parity_verdict_on_synthetic_figures():
+    good = {"softmax": {8: 0.8, 32: 0.5}, "linear": {8: 0.8, 32: 0.51}, "deltanet": {8: 0.78, 32: 0.5},
+            "deltanet_neg": {8: 1.0, 32: 0.99}}
+    v = lessons.parity_needs_negative_eigenvalues(good)
+    assert v.verdict == lessons.HOLDS and v.claim == "C11c" and v.figures["longest"] == 32
+    assert "deltanet_neg 99%" in v.figure and "softmax 50%" in v.figure  # softmax reported, not judged
+    assert lessons.parity_needs_negative_eigenvalues(dict(good, softmax={8: 1.0, 32: 1.0})).verdict == lessons.HOLDS
+    v = lessons.parity_needs_negative_eigenvalues(dict(good, deltanet_neg={8: 1.0, 32: 0.7}))
+    assert v.verdict == lessons.FAILS and "deltanet_neg reaches only 70%" in v.reason
+    v = lessons.parity_needs_negative_eigenvalues(dict(good, linear={8: 1.0, 32: 0.95}))
+    assert v.verdict == lessons.FAILS and "linear reaches 95%" in v.reason
+    no_linear = {m: a for m, a in good.items() if m != "linear"}
+    assert lessons.parity_needs_negative_eigenvalues(no_linear).verdict == lessons.HOLDS
+    for missing in ("deltanet", "deltanet_neg"):
+        rest = {m: a for m, a in good.items() if m != missing}
+        assert lessons.parity_needs_negative_eigenvalues(rest).verdict == lessons.NOT_MEASURED
+    assert lessons.parity_needs_negative_eigenvalues({}).verdict == lessons.NOT_MEASURED
+
+
+def test_length_verdict_picks_the_claim_and_needs_a_finished_run():
+    rows = [{"acc_softmax_4": 1.0, "acc_softmax_8": 1.0, "acc_linear_4": 1.0, "acc_linear_8": 0.3}]
+    pal = {"task": "palindrome", "mixers": ["softmax", "linear"], "lengths": [4, 8]}
+    assert sweep.length_verdict(True, rows, pal).claim == "C11b"
+    assert sweep.length_verdict(True, rows, pal).verdict == lessons.HOLDS
+    stopped = sweep.length_verdict(False, rows, pal, "stopped")
+    assert stopped.verdict == lessons.NOT_MEASURED and "stopped" in stopped.reason
+    par = {"task": "parity", "mixers": ["deltanet", "deltanet_neg"], "lengths": [8, 16]}
+    rows = [{"acc_deltanet_8": 0.7, "acc_deltanet_16": 0.5, "acc_deltanet_neg_8": 1.0, "acc_deltanet_neg_16": 0.98}]
+    v = sweep.length_verdict(True, rows, par)
+    assert v.claim == "C11c" and v.verdict == lessons.HOLDS
+
+
+@pytest.mark.parametrize("make", [sweep.PalindromeSweepConfig, sweep.ParitySweepConfig])
+def test_a_tiny_length_sweep_runs_as_a_job_and_scores_every_length(make):
+    cfg = make(mixers=("softmax", "deltanet_neg"), lengths=(4, 6), steps=4, eval_every=2, eval_examples=8,
+               batch_size=4, d_model=16, seed=3)
+    run = jobs.wait(jobs.submit(cfg, sweep.run_lengths, replay=False), timeout=120)
+    assert run.status == jobs.DONE, run.reason
+    acc = sweep.latest_accuracy(run.metrics, cfg.mixers, cfg.lengths)
+    assert set(acc) == {"softmax", "deltanet_neg"} and all(set(a) == {4, 6} for a in acc.values())
+    assert all(0.0 <= x <= 1.0 for a in acc.values() for x in a.values())
+    assert [m["length"] for m in run.metrics] == [4, 6, 4, 6]  # the lengths take turns
+    assert run.summary["lengths"] == [4, 6] and run.summary["task"] == cfg.task
+    assert set(run.summary["state_numbers"]) == {"softmax", "deltanet_neg"}
+    assert sweep.length_verdict(True, run.metrics, run.config).claim == ("C11b" if cfg.task == "palindrome" else "C11c")

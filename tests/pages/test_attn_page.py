@@ -116,3 +116,44 @@ def test_pairs_sweep_without_two_pair_counts_is_a_readable_error(app):
     at.button(key="attn_sw_go").click().run()
     assert not at.exception
     assert any("at least two numbers of pairs" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("task, mixers, claim, figure", [
+    ("pal", ["softmax", "linear"], "C11b", "softmax min"),
+    ("par", ["deltanet", "deltanet_neg"], "C11c", "at 8 bits"),
+])
+def test_length_sweeps_draw_a_curve_per_mixer_and_their_claim_box(app, task, mixers, claim, figure):
+    at = app
+    assert any("Not measured yet" in i.value and f"'{at.button(key=f'attn_{task}_go').label}'" in i.value
+               for i in at.info)  # the box before a run says which button measures it
+    at.multiselect(key=f"attn_{task}_mixers").set_value(mixers)
+    at.multiselect(key=f"attn_{task}_lengths").set_value([4, 8])
+    at.slider(key=f"attn_{task}_steps").set_value(50)
+    at.button(key=f"attn_{task}_go").click().run()
+    assert not at.exception and not at.error
+    run = jobs.wait(at.session_state[f"attn_{task}_run"], timeout=300)
+    assert run.status == jobs.DONE, run.reason
+    at.run()
+    assert not at.exception
+    assert any("Does the lecture's claim hold here?" in m.value and f"({claim})" in m.value for m in at.markdown)
+    verdicts = [x.value for x in (*at.success, *at.warning) if "in this run" in x.value]
+    assert any(figure in v for v in verdicts)  # computed from this run's accuracies
+
+
+def test_length_sweep_with_one_length_is_a_readable_error(app):
+    at = app
+    at.multiselect(key="attn_par_lengths").set_value([8])
+    at.button(key="attn_par_go").click().run()
+    assert not at.exception
+    assert any("at least two lengths" in e.value for e in at.error)
+
+
+def test_negative_eigenvalue_deltanet_is_a_mixer_of_the_task_runs(app):
+    at = app
+    assert "deltanet_neg" in at.multiselect(key="attn_mixers").options or any(
+        "negative eigenvalues" in o for o in at.multiselect(key="attn_mixers").options)
+    at.selectbox(key="attn_mech_variant").set_value("deltanet_neg")
+    at.button(key="attn_mech_check").click().run()
+    assert not at.exception
+    name, diff = at.session_state["attn_mech_diff"]
+    assert name == "deltanet_neg" and diff < 1e-4
