@@ -197,11 +197,7 @@ def c10(deadline: float) -> L.Verdict:
     rows = cost.measure(cfg, "cpu", should_stop=lambda: time.perf_counter() > deadline)
     if time.perf_counter() > deadline:
         raise OverBudget()
-    times = {name: [(r["T"], r["prefill_ms"]) for r in rows if r["variant"] == name and r.get("prefill_ms")]
-             for name in cfg.variants}
-    v = L.attention_slopes(cost.fit_slope(rows, "softmax"), cost.fit_slope(rows, "linear"), times=times)
-    v.figures["lengths"] = [r["T"] for r in rows if r["variant"] == "softmax" and r.get("prefill_ms")]
-    return v
+    return cost.slopes_verdict(rows)
 
 
 def c11(deadline: float) -> L.Verdict:
@@ -241,14 +237,7 @@ def c11c(deadline: float) -> L.Verdict:
 def c12(deadline: float) -> L.Verdict:
     from labs.attention import memory
 
-    context = 1_000_000  # the page's default context
-    hybrid = memory.CONFIGS["ideal-3to1"]
-    full = memory.ArchConfig("all-mla-24", "24 MLA layers", (memory.mla_layer(hybrid.n_layers),), "baseline")
-    h, f = memory.cache_numbers(hybrid, context), memory.cache_numbers(full, context)
-    v = L.hybrid_cache(1 - h["kv"] / f["kv"], memory.reduction(hybrid, full, context), context)
-    kimi, kimi_base = memory.CONFIGS["kimi-linear"], memory.CONFIGS["kimi-linear-mla"]
-    v.figures["kimi_linear_20_7_reduction"] = memory.reduction(kimi, kimi_base, context)
-    return v
+    return memory.hybrid_verdict(1_000_000)  # the page's default context
 
 
 def c13(deadline: float) -> L.Verdict:

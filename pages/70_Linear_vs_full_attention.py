@@ -63,7 +63,7 @@ def cost_tab() -> None:
     variants = c[0].multiselect("Variants", list(VARIANTS), default=list(cost.CostConfig().variants),
                                 format_func=VARIANTS.get, key=f"{P}_cost_variants",
                                 help="Which operators to time. Power attention (p = 2) is the slowest here.")
-    max_len = c[1].selectbox("Longest sequence", [512, 1024, 2048, 4096, 8192, 16384], index=3, key=f"{P}_cost_max",
+    max_len = c[1].selectbox("Longest sequence", [512, 1024, 2048, 4096, 8192, 16384], index=4, key=f"{P}_cost_max",
                              help="Lengths double from 256 up to this. 8k–16k take minutes on 2 cores; points "
                                   "whose memory estimate exceeds the cap are refused with the estimate shown.")
     heads = c[2].selectbox("Heads × head dim", ["2 × 64", "4 × 64", "1 × 128", "8 × 32"], key=f"{P}_cost_dims",
@@ -105,6 +105,7 @@ def memory_tab() -> None:
                             help="The layer ratio of a hybrid (Kimi Linear: 3 KDA : 1 MLA).")
     m[2].metric(f"Long-context limit for {lin}:1", f"{memory.ratio_reduction(int(lin), 1):.0%} less",
                 help="linear / (linear + full): only the full-attention layers grow with the context.")
+    claim_box(memory.hybrid_verdict(int(context)), note="A hybrid's own ratio is set above; the claim is about 3:1.")
     attn_ui.kimi_published()
     st.markdown("**Power attention** sets the state size by the degree p, independently of the parameters: "
                 "C(K+p−1, p) features per head instead of K.")

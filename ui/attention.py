@@ -104,6 +104,10 @@ def cost_extra(run: jobs.Run) -> None:
                    if r.get("skipped")]
         if skipped:
             st.warning("Refused:\n\n" + "\n\n".join(skipped))
+    if not run.active:
+        claim_box(cost.slopes_verdict(rows) if run.status == jobs.DONE else
+                  lessons.not_measured("C10", f"this measurement did not finish ({run.reason or run.status})"),
+                  note="Timed on this machine now: other work on the CPU bends the lines.")
     st.caption("Peak memory on a CPU is the process's resident-set high-water mark (other work in the app adds "
                "noise); on a GPU it is the allocator's peak. The softmax form here is the naive one that "
                "materialises T×T scores — FlashAttention keeps memory linear but the time stays quadratic.")

@@ -28,7 +28,10 @@ class CostConfig:
     """What the cost page times: each variant's prefill and one decode step at lengths min_len, 2·min_len, …
     max_len (tokens), with `heads` heads of width `head_dim`; `repeats` timings per point (the median counts)."""
     variants: tuple[str, ...] = ("softmax", "sliding_window", "linear", "gated_deltanet", "kda")
-    max_len: int = 4096  # 256 → max_len, doubling; 8192 and 16384 are allowed (slower)
+    max_len: int = 8192  # 256 → max_len, doubling. The slope is fitted on the 3 longest (2048–8192): there the
+    # T×T scores (32 MB and up at 2 × 64) have left the CPU caches for good, so the time follows the work; from 1024 to
+    # 2048 softmax jumps ~10× as the scores fall out of cache (measured idle: slope 2.74 over 1024–4096, 2.0 over
+    # 2048–8192)
     min_len: int = 256
     heads: int = 2
     head_dim: int = 64
@@ -283,6 +286,22 @@ def crossover(rows: list[dict], variant: str, baseline: str = "softmax", key: st
             frac = r0 / (r0 - r1)
             return float(math.exp(math.log(t0) + frac * (math.log(t1) - math.log(t0))))
     return None
+
+
+def slopes_verdict(rows: list[dict]):
+    """C10 from measured rows: labs.lessons.attention_slopes over softmax's and linear's prefill slopes (the 3 longest
+    lengths), or 'not measured yet' when either variant was not timed."""
+    from labs import lessons
+
+    missing = [v for v in ("softmax", "linear") if not any(r["variant"] == v and r.get("prefill_ms") for r in rows)]
+    if missing:
+        return lessons.not_measured("C10", f"{' and '.join(missing)} attention was not timed: include it in the "
+                                           "variants")
+    times = {v: [(r["T"], r["prefill_ms"]) for r in rows if r["variant"] == v and r.get("prefill_ms")]
+             for v in ("softmax", "linear")}
+    verdict = lessons.attention_slopes(fit_slope(rows, "softmax"), fit_slope(rows, "linear"), times=times)
+    verdict.figures["lengths"] = [t for t, _ in times["softmax"]]
+    return verdict
 
 
 def run_job(ctx) -> dict:

@@ -99,6 +99,20 @@ def ratio_reduction(linear_layers: int, full_layers: int) -> float:
     return linear_layers / (linear_layers + full_layers)
 
 
+def hybrid_verdict(context: int):
+    """C12 at `context` tokens: the ideal 3:1 hybrid vs the same depth of MLA layers (labs.lessons.hybrid_cache), with
+    Kimi Linear's real 20:7 layout reported next to it."""
+    from labs import lessons
+
+    hybrid = CONFIGS["ideal-3to1"]
+    full = ArchConfig("all-mla-24", "24 MLA layers", (mla_layer(hybrid.n_layers),), "baseline")
+    h, f = cache_numbers(hybrid, context), cache_numbers(full, context)
+    verdict = lessons.hybrid_cache(1 - h["kv"] / f["kv"], reduction(hybrid, full, context), context)
+    verdict.figures["kimi_linear_20_7_reduction"] = reduction(CONFIGS["kimi-linear"], CONFIGS["kimi-linear-mla"],
+                                                              context)
+    return verdict
+
+
 def table(keys: list[str], lengths: list[int], bytes_per_number: int = 2) -> list[dict]:
     """Rows {model, context, kv_cache_GiB, state_GiB, total_GiB} for the page."""
     rows = []

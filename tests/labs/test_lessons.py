@@ -173,3 +173,17 @@ def test_c14_verdict_from_experiment_figures():
     assert v.verdict == L.HOLDS and v.figures["base"] == 0.25 and v.figures["steps"] == 48
     r.contaminated = 0.27
     assert ev.contamination_verdict(r).verdict == L.FAILS
+
+
+def test_c10_from_cost_rows_and_c12_from_layer_shapes():
+    from labs.attention import cost, memory
+
+    rows = [{"variant": v, "T": t, "prefill_ms": (t / 1000) ** e} for v, e in (("softmax", 2.0), ("linear", 1.0))
+            for t in (1024, 2048, 4096, 8192)]
+    v = cost.slopes_verdict(rows)
+    assert v.verdict == L.HOLDS and abs(v.figures["softmax_slope"] - 2) < 1e-9 and v.figures["lengths"][-1] == 8192
+    cubic = [dict(r, prefill_ms=(r["T"] / 1000) ** 3) if r["variant"] == "softmax" else r for r in rows]
+    assert cost.slopes_verdict(cubic).verdict == L.FAILS
+    assert cost.slopes_verdict([r for r in rows if r["variant"] == "softmax"]).verdict == L.NOT_MEASURED
+    c12 = memory.hybrid_verdict(1_000_000)
+    assert c12.verdict == L.HOLDS and 0.74 < c12.figures["kimi_linear_20_7_reduction"] < 0.75

@@ -29,6 +29,10 @@ def test_loads_with_memory_figures_and_published_source(app):
     assert _metric(at, "Long-context limit for 3:1") == "75% less"
     assert _metric(at, "Kimi Linear vs all-MLA at 1,000,000").startswith("74.")
     assert any("Kimi Linear" in i.value and "1.84 ms" in i.value for i in at.info)  # published, labelled
+    # C12's box is computed from the layer shapes at the chosen context
+    from labs.attention import memory
+
+    assert any(memory.hybrid_verdict(1_000_000).figure in s.value for s in at.success)
     at.number_input(key="attn_mem_ratio").set_value(1).run()
     assert _metric(at, "Long-context limit for 1:1") == "50% less"
 
@@ -57,6 +61,8 @@ def test_cost_run_and_train_run(app):
     at.run()
     assert not at.exception
     assert any("slope" in str(c.value) for c in at.caption)
+    # C10 needs softmax and linear: this run timed no linear attention, and the box says so
+    assert any("Not measured yet" in i.value and "linear attention was not timed" in i.value for i in at.info)
 
     at.selectbox(key="attn_task").set_value("parity")
     at.multiselect(key="attn_mixers").set_value(["softmax", "kda"])
