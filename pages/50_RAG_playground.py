@@ -6,7 +6,7 @@ import functools
 import streamlit as st
 
 import ui
-from labs import backends, generation, jobs, models, settings
+from labs import backends, jobs, models, settings
 from labs.rag import evaluate, generate, load, retrieve, split, store
 from ui import rag as rag_ui
 
@@ -115,8 +115,7 @@ def ask_tab() -> tuple[dict, str]:
         with ui.friendly_errors("Retrieval"):
             rconfig = retrieve.RetrieveConfig(**{**retrieval, "k": min(retrieval["k"], len(index))},
                                               min_similarity=threshold)
-            gconfig = generation.GenerationConfig(max_new_tokens=settings.check_new_tokens(max_tokens),
-                                                  temperature=temperature, seed=0)
+            gconfig = generate.answer_config(settings.check_new_tokens(max_tokens), temperature)
             lm = ui.cached_target(gen_key)
             rewriter = functools.partial(generate.hyde_passage, lm) if rconfig.rewrite == "hyde" else None
             reranker = functools.partial(generate.llm_relevance, lm) if rconfig.rerank == "llm" else None

@@ -12,23 +12,33 @@ from typing import Iterator, Sequence
 import torch
 
 from labs import backends, generation
-from labs.rag.retrieve import Hit, Retrieval
+from labs.rag.retrieve import MAX_CHARS_PER_CHUNK, Hit, Passage, Retrieval
 
 SYSTEM = ("You answer questions about documentation. Use only the numbered context passages. "
           "Cite the passages you used like [1] or [2]. If the passages do not contain the answer, "
           "say \"I don't know.\"")
-MAX_CHARS_PER_CHUNK = 1200  # keeps k chunks well inside the model's context window
 
 
-def context_block(hits: Sequence[Hit]) -> str:
-    """The retrieved chunks as numbered passages '[rank] text' (each cut to MAX_CHARS_PER_CHUNK characters),
-    so the answer can cite them."""
-    return "\n\n".join(f"[{h.rank}] {h.chunk.text.strip()[:MAX_CHARS_PER_CHUNK]}" for h in hits)
+def answer_config(max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> generation.GenerationConfig:
+    """Decoding settings for answers from passages: no repetition penalty, because it penalises every token of the
+    prompt's end too (labs.generation.sample_next), i.e. exactly the words the answer should copy from the context
+    (bench_lessons C9: 7 → 15 of 30 answers contain the key with compression; the no-RAG answers are decoded alike)."""
+    return generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                                       repetition_penalty=1.0)
 
 
-def rag_messages(question: str, hits: Sequence[Hit]) -> list[dict]:
-    """System rules + one user turn holding the numbered context and the question."""
-    user = f"Context:\n{context_block(hits)}\n\nQuestion: {question.strip()}\nAnswer in one or two sentences and cite passages."
+def context_block(passages: Sequence[Passage]) -> str:
+    """The passages the model reads, one line '[rank] text' each (sentences of one chunk share its number), so the
+    answer can cite them."""
+    return "\n\n".join(f"[{p.rank}] {p.text.strip()}" for p in passages)
+
+
+def rag_messages(question: str, context: Sequence[Passage] | Sequence[Hit]) -> list[dict]:
+    """System rules + one user turn holding the numbered context (passages, or whole hits) and the question."""
+    passages = [c if isinstance(c, Passage) else Passage(c.rank, c.chunk.text.strip()[:MAX_CHARS_PER_CHUNK])
+                for c in context]
+    user = (f"Context:\n{context_block(passages)}\n\nQuestion: {question.strip()}\n"
+            "Answer in one or two sentences and cite passages.")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -64,7 +74,7 @@ def stream_answer(lm, retrieval: Retrieval, config: generation.GenerationConfig,
     if not is_answerable(retrieval, threshold):
         yield no_answer(retrieval, threshold)
         return
-    yield from backends.stream(lm, rag_messages(retrieval.question, retrieval.hits), config)
+    yield from backends.stream(lm, rag_messages(retrieval.question, retrieval.passages or retrieval.hits), config)
 
 
 def stream_plain(lm, question: str, config: generation.GenerationConfig) -> Iterator[str]:

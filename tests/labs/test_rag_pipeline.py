@@ -154,3 +154,28 @@ def test_contains_answer_and_the_c9_verdict():
     worse = evaluate.rag_claim_verdict(dict(summary, hit_at_k={"dense": 0.9, "hybrid 0.3": 0.8}))
     assert worse.verdict == lessons.FAILS and "hybrid" in worse.reason
     assert evaluate.rag_claim_verdict({}).verdict == lessons.NOT_MEASURED
+
+
+def test_contextual_compression_keeps_the_sentence_that_answers(index, embedder):
+    text = ("Heap queue algorithm (a.k.a. priority queue).\n\nheapq.heappush: Push item onto heap, maintaining the "
+            "heap invariant.\nheapq.heappop: Pop the smallest item off the heap. Raises IndexError if empty.")
+    assert retrieve.sentences(text) == ["Heap queue algorithm (a.k.a. priority queue).",
+                                        "heapq.heappush: Push item onto heap, maintaining the heap invariant.",
+                                        "heapq.heappop: Pop the smallest item off the heap.",
+                                        "Raises IndexError if empty."]
+    q = "Which function derives a key from a password with PBKDF2?"
+    whole = retrieve.retrieve(index, q, embedder, retrieve.RetrieveConfig(k=4, method="hybrid", compress_to=0))
+    short = retrieve.retrieve(index, q, embedder, retrieve.RetrieveConfig(k=4, method="hybrid", compress_to=3))
+    assert [h.chunk.index for h in short.hits] == [h.chunk.index for h in whole.hits]  # the same chunks retrieved
+    assert [p.text for p in whole.passages] == [h.chunk.text.strip() for h in whole.hits]
+    assert len(short.passages) == 3 and "compress_ms" in short.timings_ms
+    assert any("pbkdf2_hmac" in p.text for p in short.passages)
+    ranks = [p.rank for p in short.passages]
+    assert ranks == sorted(ranks) and set(ranks) <= {h.rank for h in short.hits}  # cited by their chunk's number
+    assert sum(map(len, (p.text for p in short.passages))) < sum(map(len, (p.text for p in whole.passages))) / 2
+    user = generate.rag_messages(q, short.passages)[1]["content"]
+    assert all(f"[{p.rank}] {p.text}" in user for p in short.passages)
+    assert generate.rag_messages(q, whole.hits) == generate.rag_messages(q, whole.passages)
+    assert generate.answer_config(48).repetition_penalty == 1.0  # copying from the passages is not penalised
+    with pytest.raises(ValueError, match="Sentences kept"):
+        retrieve.RetrieveConfig(compress_to=-1)
