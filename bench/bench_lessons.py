@@ -3,6 +3,7 @@
     python -m bench.bench_lessons                 # every claim, at most --budget seconds each
     python -m bench.bench_lessons --list          # the claims, one id per line first
     python -m bench.bench_lessons --only C13 C1   # just these (their entries in the results file are replaced)
+    python -m bench.bench_lessons --table         # the results file as the README's Markdown table
 
 Each claim runs the page's default configuration through the same labs functions the page calls (real models,
 SmolLM2-135M-Instruct), and its figures go through the criterion in labs/lessons.py. Output, in
@@ -295,13 +296,38 @@ def load_results(path: Path = RESULTS) -> dict[str, dict]:
     return {d["id"]: d for d in json.loads(path.read_text())}
 
 
+def markdown_table(results: dict[str, dict]) -> str:
+    """The README's claims table from a results file: id, statement, verdict, the measured figure (and the reason
+    when it does not hold or was not measured), seconds."""
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| id | claim | verdict | measured | s |", "|---|---|---|---|---|"]
+    for claim in L.CLAIMS.values():
+        r = results.get(claim.id)
+        if r is None:
+            lines.append(f"| {claim.id} | {cell(claim.statement)} | not measured yet | no run in the results file | – |")
+            continue
+        measured = r["figure"] if r["verdict"] != L.NOT_MEASURED else ""
+        if r.get("reason"):
+            measured = f"{measured}. {r['reason']}" if measured else r["reason"]
+        seconds = "–" if r.get("seconds") is None else f"{r['seconds']:.1f}"
+        lines.append(f"| {claim.id} | {cell(claim.statement)} | {r['verdict']} | {cell(measured)} | {seconds} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="print the claims, one id per line first, and exit")
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these claims (e.g. C11)")
     parser.add_argument("--budget", type=float, default=BUDGET_S, help="seconds per claim before it is stopped")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (entries of other claims are kept)")
+    parser.add_argument("--table", action="store_true", help="print the results file as the README's Markdown table "
+                                                             "and exit (runs nothing)")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_table(load_results(args.out)))
+        return []
     if args.list:
         for c in L.CLAIMS.values():
             print(f"{c.id}\t{c.page}: {c.statement}")

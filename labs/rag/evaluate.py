@@ -360,10 +360,13 @@ def run_rag_claim(ctx, embedder, lm) -> dict:
     hits[hybrid_name] = float(np.mean([hit_at_k(r.hits, q.sources) for r, q in zip(retrieved[hybrid_name], qs)]))
     ctx.log(step=1, **{f"hit_{k}": v for k, v in hits.items()})
     gen = generate.answer_config(cfg.max_new_tokens, seed=cfg.seed)
-    rag_answers = list(backends.generate_many(lm, [generate.rag_messages(q.question, r.passages)
-                                                   for q, r in zip(qs, retrieved[hybrid_name])], gen))
+    # Prompts of similar length share a batch (a batch pads every row to its longest prompt): the compressed and the
+    # plain ones together, then the whole chunks for comparison.
+    n = len(qs)
+    prompts = [generate.rag_messages(q.question, r.passages) for q, r in zip(qs, retrieved[hybrid_name])]
+    answers = list(backends.generate_many(lm, prompts + [generate.plain_messages(q.question) for q in qs], gen))
+    rag_answers, plain_answers = answers[:n], answers[n:]
     ctx.log(step=2)
-    plain_answers = list(backends.generate_many(lm, [generate.plain_messages(q.question) for q in qs], gen))
     whole_answers = rag_answers if not cfg.compress_to else list(backends.generate_many(
         lm, [generate.rag_messages(q.question, r.hits) for q, r in zip(qs, retrieved[hybrid_name])], gen))
     ref_vecs = store.embed_texts(embedder, [q.answer for q in qs])

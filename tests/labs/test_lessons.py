@@ -1,5 +1,6 @@
 """Each lesson criterion on synthetic figures: one case that holds, one that does not, and missing figures give
 'not measured yet' (never a guessed verdict)."""
+import json
 import math
 
 import pytest
@@ -187,3 +188,21 @@ def test_c10_from_cost_rows_and_c12_from_layer_shapes():
     assert cost.slopes_verdict([r for r in rows if r["variant"] == "softmax"]).verdict == L.NOT_MEASURED
     c12 = memory.hybrid_verdict(1_000_000)
     assert c12.verdict == L.HOLDS and 0.74 < c12.figures["kimi_linear_20_7_reduction"] < 0.75
+
+
+def test_bench_lessons_prints_the_readme_table_from_a_results_file(tmp_path, capsys):
+    from bench import bench_lessons
+
+    results = [L.Verdict("C12", L.HOLDS, "75.0% less KV cache", {"kv_reduction": 0.75}, seconds=0.01).to_json(),
+               L.Verdict("C9", L.FAILS, "RAG 20% vs no-RAG 17%", {}, "the 95% interval of the difference reaches 0",
+                         54.9).to_json(),
+               L.not_measured("C14", "stopped at the time budget of 120 s before it finished").to_json()]
+    path = tmp_path / "lessons.json"
+    path.write_text(json.dumps(results))
+    assert bench_lessons.main(["--table", "--out", str(path)]) == []
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert set(rows) == set(L.CLAIMS)  # one row per claim, measured or not
+    assert "| holds | 75.0% less KV cache | 0.0 |" in rows["C12"]
+    assert "does not hold | RAG 20% vs no-RAG 17%. the 95% interval of the difference reaches 0 | 54.9" in rows["C9"]
+    assert "not measured yet | stopped at the time budget" in rows["C14"]
+    assert "no run in the results file" in rows["C1"]
