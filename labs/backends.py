@@ -34,22 +34,40 @@ class _EndpointClient(generation.OpenAIBackend):
         self.spec = s
 
     def stream_chat(self, messages, config, stop: threading.Event | None = None):
+        """Text pieces from POST /chat/completions (the server applies the model's chat template)."""
+        if not any(m.get("content", "").strip() for m in messages):
+            raise ValueError("The prompt is empty: type something for the model to answer.")
+        yield from self._stream(lambda: self.client.chat.completions.create(
+            model=self.model, messages=list(messages), stream=True, **self._sampling(config)),
+            lambda c: c.choices[0].delta.content if c.choices and c.choices[0].delta else None, stop)
+
+    def stream_text(self, prompt: str, config, stop: threading.Event | None = None):
+        """Text pieces from POST /completions: a base model (prompt_format "plain") continues `prompt` as written."""
+        if not prompt.strip():
+            raise ValueError("The prompt is empty: type something for the model to answer.")
+        yield from self._stream(lambda: self.client.completions.create(
+            model=self.model, prompt=prompt, stream=True, **self._sampling(config)),
+            lambda c: c.choices[0].text if c.choices else None, stop)
+
+    @staticmethod
+    def _sampling(config) -> dict:
+        return dict(max_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
+                    seed=config.seed)
+
+    def _stream(self, create, text_of, stop):
         import httpx
         import openai
 
         s = self.spec
-        if not any(m.get("content", "").strip() for m in messages):
-            raise ValueError("The prompt is empty: type something for the model to answer.")
         response = None
         try:
-            response = self.client.chat.completions.create(
-                model=self.model, messages=list(messages), stream=True, max_tokens=config.max_new_tokens,
-                temperature=config.temperature, top_p=config.top_p, seed=config.seed)
+            response = create()
             for chunk in response:
                 if stop is not None and stop.is_set():
                     break
-                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+                piece = text_of(chunk)
+                if piece:
+                    yield piece
         except openai.APITimeoutError:
             raise ModelError(f"{s.display_name}: the server at {s.location} did not answer within {s.timeout:g} s "
                              f"({s.entry}, field 'timeout'). It may be busy or stuck; try again or raise the "
@@ -87,9 +105,15 @@ class Endpoint:
 
     def stream(self, prompt: str | Sequence[Message], config: GenerationConfig,
                stop: threading.Event | None = None) -> Iterator[str]:
-        """Text pieces of the endpoint's answer (max_new_tokens checked against the server's cap); Stop ends it."""
+        """Text pieces of the endpoint's answer (max_new_tokens checked against the server's cap); Stop ends it.
+        A chat model gets messages (/chat/completions); a base model (prompt_format "plain") gets the text a local
+        base model would read (generation.plain_text) on /completions."""
         settings.check_new_tokens(config.max_new_tokens)
-        yield from _EndpointClient(self.spec).stream_chat(self.messages(prompt), config, stop=stop)
+        client = _EndpointClient(self.spec)
+        if self.spec.prompt_format == "plain":
+            yield from client.stream_text(generation.plain_text(prompt), config, stop=stop)
+        else:
+            yield from client.stream_chat(self.messages(prompt), config, stop=stop)
 
     def stream_chat(self, messages, config, on_wait=None):
         """generation.Backend's interface (the Home chat): `stream` over a message list."""

@@ -55,9 +55,15 @@ def render_prompt(lm: LoadedModel, prompt: str | Sequence[Message]) -> str:
         raise ValueError("The prompt is empty: type something for the model to answer.")
     if lm.spec.prompt_format == "chat" and getattr(lm.tokenizer, "chat_template", None):
         return lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return plain_text(prompt)
+
+
+def plain_text(prompt: str | Sequence[Message]) -> str:
+    """What a base model (prompt_format "plain", here or behind an endpoint's /v1/completions) reads: a string as
+    written (it continues the text), messages as 'Role: content' lines ending in 'Assistant:'."""
     if isinstance(prompt, str):
-        return prompt  # a base model continues the text as written
-    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+        return prompt
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in prompt]
     return "\n".join(lines) + "\nAssistant:"
 
 

@@ -156,7 +156,8 @@ ENTRY_FIELDS = {
     "api_key_env": "environment variable that holds the server's key (with base_url)",
     "timeout": "seconds the server may stay silent (with base_url; default 60)",
     "kind": "causal (default) or embedding",
-    "prompt_format": "chat (default: the tokenizer's chat template) or plain (a base model continues text)",
+    "prompt_format": "chat (default: the tokenizer's chat template) or plain (a base model continues text; an endpoint "
+                     "entry is then sent the text on /completions instead of messages on /chat/completions)",
     "licence": "a note shown in the model table",
     "notes": "a note shown in the model table",
 }

@@ -2,7 +2,7 @@
 
 It lets one machine (with the GPU, say) serve generation for other LLM Lab replicas via
 LLMLAB_OPENAI_BASE_URL=http://host:8000/v1, and it is the real server the OpenAI backend is tested against.
-Endpoints: GET /v1/models, POST /v1/chat/completions (stream or not), GET /health.
+Endpoints: GET /v1/models, POST /v1/chat/completions and POST /v1/completions (stream or not), GET /health.
 """
 from __future__ import annotations
 
@@ -56,11 +56,7 @@ async def chat_completions(request: Request):
     messages = body.get("messages") or []
     try:
         models.spec(key)
-        config = generation.GenerationConfig(
-            max_new_tokens=int(body.get("max_tokens") or body.get("max_completion_tokens") or 128),
-            temperature=float(body.get("temperature", 0.7)), top_p=float(body.get("top_p", 1.0)),
-            seed=body.get("seed"))
-        settings.check_new_tokens(config.max_new_tokens)
+        config = _sampling(body)
         lm = _model(key)
         generation.encode_prompt(lm, messages, config.max_new_tokens)  # validate before streaming starts
     except (ValueError, models.ModelError) as exc:
@@ -90,8 +86,64 @@ async def chat_completions(request: Request):
                                    "total_tokens": prompt_tokens + completion_tokens}})
 
 
+def _sampling(body: dict) -> generation.GenerationConfig:
+    config = generation.GenerationConfig(
+        max_new_tokens=int(body.get("max_tokens") or body.get("max_completion_tokens") or 128),
+        temperature=float(body.get("temperature", 0.7)), top_p=float(body.get("top_p", 1.0)), seed=body.get("seed"))
+    settings.check_new_tokens(config.max_new_tokens)
+    return config
+
+
+async def completions(request: Request):
+    """POST /v1/completions: a registry model continues `prompt` as written (no chat template: what a base model
+    behind a "plain" models-file entry is sent), streamed as server-sent events when `stream` is true."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "The request body is not JSON.")
+    key = body.get("model") or models.DEFAULT_CHAT_MODEL
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str) or not prompt.strip():
+        return _error(400, "'prompt' must be one non-empty string.")
+    try:
+        models.spec(key)
+        config = _sampling(body)
+        lm = _model(key)
+        ids = lm.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        if len(ids) + config.max_new_tokens > lm.context_length:
+            raise ValueError(f"The prompt is {len(ids)} tokens and {config.max_new_tokens} new tokens were asked "
+                             f"for, but {lm.spec.display_name} reads at most {lm.context_length} tokens.")
+    except (ValueError, models.ModelError) as exc:
+        return _error(400, str(exc))
+    created, cid = int(time.time()), f"cmpl-{uuid.uuid4().hex[:12]}"
+    pieces = generation.Stream(lm, generation.submit_ids(lm, ids, config)).pieces()
+
+    def choice(text: str, finish: str | None) -> dict:
+        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+
+    if body.get("stream"):
+        def events():
+            for piece in pieces:
+                yield "data: " + json.dumps({"id": cid, "object": "text_completion", "created": created, "model": key,
+                                             "choices": [choice(piece, None)]}) + "\n\n"
+            yield "data: " + json.dumps({"id": cid, "object": "text_completion", "created": created, "model": key,
+                                         "choices": [choice("", "stop")]}) + "\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+    text = "".join(pieces)
+    completion_tokens = len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+    return JSONResponse({"id": cid, "object": "text_completion", "created": created, "model": key,
+                         "choices": [choice(text, "stop")],
+                         "usage": {"prompt_tokens": len(ids), "completion_tokens": completion_tokens,
+                                   "total_tokens": len(ids) + completion_tokens}})
+
+
 app = Starlette(routes=[Route("/v1/models", list_models), Route("/health", health),
-                        Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+                        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+                        Route("/v1/completions", completions, methods=["POST"])])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -138,3 +138,33 @@ def test_log_likelihood_work_refuses_an_endpoint(models_file):
 
     with pytest.raises(models.ModelError, match="cannot be used to re-rank.*need the weights on this machine"):
         generate.llm_relevance(target, "q", "passage")
+
+
+def test_plain_endpoint_gets_text_on_completions_like_a_local_base_model(server, models_file, tiny_gemma):
+    """A base model behind an endpoint ("prompt_format": "plain") is sent the text a local base model reads, on
+    /v1/completions (a chat template it does not have is never asked for): the same answer as the local model."""
+    entry = dict(byo.endpoint_entry(server, name="Gemma base over HTTP"), model="gemma3-270m", prompt_format="plain")
+    byo.write_models_file(models_file, [entry])
+    key = next(s.key for s in models.causal_models(endpoints=True) if s.display_name == "Gemma base over HTTP")
+    target = backends.target_for(key)
+    cfg = generation.GenerationConfig(max_new_tokens=10, temperature=0.8, seed=5)
+    text = "The capital of France is"
+    pieces = list(backends.stream(target, text, cfg))
+    assert pieces and "".join(pieces) == backends.generate(tiny_gemma, text, cfg)  # continued as written
+    messages = [{"role": "user", "content": "Name a colour."}]
+    assert generation.plain_text(messages) == "User: Name a colour.\nAssistant:"
+    assert backends.generate(target, messages, cfg) == backends.generate(tiny_gemma, messages, cfg)
+
+
+def test_completions_route_refuses_bad_prompts(server):
+    import httpx
+
+    url = server.rstrip("/") + "/completions"
+    assert server.startswith("http://127.0.0.1:")  # loopback only
+    for body in ({"model": "gemma3-270m"}, {"model": "gemma3-270m", "prompt": "  "},
+                 {"model": "gemma3-270m", "prompt": ["a", "b"]}):
+        r = httpx.post(url, json=body, timeout=30)
+        assert r.status_code == 400 and "prompt" in r.json()["error"]["message"]
+    r = httpx.post(url, json={"model": "gemma3-270m", "prompt": "Once upon a time", "max_tokens": 5, "seed": 1},
+                   timeout=60)
+    assert r.status_code == 200 and r.json()["object"] == "text_completion" and r.json()["usage"]["prompt_tokens"] > 0
