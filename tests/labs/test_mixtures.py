@@ -132,6 +132,9 @@ class _Ctx:
     def log(self, **row):
         self.rows.append(row)
 
+    def check_stop(self):
+        pass
+
     def save_json(self, name, obj):
         pass
 

@@ -9,6 +9,7 @@ import torch
 from labs import lessons
 from labs import mixtures as mx
 from labs.data import corpora
+from tests.labs.test_mixtures import _Ctx
 
 PAGE = ("The quick brown fox jumps over the lazy dog while the data pipeline removes boilerplate, duplicates and "
         "junk from a web crawl before training.")
@@ -44,26 +45,6 @@ def test_filter_against_the_web_labels():
     assert by["junk"]["symbol-heavy"] > 0 and by["junk"]["too short"] > 0
     report = {r["domain"]: r for r in mx.filter_report({"web": corpora.builtin_documents("web")})}
     assert report["web"]["near-duplicates"] == sum(r["near-duplicate"] for r in rows)
-
-
-class _Ctx:
-    def __init__(self, config):
-        self.config, self.rows, self.notes = config, [], []
-
-    def note(self, text):
-        self.notes.append(text)
-
-    def set_total(self, n):
-        pass
-
-    def log(self, **row):
-        self.rows.append(row)
-
-    def check_stop(self):
-        pass
-
-    def save_json(self, name, obj):
-        pass
 
 
 def test_a_tiny_comparison_trains_both_arms_for_equal_steps():
