@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import save  # noqa: E402
 from labs import settings  # noqa: E402
 from labs.attention import cost  # noqa: E402
 from labs.attention.mixers import VARIANTS  # noqa: E402
@@ -28,7 +29,7 @@ from labs.attention.mixers import VARIANTS  # noqa: E402
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=list(cost.CostConfig().variants), choices=list(VARIANTS))
-    parser.add_argument("--max-len", type=int, default=4096, help="longest sequence (≤ 16384)")
+    parser.add_argument("--max-len", type=int, default=cost.CostConfig().max_len, help="longest sequence (≤ 16384)")
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per variant")
@@ -44,10 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
               "decode_slope": {v: cost.fit_slope(rows, v, "decode_ms") for v in config.variants},
               "crossover": {v: cost.crossover(rows, v) for v in config.variants if v != "softmax"},
               "seconds": time.perf_counter() - start}
-    text = json.dumps(result, indent=2)
-    print(text)
+    save("attention", result)
     if args.out:
-        args.out.write_text(text)
+        args.out.write_text(json.dumps(result, indent=2))
     return result
 
 

@@ -12,11 +12,11 @@ because wall time on a shared machine mostly measures the neighbours.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 
+from bench import save
 from labs import hardware, mixtures, settings
 from labs.gpt import GPT, flops_per_token
 
@@ -69,7 +69,7 @@ def main() -> dict:
                      "gflops": round(achieved, 2), "fraction_of_matmul_bound": round(achieved / bound, 3),
                      "default_run_s": round(1000 * wall, 1)})
     out = {"device": device, "threads": args.threads, "matmul_gflops_fp32": round(bound, 1), "sizes": rows}
-    print(json.dumps(out, indent=2))
+    save("gpt", out)
     return out
 
 

@@ -11,12 +11,12 @@ seconds because wall time on a shared machine mostly measures the neighbours.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
 
+from bench import save
 from labs import lora, models, training
 
 
@@ -84,7 +84,7 @@ def main() -> dict:
               "train_step": rows,
               "decode_step_ms": {"base": round(1000 * base, 2), "lora_unmerged_all7_r8": round(1000 * unmerged, 2),
                                  "lora_merged": round(1000 * merged, 2)}}
-    print(json.dumps(result, indent=2))
+    save("lora", result)
     return result
 
 

@@ -15,13 +15,14 @@ neighbours; CPU seconds are reported next to it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 
 import numpy as np
+
+from bench import save
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -122,7 +123,7 @@ def main() -> None:
     result["goal_ingest_at_least_plain"] = (result["ingest_ours"]["chunks_per_s"]
                                             >= 0.95 * result["ingest_plain"]["chunks_per_s"])
     result["goal_search_p95_under_50ms"] = result["retrieval"]["ours_search_ms"]["p95"] < 50
-    print(json.dumps(result, indent=2))
+    save("rag", result)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ reported next to wall seconds because on a shared machine wall time mostly measu
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 
+from bench import save
 from labs import hardware, models, sft, training
 
 
@@ -83,7 +83,7 @@ def main() -> dict:
                                   for k, v in results.items()}}
     if sft.cpu_has_bf16() or str(device).startswith("cuda"):
         out["matmul_peak_gflops"]["bf16"] = round(hardware.matmul_gflops(dtype=torch.bfloat16), 1)
-    print(json.dumps(out, indent=2))
+    save("sft", out)
     return out
 
 
