@@ -408,8 +408,9 @@ def rag_vs_no_rag(modules: tuple[str, ...], gen_key: str) -> None:
     """C9: every bundled question answered with and without retrieval; hit@k of dense, BM25 and hybrid."""
     st.subheader("Does retrieval help? RAG vs no-RAG on the whole question set")
     d = evaluate.RagClaimConfig()
-    st.markdown(f"Each bundled question is answered twice by the chosen model — with the top {d.k} hybrid chunks "
-                "(BM25 share of the fusion below) and with the question alone — and scored by **contains the "
+    st.markdown(f"Each bundled question is answered by the chosen model with the top {d.k} hybrid chunks (BM25 share "
+                "of the fusion below; only their sentences closest to the question, and once more with the whole "
+                "chunks) and with the question alone, and scored by **contains the "
                 "answer** (the reference's key term, e.g. `sort_keys`) and by **similarity to the reference answer** "
                 "(MiniLM cosine; a 135M LLM judge is too position-biased to grade — see the Evaluation page, C13). "
                 "Retrieval alone is compared across modes: dense, keyword (BM25) and hybrid at several weights.")
@@ -423,8 +424,8 @@ def rag_vs_no_rag(modules: tuple[str, ...], gen_key: str) -> None:
                                         "question is also answered from the whole chunks, for comparison.")
     available = len(evaluate.questions(modules))
     if st.button("Compare RAG with no-RAG", key="rag_claim_go", disabled=available == 0,
-                 help="Runs in the background: retrieval for every mode (seconds), then 2 answers per question "
-                      "batched (about a minute on 2 cores)."):
+                 help="Runs in the background: retrieval for every mode (seconds), then up to 3 answers per "
+                      "question, batched (one to two and a half minutes on 2 cores)."):
         with ui.friendly_errors("RAG vs no-RAG"):
             cfg = evaluate.RagClaimConfig(n_questions=available, hybrid_weight=float(weight), corpus_modules=modules,
                                           compress_to=int(compress_to),
