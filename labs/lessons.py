@@ -228,7 +228,11 @@ def cost_grows_with_blocks(seconds_per_epoch: Mapping[int, float], min_ratio: fl
         return not_measured("C5", "fewer than two blocks settings finished")
     ratio = pts[-1][1] / max(pts[0][1], 1e-9)
     figures = {f"blocks_{k}": v for k, v in pts} | {"ratio": ratio}
-    figure = " · ".join(f"{'head' if k == 0 else f'+{k}'}: {v:.2f} s" for k, v in pts) + f" per epoch ({ratio:.1f}×)"
+
+    def seconds(v: float) -> str:
+        return f"{v:.2f} s" if v >= 0.01 else f"{v * 1000:.1f} ms"  # head only reuses cached features: milliseconds
+
+    figure = " · ".join(f"{'head' if k == 0 else f'+{k}'}: {seconds(v)}" for k, v in pts) + f" per epoch ({ratio:.0f}×)"
     drops = [(a, b) for a, b in zip(pts, pts[1:]) if b[1] < a[1] * (1 - noise)]
     if ratio >= min_ratio and not drops:
         return Verdict("C5", HOLDS, figure, figures)
