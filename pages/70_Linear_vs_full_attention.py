@@ -80,6 +80,8 @@ def cost_tab() -> None:
                                                             label="Attention cost")
     if st.session_state[f"{P}_cost_run"]:
         ui.run_panel(st.session_state[f"{P}_cost_run"], [], prefix=f"{P}_cost", extra=attn_ui.cost_extra)
+    else:
+        claim_box(lessons.not_measured("C10", "nothing measured in this session yet: press Measure"))
 
 
 def memory_tab() -> None:

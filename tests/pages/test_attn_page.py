@@ -49,6 +49,7 @@ def test_mechanism_check_reports_tiny_difference(app):
 
 def test_cost_run_and_train_run(app):
     at = app
+    assert any("Not measured yet" in i.value and "press Measure" in i.value for i in at.info)  # C10 before a run
     at.multiselect(key="attn_cost_variants").set_value(["softmax", "gated_deltanet"])
     at.selectbox(key="attn_cost_max").set_value(512)
     at.selectbox(key="attn_cost_dims").set_value("1 × 128")
