@@ -156,6 +156,8 @@ def train_tab() -> None:
             st.session_state["mix_run_id"] = jobs.submit(cfg, fn, owner=ui.session_id(), label="Mixture GPT")
     if run_id := st.session_state["mix_run_id"]:
         live_run(run_id, domains)
+    else:
+        claim_box(lessons.not_measured("C3", "no run yet: pick a domain under 'Repeat a small domain' and train"))
 
 
 def live_run(run_id: str, domains: list[str]) -> None:
@@ -171,10 +173,8 @@ def live_run(run_id: str, domains: list[str]) -> None:
     def _results(r: jobs.Run) -> None:
         if r.active:
             return
-        rep_domain = r.config.get("repeat_domain", "")
-        if rep_domain:  # the overfitting experiment: computed from this run's curves
-            claim_box(mixtures.overfitting_verdict(r.metrics, rep_domain) if r.status == jobs.DONE else
-                      lessons.not_measured("C3", f"this run did not finish ({r.reason or r.status})"))
+        claim_box(mixtures.overfitting_verdict(r.metrics, r.config.get("repeat_domain", "")) if r.status == jobs.DONE
+                  else lessons.not_measured("C3", f"this run did not finish ({r.reason or r.status})"))
         result = results.load_result(r)
         if result is not None:
             mix_ui.final_losses(result, r.id)

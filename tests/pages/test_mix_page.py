@@ -77,6 +77,7 @@ def _small(at, **kw):
 
 
 def test_train_a_tiny_gpt_on_a_mixture(app):
+    assert any("Not measured yet" in i.value and "Repeat a small domain" in i.value for i in app.info)  # C3, no run
     _small(app)
     app.slider(key="mix_w_arithmetic").set_value(0)
     app.toggle(key="mix_filter").set_value(True).run()
@@ -90,6 +91,7 @@ def test_train_a_tiny_gpt_on_a_mixture(app):
     assert run.metrics[-1]["epochs_arithmetic"] == 0  # weight 0: never sampled, still evaluated
     assert any("step 10 · prose" in n for n in run.notes)  # samples every N steps
     assert "Final per-domain loss" in _texts(app)
+    assert any("Not measured yet" in i.value and "repeats no domain" in i.value for i in app.info)  # C3 needs one
     # The compare tab now lists the run.
     assert app.multiselect(key="mix_compare").value
 
