@@ -31,7 +31,7 @@ def test_mix_quality_vs_quantity_section(page, app_url):
     button = page.get_by_role("button", name="Compare with and without the filter (equal steps)")
     button.wait_for()
     page.get_by_text("Filter recall").first.wait_for()  # the web domain's labels vs what the filter removes
-    page.get_by_text("Not measured yet").first.wait_for()  # the claim box before any run
+    page.get_by_text("press 'Compare with and without").first.wait_for()  # M4's box says "not measured yet" first
     steps = page.get_by_role("spinbutton", name="Steps (each run)")
     steps.fill("20")
     steps.press("Enter")
