@@ -26,7 +26,7 @@ ui.page_header(
     "with a real tokenizer, then train a tiny GPT on a mixture of your own and watch each domain's loss.",
     ICON,
 )
-ui.init_state("mix", run_id=None, q_run_id=None, uploads={}, next_rows=None, next_check=None, calc_rows=None)
+ui.init_state("mix", run_id=None, q_run_id=None, next_rows=None, next_check=None, calc_rows=None)
 
 
 def calc_tab() -> None:
@@ -139,7 +139,6 @@ def train_tab() -> None:
                                 help=f"Each file becomes a domain. Up to {corpora.MAX_UPLOAD_BYTES // 2**20} MB; "
                                      "a tiny run reads a few hundred KB.")
     current = mix_ui.uploaded_domains(uploaded)
-    st.session_state["mix_uploads"] = current
     domains = list(corpora.BUILTIN_DOMAINS) + list(current)
     raw_weights = mix_ui.weight_sliders(domains, DEFAULT_WEIGHTS, current)
     knobs = run_settings(domains, current)

@@ -80,8 +80,8 @@ def _size_points(runs: list[jobs.Run]) -> None:
     failed = [r for r in runs if r.status != jobs.DONE]
     claim_box(lessons.not_measured("C4", "; ".join(f"{r.label} did not finish ({r.reason or r.status})"
                                                    for r in failed)) if failed else sft.size_verdict(points),
-              note="Toy scale: one seed, 8 scored prompts; the loss keeps falling with more data while the "
-                   "format saturates, which is LIMA's point.")
+              note=f"Toy scale: one seed, {runs[0].config.get('score_examples', '?')} scored prompts; the loss keeps "
+                   "falling with more data while the format saturates, which is LIMA's point.")
 
 
 def instruction_tab() -> None:
@@ -159,11 +159,11 @@ def train_and_watch(config, train_examples, heldout) -> None:
     if run is None:
         claim_box(lessons.not_measured("C4", "no run in this session yet: press Train"))
     elif not run.active:
+        n = run.config.get("score_examples") or 0
         claim_box(sft.format_verdict(run.summary, run.config.get("n_examples") or run.summary.get("train_rows", 0))
-                  if run.status == jobs.DONE else
-                  lessons.not_measured("C4", f"this run did not finish ({run.reason or run.status})"),
+                  if run.status == jobs.DONE else lessons.not_measured("C4", f"this run did not finish ({run.reason or run.status})"),
                   note="The format is learned, not knowledge: compare 'Short answer correct' below. LIMA used 1,000 "
-                       "examples on a 65B model; here 8 held-out prompts, so one prompt is 12.5 points.")
+                       f"examples on a 65B model; here {n} held-out prompts" + (f", one is {100 / n:.1f} points." if n else "."))
 
 
 def before_after_section(run: jobs.Run, result: results.SFTResult, heldout) -> None:

@@ -119,17 +119,18 @@ def memory_tab() -> None:
 def pairs_sweep() -> None:
     """C11: MQAR accuracy against the number of pairs, one curve per mixer (labs.attention.sweep)."""
     st.markdown("#### MQAR pairs sweep: when does a fixed-size state run out?")
-    st.caption("One single-layer model per mixer trains on a mix of 2–16 pairs; each pair count is scored on its own "
-               "held-out set. Defaults: width 64 in 4 heads of 16 (each fixed state is 16 × 16), vocabulary 48, "
-               "300 steps at lr 3e-3 — about 45 s on an idle 2-core CPU.")
     d = sweep.PairsSweepConfig()
+    st.caption(f"One {d.n_layers}-layer model per mixer trains on a mix of the pair counts; each is scored on its own "
+               f"held-out set. Defaults: width {d.d_model} in {d.n_heads} heads of {d.d_model // d.n_heads} (each "
+               f"fixed state is {d.d_model // d.n_heads} × {d.d_model // d.n_heads}), vocabulary {d.vocab_size}, "
+               f"{d.steps} steps at lr {d.lr:g} — about 45 s on an idle 2-core CPU.")
     c = st.columns(4)
     mixers = c[0].multiselect("Mixers", list(VARIANTS), default=list(d.mixers), format_func=VARIANTS.get,
                               key=f"{P}_sw_mixers", help="Keep softmax: the claim compares every fixed-state "
                                                            "mixer with it.")
     pairs = c[1].multiselect("Pairs", [1, 2, 4, 6, 8, 12, 16, 20], default=list(d.pairs), key=f"{P}_sw_pairs",
                              help="Numbers of key-value pairs to score (sequences are 4 × pairs tokens). "
-                                  "The vocabulary (48) allows at most 22.")
+                                  f"The vocabulary ({d.vocab_size}) allows at most {d.vocab_size // 2 - 2}.")
     steps = c[2].slider("Steps", 50, 1000, d.steps, 50, key=f"{P}_sw_steps",
                         help="Training steps per mixer; softmax needs ~300 to reach ~100 % at every count.")
     width = c[3].selectbox("Width d (4 heads)", [32, 64, 128], index=1, key=f"{P}_sw_d",
@@ -205,7 +206,7 @@ def inside_tab() -> None:
                                help="Which trained model to open.")
         layer = c[1].selectbox("Layer", list(range(config.n_layers)), key=f"{P}_in_layer", help="0 = first.")
         sample = c[2].number_input("Sample", 0, 99, 0, key=f"{P}_in_sample", help="Which held-out sequence.")
-        lm = model.load_trained(run.artifacts, config, which)
+        lm = attn_ui.trained_model(str(run.artifacts), config, which)
         if lm is None:
             st.warning("This run's saved models are missing; train again to look inside.")
         else:

@@ -118,13 +118,9 @@ def memory_figures(keys: list[str], context: int, bytes_per: int) -> None:
     """Cache size vs context for the chosen models, and a table at the chosen context with each figure's source."""
     lengths = [int(x) for x in torch.logspace(3, 6, 31).tolist()]
     st.plotly_chart(figures.memory_curves(keys, lengths, bytes_per), key=f"{P}_mem_chart")
-    rows = []
-    for k in keys:
-        b = memory.cache_bytes(memory.CONFIGS[k], context, bytes_per)
-        rows.append({"model": memory.CONFIGS[k].name, "KV cache (GiB)": b["kv"] / 2**30,
-                     "fixed state (GiB)": b["state"] / 2**30, "total (GiB)": b["total"] / 2**30,
-                     "source": memory.CONFIGS[k].source})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    table = pd.DataFrame(memory.table(keys, [context], bytes_per)).drop(columns="context").rename(columns={
+        "kv_cache_GiB": "KV cache (GiB)", "state_GiB": "fixed state (GiB)", "total_GiB": "total (GiB)"})
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 def kimi_published() -> None:
@@ -142,8 +138,9 @@ def sweep_extra(run: jobs.Run) -> None:
         chance = sweep.PairsSweepConfig(pairs=tuple(run.config["pairs"])).task(min(run.config["pairs"])).chance
         st.plotly_chart(figures.pairs_sweep(acc, chance), key=f"{P}_sw_chart_{run.id}_{len(run.metrics)}")
     claim_box(sweep.verdict(run.status == jobs.DONE, run.metrics, run.config, run.reason or run.status),
-              note="Toy scale: one layer, 64 wide, 300 steps; the fixed-state mixers also learn more slowly, so "
-                   "part of their fall is training time, not only capacity (Zoology trains far longer).")
+              note=f"Toy scale: {run.config['n_layers']} layer(s), {run.config['d_model']} wide, {run.config['steps']} "
+                   "steps; the fixed-state mixers also learn more slowly, so part of their fall is training time, "
+                   "not only capacity (Zoology trains far longer).")
 
 
 # The two length sweeps: task -> (default config, claim, button label, chart axis, chart title, the box's note)
@@ -268,6 +265,12 @@ HONEST_READING = (
 
 
 # -- look inside -------------------------------------------------------------------------------------------------------
+@st.cache_resource(max_entries=4, show_spinner=False)
+def trained_model(artifacts: str, config, mixer: str):
+    """A stored task run's trained model, loaded once (not on every rerun of the page); None if its files are gone."""
+    return model.load_trained(artifacts, config, mixer)
+
+
 def look_inside(lm, task_config, which: str, layer: int, sample: int) -> None:
     """One held-out sequence through a trained model: inputs, labels and predictions, then the state of a linear
     mixer (norm, what it still retrieves) or the attention map of a softmax one."""

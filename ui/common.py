@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import time
 import uuid
 from typing import Callable, Sequence
 
@@ -292,13 +291,3 @@ def how_it_works(markdown: str, *functions: Callable, paper: str = "") -> None:
             st.code(inspect.getsource(fn), language="python")
         if paper:
             st.caption(paper)
-
-
-def throttle(key: str, seconds: float = 0.5) -> bool:
-    """True if the action under `key` may run now (guards double clicks)."""
-    now = time.time()
-    last = st.session_state.get(f"_throttle_{key}", 0.0)
-    if now - last < seconds:
-        return False
-    st.session_state[f"_throttle_{key}"] = now
-    return True

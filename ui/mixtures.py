@@ -96,10 +96,16 @@ def uploaded_domains(uploaded) -> dict[str, list[str]]:
         if name in corpora.BUILTIN_DOMAINS:
             name = f"{name}_upload"
         try:
-            current[name] = corpora.parse_upload(f.name, f.getvalue())
+            current[name] = _parse_upload(f.name, f.getvalue())
         except ValueError as exc:
             st.error(str(exc))
     return current
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the upload…")
+def _parse_upload(name: str, data: bytes) -> list[str]:
+    """An upload's documents, parsed once per file content (not on every rerun; files go up to 20 MB)."""
+    return corpora.parse_upload(name, data)
 
 
 def weight_sliders(domains: list[str], defaults: dict[str, int], uploads: dict[str, list]) -> list[int]:
@@ -155,10 +161,15 @@ def _web_filter_check() -> tuple[list[dict], dict]:
 
 def builtin_filter_table(uploads: dict[str, list[str]]) -> None:
     """What the quality filter removes from each built-in domain and each upload, by reason."""
-    rows = _builtin_filter_report() + mixtures.filter_report(uploads)
+    rows = _builtin_filter_report() + _filter_report(tuple((n, tuple(d)) for n, d in uploads.items()))
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="mix_filter_table")
     st.caption("The standard library is already clean text, so expect a small effect there; the *web* domain is "
                "built noisy on purpose: see the *Quality vs quantity* tab.")
+
+
+@st.cache_data(max_entries=8, show_spinner="Checking the uploads…")
+def _filter_report(uploads: tuple[tuple[str, tuple[str, ...]], ...]) -> list[dict]:
+    return mixtures.filter_report({name: list(docs) for name, docs in uploads})
 
 
 @st.cache_data(show_spinner="Checking the built-in domains…")

@@ -281,6 +281,19 @@ def linked(answer: str, k: int) -> str:
     return re.sub(r"\[(\d+(?:\s*,\s*\d+)*)\]", link, answer)
 
 
+def _triad(result: retrieve.Retrieval, answer: str, contexts: list[str], embed, index: store.Index) -> dict:
+    """The RAG triad of one answer, computed once per (question, answer, chunks) in this session, not on every
+    rerun of the page (it embeds the answer's sentences)."""
+    cache = st.session_state.setdefault(f"{P}_triads", {})
+    key = (result.question, answer, tuple(h.chunk.index for h in result.hits))
+    if key not in cache:
+        if len(cache) > 8:
+            cache.clear()
+        cache[key] = evaluate.triad(result.question, answer, contexts, embed,
+                                    context_vecs=index.embeddings[[h.chunk.index for h in result.hits]])
+    return cache[key]
+
+
 def answers_with_scores(result: retrieve.Retrieval, answers: dict, index: store.Index) -> None:
     """Both answers side by side: citations linked to the chunks, and the RAG triad of each."""
     embed = functools.partial(store.embed_texts, embedder())
@@ -299,8 +312,7 @@ def answers_with_scores(result: retrieve.Retrieval, answers: dict, index: store.
                 st.caption("Cites " + ", ".join(f"[{n}] {result.hits[n - 1].chunk.source}" for n in cited)
                            if cited else "No chunk cited.")
             if answers[name].strip() and not answers[name].startswith("I don't know:"):
-                t = evaluate.triad(result.question, answers[name], contexts, embed,
-                                   context_vecs=index.embeddings[[h.chunk.index for h in result.hits]])
+                t = _triad(result, answers[name], contexts, embed, index)
                 m = st.columns(3)
                 m[0].metric("Context relevance", f"{t['context_relevance']:.2f}")
                 m[1].metric("Groundedness", f"{t['groundedness']:.2f}")

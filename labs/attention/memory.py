@@ -114,14 +114,14 @@ def hybrid_verdict(context: int):
 
 
 def table(keys: list[str], lengths: list[int], bytes_per_number: int = 2) -> list[dict]:
-    """Rows {model, context, kv_cache_GiB, state_GiB, total_GiB} for the page."""
+    """Rows {model, context, kv_cache_GiB, state_GiB, total_GiB, source} for the page's table."""
     rows = []
     for key in keys:
         config = CONFIGS[key]
         for T in lengths:
             b = cache_bytes(config, T, bytes_per_number)
             rows.append({"model": config.name, "context": T, "kv_cache_GiB": b["kv"] / 2**30,
-                         "state_GiB": b["state"] / 2**30, "total_GiB": b["total"] / 2**30})
+                         "state_GiB": b["state"] / 2**30, "total_GiB": b["total"] / 2**30, "source": config.source})
     return rows
 
 
