@@ -98,6 +98,13 @@ class Endpoint:
         if not s.is_endpoint:
             raise ModelError(f"{s.display_name} is not an endpoint.")
         self.spec, self.key, self.display_name = s, s.key, s.display_name
+        self._client: _EndpointClient | None = None  # one HTTP client (connection pool) per endpoint, made on first use
+
+    @property
+    def client(self) -> _EndpointClient:
+        if self._client is None:
+            self._client = _EndpointClient(self.spec)
+        return self._client
 
     def messages(self, prompt: str | Sequence[Message]) -> list[Message]:
         """A plain prompt as one user message; a message list as it is."""
@@ -109,7 +116,7 @@ class Endpoint:
         A chat model gets messages (/chat/completions); a base model (prompt_format "plain") gets the text a local
         base model would read (generation.plain_text) on /completions."""
         settings.check_new_tokens(config.max_new_tokens)
-        client = _EndpointClient(self.spec)
+        client = self.client
         if self.spec.prompt_format == "plain":
             yield from client.stream_text(generation.plain_text(prompt), config, stop=stop)
         else:

@@ -1062,13 +1062,13 @@ def run_contamination(ctx, lm: models.LoadedModel, items: Sequence[MCItem] | Non
 
     cfg: ContaminationConfig = ctx.config
     items = interleave_subjects(items if items is not None else bm.load_bundled("test"))[:cfg.n_items]
+    bundled_train, heldout = sft.load_bundled()
     if clean_pool is None:
-        clean_pool = sft.load_bundled()[0]
+        clean_pool = bundled_train
     if len(clean_pool) < len(items):
         raise ValueError(f"The clean control needs {len(items)} examples; the pool has {len(clean_pool)}.")
     clean_train = sft.select(list(clean_pool), len(items), cfg.seed)
     dirty_train = contaminated_examples(items)
-    heldout = sft.load_bundled()[1]
     ctx.set_total(2)  # step 0: the base score; 1: after the clean fine-tune; 2: after the contaminated one
     base, base_picks = _accuracy(lm.model, lm.tokenizer, items, ctx)
     ctx.log(step=0, base=base)

@@ -509,13 +509,6 @@ def warmup_steps(cfg: MixtureRunConfig) -> int:
     return min(cfg.warmup, max(cfg.steps // 5, 1))  # short runs warm up for their first fifth
 
 
-def lr_at(step: int, cfg: MixtureRunConfig) -> float:
-    """Linear warm-up, then cosine decay to 10% (the schedule of GPT-3 / LLaMA, in miniature): training.Schedule."""
-    from labs import training
-
-    return training.Schedule(cfg.lr, cfg.steps, warmup=warmup_steps(cfg)).at(step)
-
-
 def upload_entry(name: str, docs: list[str]) -> tuple[str, str]:
     """(name, content hash) of an uploaded domain for MixtureRunConfig: 16 hex digits of the documents' sha256."""
     return name, hashlib.sha256("\x00".join(docs).encode()).hexdigest()[:16]
@@ -775,18 +768,6 @@ def overfitting_verdict(metrics: list[dict], domain: str):
     pts = [m for m in metrics if f"val_{domain}" in m and f"train_{domain}" in m]
     return lessons.overfitting([int(m["step"]) for m in pts], [m[f"train_{domain}"] for m in pts],
                                [m[f"val_{domain}"] for m in pts])
-
-
-def read_samples(folder) -> list[dict]:
-    """The samples a finished run saved ([{step, domain, text}]); [] if none."""
-    import json
-    from pathlib import Path
-
-    path = Path(folder) / "samples.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
 
 
 def sample_text(model: GPT, prompt: str, n: int, device: str, seed: int = 0, temperature: float = 0.8) -> str:

@@ -184,7 +184,7 @@ class RagEvalConfig:
         """The retrieval settings of this run (the model always answers: no similarity floor)."""
         return retrieve.RetrieveConfig(k=self.k, method=self.method, fetch_k=max(self.fetch_k, self.k),
                                        mmr_lambda=self.mmr_lambda, bm25_weight=self.bm25_weight, rewrite=self.rewrite,
-                                       rerank=self.rerank, compress_to=self.compress_to,
+                                       rerank=self.rerank, compress_to=self.compress_to if self.generate_answers else 0,
                                        min_similarity=-1.0)  # evaluation always asks the model
 
     @property
@@ -194,7 +194,8 @@ class RagEvalConfig:
         return (f"{self.splitter} {self.chunk_size}/{self.chunk_overlap} {self.unit} · {self.distance} · k={self.k} · "
                 f"{self.method}{extra}" + (" · HyDE" if self.rewrite == "hyde" else "")
                 + (" · LLM re-rank" if self.rerank == "llm" else "")
-                + (f" · {self.compress_to} sentences" if self.compress_to else " · whole chunks"))
+                + ("" if not self.generate_answers else f" · {self.compress_to} sentences" if self.compress_to
+                   else " · whole chunks"))
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -327,13 +328,11 @@ class RagClaimConfig:
         if not 1 <= self.k <= 20:
             raise ValueError("k must be between 1 and 20.")
 
-    def retrieve_config(self, method: str, weight: float | None = None, for_answers: bool = False
-                        ) -> retrieve.RetrieveConfig:
-        """Retrieval with `method` (and a fusion weight for hybrid), k from this config, no similarity floor;
-        for_answers=True also compresses the context as the page does (hit@k needs only the chunks)."""
+    def retrieve_config(self, method: str, weight: float | None = None) -> retrieve.RetrieveConfig:
+        """Retrieval with `method` (and a fusion weight for hybrid), k from this config, no similarity floor and no
+        compression (hit@k needs only the chunks; run_rag_claim compresses the answers' passages itself)."""
         return retrieve.RetrieveConfig(k=self.k, method=method, fetch_k=20, min_similarity=-1.0,
-                                       bm25_weight=self.hybrid_weight if weight is None else weight,
-                                       compress_to=self.compress_to if for_answers else 0)
+                                       bm25_weight=self.hybrid_weight if weight is None else weight, compress_to=0)
 
 
 def run_rag_claim(ctx, embedder, lm) -> dict:
@@ -349,26 +348,27 @@ def run_rag_claim(ctx, embedder, lm) -> dict:
     ctx.set_total(3)
     modes = {"dense": cfg.retrieve_config("dense"), "keyword (BM25)": cfg.retrieve_config("hybrid", 1.0),
              **{f"hybrid {w:g}": cfg.retrieve_config("hybrid", w) for w in sorted(set(cfg.fusion_weights))}}
-    hits, retrieved = {}, {}
+    hybrid_name = f"hybrid {cfg.hybrid_weight:g}"
+    modes.setdefault(hybrid_name, cfg.retrieve_config("hybrid"))
+    hits = {}
     for name, rc in modes.items():
         rs = [retrieve.retrieve(index, q.question, embedder, rc, query_vec=v) for q, v in zip(qs, vecs)]
         hits[name] = float(np.mean([hit_at_k(r.hits, q.sources) for r, q in zip(rs, qs)]))
-        retrieved[name] = rs
-    hybrid_name = f"hybrid {cfg.hybrid_weight:g}"
-    rc = cfg.retrieve_config("hybrid", for_answers=True)  # the same chunks, compressed as the page does
-    retrieved[hybrid_name] = [retrieve.retrieve(index, q.question, embedder, rc, query_vec=v) for q, v in zip(qs, vecs)]
-    hits[hybrid_name] = float(np.mean([hit_at_k(r.hits, q.sources) for r, q in zip(retrieved[hybrid_name], qs)]))
+        if name == hybrid_name:
+            hybrid = rs  # the chunks the answers read: compressed as on the page, and whole for comparison
+    passages = [retrieve.compress(r.hits, r.query_vec, embedder, cfg.compress_to) if cfg.compress_to else r.passages
+                for r in hybrid]
     ctx.log(step=1, **{f"hit_{k}": v for k, v in hits.items()})
     gen = generate.answer_config(cfg.max_new_tokens, seed=cfg.seed)
     # Prompts of similar length share a batch (a batch pads every row to its longest prompt): the compressed and the
     # plain ones together, then the whole chunks for comparison.
     n = len(qs)
-    prompts = [generate.rag_messages(q.question, r.passages) for q, r in zip(qs, retrieved[hybrid_name])]
+    prompts = [generate.rag_messages(q.question, p) for q, p in zip(qs, passages)]
     answers = list(backends.generate_many(lm, prompts + [generate.plain_messages(q.question) for q in qs], gen))
     rag_answers, plain_answers = answers[:n], answers[n:]
     ctx.log(step=2)
     whole_answers = rag_answers if not cfg.compress_to else list(backends.generate_many(
-        lm, [generate.rag_messages(q.question, r.hits) for q, r in zip(qs, retrieved[hybrid_name])], gen))
+        lm, [generate.rag_messages(q.question, r.passages) for q, r in zip(qs, hybrid)], gen))
     ref_vecs = store.embed_texts(embedder, [q.answer for q in qs])
     rag_vecs = store.embed_texts(embedder, [a or " " for a in rag_answers])
     plain_vecs = store.embed_texts(embedder, [a or " " for a in plain_answers])

@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 import torch
 
 from labs import backends, generation
-from labs.rag.retrieve import MAX_CHARS_PER_CHUNK, Hit, Passage, Retrieval
+from labs.rag.retrieve import MAX_CHARS_PER_CHUNK, Passage, Retrieval
 
 SYSTEM = ("You answer questions about documentation. Use only the numbered context passages. "
           "Cite the passages you used like [1] or [2]. If the passages do not contain the answer, "
@@ -33,10 +33,9 @@ def context_block(passages: Sequence[Passage]) -> str:
     return "\n\n".join(f"[{p.rank}] {p.text.strip()}" for p in passages)
 
 
-def rag_messages(question: str, context: Sequence[Passage] | Sequence[Hit]) -> list[dict]:
-    """System rules + one user turn holding the numbered context (passages, or whole hits) and the question."""
-    passages = [c if isinstance(c, Passage) else Passage(c.rank, c.chunk.text.strip()[:MAX_CHARS_PER_CHUNK])
-                for c in context]
+def rag_messages(question: str, passages: Sequence[Passage]) -> list[dict]:
+    """System rules + one user turn holding the numbered passages (Retrieval.passages: compressed sentences or whole
+    chunks, retrieve.whole) and the question."""
     user = (f"Context:\n{context_block(passages)}\n\nQuestion: {question.strip()}\n"
             "Answer in one or two sentences and cite passages.")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
@@ -74,7 +73,7 @@ def stream_answer(lm, retrieval: Retrieval, config: generation.GenerationConfig,
     if not is_answerable(retrieval, threshold):
         yield no_answer(retrieval, threshold)
         return
-    yield from backends.stream(lm, rag_messages(retrieval.question, retrieval.passages or retrieval.hits), config)
+    yield from backends.stream(lm, rag_messages(retrieval.question, retrieval.passages), config)
 
 
 def stream_plain(lm, question: str, config: generation.GenerationConfig) -> Iterator[str]:
