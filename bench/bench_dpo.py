@@ -14,13 +14,12 @@ next to wall seconds because wall time on a shared machine mostly measures the n
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
+from bench import save
 from labs import dpo, models, training
 from labs.data import preferences
 
@@ -79,10 +78,7 @@ def main() -> dict:
                         "tokens_per_s_wall": round(tokens / wall, 1), "tokens_per_cpu_s": round(tokens / cpu, 1)}
     result["dpo_over_sft_step_cpu"] = round(result["dpo"]["cpu_s"] / result["sft"]["cpu_s"], 2)
     result["dpo_over_sft_tokens_per_cpu_s"] = round(result["dpo"]["tokens_per_cpu_s"] / result["sft"]["tokens_per_cpu_s"], 2)
-    print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "dpo.json").write_text(json.dumps(result, indent=2))
+    save("dpo", result)
     return result
 
 

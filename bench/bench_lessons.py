@@ -23,9 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import bench  # noqa: E402
 from labs import lessons as L  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "lessons.json"
+RESULTS = bench.RESULTS / "lessons.json"
 BUDGET_S = 120.0  # the limit per claim on an idle 2-core CPU
 
 
@@ -87,8 +88,6 @@ def c1(deadline: float) -> L.Verdict:
 
 
 def c2(deadline: float) -> L.Verdict:
-    import torch
-
     from labs import mixtures
 
     lm = chat_model()

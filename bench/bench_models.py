@@ -14,14 +14,13 @@ Measure with nothing else heavy running: two cores are shared by everything.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import torch
 
+from bench import save
 from labs import generation, hardware, models, quality
 from labs.generation import GenerationConfig
 
@@ -172,10 +171,7 @@ def main(argv=None) -> dict:
     report["ratio_16_vs_1"] = report["concurrency"]["ratio_16_vs_1"]
     engine_default = report["decode"].get(f"engine_{lm.decode}", {})
     report["default_single_stream_speedup_vs_hf_float32"] = engine_default.get("speedup_vs_hf_float32")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / ("models_quick.json" if args.quick else "models.json")).write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    save("models_quick" if args.quick else "models", report)
     return report
 
 
