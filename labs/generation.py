@@ -70,8 +70,13 @@ def plain_text(prompt: str | Sequence[Message]) -> str:
 def encode_prompt(lm: LoadedModel, prompt: str | Sequence[Message], max_new_tokens: int) -> list[int]:
     """The prompt's token ids (chat template applied for chat models); ContextTooLong when prompt +
     max_new_tokens exceeds the model's context length (tokens)."""
-    text = render_prompt(lm, prompt)
-    ids = lm.tokenizer(text, add_special_tokens=lm.spec.prompt_format != "chat")["input_ids"]
+    return encode_text(lm, render_prompt(lm, prompt), max_new_tokens,
+                       add_special_tokens=lm.spec.prompt_format != "chat")
+
+
+def encode_text(lm: LoadedModel, text: str, max_new_tokens: int, add_special_tokens: bool = True) -> list[int]:
+    """Token ids of text exactly as given (no template); ContextTooLong when text + max_new_tokens does not fit."""
+    ids = lm.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
     limit = lm.context_length
     if len(ids) + max_new_tokens > limit:
         raise ContextTooLong(

@@ -111,10 +111,7 @@ async def completions(request: Request):
         models.spec(key)
         config = _sampling(body)
         lm = _model(key)
-        ids = lm.tokenizer(prompt, add_special_tokens=True)["input_ids"]
-        if len(ids) + config.max_new_tokens > lm.context_length:
-            raise ValueError(f"The prompt is {len(ids)} tokens and {config.max_new_tokens} new tokens were asked "
-                             f"for, but {lm.spec.display_name} reads at most {lm.context_length} tokens.")
+        ids = generation.encode_text(lm, prompt, config.max_new_tokens)  # continued as written: no template
     except (ValueError, models.ModelError) as exc:
         return _error(400, str(exc))
     created, cid = int(time.time()), f"cmpl-{uuid.uuid4().hex[:12]}"

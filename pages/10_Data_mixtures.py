@@ -9,7 +9,7 @@ from labs import jobs, lessons, mixtures, models, results
 from labs.data import corpora
 from labs.gpt import GPT
 from ui import mixtures as mix_ui
-from ui.lessons import claim_box
+from ui.lessons import claim_box, pending, run_claim
 from ui.runs import compare_runs, start_button
 
 ICON = "🧬"
@@ -156,7 +156,7 @@ def train_tab() -> None:
     if run_id := st.session_state["mix_run_id"]:
         live_run(run_id, domains)
     else:
-        claim_box(lessons.not_measured("C3", "no run yet: pick a domain under 'Repeat a small domain' and train"))
+        pending("C3", None, "pick a domain under 'Repeat a small domain' and train")
 
 
 def live_run(run_id: str, domains: list[str]) -> None:
@@ -172,8 +172,7 @@ def live_run(run_id: str, domains: list[str]) -> None:
     def _results(r: jobs.Run) -> None:
         if r.active:
             return
-        claim_box(mixtures.overfitting_verdict(r.metrics, r.config.get("repeat_domain", "")) if r.status == jobs.DONE
-                  else lessons.not_measured("C3", f"this run did not finish ({r.reason or r.status})"))
+        run_claim("C3", r, lambda r: mixtures.overfitting_verdict(r.metrics, r.config.get("repeat_domain", "")), "")
         result = results.load_result(r)
         if result is not None:
             mix_ui.final_losses(result, r.id)
@@ -198,7 +197,7 @@ def quality_tab() -> None:
         ui.run_panel(st.session_state["mix_q_run_id"], mix_ui.QUALITY_CURVES, prefix="mix_q", smoothing=0.0,
                      extra=mix_ui.quality_outcome)
     else:
-        claim_box(lessons.not_measured("M4", "press 'Compare with and without the filter (equal steps)'"))
+        pending("M4", None, "press 'Compare with and without the filter (equal steps)'")
 
 
 def compare_tab() -> None:

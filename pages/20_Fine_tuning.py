@@ -14,7 +14,7 @@ import ui
 from labs import charts, classifier, jobs, lessons, models, results, sft, training
 from labs.data import instructions
 from ui import sft as sft_ui
-from ui.lessons import claim_box
+from ui.lessons import claim_box, run_claim
 from ui.runs import compare_runs, group_progress, start_button, watch_group
 
 ICON = "🎓"
@@ -156,14 +156,9 @@ def train_and_watch(config, train_examples, heldout) -> None:
         ui.run_panel(run_id, [("Loss (train vs validation)", ["train_loss", "val_loss"]),
                               ("Tokens per second", ["tokens_per_s"]), ("Learning rate", ["lr"])], prefix=P)
     run = jobs.get(run_id) if run_id else None
-    if run is None:
-        claim_box(lessons.not_measured("C4", "no run in this session yet: press Train"))
-    elif not run.active:
-        n = run.config.get("score_examples") or 0
-        claim_box(sft.format_verdict(run.summary, run.config.get("n_examples") or run.summary.get("train_rows", 0))
-                  if run.status == jobs.DONE else lessons.not_measured("C4", f"this run did not finish ({run.reason or run.status})"),
-                  note="The format is learned, not knowledge: compare 'Short answer correct' below. LIMA used 1,000 "
-                       f"examples on a 65B model; here {n} held-out prompts" + (f", one is {100 / n:.1f} points." if n else "."))
+    run_claim("C4", run, lambda r: sft.format_verdict(r.summary, r.config.get("n_examples") or r.summary["train_rows"]),
+              "press Train", note=lambda r: "The format is learned, not knowledge: compare 'Short answer correct' "
+              f"below. LIMA used 1,000 examples on a 65B model; here {r.config.get('score_examples')} held-out prompts.")
 
 
 def before_after_section(run: jobs.Run, result: results.SFTResult, heldout) -> None:

@@ -11,10 +11,10 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import dpo, jobs, lessons, models, results
+from labs import dpo, jobs, models, results
 from labs.data import preferences
 from ui import dpo as dpo_ui
-from ui.lessons import claim_box
+from ui.lessons import run_claim
 from ui.runs import compare_runs, start_button
 
 ICON = "⚖️"
@@ -114,12 +114,8 @@ def train_section(config, loaded) -> jobs.Run | None:
 
 def results_section(run: jobs.Run | None) -> None:
     result = results.load_result(run)
-    if run is None:
-        claim_box(lessons.not_measured("C8", "no run in this session yet: press Train"))
-    elif not run.active:
-        claim_box(dpo.claim_verdict(run.metrics, heldout=result.heldout if result else None)
-                  if run.status == jobs.DONE
-                  else lessons.not_measured("C8", f"this run did not finish ({run.reason or run.status})"))
+    run_claim("C8", run, lambda r: dpo.claim_verdict(r.metrics, heldout=result.heldout if result else None),
+              "press Train")
     if result:
         st.subheader("4 · Before / after")
         if result.heldout:

@@ -12,7 +12,7 @@ from labs import jobs, lessons, results
 from labs.attention import cost, memory, model, sweep, tasks
 from labs.attention.mixers import VARIANTS
 from ui import attention as attn_ui
-from ui.lessons import claim_box
+from ui.lessons import claim_box, pending
 
 ICON = "📏"
 P = "attn"
@@ -81,7 +81,7 @@ def cost_tab() -> None:
     if st.session_state[f"{P}_cost_run"]:
         ui.run_panel(st.session_state[f"{P}_cost_run"], [], prefix=f"{P}_cost", extra=attn_ui.cost_extra)
     else:
-        claim_box(lessons.not_measured("C10", "nothing measured in this session yet: press Measure"))
+        pending("C10", None, "press Measure")
 
 
 def memory_tab() -> None:

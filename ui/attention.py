@@ -11,7 +11,7 @@ import ui
 from labs import charts, jobs, lessons
 from labs.attention import cost, delta, figures, linear, memory, model, probe, softmax, sweep, tasks
 from labs.attention.mixers import LINEAR_FAMILY, VARIANTS, DeltaMixer, MixerConfig, build_mixer, state_numbers
-from ui.lessons import claim_box
+from ui.lessons import claim_box, run_claim
 
 P = "attn"
 
@@ -104,10 +104,8 @@ def cost_extra(run: jobs.Run) -> None:
                    if r.get("skipped")]
         if skipped:
             st.warning("Refused:\n\n" + "\n\n".join(skipped))
-    if not run.active:
-        claim_box(cost.slopes_verdict(rows) if run.status == jobs.DONE else
-                  lessons.not_measured("C10", f"this measurement did not finish ({run.reason or run.status})"),
-                  note="Timed on this machine now: other work on the CPU bends the lines.")
+    run_claim("C10", run, lambda r: cost.slopes_verdict(rows), "",
+              note="Timed on this machine now: other work on the CPU bends the lines.")
     st.caption("Peak memory on a CPU is the process's resident-set high-water mark (other work in the app adds "
                "noise); on a GPU it is the allocator's peak. The softmax form here is the naive one that "
                "materialises T×T scores — FlashAttention keeps memory linear but the time stays quadratic.")

@@ -207,13 +207,9 @@ def quality_controls() -> dict:
 
 def quality_outcome(run) -> None:
     """Under the finished comparison's curves: both clean-text losses and the claim box computed from them."""
-    from labs import jobs, lessons
-    from ui.lessons import claim_box
+    from ui.lessons import claim_box, pending
 
-    if run.active:
-        return
-    if run.status != jobs.DONE:
-        claim_box(lessons.not_measured("M4", f"this comparison did not finish ({run.reason or run.status})"))
+    if pending("M4", run, ""):
         return
     result = results.load_result(run)
     if result is not None:

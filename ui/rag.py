@@ -14,10 +14,10 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, jobs, lessons, models, results, settings, votes
+from labs import charts, jobs, models, results, settings, votes
 from labs.rag import charts as rag_charts
 from labs.rag import evaluate, generate, load, retrieve, split, store
-from ui.lessons import claim_box
+from ui.lessons import claim_box, pending
 
 P = "rag"
 SEPARATORS = list(split.SEPARATOR_NAMES)  # coarsest first; the order matters to the recursive splitter
@@ -447,15 +447,10 @@ def rag_vs_no_rag(modules: tuple[str, ...], gen_key: str) -> None:
                 cfg, functools.partial(evaluate.run_rag_claim, embedder=embedder(),
                                        lm=ui.cached_target(gen_key)), owner=ui.session_id(), label="RAG vs no-RAG")
     run_id = st.session_state.get("rag_claim_run_id")
-    if not run_id:
-        claim_box(lessons.not_measured("C9", "no comparison in this session yet: press 'Compare RAG with no-RAG'"))
-        return
-    ui.run_panel(run_id, [], prefix="rag_claim")
-    run = jobs.get(run_id)
-    if run is None or run.active:
-        return
-    if run.status != jobs.DONE:
-        claim_box(lessons.not_measured("C9", f"this run did not finish ({run.reason or run.status})"))
+    if run_id:
+        ui.run_panel(run_id, [], prefix="rag_claim")
+    run = jobs.get(run_id) if run_id else None
+    if pending("C9", run, "press 'Compare RAG with no-RAG'"):
         return
     claim_charts(run)
     claim_box(evaluate.rag_claim_verdict(run.summary),

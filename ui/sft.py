@@ -11,7 +11,7 @@ import streamlit as st
 import ui
 from labs import classifier, generation, jobs, lessons, models, results, sft
 from labs.data import instructions
-from ui.lessons import claim_box
+from ui.lessons import run_claim
 
 P = "sft"
 
@@ -243,17 +243,10 @@ def classifier_panel(run_id: str | None) -> None:
 
 def classifier_claim(run) -> None:
     """C5 from the latest classifier run: seconds per epoch against trainable blocks (not measured until it ends)."""
-    if run is None:
-        claim_box(lessons.not_measured("C5", "no classifier run in this session yet: press 'Train classifiers'"))
-    elif run.active:
-        return
-    elif (result := results.load_result(run)) is None:
-        claim_box(lessons.not_measured("C5", f"this run did not finish ({run.reason or run.status})"))
-    else:
-        claim_box(lessons.cost_grows_with_blocks({r["blocks"]: r["seconds_per_epoch"] for r in result.rows
-                                                  if "seconds_per_epoch" in r}),
-                  note="Each setting is timed in the same run on this machine; more trainable blocks means a "
-                       "longer backward pass and more optimizer state.")
+    run_claim("C5", run, lambda r: lessons.cost_grows_with_blocks(
+        {row["blocks"]: row["seconds_per_epoch"] for row in results.load_result(r).rows if "seconds_per_epoch" in row}),
+        "press 'Train classifiers'", note="Each setting is timed in the same run on this machine; more trainable "
+                                          "blocks means a longer backward pass and more optimizer state.")
 
 
 def classifier_rows(r) -> None:
