@@ -33,7 +33,7 @@ from labs import compute, settings
 
 log = logging.getLogger(__name__)
 
-_DONE = object()  # end-of-stream marker in a request's queue
+DONE = object()  # end-of-stream marker in a request's queue
 PREFILL_TOKENS = 4096  # prompt tokens prefilled together in one step at most (the rest join at the next step)
 
 
@@ -56,6 +56,7 @@ class Request:
     first_token_s: float | None = None
     engine: "Engine | None" = field(default=None, repr=False)
     generator: torch.Generator | None = field(default=None, repr=False)
+    finish_reason: str | None = None  # "stop" (end of sequence), "length", "cancelled" or "error: ..."
 
     def __post_init__(self):
         if self.config.seed is not None:
@@ -65,6 +66,20 @@ class Request:
     def position(self) -> int:
         """1, 2, ... while waiting for a free place in the batch; 0 once decoding."""
         return self.engine.queue_position(self) if self.engine is not None else 0
+
+    def finish(self, reason: str) -> None:
+        """End the stream with a finish reason (the first one given counts)."""
+        if self.finish_reason is None:
+            self.finish_reason = reason
+        self.cancelled.set()
+        self.out.put(DONE)
+
+    def fail(self, error: BaseException) -> None:
+        """End the stream with an error its reader raises."""
+        if self.finish_reason is None:
+            self.finish_reason = f"error: {error}"
+        self.cancelled.set()
+        self.out.put(error)
 
     def cancel(self) -> None:
         """The reader has gone (Stop, closed tab): the row leaves the batch at the next step."""
@@ -90,7 +105,7 @@ class Request:
                         if position:
                             on_wait(position)
                     continue
-                if item is _DONE or (self.stop is not None and self.stop.is_set()):
+                if item is DONE or (self.stop is not None and self.stop.is_set()):
                     return  # Stop takes effect at once, even for tokens the engine decoded ahead
                 if isinstance(item, BaseException):
                     raise item
@@ -198,7 +213,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - a failed batch step fails its rows, never the engine
                 log.exception("batched decode step failed")
                 for request in self.rows:
-                    request.out.put(EngineError(f"Generation failed: {type(exc).__name__}: {exc}"))
+                    request.fail(EngineError(f"Generation failed: {type(exc).__name__}: {exc}"))
                 self._reset()
 
     def _fits(self, request: Request, joiners: list[Request]) -> bool:
@@ -221,7 +236,7 @@ class Engine:
         each out), emit each one's first token, and merge their caches into the batch. One prompt alone is
         prefilled unpadded, exactly as it would be outside a batch."""
         for gone in [r for r in requests if r.wants_out]:
-            gone.out.put(_DONE)
+            gone.finish("cancelled")
         requests = [r for r in requests if not r.wants_out]
         if not requests:
             return
@@ -241,15 +256,15 @@ class Engine:
                 for request in requests:
                     self._join([request])
                 return
-            requests[0].out.put(EngineError(f"This answer failed while reading the prompt: "
-                                            f"{type(exc).__name__}: {exc}"))
+            requests[0].fail(EngineError(f"This answer failed while reading the prompt: "
+                                         f"{type(exc).__name__}: {exc}"))
             return
         keep, tokens = [], []
         for i, request in enumerate(requests):
             try:
                 token = self._sample(request, out.logits[i, -1])
             except Exception as exc:  # noqa: BLE001 - this request only
-                request.out.put(EngineError(f"This answer failed: {type(exc).__name__}: {exc}"))
+                request.fail(EngineError(f"This answer failed: {type(exc).__name__}: {exc}"))
                 continue
             request.first_token_s = time.perf_counter() - request.submitted
             if not self._emit(request, token):
@@ -306,8 +321,7 @@ class Engine:
             try:
                 token = self._sample(request, logits[i])
             except Exception as exc:  # noqa: BLE001 - one row's failure (e.g. NaN logits) ends only that row
-                request.out.put(EngineError(f"This answer failed: {type(exc).__name__}: {exc}"))
-                request.cancel()
+                request.fail(EngineError(f"This answer failed: {type(exc).__name__}: {exc}"))
                 token = 0
             else:
                 self._emit(request, token)
@@ -324,14 +338,15 @@ class Engine:
     def _emit(self, request: Request, token: int) -> bool:
         """Hand a token to the reader; True when the request is finished (EOS, budget or Stop)."""
         if token in request.stop_ids:
-            request.cancel()
-            request.out.put(_DONE)
+            request.finish("stop")
             return True
         request.generated.append(token)
         request.out.put(token)
-        if len(request.generated) >= request.config.max_new_tokens or request.wants_out:
-            request.cancel()
-            request.out.put(_DONE)
+        if len(request.generated) >= request.config.max_new_tokens:
+            request.finish("length")
+            return True
+        if request.wants_out:
+            request.finish("cancelled")
             return True
         return False
 
@@ -341,7 +356,7 @@ class Engine:
             return
         for i, request in enumerate(self.rows):
             if i not in keep:
-                request.out.put(_DONE)  # harmless if the reader already has one
+                request.finish("cancelled")  # harmless if the reader already has its end
         if not keep:
             self._reset()
             return

@@ -146,9 +146,13 @@ def stream_tokens(lm: LoadedModel, ids: list[int], config: GenerationConfig, sto
 
 def submit_ids(lm: LoadedModel, ids: list[int], config: GenerationConfig, stop: threading.Event | None = None,
                model: torch.nn.Module | None = None, ignore_eos: bool = False) -> engine.Request:
-    """Queue a stream on the engine of `model` (default: the model's decode variant) and return its handle."""
-    net = model if model is not None else lm.inference_model
+    """Queue a stream and return its handle: on the model's fast runtime when one serves it (labs.runtimes),
+    else on the torch engine of `model` (default: the model's decode variant; an adapter-wrapped copy is always
+    decoded by torch)."""
     request = engine.Request(list(ids), config, frozenset() if ignore_eos else frozenset(eos_ids(lm)), stop)
+    if model is None and lm.runtime is not None:
+        return lm.runtime.submit(request)
+    net = model if model is not None else lm.inference_model
     return engine.engine_for(net, lm.lock).submit(request)
 
 

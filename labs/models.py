@@ -538,6 +538,9 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _variants: dict = field(default_factory=dict, repr=False)
     model_spec: ModelSpec | None = None  # kept at load: a models-file entry may be edited while it is in use
+    runtime: object | None = field(default=None, repr=False)  # labs.runtimes engine serving it, None = torch
+    runtime_note: str = "torch engine"  # which runtime answers, and why (Home shows it)
+    tiny: bool = False  # a tiny random model of the architecture (tests, fast demos)
 
     @property
     def inference_model(self) -> torch.nn.Module:
@@ -730,7 +733,7 @@ def tiny_model(key: str = DEFAULT_CHAT_MODEL, seed: int = 0, hidden_size: int = 
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return LoadedModel(key, model, tokenizer, "cpu", torch.float32, 0.0)
+    return LoadedModel(key, model, tokenizer, "cpu", torch.float32, 0.0, tiny=True)
 
 
 def load_embedder(device: str | None = None, key: str = EMBEDDING_MODEL):

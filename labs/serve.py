@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from labs import generation, models, settings
+from labs.runtimes import gate as runtime_gate
 
 _loaded: dict[str, models.LoadedModel] = {}
 _load_lock = threading.Lock()
@@ -26,7 +27,7 @@ _load_lock = threading.Lock()
 def _model(key: str) -> models.LoadedModel:
     with _load_lock:
         if key not in _loaded:
-            _loaded[key] = models.load_model(key)
+            _loaded[key] = runtime_gate.serve(models.load_model(key))
         return _loaded[key]
 
 

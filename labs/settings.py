@@ -218,3 +218,16 @@ def max_streams() -> int:
     if value:
         return max(1, int(value))
     return 96 if is_cpu() else 128  # bench_classroom: 96 beat 32 on every figure for 30 students
+
+
+RUNTIMES = ("auto", "torch", "openvino")
+
+
+def runtime() -> str:
+    """LLMLAB_RUNTIME: 'auto' (the fast CPU runtime where it is installed, passes the quality gate and can run
+    the model; torch otherwise and on a GPU), 'torch' (always the reference engine), 'openvino' (also for tiny
+    test models)."""
+    value = os.environ.get("LLMLAB_RUNTIME", "auto").strip().lower() or "auto"
+    if value not in RUNTIMES:
+        raise RuntimeError(f"LLMLAB_RUNTIME={value} is not one of {RUNTIMES}.")
+    return value

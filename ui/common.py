@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import streamlit as st
 
 from labs import backends, charts, jobs, models, settings
+from labs.runtimes import gate as runtime_gate
 
 
 def session_id() -> str:
@@ -56,6 +57,7 @@ def _load_model_cached(key: str, location: str = "") -> models.LoadedModel:
             pass
 
     lm = models.load_model(key, progress=progress)
+    runtime_gate.serve(lm, progress)  # the fast runtime under the engine (its one-time export shows on this bar)
     bar.empty()
     return lm
 

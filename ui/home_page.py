@@ -81,8 +81,13 @@ def _decoding() -> None:
     ratio = gate["ppl_ratio"] if gate and gate.get("variant") == lm.decode else 1.0
     quality_note = ("the reference the fast paths are measured against" if lm.decode == "float32" else
                     f"perplexity ×{ratio:.3f} of float32, measured (gate: ≤ ×{quality.GATE:.2f})")
-    st.caption(f"**Decoding** `{lm.decode}` · {quality_note} · every chat, battle and answer on this model shares "
-               "one batched decoder.")
+    if lm.runtime is not None and lm.runtime.alive:
+        st.caption(f"**Runtime** {lm.runtime_note} · every chat, battle and answer on this model shares one "
+                   "continuous-batching decoder; adapters and scoring use the torch engine.")
+    else:
+        failure = f" (the fast runtime stopped: {lm.runtime.failure})" if lm.runtime is not None else ""
+        st.caption(f"**Runtime** {lm.runtime_note}{failure} · **Decoding** `{lm.decode}` · {quality_note} · every "
+                   "chat, battle and answer on this model shares one batched decoder.")
     if st.button("Measure the fast paths", key="home_measure_variants",
                  help="Perplexity on standard-library docstrings and greedy agreement with float32 for each decode "
                       "variant of this model (about a minute on 2 cores). A variant may be the default only within +2 %."):
