@@ -21,10 +21,11 @@ ui.page_header(
     ICON,
 )
 ui.init_state("arena", battle_id=None, prompt="", prompt_source="typed", message=None, instructor=False,
-              contenders=None, voter=None, voter_name=None)
+              contenders=None, voter=None, voter_name=None, join_error=None)
 client = arena_ui.client()  # for the burst limit and the instructor's log
 store = arena_ui.open_store()
 password_set = bool(arena_ui.secret_password())
+arena_ui.restore(store, password_set)
 by_name = arena_ui.contenders()
 
 

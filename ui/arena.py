@@ -11,6 +11,7 @@ import time
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import ui
 from labs import arena, charts, models, settings, votes
@@ -70,6 +71,34 @@ def _join(store, password_set: bool, code_given: str, name: str) -> None:
     st.session_state.arena_voter_name = " ".join(name.split())
 
 
+def _on_join(store, password_set: bool, link_code: str) -> None:
+    """The Join button's callback. Callbacks run before the script, so a rerun that a finishing battle asks for
+    in the same run (live_answers) cannot drop the click, as a button read in the script body could."""
+    code = link_code
+    if password_set and not store.join_code_ok(link_code):
+        code = st.session_state.get("arena_code", "")
+    try:
+        _join(store, password_set, code, st.session_state.get("arena_name", ""))
+        st.session_state.arena_join_error = None
+        st.query_params["voter"] = st.session_state.arena_voter_name  # a new session of this tab joins again
+    except votes.VoteRejected as exc:
+        st.session_state.arena_join_error = str(exc)
+
+
+def restore(store, password_set: bool) -> None:
+    """A tab whose session was replaced (a reconnect after the server forgot it, a reload) keeps its name and its
+    battle: both are in the tab's address (?voter=…&battle=…) once set."""
+    name = st.query_params.get("voter", "")
+    if not st.session_state.arena_voter and name:
+        try:
+            _join(store, password_set, st.query_params.get("code", ""), name)
+        except votes.VoteRejected:
+            pass  # a new join code since: the form asks again
+    battle_id = st.query_params.get("battle", "")
+    if st.session_state.arena_battle_id is None and battle_id and arena.get_battle(battle_id) is not None:
+        st.session_state.arena_battle_id = battle_id
+
+
 def voter_panel(store, password_set: bool) -> None:
     """Who is voting in this browser: asked once per session, then fixed (a new name is a new browser session)."""
     if st.session_state.arena_voter:
@@ -81,18 +110,14 @@ def voter_panel(store, password_set: bool) -> None:
         st.markdown("**Join the vote:** your name or student id, once per browser. One person, one voice: the same "
                     "name in another browser shares your votes and your cap.")
         c1, c2 = st.columns([2, 1])
-        name = c1.text_input("Name or student id", key="arena_name", max_chars=votes.MAX_VOTER_CHARS,
-                             help="How your votes are counted. The instructor sees votes per name.")
-        code = link_code
+        c1.text_input("Name or student id", key="arena_name", max_chars=votes.MAX_VOTER_CHARS,
+                      help="How your votes are counted. The instructor sees votes per name.")
         if password_set and not store.join_code_ok(link_code):
-            code = c2.text_input("Join code", key="arena_code", max_chars=12,
+            c2.text_input("Join code", key="arena_code", max_chars=12,
                                  help="The code on the instructor's screen (the join link carries it already).")
-        if st.form_submit_button("Join", type="primary"):
-            try:
-                _join(store, password_set, code, name)
-                st.rerun()
-            except votes.VoteRejected as exc:
-                st.error(str(exc))
+        st.form_submit_button("Join", type="primary", on_click=_on_join, args=(store, password_set, link_code))
+    if st.session_state.get("arena_join_error"):
+        st.error(st.session_state.arena_join_error)
 
 
 # -- battle -----------------------------------------------------------------------------------------------------------
@@ -123,6 +148,7 @@ def _new_round() -> None:
     if old is not None:
         old.stop()
     st.session_state.arena_battle_id = None
+    st.query_params.pop("battle", None)  # restore() must not bring the old round back
     st.session_state.arena_prompt = ""
     st.session_state.arena_bank = ""
     st.session_state.arena_message = None
@@ -138,6 +164,7 @@ def start(prompt: str, a: arena.Contender, b: arena.Contender, *, swapped: bool,
                                 swapped=swapped, prompt_source=source, blind=blind)
     st.session_state.arena_battle_id = battle.id
     st.session_state.arena_message = None
+    st.query_params["battle"] = battle.id  # a replaced session of this tab finds its battle again (restore)
 
 
 def battle_settings(by_name: dict[str, arena.Contender]) -> None:
@@ -212,8 +239,12 @@ def live_answers(battle_id: str) -> None:
     if b is None:
         return
     draw_answers(b)
-    if b.finished:
-        st.rerun()  # one full rerun: the vote buttons unlock
+    ctx = get_script_run_ctx()
+    if b.finished and ctx is not None and ctx.fragment_ids_this_run:
+        # a rerun of this fragment alone: one full rerun unlocks the vote buttons. Inside a full run (the fragment
+        # drawn inline) the rest of the page is still to come and reads the finished battle itself; a rerun
+        # here would throw away what the student clicked in this run.
+        st.rerun()
 
 
 def answers(battle: arena.Battle | None, running: bool) -> None:

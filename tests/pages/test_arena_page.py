@@ -136,3 +136,57 @@ def test_unreachable_database_is_a_message_not_a_traceback(monkeypatch, tmp_path
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
     assert any("vote store could not be opened" in e.value and "pw@" not in e.value for e in at.error)
+
+
+def test_join_pressed_while_the_battle_finishes_is_kept(app, monkeypatch):
+    """The lost voter: Join clicked in the very run in which both answers finish. The finished battle asked for a
+    rerun before the form's button was read, and the click was thrown away; Join is now a callback."""
+    from labs import compute
+    from ui import arena as arena_ui
+
+    at, held, armed = app, compute._generation_lock, []
+    original = arena_ui.draw_answers
+
+    def finish_then_draw(b):
+        if armed and held.locked():
+            held.release()  # the decoder goes on: the battle ends while this run is drawing it
+            assert b.wait(90)
+        original(b)
+
+    monkeypatch.setattr(arena_ui, "draw_answers", finish_then_draw)
+    held.acquire()  # the decoder waits: the battle is running when the next run starts
+    try:
+        at.multiselect(key="arena_contenders").set_value(SMOL)
+        at.slider(key="arena_max_tokens").set_value(16)
+        at.text_area(key="arena_prompt").set_value("Tell me about cats")
+        at.button(key="arena_go").click().run()
+        battle = arena.get_battle(at.session_state["arena_battle_id"])
+        assert battle is not None and not battle.finished
+        armed.append(True)
+        join(at, "Grace Hopper")
+    finally:
+        if held.locked():
+            held.release()
+    assert battle.finished
+    assert at.session_state["arena_voter"] == votes.voter_key("Grace Hopper")
+    at.run()
+    assert not at.button(key="arena_vote_a").disabled
+    assert not any(b.label == "Join" for b in at.button)
+
+
+def test_a_replaced_session_keeps_its_name_and_its_battle(app):
+    """A reconnect that the server no longer knows (or a reload) starts a new session: the tab's address keeps
+    the name and the battle."""
+    at = app
+    join(at, "Ada Lovelace")
+    battle = battle_once(at, "Hello there")
+    assert at.query_params["voter"] == "Ada Lovelace" and at.query_params["battle"] == battle.id
+    fresh = AppTest.from_file(PAGE, default_timeout=120)
+    fresh.query_params["voter"] = "Ada Lovelace"
+    fresh.query_params["battle"] = battle.id
+    fresh.run()
+    assert not fresh.exception
+    assert fresh.session_state["arena_voter"] == votes.voter_key("Ada Lovelace")
+    assert fresh.session_state["arena_battle_id"] == battle.id
+    fresh.button(key="arena_vote_a").click().run()
+    assert battle.outcome is not None
