@@ -66,6 +66,7 @@ class Contender:
 
 # A base model keeps writing the next "Question:"; the answer ends where the format repeats.
 QA_STOPS = ("\nQuestion:", "\nQ:", "\n\n\n")
+STALL_S = 30.0  # an unfinished answer silent this long (not moving in a queue either) is reported, with Retry
 
 BUILT_IN = (
     Contender("SmolLM2-135M · T=0.7", "smollm2-135m-instruct", 0.7,
@@ -178,6 +179,7 @@ class Answer:
     first_token_s: float | None = None
     pieces: int = 0
     queue_position: int = 0  # >0 while the answer waits for a place in a full engine batch
+    last_progress: float = field(default_factory=time.time)  # when it last wrote text or moved in the queue
 
 
 @dataclass
@@ -206,6 +208,19 @@ class Battle:
     def failed(self) -> bool:
         """Either answer ended with an error."""
         return bool(self.a.error or self.b.error)
+
+    def stalled(self, now: float | None = None) -> str | None:
+        """Why the battle is stuck, if an unfinished answer has written nothing and not moved in the queue for
+        STALL_S seconds (a page then offers Retry instead of a silent wait); None while it is making progress."""
+        now = time.time() if now is None else now
+        with self.lock:
+            for side, ans in (("A", self.a), ("B", self.b)):
+                quiet = now - ans.last_progress
+                if not ans.done and quiet > STALL_S:
+                    what = "did not start" if not ans.pieces else "stopped writing"
+                    return (f"Answer {side} {what}: nothing new for {quiet:.0f} s. The server may be overloaded or "
+                            "the model stuck; Retry asks both models again.")
+        return None
 
     def answer(self, side: str) -> Answer:
         """The answer shown on side 'a' or 'b'."""
@@ -288,6 +303,8 @@ def _generate_into(battle: Battle, answer: Answer, lm: "backends.Target") -> Non
         stops = QA_STOPS if c.prompt_style == "qa" else ()
         text = ""
         def on_wait(position: int) -> None:
+            if position != answer.queue_position:
+                answer.last_progress = time.time()
             answer.queue_position = position
 
         for piece in backends.stream(lm, c.render(battle.prompt), c.config(battle.max_new_tokens, battle.seed),
@@ -300,6 +317,7 @@ def _generate_into(battle: Battle, answer: Answer, lm: "backends.Target") -> Non
                     answer.first_token_s = time.perf_counter() - t0
                 answer.text = text[:cut] if cut >= 0 else text
                 answer.pieces += 1
+                answer.last_progress = time.time()
             if cut >= 0:
                 break
         with battle.lock:

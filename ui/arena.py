@@ -233,12 +233,31 @@ def draw_answers(b: arena.Battle) -> None:
                 st.caption("writing…")
 
 
+def retry(battle: arena.Battle) -> None:
+    """Stop a failed or stuck battle and ask the same two contenders again, in the same places."""
+    start(battle.prompt, battle.a.contender, battle.b.contender, swapped=battle.swapped, blind=battle.blind)
+
+
+def trouble(b: arena.Battle) -> None:
+    """A failed or stuck battle says why and offers Retry (never a silent wait)."""
+    reason = b.stalled() if not b.finished else ("One answer failed (its reason is shown above it)." if b.failed
+                                                 else None)
+    if reason is None:
+        return
+    st.warning(reason)
+    if st.button("🔁 Retry", key="arena_retry", help="Stop this battle and let the same two models answer again."):
+        with ui.friendly_errors("Retrying"):
+            retry(b)
+            st.rerun(scope="app")
+
+
 @st.fragment(run_every=0.5)
 def live_answers(battle_id: str) -> None:
     b = arena.get_battle(battle_id)
     if b is None:
         return
     draw_answers(b)
+    trouble(b)
     ctx = get_script_run_ctx()
     if b.finished and ctx is not None and ctx.fragment_ids_this_run:
         # a rerun of this fragment alone: one full rerun unlocks the vote buttons. Inside a full run (the fragment
@@ -255,6 +274,7 @@ def answers(battle: arena.Battle | None, running: bool) -> None:
             live_answers(battle.id)
         else:
             draw_answers(battle)
+            trouble(battle)
     elif st.session_state.arena_battle_id:
         st.warning("That battle has expired (the server restarted or it is too old). Start a new round.")
 

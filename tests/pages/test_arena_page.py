@@ -190,3 +190,32 @@ def test_a_replaced_session_keeps_its_name_and_its_battle(app):
     assert fresh.session_state["arena_battle_id"] == battle.id
     fresh.button(key="arena_vote_a").click().run()
     assert battle.outcome is not None
+
+
+def test_a_stuck_battle_says_why_and_retries(app, monkeypatch):
+    """An answer that cannot start (here: the decoder is held) is reported after STALL_S with a Retry that starts
+    the same two contenders again."""
+    from labs import compute
+
+    monkeypatch.setattr(arena, "STALL_S", 0.3)
+    at, held = app, compute._generation_lock
+    held.acquire()
+    try:
+        at.multiselect(key="arena_contenders").set_value(SMOL)
+        at.slider(key="arena_max_tokens").set_value(16)
+        at.text_area(key="arena_prompt").set_value("Tell me about cats")
+        at.button(key="arena_go").click().run()
+        stuck = arena.get_battle(at.session_state["arena_battle_id"])
+        import time
+
+        time.sleep(0.5)
+        at.run()
+        assert any("did not start" in w.value for w in at.warning)
+        at.button(key="arena_retry").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+    finally:
+        held.release()
+    fresh = arena.get_battle(at.session_state["arena_battle_id"])
+    assert fresh.id != stuck.id and stuck.stop_event.is_set()
+    assert {fresh.a.contender.name, fresh.b.contender.name} == {stuck.a.contender.name, stuck.b.contender.name}
+    assert fresh.wait(90)
