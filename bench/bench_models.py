@@ -3,17 +3,19 @@
     .venv/bin/python -m bench.bench_models [--quick] [--tokens 64] [--repeats 3]
 
 1. load: first GGUF load (dequantising in transformers) vs the cached safetensors load (skipped by --quick).
-2. decode: one stream — plain `model.generate` in float32 (the baseline) next to our engine with each decode
-   variant, and each variant's quality: perplexity on standard-library docstrings and greedy agreement with
-   float32 (labs.quality). A variant may be the default only within +2 % perplexity.
-3. concurrency: aggregate tokens/s of 1, 4 and 16 concurrent streams through the engine (default variant), and
-   whether every stream's greedy answer in the batch equals its answer alone.
-4. transformers' own continuous batching (`model.generate_batch`, paged KV cache) on the same 16 prompts.
+2. decode: one stream — plain `model.generate` in float32 (the baseline) next to the torch engine with each decode
+   variant and the OpenVINO runtime with each candidate (weights / precision), each with its quality: perplexity
+   on standard-library docstrings and greedy agreement with float32 torch (labs.quality). A path may be the
+   default only within +2 % perplexity.
+3. concurrency: aggregate tokens/s of 1, 4, 16 and 32 concurrent streams through the torch engine (float32) and
+   the runtime, and whether every stream's greedy answer in the batch equals its answer alone.
+4. transformers' own continuous batching (`model.generate_batch`, paged KV cache) on the same 16 prompts (full run).
 Measure with nothing else heavy running: two cores are shared by everything.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import threading
 import time
@@ -21,8 +23,11 @@ import time
 import torch
 
 from bench import save
-from labs import generation, hardware, models, quality
+from labs import engine, generation, hardware, models, quality
 from labs.generation import GenerationConfig
+from labs.runtimes import export
+from labs.runtimes import gate as runtime_gate
+from labs.runtimes.engine import RuntimeEngine
 
 PROMPT = [{"role": "user", "content": "Write a short paragraph about why the ocean is salty."}]
 PROMPTS = ["Write a short paragraph about why the ocean is salty.", "What is the capital of France?",
@@ -57,19 +62,36 @@ def _ids(lm, prompt, tokens):
                                     tokens)
 
 
-def time_stream(lm, model, tokens: int) -> tuple[float, float]:
-    """(time to first token, decode tokens/s after it) of one greedy stream through the engine."""
+def _torch_submit(lm, model):
+    return lambda ids, cfg: generation.submit_ids(lm, ids, cfg, model=model, ignore_eos=True)
+
+
+def _runtime_submit(eng):
+    return lambda ids, cfg: eng.submit(engine.Request(list(ids), cfg, frozenset()))
+
+
+def time_stream(lm, submit, tokens: int) -> tuple[float, float]:
+    """(time to first token, decode tokens/s after it) of one greedy stream."""
     cfg = GenerationConfig(max_new_tokens=tokens, temperature=0, repetition_penalty=1.0)
     t0, first, n = time.perf_counter(), None, 0
-    for n, _ in enumerate(generation.stream_tokens(lm, _ids(lm, PROMPT, tokens), cfg, model=model, ignore_eos=True),
-                          start=1):
+    for n, _ in enumerate(submit(_ids(lm, PROMPT, tokens), cfg).tokens(), start=1):
         if first is None:
             first = time.perf_counter() - t0
     total = time.perf_counter() - t0
     return first, (n - 1) / max(total - first, 1e-9)
 
 
-def bench_decode(lm, tokens: int, repeats: int, variants: tuple[str, ...], ppl_tokens: int) -> dict:
+def _speed_and_quality(lm, submit, tokens, repeats, ppl, base_ppl, agreement) -> dict:
+    time_stream(lm, submit, 4)  # warm-up
+    ttfts, tps = zip(*(time_stream(lm, submit, tokens) for _ in range(repeats)))
+    return {"ttft_s": _median(ttfts), "tokens_per_s": _median(tps), "perplexity": round(ppl, 3),
+            "ppl_ratio": round(ppl / base_ppl, 4), "greedy_agreement_vs_float32": agreement,
+            "passes_gate": ppl / base_ppl <= quality.GATE}
+
+
+def bench_decode(lm, tokens: int, repeats: int, variants: tuple[str, ...], candidates, ppl_tokens: int) -> dict:
+    """One stream: plain generate (baseline), the torch engine per decode variant, the runtime per candidate;
+    each with its perplexity ratio and greedy agreement next to float32 torch."""
     ids = torch.tensor([_ids(lm, PROMPT, tokens)])
     runs = []
     for _ in range(repeats):
@@ -80,36 +102,38 @@ def bench_decode(lm, tokens: int, repeats: int, variants: tuple[str, ...], ppl_t
     results = {"hf_generate_float32": {"tokens_per_s": _median(runs)}}
     text = quality.reference_text()
     base_ppl = quality.perplexity(lm.tokenizer, lm.model, text, ppl_tokens)
-    _, reference = quality.greedy_agreement(lm, lm.model)
+    prompts = [generation.encode_prompt(lm, p, 16) for p in quality.AGREEMENT_PROMPTS]
+    reference = runtime_gate.greedy(engine.engine_for(lm.model, lm.lock), prompts)
     for name in variants:
         model = models.decode_variant(lm, name)
-        time_stream(lm, model, 4)  # warm-up
-        ttfts, tps = zip(*(time_stream(lm, model, tokens) for _ in range(repeats)))
         ppl = quality.perplexity(lm.tokenizer, model, text, ppl_tokens)
-        agree, _ = quality.greedy_agreement(lm, model, reference)
-        results[f"engine_{name}"] = {"ttft_s": _median(ttfts), "tokens_per_s": _median(tps),
-                                     "perplexity": round(ppl, 3), "ppl_ratio": round(ppl / base_ppl, 4),
-                                     "greedy_agreement_vs_float32": agree,
-                                     "passes_gate": ppl / base_ppl <= quality.GATE}
+        agree = sum(a == b for a, b in zip(runtime_gate.greedy(engine.engine_for(model, lm.lock), prompts),
+                                           reference)) / len(prompts)
+        results[f"engine_{name}"] = _speed_and_quality(lm, _torch_submit(lm, model), tokens, repeats, ppl, base_ppl,
+                                                       agree)
+    for weights, precision, eng in candidates:
+        ppl = runtime_gate.perplexity(export.export_dir(lm.key, weights), precision, lm.tokenizer, text, ppl_tokens)
+        agree = sum(a == b for a, b in zip(runtime_gate.greedy(eng, prompts), reference)) / len(prompts)
+        results[f"openvino_{weights}_{precision}"] = _speed_and_quality(lm, _runtime_submit(eng), tokens, repeats,
+                                                                        ppl, base_ppl, agree)
     base = results["hf_generate_float32"]["tokens_per_s"]
     for row in results.values():
         row["speedup_vs_hf_float32"] = round(row["tokens_per_s"] / base, 2)
     return results
 
 
-def bench_concurrency(lm, tokens: int, counts=(1, 4, 16)) -> dict:
-    model = lm.inference_model
+def bench_concurrency(lm, submit, tokens: int, counts=(1, 4, 16, 32)) -> dict:
+    """Aggregate tokens/s of 1..32 concurrent greedy streams, and how many answer in the batch as alone."""
     cfg = GenerationConfig(max_new_tokens=tokens, temperature=0, repetition_penalty=1.0)
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(max(counts))]
-    alone = {p: list(generation.stream_tokens(lm, _ids(lm, p, tokens), cfg, model=model, ignore_eos=True))
-             for p in dict.fromkeys(prompts)}
-    out = {"variant": lm.decode}
+    alone = {p: list(submit(_ids(lm, p, tokens), cfg).tokens()) for p in dict.fromkeys(prompts)}
+    out = {}
     for n in counts:
         results, firsts = [None] * n, [None] * n
 
         def one(i, t0):
             tokens_i = []
-            for tok in generation.stream_tokens(lm, _ids(lm, prompts[i], tokens), cfg, model=model, ignore_eos=True):
+            for tok in submit(_ids(lm, prompts[i], tokens), cfg).tokens():
                 if not tokens_i:
                     firsts[i] = time.perf_counter() - t0
                 tokens_i.append(tok)
@@ -149,28 +173,55 @@ def bench_hf_continuous_batching(lm, tokens: int, n: int = 16) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="under 3 minutes: no load timing, fewer tokens")
+    parser.add_argument("--quick", action="store_true", help="under 3 minutes: no load timing, fewer tokens, "
+                        "the torch float32 engine and the runtime's default only")
     parser.add_argument("--tokens", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
     tokens = args.tokens or (32 if args.quick else 64)
     repeats = args.repeats or (1 if args.quick else 3)
-    variants = ("float32", "bfloat16", "int8_dynamic") if args.quick else models.DECODE_VARIANTS
+    variants = ("float32",) if args.quick else models.DECODE_VARIANTS
     report = {"machine": {"threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                           "bandwidth_gbs": round(hardware.memory_bandwidth_gbs(), 2)},
               "new_tokens": tokens, "quick": args.quick}
     if not args.quick:
         report["load"] = bench_load(repeats)
     lm = models.load_model(KEY, device="cpu", dtype=torch.float32)
-    report["decode"] = bench_decode(lm, tokens, repeats, variants, 512 if args.quick else 2048)
-    report["concurrency"] = bench_concurrency(lm, tokens)
-    report["hf_continuous_batching_16"] = bench_hf_continuous_batching(lm, tokens)
-    gate = models.decode_gate(lm) or {}
-    report["default_variant"] = lm.decode
-    report["default_ppl_ratio"] = gate.get("ppl_ratio", 1.0) if lm.decode != "float32" else 1.0
-    report["ratio_16_vs_1"] = report["concurrency"]["ratio_16_vs_1"]
-    engine_default = report["decode"].get(f"engine_{lm.decode}", {})
-    report["default_single_stream_speedup_vs_hf_float32"] = engine_default.get("speedup_vs_hf_float32")
+    t0 = time.perf_counter()
+    runtime_gate.serve(lm)  # the default: what the app serves with (the gate's verdict, measured once)
+    report["runtime_start_s"] = round(time.perf_counter() - t0, 2)
+    report["default_runtime"] = lm.runtime_note
+    verdict = json.loads(runtime_gate.gate_path(lm).read_text()) if runtime_gate.gate_path(lm).exists() else {}
+    chosen = tuple(verdict.get("chosen") or ())
+    candidates = []
+    for weights, precision in runtime_gate.CANDIDATES:
+        if args.quick and (weights, precision) != chosen:
+            continue
+        if (weights, precision) == chosen and lm.runtime is not None:
+            eng = lm.runtime
+        else:
+            folder = export.export(lm.key, lm.model, weights)
+            eng = RuntimeEngine(folder, runtime_gate.properties(precision), lambda: None, f"{weights}/{precision}")
+        candidates.append((weights, precision, eng))
+    report["decode"] = bench_decode(lm, tokens, repeats, variants, candidates, 512 if args.quick else 2048)
+    report["concurrency"] = {"torch_float32": bench_concurrency(lm, _torch_submit(lm, lm.model), tokens)}
+    for weights, precision, eng in candidates:
+        report["concurrency"][f"openvino_{weights}_{precision}"] = bench_concurrency(lm, _runtime_submit(eng), tokens)
+    if not args.quick:
+        report["hf_continuous_batching_16"] = bench_hf_continuous_batching(lm, tokens)
+    default = f"openvino_{chosen[0]}_{chosen[1]}" if chosen and lm.runtime is not None else "torch_float32"
+    decode_row = report["decode"].get(default if default != "torch_float32" else "engine_float32", {})
+    report["default"] = default
+    report["default_ppl_ratio"] = decode_row.get("ppl_ratio", 1.0)
+    report["default_greedy_agreement_vs_float32"] = decode_row.get("greedy_agreement_vs_float32")
+    report["ratio_16_vs_1"] = report["concurrency"][default]["ratio_16_vs_1"]
+    report["default_single_stream_speedup_vs_hf_float32"] = decode_row.get("speedup_vs_hf_float32")
+    base = report["decode"]["hf_generate_float32"]["tokens_per_s"]
+    report["aggregate_16_vs_hf_float32"] = round(
+        report["concurrency"][default]["16_streams"]["aggregate_tokens_per_s"] / base, 2)
+    for _, _, eng in candidates:
+        if eng is not lm.runtime:
+            eng.close()
     save("models_quick" if args.quick else "models", report)
     return report
 
