@@ -8,8 +8,9 @@ batch) followed by `Battle.vote` into the SQLAlchemy vote store. Students arrive
 A LoRA fine-tuning run (the Fine-tuning page's defaults, shortened) is timed alone first, then again during the
 class. Prints JSON and writes bench/results/classroom.json. Run it with nothing else heavy on the machine.
 
-Goals (issue 13): time to first token p95 <= 2 s, votes recorded = votes cast, 0 errors, training step time
-<= 2x its time alone (16 streams >= 8x one stream is measured by bench.bench_models).
+Goals (issue 21): time to first token p95 <= 1 s, answer p95 <= 6 s at 48 tokens, votes recorded = votes cast
+(only this run's voters are counted), 0 errors, training step time <= 2x its time alone. The 10-browser run is
+bench.bench_browser_class.
 """
 from __future__ import annotations
 
@@ -60,12 +61,16 @@ def main(argv=None) -> dict:
         os.environ["LLMLAB_TINY_MODELS"] = "1"
     os.environ.setdefault("LLMLAB_RUNS_PER_SESSION", "0")
 
+    import uuid
+
     from labs import arena, engine, generation, jobs, models, sft, votes
     from labs.generation import GenerationConfig
+    from labs.runtimes import gate
 
     key = models.DEFAULT_CHAT_MODEL
-    lm = models.load_model(key)
+    lm = gate.serve(models.load_model(key))  # the runtime the app serves with (the fast one where it passes)
     store = votes.open_store()
+    run_tag = uuid.uuid4().hex[:8]  # this run's voters: a store may already hold other votes (LLMLAB_HOME)
     # the two SmolLM2 contenders: the same model, so both answers of a battle share one batch
     pair = [c for c in arena.BUILT_IN if c.model_key == key][:2]
 
@@ -113,7 +118,7 @@ def main(argv=None) -> dict:
                         tokens[0] += sum(len(lm.tokenizer(a.text, add_special_tokens=False)["input_ids"])
                                          for a in (battle.a, battle.b))
                         cast[0] += 1
-                    battle.vote(store, f"student-{i}", rng.choice(["a", "b", "tie"]), client=f"client-{i}")
+                    battle.vote(store, f"bench-{run_tag}-student-{i}", rng.choice(["a", "b", "tie"]), client=f"client-{i}")
             except Exception as exc:  # noqa: BLE001 - counted and reported
                 with lock:
                     errors.append(f"student {i} round {r}: {type(exc).__name__}: {exc}")
@@ -130,13 +135,13 @@ def main(argv=None) -> dict:
     during_steps = _step_times(during, (wall_start, time.time()))
     jobs.stop(during_id)
     jobs.wait(during_id, timeout=600)
-    eng = engine.engine_for(lm.inference_model, lm.lock)
-    recorded = store.count()
+    eng = lm.runtime or engine.engine_for(lm.inference_model, lm.lock)
+    recorded = sum(store.count(voter_id=f"bench-{run_tag}-student-{i}") for i in range(args.students))
     step_alone = statistics.median(alone_steps) if alone_steps else None
     step_during = statistics.median(during_steps) if during_steps else None
     report = {
         "students": args.students, "rounds": args.rounds, "new_tokens": args.tokens, "tiny_models": args.tiny,
-        "decode_variant": lm.decode, "class_wall_s": round(class_s, 2),
+        "runtime": lm.runtime_note, "decode_variant": lm.decode, "class_wall_s": round(class_s, 2),
         "aggregate_tokens_per_s": round(tokens[0] / class_s, 2),
         "ttft_p50_s": _pct(ttft, 50), "ttft_p95_s": _pct(ttft, 95), "answer_p95_s": _pct(answer_s, 95),
         "votes_cast": cast[0], "votes_recorded": recorded, "errors": len(errors), "error_examples": errors[:5],
@@ -147,7 +152,8 @@ def main(argv=None) -> dict:
                      "steps_during_class": len(during_steps), "alone_run_s": round(alone_s, 1)},
     }
     report["goals"] = {
-        "ttft_p95_le_2s": report["ttft_p95_s"] is not None and report["ttft_p95_s"] <= 2.0,
+        "ttft_p95_le_1s": report["ttft_p95_s"] is not None and report["ttft_p95_s"] <= 1.0,
+        "answer_p95_le_6s": report["answer_p95_s"] is not None and report["answer_p95_s"] <= 6.0,
         "votes_recorded_eq_cast": recorded == cast[0], "zero_errors": not errors,
         "training_slowdown_le_2x": bool(report["training"]["slowdown"] and report["training"]["slowdown"] <= 2.0)}
     out = Path(args.out)
