@@ -27,7 +27,6 @@ from labs import engine, generation, hardware, models, quality
 from labs.generation import GenerationConfig
 from labs.runtimes import export
 from labs.runtimes import gate as runtime_gate
-from labs.runtimes.engine import RuntimeEngine
 
 PROMPT = [{"role": "user", "content": "Write a short paragraph about why the ocean is salty."}]
 PROMPTS = ["Write a short paragraph about why the ocean is salty.", "What is the capital of France?",
@@ -68,6 +67,10 @@ def _torch_submit(lm, model):
 
 def _runtime_submit(eng):
     return lambda ids, cfg: eng.submit(engine.Request(list(ids), cfg, frozenset()))
+
+
+def _label(c) -> str:
+    return "_".join(c).replace("_float", "").replace("_int8", "_int8act").join(("openvino_", ""))
 
 
 def time_stream(lm, submit, tokens: int) -> tuple[float, float]:
@@ -111,11 +114,11 @@ def bench_decode(lm, tokens: int, repeats: int, variants: tuple[str, ...], candi
                                            reference)) / len(prompts)
         results[f"engine_{name}"] = _speed_and_quality(lm, _torch_submit(lm, model), tokens, repeats, ppl, base_ppl,
                                                        agree)
-    for weights, precision, eng in candidates:
-        ppl = runtime_gate.perplexity(export.export_dir(lm.key, weights), precision, lm.tokenizer, text, ppl_tokens)
+    for c, eng in candidates:
+        ppl = runtime_gate.perplexity(export.export_dir(lm.key, c.weights), c.precision, lm.tokenizer, text,
+                                      ppl_tokens, activations=c.activations)
         agree = sum(a == b for a, b in zip(runtime_gate.greedy(eng, prompts), reference)) / len(prompts)
-        results[f"openvino_{weights}_{precision}"] = _speed_and_quality(lm, _runtime_submit(eng), tokens, repeats,
-                                                                        ppl, base_ppl, agree)
+        results[_label(c)] = _speed_and_quality(lm, _runtime_submit(eng), tokens, repeats, ppl, base_ppl, agree)
     base = results["hf_generate_float32"]["tokens_per_s"]
     for row in results.values():
         row["speedup_vs_hf_float32"] = round(row["tokens_per_s"] / base, 2)
@@ -192,24 +195,23 @@ def main(argv=None) -> dict:
     report["runtime_start_s"] = round(time.perf_counter() - t0, 2)
     report["default_runtime"] = lm.runtime_note
     verdict = json.loads(runtime_gate.gate_path(lm).read_text()) if runtime_gate.gate_path(lm).exists() else {}
-    chosen = tuple(verdict.get("chosen") or ())
+    chosen = runtime_gate.Candidate(*verdict["chosen"]) if verdict.get("chosen") else None
     candidates = []
-    for weights, precision in runtime_gate.CANDIDATES:
-        if args.quick and (weights, precision) != chosen:
+    for c in runtime_gate.CANDIDATES:
+        if args.quick and c != chosen:
             continue
-        if (weights, precision) == chosen and lm.runtime is not None:
+        if c == chosen and lm.runtime is not None:
             eng = lm.runtime
         else:
-            folder = export.export(lm.key, lm.model, weights)
-            eng = RuntimeEngine(folder, runtime_gate.properties(precision), lambda: None, f"{weights}/{precision}")
-        candidates.append((weights, precision, eng))
+            eng = runtime_gate.start(export.export(lm.key, lm.model, c.weights), c, lambda: None)
+        candidates.append((c, eng))
     report["decode"] = bench_decode(lm, tokens, repeats, variants, candidates, 512 if args.quick else 2048)
     report["concurrency"] = {"torch_float32": bench_concurrency(lm, _torch_submit(lm, lm.model), tokens)}
-    for weights, precision, eng in candidates:
-        report["concurrency"][f"openvino_{weights}_{precision}"] = bench_concurrency(lm, _runtime_submit(eng), tokens)
+    for c, eng in candidates:
+        report["concurrency"][_label(c)] = bench_concurrency(lm, _runtime_submit(eng), tokens)
     if not args.quick:
         report["hf_continuous_batching_16"] = bench_hf_continuous_batching(lm, tokens)
-    default = f"openvino_{chosen[0]}_{chosen[1]}" if chosen and lm.runtime is not None else "torch_float32"
+    default = _label(chosen) if chosen and lm.runtime is not None else "torch_float32"
     decode_row = report["decode"].get(default if default != "torch_float32" else "engine_float32", {})
     report["default"] = default
     report["default_ppl_ratio"] = decode_row.get("ppl_ratio", 1.0)
@@ -219,7 +221,7 @@ def main(argv=None) -> dict:
     base = report["decode"]["hf_generate_float32"]["tokens_per_s"]
     report["aggregate_16_vs_hf_float32"] = round(
         report["concurrency"][default]["16_streams"]["aggregate_tokens_per_s"] / base, 2)
-    for _, _, eng in candidates:
+    for _, eng in candidates:
         if eng is not lm.runtime:
             eng.close()
     save("models_quick" if args.quick else "models", report)

@@ -28,10 +28,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from labs import backends, models, settings, votes
+from labs import adapters, backends, engine, models, settings, votes
 from labs.data import asset
 from labs.generation import GenerationConfig
 from labs.models import LoadedModel, ModelError
+from labs.runtimes import gate as runtime_gate
 
 LN10 = math.log(10.0)
 BASE_RATING = 1000.0
@@ -180,6 +181,7 @@ class Answer:
     pieces: int = 0
     queue_position: int = 0  # >0 while the answer waits for a place in a full engine batch
     last_progress: float = field(default_factory=time.time)  # when it last wrote text or moved in the queue
+    runtime: str = ""  # what decoded it, and why (shown once the names are revealed)
 
 
 @dataclass
@@ -241,7 +243,8 @@ class Battle:
         """A consistent copy for drawing (the threads keep writing)."""
         with self.lock:
             return {side: dict(text=ans.text, done=ans.done, error=ans.error, seconds=ans.seconds,
-                               pieces=ans.pieces, name=ans.contender.name, queue_position=ans.queue_position)
+                               pieces=ans.pieces, name=ans.contender.name, queue_position=ans.queue_position,
+                               runtime=ans.runtime)
                     for side, ans in (("a", self.a), ("b", self.b))}
 
     def vote(self, store: votes.VoteStore, voter_id: str, outcome: str, *, client: str | None = None) -> int:
@@ -280,8 +283,6 @@ MAX_ADAPTERS_LOADED = 3  # each is a full copy of its base model in memory
 
 def adapter_module(lm: LoadedModel, path: str):
     """The PeftModel for a saved adapter, loaded once and kept (a few at most)."""
-    from labs import adapters
-
     with _adapter_lock:
         if path in _adapter_models:
             _adapter_models.move_to_end(path)
@@ -299,7 +300,19 @@ def _generate_into(battle: Battle, answer: Answer, lm: "backends.Target") -> Non
     c = answer.contender
     t0 = time.perf_counter()
     try:
-        module = adapter_module(backends.require_local(lm, "given an adapter"), c.adapter_path) if c.adapter_path else None
+        module = None
+        if c.adapter_path:
+            local = backends.require_local(lm, "given an adapter")
+            path = c.adapter_path
+            fast, answer.runtime = runtime_gate.adapter_engine(
+                local, path, adapters.load_adapter,
+                fallback=lambda: engine.engine_for(adapter_module(local, path), local.lock))
+            module = fast or adapter_module(local, path)
+        elif isinstance(lm, LoadedModel):
+            answer.runtime = lm.runtime_note if lm.runtime is not None and lm.runtime.alive else \
+                f"{lm.runtime_note} · decode {lm.decode}"
+        else:
+            answer.runtime = "the endpoint's server"
         stops = QA_STOPS if c.prompt_style == "qa" else ()
         text = ""
         def on_wait(position: int) -> None:

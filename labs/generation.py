@@ -150,6 +150,8 @@ def submit_ids(lm: LoadedModel, ids: list[int], config: GenerationConfig, stop: 
     else on the torch engine of `model` (default: the model's decode variant; an adapter-wrapped copy is always
     decoded by torch)."""
     request = engine.Request(list(ids), config, frozenset() if ignore_eos else frozenset(eos_ids(lm)), stop)
+    if hasattr(model, "submit"):  # an engine itself: a runtime serving an adapter (labs.runtimes.gate)
+        return model.submit(request)
     if model is None and lm.runtime is not None:
         return lm.runtime.submit(request)
     net = model if model is not None else lm.inference_model

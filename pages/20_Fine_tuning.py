@@ -168,6 +168,9 @@ def before_after_section(run: jobs.Run, result: results.SFTResult, heldout) -> N
     pick = st.selectbox("Held-out prompt", range(len(choices)), format_func=lambda i: choices[i][:120],
                         key=f"{P}_pick", help="A prompt the model never trained on.")
     own = st.text_input("…or type your own instruction", key=f"{P}_own", help="Leave empty to use the held-out one.")
+    st.caption("Both answers are decoded by the torch engine in float32, the base with the adapter switched off: "
+               "the only difference between them is the adapter. (Chat and the arena use the fast runtime, which "
+               "serves class adapters as merged copies.)")
     if st.button("Answer with both models", key=f"{P}_compare_btn"):
         st.session_state[f"{P}_compare"] = own.strip() or pick
     target = st.session_state[f"{P}_compare"]

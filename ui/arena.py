@@ -226,7 +226,8 @@ def draw_answers(b: arena.Battle) -> None:
                 st.error(f"This answer failed: {ans['error']}")
             st.text(ans["text"] + ("" if ans["done"] else " ▌") if ans["text"] or ans["done"] else "…")
             if ans["done"] and ans["seconds"] is not None:
-                st.caption(f"finished in {ans['seconds']:.1f} s · {ans['pieces']} pieces")
+                st.caption(f"finished in {ans['seconds']:.1f} s · {ans['pieces']} pieces"
+                           + (f" · decoded by: {ans['runtime']}" if revealed and ans["runtime"] else ""))
             elif ans["queue_position"]:
                 st.caption(f"⏳ the model is serving a full class: place {ans['queue_position']} in the queue")
             else:

@@ -1,7 +1,8 @@
 """Which runtime serves a model: the fastest OpenVINO candidate that passes the quality gate, else torch.
 
-Candidates, fastest first on this project's 2-core AMX CPU (bench.bench_models): Q8_0 weights with bf16
-arithmetic, Q8_0 with float32, F16 weights with float32. Each is scored like every decode fast path
+Candidates, fastest first on this project's 2-core AMX CPU for a room (16 streams, bench.bench_models): Q8_0
+weights with bf16 arithmetic and activations quantised to int8 on the fly (AMX int8 matmuls), the same with
+float32, Q8_0 with bf16 and float activations, F16 weights with float32. Each is scored like every decode fast path
 (labs.quality): perplexity on the standard-library docstrings against our float32 torch model (at most +2 %), and
 greedy agreement with float32 alone and in a batch of all the prompts. The first that passes serves; the figures
 are stored beside the model's cache and shown on Home. Anything that goes wrong (runtime not installed, a model
@@ -9,11 +10,14 @@ it cannot build, an export that fails, a gate it misses) leaves the torch engine
 """
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -22,14 +26,37 @@ from labs.runtimes import export
 from labs.runtimes.engine import RuntimeEngine, RuntimeUnavailable
 
 log = logging.getLogger(__name__)
-CANDIDATES = (("q8_0", "bf16"), ("q8_0", "f32"), ("f16", "f32"))
+
+
+class Candidate(NamedTuple):
+    """One way to run the export: weights as stored, arithmetic precision, and activations ('int8': quantised per
+    group of 32 on the fly, OpenVINO's dynamic quantisation; 'float': as the precision)."""
+    weights: str
+    precision: str
+    activations: str
+
+    @property
+    def name(self) -> str:
+        return f"openvino {self.weights}/{self.precision}" + ("+int8-act" if self.activations == "int8" else "")
+
+
+CANDIDATES = (Candidate("q8_0", "bf16", "int8"), Candidate("q8_0", "f32", "int8"), Candidate("q8_0", "bf16", "float"),
+              Candidate("f16", "f32", "float"))
 GATE_TOKENS = 2048  # reference tokens scored per candidate (the torch gate's figure)
 
 
-def properties(precision: str) -> dict:
-    """OpenVINO CPU settings of a candidate: its inference precision; activations never quantised on the fly
-    (DYNAMIC_QUANTIZATION_GROUP_SIZE=0: int8 activations cost perplexity, the thing the gate guards)."""
-    return {"INFERENCE_PRECISION_HINT": precision, "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
+def properties(precision: str, activations: str = "float") -> dict:
+    """OpenVINO CPU settings of a candidate: its inference precision, and whether activations are quantised to
+    int8 on the fly (groups of 32) for int8 weights; the gate measures what that costs in perplexity."""
+    return {"INFERENCE_PRECISION_HINT": precision,
+            "DYNAMIC_QUANTIZATION_GROUP_SIZE": "32" if activations == "int8" else "0"}
+
+
+def start(folder, c: Candidate, fallback: Callable) -> RuntimeEngine:
+    """A running engine of this candidate over an export."""
+    eng = RuntimeEngine(folder, properties(c.precision, c.activations), fallback, c.name)
+    eng.choice = c
+    return eng
 
 
 def version() -> str:
@@ -43,12 +70,12 @@ def version() -> str:
 
 
 def perplexity(folder, precision: str, tokenizer, text: str, max_tokens: int = GATE_TOKENS,
-               window: int = 512) -> float:
+               window: int = 512, activations: str = "float") -> float:
     """The exported model's perplexity, computed exactly like labs.quality.perplexity (same windows)."""
     import numpy as np
     import openvino as ov  # optional dependency, as above
 
-    compiled = ov.Core().compile_model(str(folder / "openvino_model.xml"), "CPU", properties(precision))
+    compiled = ov.Core().compile_model(str(folder / "openvino_model.xml"), "CPU", properties(precision, activations))
     ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens]
     total, count = 0.0, 0
     for start in range(0, len(ids) - 1, window):
@@ -110,10 +137,10 @@ def choose(lm, progress=None) -> tuple[dict, RuntimeEngine | None]:
         if stored.get("openvino") == version() and stored.get("candidates") == [list(c) for c in CANDIDATES]:
             if not stored.get("chosen"):
                 return stored, None
-            weights, precision = stored["chosen"]
-            folder = export.export(lm.key, lm.model, weights, tag, progress)
+            c = Candidate(*stored["chosen"])
+            folder = export.export(lm.key, lm.model, c.weights, tag, progress)
             progress(0.9, "Starting the fast runtime…")
-            return stored, RuntimeEngine(folder, properties(precision), fallback, f"openvino {weights}/{precision}")
+            return stored, start(folder, c, fallback)
     except (OSError, ValueError, KeyError, TypeError):
         pass
     t0 = time.perf_counter()
@@ -125,21 +152,20 @@ def choose(lm, progress=None) -> tuple[dict, RuntimeEngine | None]:
     prompts = [encode_prompt(lm, p, 16) for p in quality.AGREEMENT_PROMPTS]
     reference = greedy(fallback(), prompts)
     rows, chosen, running = [], None, None
-    for i, (weights, precision) in enumerate(CANDIDATES):
-        name = f"openvino {weights}/{precision}"
-        folder = export.export(lm.key, lm.model, weights, tag, progress)
-        progress(0.5 + 0.4 * i / len(CANDIDATES), f"Quality gate: scoring {name}…")
-        ratio = perplexity(folder, precision, lm.tokenizer, text) / base_ppl
+    for i, c in enumerate(CANDIDATES):
+        folder = export.export(lm.key, lm.model, c.weights, tag, progress)
+        progress(0.5 + 0.4 * i / len(CANDIDATES), f"Quality gate: scoring {c.name}…")
+        ratio = perplexity(folder, c.precision, lm.tokenizer, text, activations=c.activations) / base_ppl
         if ratio > quality.GATE:
-            rows.append(RuntimeScore(name, round(ratio * base_ppl, 4), round(ratio, 4), 0.0, 0.0, False))
+            rows.append(RuntimeScore(c.name, round(ratio * base_ppl, 4), round(ratio, 4), 0.0, 0.0, False))
             continue
-        eng = RuntimeEngine(folder, properties(precision), fallback, name)
+        eng = start(folder, c, fallback)
         alone = greedy(eng, prompts)
         batched = greedy(eng, prompts, together=True)
         agree = sum(a == b for a, b in zip(alone, reference)) / len(prompts)
         same = sum(a == b for a, b in zip(alone, batched)) / len(prompts)
-        rows.append(RuntimeScore(name, round(ratio * base_ppl, 4), round(ratio, 4), agree, same, True))
-        chosen, running = (weights, precision), eng
+        rows.append(RuntimeScore(c.name, round(ratio * base_ppl, 4), round(ratio, 4), agree, same, True))
+        chosen, running = c, eng
         break
     verdict = {"openvino": version(), "candidates": [list(c) for c in CANDIDATES], "chosen": chosen,
                "float32_perplexity": round(base_ppl, 4), "gate": quality.GATE, "rows": [asdict(r) for r in rows],
@@ -185,3 +211,53 @@ def serve(lm, progress=None):
     lm.runtime = None
     lm.runtime_note = f"torch engine: {why}"
     return lm
+
+
+# -- adapters trained in the app ----------------------------------------------------------------------------------
+MAX_ADAPTER_ENGINES = 3  # each is a runtime process with its own merged copy of the model
+_adapters: "collections.OrderedDict[str, RuntimeEngine | str]" = collections.OrderedDict()
+_adapters_lock = threading.Lock()
+BUILDING = "the fast runtime's merged copy of this adapter is being prepared (about 15 s); the torch engine answers " \
+           "meanwhile"
+
+
+def adapter_engine(lm, path, load_adapter: Callable, fallback: Callable) -> tuple[RuntimeEngine | None, str]:
+    """The fast runtime serving `lm` with the LoRA adapter at `path` merged in (W + B·A, exported once with the
+    base's chosen weights and precision), or None and why the torch engine serves it. The first request starts
+    the merge and export in the background and is answered by torch: an export never runs on a request's path.
+    load_adapter(lm, path) -> the PEFT model; fallback() -> the torch engine that takes over if the runtime stops."""
+    base = lm.runtime
+    if base is None or not base.alive or not getattr(base, "choice", None):
+        return None, f"torch engine, as its base model ({lm.runtime_note})"
+    key = str(path)
+    with _adapters_lock:
+        state = _adapters.get(key)
+        if isinstance(state, RuntimeEngine) and state.alive:
+            _adapters.move_to_end(key)
+            return state, f"{state.label} (adapter merged into a copy of the weights)"
+        if isinstance(state, str):
+            return None, f"torch engine: {state}"
+        _adapters[key] = BUILDING
+    threading.Thread(target=_build_adapter, args=(lm, key, load_adapter, fallback), name="llmlab-adapter-export",
+                     daemon=True).start()
+    return None, f"torch engine: {BUILDING}"
+
+
+def _build_adapter(lm, key: str, load_adapter: Callable, fallback: Callable) -> None:
+    c = lm.runtime.choice
+    try:
+        merged = load_adapter(lm, key).merge_and_unload()  # PEFT: W <- W + (alpha / r) B A, the adapter gone
+        folder = export.export(lm.key, merged, c.weights, f"adapter-{export.fingerprint(merged)}")
+        del merged
+        state: RuntimeEngine | str = start(folder, c, fallback)
+    except Exception as exc:  # noqa: BLE001 - torch keeps serving this adapter, and the page says why
+        log.exception("adapter export failed")
+        state = f"the fast runtime could not take this adapter ({type(exc).__name__}: {str(exc)[:200]})"
+    with _adapters_lock:
+        _adapters[key] = state
+        _adapters.move_to_end(key)
+        engines = [k for k, v in _adapters.items() if isinstance(v, RuntimeEngine)]
+        evicted = [_adapters.pop(k) for k in engines[:-MAX_ADAPTER_ENGINES]] if len(engines) > MAX_ADAPTER_ENGINES \
+            else []
+    for old in evicted:
+        old.close()

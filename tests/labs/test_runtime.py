@@ -2,6 +2,7 @@
 the torch engine's contract: per-stream settings and seeds, Stop, queue place, finish reasons, a failure ends only
 its own stream, and a runtime that dies hands its waiting streams to torch."""
 import os
+from pathlib import Path
 import signal
 import threading
 import time
@@ -176,3 +177,45 @@ def test_serve_puts_the_runtime_under_generation(tiny, monkeypatch):
     finally:
         if lm.runtime is not None:
             lm.runtime.close()
+
+
+def test_an_adapter_is_merged_exported_once_and_served_by_the_runtime(tiny, tmp_path, monkeypatch):
+    """A class adapter: the first request is answered by torch while the merged copy is exported in the background;
+    then the runtime serves it, with the adapter's effect (its perplexity is the PEFT model's, not the base's)."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from labs import adapters, quality
+
+    monkeypatch.setenv("LLMLAB_RUNTIME", "openvino")
+    lm = models.tiny_model(tiny.key, seed=5)
+    gate.serve(lm)
+    peft = get_peft_model(copy.deepcopy(lm.model), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    torch.manual_seed(0)
+    for name, p in peft.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.5)  # a trained adapter is not the identity
+    path = adapters.save_adapter(peft, tmp_path / "adapter", {"label": "test", "base_model": lm.key})
+    fallback = lambda: engine.engine_for(adapters.load_adapter(lm, path), lm.lock)  # noqa: E731
+    try:
+        fast, why = gate.adapter_engine(lm, path, adapters.load_adapter, fallback)
+        assert fast is None and "being prepared" in why
+        deadline = time.monotonic() + 120
+        while fast is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            fast, why = gate.adapter_engine(lm, path, adapters.load_adapter, fallback)
+        assert fast is not None and fast is not lm.runtime, why
+        text = quality.reference_text(6000)
+        with_adapter = quality.perplexity(lm.tokenizer, adapters.load_adapter(lm, path), text, 512)
+        base = quality.perplexity(lm.tokenizer, lm.model, text, 512)
+        served = gate.perplexity(Path(fast.folder), fast.choice.precision, lm.tokenizer, text, 512,
+                                 activations=fast.choice.activations)
+        assert abs(served / with_adapter - 1) < 0.02 < abs(base / with_adapter - 1)
+        assert len(list(fast.submit(_request(lm, "Hello there")).tokens())) == GREEDY.max_new_tokens
+    finally:
+        for eng in [e for e in gate._adapters.values() if isinstance(e, RuntimeEngine)] + [lm.runtime]:
+            if eng is not None:
+                eng.close()
+        gate._adapters.clear()

@@ -1,0 +1,191 @@
+"""A class in real browsers: N students in headless Chromium join the arena, battle and vote, all at once.
+
+    .venv/bin/python -m bench.bench_browser_class [--students 10] [--rounds 1] [--tiny] [--out PATH]
+    .venv/bin/python -m bench.bench_browser_class --students 5 --rounds 20      # the soak run
+
+Starts the app (run_app.py) on a free 127.0.0.1 port with a throw-away LLMLAB_HOME, opens one browser context
+per student (Debian's /usr/bin/chromium, Playwright), and has every student, concurrently: join with a name, then
+per round fill a random prompt from the bank, press Battle!, wait until the vote buttons unlock, vote, and start a
+new round. Reports the time from Battle! to votable (p50 / p95 / max), battles that never became votable within
+--stuck-after seconds, and votes cast against votes recorded in the store. The page's defaults are kept (the draw,
+answer length) unless --tiny, which uses tiny random models and 16-token answers from the SmolLM2 contenders
+(a functional soak, not a measurement). Nothing leaves loopback. Run it with nothing else heavy on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage"]
+VOTES = ["👈 A is better", "👉 B is better", "🤝 Tie"]
+
+
+def start_app(home: Path, env_overrides: dict) -> tuple[subprocess.Popen, str]:
+    """The app on a free loopback port; returns once /_stcore/health answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, LLMLAB_HOME=str(home), PYTHONUNBUFFERED="1", **env_overrides)
+    log = open(home / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_app.py"), "--server.port", str(port), "--server.address",
+                             "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited: {(home / 'streamlit.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the app did not become healthy in 120 s")
+
+
+async def _idle(page, timeout: float = 120) -> None:
+    await page.wait_for_timeout(300)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if await page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            return
+        await page.wait_for_timeout(200)
+
+
+async def student(browser, url: str, i: int, args, out: dict) -> None:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(args.stuck_after * 1000)
+    name = f"Student {i:02d}"
+    try:
+        await page.goto(f"{url}/Arena")
+        await page.get_by_text("Battle settings").first.wait_for()
+        await _idle(page)
+        await page.get_by_role("textbox", name="Name or student id").fill(name)
+        await page.get_by_role("button", name="Join").click()
+        await page.get_by_text(f"Voting as {name}").first.wait_for()
+        await _idle(page)
+        if args.tiny:  # the SmolLM2 contenders only, shortest answers
+            await page.get_by_text("Battle settings").first.click()
+            await page.get_by_role("button", name="Remove Gemma-3-270M base · Q/A").click()
+            await _idle(page)
+            await page.get_by_role("slider").first.press("Home")
+            await _idle(page)
+        for r in range(args.rounds):
+            await page.get_by_role("button", name="Random prompt").click()
+            await _idle(page)
+            t0 = time.perf_counter()
+            await page.get_by_role("button", name="Battle!").click()
+            vote = VOTES[(i + r) % len(VOTES)]
+            try:
+                await page.wait_for_function(
+                    "(name) => [...document.querySelectorAll('button')].some(b => b.innerText.includes(name) "
+                    "&& !b.disabled)", arg=vote.split(" ", 1)[1], timeout=args.stuck_after * 1000)
+            except Exception:  # noqa: BLE001 - a stuck battle is what this run looks for
+                retry = await page.get_by_role("button", name="Retry").count()
+                shot = Path(args.out).with_name(f"stuck-{i}-{r}.png")
+                await page.screenshot(path=str(shot), full_page=True)
+                out["stuck"].append({"student": i, "round": r, "retry_offered": bool(retry), "screenshot": str(shot)})
+                await page.get_by_role("button", name="New round").click()
+                await _idle(page)
+                continue
+            out["votable_s"].append(time.perf_counter() - t0)
+            await _idle(page)
+            await page.get_by_role("button", name=vote).click()
+            await page.get_by_text("your vote is stored").wait_for()
+            out["cast"] += 1
+            await _idle(page)
+            await page.get_by_role("button", name="New round").click()
+            await _idle(page)
+        exceptions = await page.locator('[data-testid="stException"]').count()
+        out["exceptions"] += exceptions
+    except Exception as exc:  # noqa: BLE001 - reported
+        out["errors"].append(f"student {i}: {type(exc).__name__}: {str(exc)[:300]}")
+    finally:
+        await context.close()
+
+
+async def run_class(url: str, args) -> dict:
+    from playwright.async_api import async_playwright
+
+    out = {"votable_s": [], "stuck": [], "cast": 0, "errors": [], "exceptions": 0}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        try:
+            if not args.tiny:  # load the models once, as the instructor's first battle would, before the class
+                await student(browser, url, 0, argparse.Namespace(**{**vars(args), "rounds": 1}),
+                              {"votable_s": [], "stuck": [], "cast": 0, "errors": [], "exceptions": 0})
+            t0 = time.perf_counter()
+            await asyncio.gather(*(student(browser, url, i, args, out) for i in range(1, args.students + 1)))
+            out["class_wall_s"] = round(time.perf_counter() - t0, 1)
+        finally:
+            await browser.close()
+    return out
+
+
+def _pct(xs, q):
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))], 2) if xs else None
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--students", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--tiny", action="store_true", help="tiny random models (a functional soak)")
+    parser.add_argument("--stuck-after", type=float, default=120.0, help="seconds after which a battle is stuck")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "browser_class.json"))
+    args = parser.parse_args(argv)
+    home = Path(tempfile.mkdtemp(prefix="llmlab-browser-class-"))
+    # every browser here votes from 127.0.0.1: the per-address burst limit (meant for one scripted client) is lifted
+    env = {"LLMLAB_TINY_MODELS": "1" if args.tiny else "0", "LLMLAB_VOTE_BURST": "100000/60"}
+    if not args.tiny:
+        env["LLMLAB_MODEL_CACHE"] = os.environ.get("LLMLAB_MODEL_CACHE") or str(Path.home() / ".cache/llmlab/models")
+    proc, url = start_app(home, env)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out = asyncio.run(run_class(url, args))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    os.environ["LLMLAB_HOME"] = str(home)
+    from labs import votes
+
+    store = votes.open_store()
+    recorded = sum(store.count(voter_id=votes.voter_key(f"Student {i:02d}")) for i in range(1, args.students + 1))
+    v = out["votable_s"]
+    report = {"students": args.students, "rounds": args.rounds, "tiny_models": args.tiny,
+              "battles": args.students * args.rounds, "votable": len(v), "stuck": len(out["stuck"]),
+              "stuck_examples": out["stuck"][:5], "votable_p50_s": _pct(v, 50), "votable_p95_s": _pct(v, 95),
+              "votable_max_s": round(max(v), 2) if v else None,
+              "votable_mean_s": round(statistics.mean(v), 2) if v else None,
+              "votes_cast": out["cast"], "votes_recorded": recorded, "errors": out["errors"][:5],
+              "page_exceptions": out["exceptions"], "class_wall_s": out.get("class_wall_s")}
+    report["goals"] = {"all_votable": report["stuck"] == 0 and not out["errors"],
+                       "votes_recorded_eq_cast": recorded == out["cast"],
+                       "votable_p95_le_15s": report["votable_p95_s"] is not None and report["votable_p95_s"] <= 15}
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(0 if all(main()["goals"].values()) else 1)
