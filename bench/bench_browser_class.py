@@ -5,11 +5,11 @@
 
 Starts the app (run_app.py) on a free 127.0.0.1 port with a throw-away LLMLAB_HOME, opens one browser context
 per student (Debian's /usr/bin/chromium, Playwright), and has every student, concurrently: join with a name, then
-per round fill a random prompt from the bank, press Battle!, wait until the vote buttons unlock, vote, and start a
+per round type a prompt, press Battle!, wait until the vote buttons unlock, vote, and start a
 new round. Reports the time from Battle! to votable (p50 / p95 / max), battles that never became votable within
 --stuck-after seconds, and votes cast against votes recorded in the store. The page's defaults are kept (the draw,
-answer length) unless --tiny, which uses tiny random models and 16-token answers from the SmolLM2 contenders
-(a functional soak, not a measurement). Nothing leaves loopback. Run it with nothing else heavy on the machine.
+answer length) unless --smollm-only (the SmolLM2 contenders only: the fast runtime's share) or --tiny (tiny random
+models and 16-token answers from the SmolLM2 contenders: a functional soak, not a measurement). Nothing leaves loopback. Run it with nothing else heavy on the machine.
 """
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage"]
 VOTES = ["👈 A is better", "👉 B is better", "🤝 Tie"]
+PROMPTS = ["Explain why the sky is blue in two sentences.", "Give me three tips for studying.",
+           "What is a prime number?", "Write a haiku about autumn.", "Why do we sleep?",
+           "How does a bicycle stay upright?", "Name three uses of a hash table.", "What is photosynthesis?"]
 
 
 def start_app(home: Path, env_overrides: dict) -> tuple[subprocess.Popen, str]:
@@ -58,6 +61,25 @@ def start_app(home: Path, env_overrides: dict) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the app did not become healthy in 120 s")
 
 
+def cpu_seconds() -> dict:
+    """CPU seconds so far: the whole machine busy and in all (/proc/stat), the app and the runtime process (their
+    own counters; browsers' processes come and go, so they are the rest of the machine's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    totals = {"machine_busy": (sum(fields) - fields[3] - fields[4]) / tick, "machine_all": sum(fields) / tick,
+              "app": 0.0, "runtime": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kind = "runtime" if "labs.runtimes.worker" in cmd else "app" if "run_app.py" in cmd else None
+        if kind:
+            totals[kind] += (int(stat[11]) + int(stat[12])) / tick  # utime + stime
+    return totals
+
+
 async def _idle(page, timeout: float = 120) -> None:
     await page.wait_for_timeout(300)
     deadline = time.time() + timeout
@@ -80,14 +102,17 @@ async def student(browser, url: str, i: int, args, out: dict) -> None:
         await page.get_by_role("button", name="Join").click()
         await page.get_by_text(f"Voting as {name}").first.wait_for()
         await _idle(page)
-        if args.tiny:  # the SmolLM2 contenders only, shortest answers
+        if args.tiny or args.smollm_only:  # the SmolLM2 contenders only (Gemma runs on torch: see the README)
             await page.get_by_text("Battle settings").first.click()
             await page.get_by_role("button", name="Remove Gemma-3-270M base · Q/A").click()
             await _idle(page)
+        if args.tiny:  # shortest answers
             await page.get_by_role("slider").first.press("Home")
             await _idle(page)
         for r in range(args.rounds):
-            await page.get_by_role("button", name="Random prompt").click()
+            box = page.get_by_placeholder("Ask anything")
+            await box.fill(PROMPTS[(i + r) % len(PROMPTS)])
+            await box.press("Control+Enter")  # the text reaches the server before Battle! is pressed
             await _idle(page)
             t0 = time.perf_counter()
             await page.get_by_role("button", name="Battle!").click()
@@ -106,10 +131,17 @@ async def student(browser, url: str, i: int, args, out: dict) -> None:
                 continue
             out["votable_s"].append(time.perf_counter() - t0)
             await _idle(page)
+            for text in await page.get_by_text("finished in").all_inner_texts():  # the server's own answer times
+                try:
+                    out["answer_s"].append(float(text.split("finished in ", 1)[1].split(" s", 1)[0]))
+                except (IndexError, ValueError):
+                    pass
             await page.get_by_role("button", name=vote).click()
             await page.get_by_text("your vote is stored").wait_for()
             out["cast"] += 1
             await _idle(page)
+            if i == 1 and r == 0:  # what a student sees after voting: the names and which runtime wrote each
+                await page.screenshot(path=str(Path(args.out).with_name("browser_class_voted.png")), full_page=True)
             await page.get_by_role("button", name="New round").click()
             await _idle(page)
         exceptions = await page.locator('[data-testid="stException"]').count()
@@ -123,16 +155,21 @@ async def student(browser, url: str, i: int, args, out: dict) -> None:
 async def run_class(url: str, args) -> dict:
     from playwright.async_api import async_playwright
 
-    out = {"votable_s": [], "stuck": [], "cast": 0, "errors": [], "exceptions": 0}
+    out = {"votable_s": [], "stuck": [], "cast": 0, "errors": [], "exceptions": 0, "answer_s": []}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
         try:
             if not args.tiny:  # load the models once, as the instructor's first battle would, before the class
                 await student(browser, url, 0, argparse.Namespace(**{**vars(args), "rounds": 1}),
-                              {"votable_s": [], "stuck": [], "cast": 0, "errors": [], "exceptions": 0})
-            t0 = time.perf_counter()
+                              {"votable_s": [], "stuck": [], "cast": 0, "errors": [], "exceptions": 0,
+                               "answer_s": []})
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
             await asyncio.gather(*(student(browser, url, i, args, out) for i in range(1, args.students + 1)))
             out["class_wall_s"] = round(time.perf_counter() - t0, 1)
+            cpu = {k: v - cpu0.get(k, 0) for k, v in cpu_seconds().items()}
+            out["cpu_s"] = {"machine_busy_share": round(cpu["machine_busy"] / max(cpu["machine_all"], 1e-9), 2),
+                            "app_s": round(cpu["app"], 1), "runtime_s": round(cpu["runtime"], 1),
+                            "browsers_and_rest_s": round(cpu["machine_busy"] - cpu["app"] - cpu["runtime"], 1)}
         finally:
             await browser.close()
     return out
@@ -148,6 +185,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--students", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--tiny", action="store_true", help="tiny random models (a functional soak)")
+    parser.add_argument("--smollm-only", action="store_true", help="real models, the SmolLM2 contenders only")
     parser.add_argument("--stuck-after", type=float, default=120.0, help="seconds after which a battle is stuck")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "browser_class.json"))
     args = parser.parse_args(argv)
@@ -173,10 +211,13 @@ def main(argv=None) -> dict:
     recorded = sum(store.count(voter_id=votes.voter_key(f"Student {i:02d}")) for i in range(1, args.students + 1))
     v = out["votable_s"]
     report = {"students": args.students, "rounds": args.rounds, "tiny_models": args.tiny,
+              "contenders": "SmolLM2 only" if args.tiny or args.smollm_only else "the page's default draw",
               "battles": args.students * args.rounds, "votable": len(v), "stuck": len(out["stuck"]),
               "stuck_examples": out["stuck"][:5], "votable_p50_s": _pct(v, 50), "votable_p95_s": _pct(v, 95),
               "votable_max_s": round(max(v), 2) if v else None,
               "votable_mean_s": round(statistics.mean(v), 2) if v else None,
+              "answer_s_p50": _pct(out["answer_s"], 50), "answer_s_p95": _pct(out["answer_s"], 95),
+              "cpu_s_during_class": out.get("cpu_s"),
               "votes_cast": out["cast"], "votes_recorded": recorded, "errors": out["errors"][:5],
               "page_exceptions": out["exceptions"], "class_wall_s": out.get("class_wall_s")}
     report["goals"] = {"all_votable": report["stuck"] == 0 and not out["errors"],

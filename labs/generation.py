@@ -87,7 +87,10 @@ def encode_text(lm: LoadedModel, text: str, max_new_tokens: int, add_special_tok
 
 def sample_next(logits: torch.Tensor, config: GenerationConfig, generator: torch.Generator | None,
                 previous: torch.Tensor | None = None) -> int:
-    """Pick the next token from last-position logits (V,) with repetition penalty, temperature, top-k, top-p."""
+    """Pick the next token from last-position logits (V,) with repetition penalty, temperature, top-k, top-p.
+
+    With top-k on, only the k best tokens can be drawn, so nucleus sampling and the draw work on those k values
+    (already sorted by topk) instead of sorting the whole vocabulary: Gemma's 262k entries cost ~20 ms a row."""
     logits = logits.float()
     if config.repetition_penalty != 1 and previous is not None and previous.numel():
         seen = logits[previous]
@@ -96,15 +99,19 @@ def sample_next(logits: torch.Tensor, config: GenerationConfig, generator: torch
         return int(torch.argmax(logits))
     logits = logits / config.temperature
     if config.top_k:
-        kth = torch.topk(logits, min(config.top_k, logits.numel())).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
+        values, candidates = torch.topk(logits, min(config.top_k, logits.numel()))  # sorted, best first
+        probs = torch.softmax(values, dim=-1)
+    else:
+        probs = torch.softmax(logits, dim=-1)
+        if config.top_p < 1:
+            probs, candidates = torch.sort(probs, descending=True)
+        else:
+            candidates = None
     if config.top_p < 1:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < config.top_p  # always keeps the top token
-        sorted_probs = sorted_probs * keep
-        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=generator))
+        keep = torch.cumsum(probs, dim=-1) - probs < config.top_p  # always keeps the top token
+        probs = probs * keep
+    choice = int(torch.multinomial(probs, 1, generator=generator))
+    return int(candidates[choice]) if candidates is not None else choice
 
 
 class _Detokenizer:

@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,11 @@ class RuntimeEngine:
         if kind != "ready":
             self._proc.kill()
             raise RuntimeUnavailable(f"The fast runtime could not load the model: {info}")
+        # One thread reads, another writes: a reader that also sent could block on a full socket while the child
+        # blocks sending to it, and every thread asking for a queue place would then wait on the lock for good.
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write, name="llmlab-runtime-writer", daemon=True)
+        self._writer.start()
         self._thread = threading.Thread(target=self._pump, name="llmlab-runtime-pump", daemon=True)
         self._thread.start()
 
@@ -121,8 +127,7 @@ class RuntimeEngine:
     def close(self) -> None:
         """Stop the child process (streams still running end as cancelled)."""
         self._fail("the runtime was closed", error=False)
-        with contextlib.suppress(OSError, ValueError):
-            self._conn.send(("quit",))
+        self._outbox.put(("quit",))
         try:
             self._proc.wait(5)
         except subprocess.TimeoutExpired:
@@ -141,7 +146,7 @@ class RuntimeEngine:
             options = {"max_new_tokens": c.max_new_tokens, "temperature": c.temperature, "top_p": c.top_p,
                        "top_k": c.top_k, "seed": c.seed, "repetition_penalty": c.repetition_penalty,
                        "stop_ids": sorted(request.stop_ids), "ignore_eos": not request.stop_ids}
-            self._conn.send(("add", rid, list(request.ids), options))
+            self._outbox.put(("add", rid, list(request.ids), options))
             self._active[rid] = request
             if self._busy is None:
                 self._busy = contextlib.ExitStack()
@@ -152,6 +157,17 @@ class RuntimeEngine:
         if not self._active and self._busy is not None:
             self._busy.close()
             self._busy = None
+
+    def _write(self) -> None:
+        """The only thread that sends to the child (it may block on a full socket without holding any lock)."""
+        while True:
+            msg = self._outbox.get()
+            try:
+                self._conn.send(msg)
+            except (OSError, ValueError):
+                return  # the child is gone: the reader reports it
+            if msg[0] == "quit":
+                return
 
     def _pump(self) -> None:
         """Tokens from the child to each request's queue; Stop and closed tabs back to the child."""
@@ -181,7 +197,7 @@ class RuntimeEngine:
                             self._deliver(rid, tokens, finish)
                 for rid, request in list(self._active.items()):
                     if request.wants_out:
-                        self._conn.send(("cancel", rid))
+                        self._outbox.put(("cancel", rid))
                         del self._active[rid]
                         request.finish("cancelled")
                 self._admit()
