@@ -1,7 +1,7 @@
 """Which runtime serves a model: the fastest OpenVINO candidate that passes the quality gate, else torch.
 
-Candidates, fastest first on this project's 2-core AMX CPU for a room (16 streams, bench.bench_models): Q8_0
-weights with bf16 arithmetic and activations quantised to int8 on the fly (AMX int8 matmuls), the same with
+Candidates, fastest first on this project's 2-core CPU for a room (16 streams, bench.bench_models): Q8_0
+weights with bf16 arithmetic and activations quantised to int8 on the fly (int8 matmuls), the same with
 float32, Q8_0 with bf16 and float activations, F16 weights with float32. Each is scored like every decode fast path
 (labs.quality): perplexity on the standard-library docstrings against our float32 torch model (at most +2 %), and
 greedy agreement with float32 alone and in a batch of all the prompts. The first that passes serves; the figures
