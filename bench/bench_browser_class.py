@@ -17,48 +17,19 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_app  # the tests' app on a free loopback port
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage"]
 VOTES = ["👈 A is better", "👉 B is better", "🤝 Tie"]
 PROMPTS = ["Explain why the sky is blue in two sentences.", "Give me three tips for studying.",
            "What is a prime number?", "Write a haiku about autumn.", "Why do we sleep?",
            "How does a bicycle stay upright?", "Name three uses of a hash table.", "What is photosynthesis?"]
-
-
-def start_app(home: Path, env_overrides: dict) -> tuple[subprocess.Popen, str]:
-    """The app on a free loopback port; returns once /_stcore/health answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, LLMLAB_HOME=str(home), PYTHONUNBUFFERED="1", **env_overrides)
-    log = open(home / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_app.py"), "--server.port", str(port), "--server.address",
-                             "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited: {(home / 'streamlit.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("the app did not become healthy in 120 s")
 
 
 def cpu_seconds() -> dict:
@@ -157,7 +128,7 @@ async def run_class(url: str, args) -> dict:
 
     out = {"votable_s": [], "stuck": [], "cast": 0, "errors": [], "exceptions": 0, "answer_s": []}
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             if not args.tiny:  # load the models once, as the instructor's first battle would, before the class
                 await student(browser, url, 0, argparse.Namespace(**{**vars(args), "rounds": 1}),
@@ -189,12 +160,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--stuck-after", type=float, default=120.0, help="seconds after which a battle is stuck")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "browser_class.json"))
     args = parser.parse_args(argv)
-    home = Path(tempfile.mkdtemp(prefix="llmlab-browser-class-"))
     # every browser here votes from 127.0.0.1: the per-address burst limit (meant for one scripted client) is lifted
     env = {"LLMLAB_TINY_MODELS": "1" if args.tiny else "0", "LLMLAB_VOTE_BURST": "100000/60"}
     if not args.tiny:
         env["LLMLAB_MODEL_CACHE"] = os.environ.get("LLMLAB_MODEL_CACHE") or str(Path.home() / ".cache/llmlab/models")
-    proc, url = start_app(home, env)
+    proc, url, home = start_app(env)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     try:
         out = asyncio.run(run_class(url, args))

@@ -114,6 +114,14 @@ class Request:
             self.cancel()  # a reader that stops early (GeneratorExit) frees its row
 
 
+def place_in(waiting, request: Request) -> int:
+    """1-based place of a request in an engine's waiting line, 0 if it is not waiting (decoding or done)."""
+    try:
+        return waiting.index(request) + 1
+    except ValueError:
+        return 0
+
+
 def _layers(cache):
     """The per-layer key/value holders of a transformers DynamicCache, or None if it is not one."""
     layers = getattr(cache, "layers", None)
@@ -174,10 +182,7 @@ class Engine:
     def queue_position(self, request: Request) -> int:
         """Place of a waiting request (1 = next to join), 0 when it is decoding or done."""
         with self._cv:
-            try:
-                return self._waiting.index(request) + 1
-            except ValueError:
-                return 0
+            return place_in(self._waiting, request)
 
     @property
     def active(self) -> int:

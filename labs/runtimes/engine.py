@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from labs import compute, settings
-from labs.engine import DONE, EngineError, Request
+from labs.engine import EngineError, Request, place_in
 
 log = logging.getLogger(__name__)
 STARTUP_S = 90  # the child imports OpenVINO and compiles the model (2-5 s on a laptop; a busy CPU is slower)
@@ -109,10 +109,7 @@ class RuntimeEngine:
     def queue_position(self, request: Request) -> int:
         """Place of a waiting request (1 = next to join), 0 when it is decoding or done."""
         with self._lock:
-            try:
-                return self._waiting.index(request) + 1
-            except ValueError:
-                return 0
+            return place_in(self._waiting, request)
 
     @property
     def active(self) -> int:

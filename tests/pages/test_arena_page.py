@@ -3,6 +3,7 @@ both are done, one vote per battle, names revealed after it, the leaderboard cou
 instructor gate."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -36,13 +37,18 @@ def join(at: AppTest, name: str, code: str | None = None) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-def battle_once(at: AppTest, prompt: str) -> arena.Battle:
+def start_battle(at: AppTest, prompt: str) -> arena.Battle:
+    """Press Battle! with the two fast tiny contenders and the shortest answers; the battle it started."""
     at.multiselect(key="arena_contenders").set_value(SMOL)
     at.slider(key="arena_max_tokens").set_value(16)
     at.text_area(key="arena_prompt").set_value(prompt)
     at.button(key="arena_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    battle = arena.get_battle(at.session_state["arena_battle_id"])
+    return arena.get_battle(at.session_state["arena_battle_id"])
+
+
+def battle_once(at: AppTest, prompt: str) -> arena.Battle:
+    battle = start_battle(at, prompt)
     assert battle is not None and {battle.a.contender.name, battle.b.contender.name} == set(SMOL)
     assert battle.wait(90)
     at.run()
@@ -156,11 +162,7 @@ def test_join_pressed_while_the_battle_finishes_is_kept(app, monkeypatch):
     monkeypatch.setattr(arena_ui, "draw_answers", finish_then_draw)
     held.acquire()  # the decoder waits: the battle is running when the next run starts
     try:
-        at.multiselect(key="arena_contenders").set_value(SMOL)
-        at.slider(key="arena_max_tokens").set_value(16)
-        at.text_area(key="arena_prompt").set_value("Tell me about cats")
-        at.button(key="arena_go").click().run()
-        battle = arena.get_battle(at.session_state["arena_battle_id"])
+        battle = start_battle(at, "Tell me about cats")
         assert battle is not None and not battle.finished
         armed.append(True)
         join(at, "Grace Hopper")
@@ -201,13 +203,7 @@ def test_a_stuck_battle_says_why_and_retries(app, monkeypatch):
     at, held = app, compute._generation_lock
     held.acquire()
     try:
-        at.multiselect(key="arena_contenders").set_value(SMOL)
-        at.slider(key="arena_max_tokens").set_value(16)
-        at.text_area(key="arena_prompt").set_value("Tell me about cats")
-        at.button(key="arena_go").click().run()
-        stuck = arena.get_battle(at.session_state["arena_battle_id"])
-        import time
-
+        stuck = start_battle(at, "Tell me about cats")
         time.sleep(0.5)
         at.run()
         assert any("did not start" in w.value for w in at.warning)
