@@ -91,3 +91,22 @@ def test_quality_gate_picks_only_a_variant_within_two_percent(smol, tmp_path, mo
     assert smol.decode == models.default_decode_variant("cpu", smol)
     prompt = [{"role": "user", "content": "What is the capital of France?"}]
     assert "Paris" in generation.generate(smol, prompt, GenerationConfig(max_new_tokens=16, temperature=0))
+
+
+def test_sampling_draws_only_inside_top_k_and_the_nucleus():
+    """top-k draws among the k best (sorted once by topk, not the whole vocabulary); top-p keeps the top token."""
+    import torch
+
+    from labs.generation import GenerationConfig, sample_next
+
+    logits = torch.randn(262_144, generator=torch.Generator().manual_seed(0))
+    best = set(torch.topk(logits, 3).indices.tolist())
+    gen = torch.Generator().manual_seed(1)
+    drawn = {sample_next(logits.clone(), GenerationConfig(temperature=1.0, top_k=3, top_p=1.0), gen) for _ in range(200)}
+    assert drawn <= best and len(drawn) > 1
+    top = int(torch.argmax(logits))
+    assert sample_next(logits.clone(), GenerationConfig(temperature=1.0, top_k=50, top_p=1e-6), gen) == top
+    assert sample_next(logits.clone(), GenerationConfig(temperature=1.0, top_k=0, top_p=1e-6), gen) == top
+    again = [sample_next(logits.clone(), GenerationConfig(temperature=1.0, top_k=0, top_p=0.9),
+                         torch.Generator().manual_seed(7)) for _ in range(2)]
+    assert again[0] == again[1]  # seeded: reproducible
