@@ -78,7 +78,7 @@ def main(conn, folder: str, properties: dict, max_streams: int) -> None:
             for rid, handle in list(handles.items()):
                 new, finish = [], None
                 if handle.can_read():
-                    out = handle.read().get(0)
+                    out = next(iter(handle.read().values()), None)  # one sequence per request
                     if out is not None:
                         new = list(out.generated_ids)
                         finish = finishes.get(out.finish_reason)
