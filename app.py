@@ -1,7 +1,7 @@
 """LLM Lab: entry point. st.navigation over pages/, the shared sidebar, and the home page."""
 from __future__ import annotations
 
-import labs.settings  # noqa: F401  (sets HF_HUB_OFFLINE etc. before anything loads transformers)
+import labs.core.settings  # noqa: F401  (sets HF_HUB_OFFLINE etc. before anything loads transformers)
 import streamlit as st
 from ui.registry import lab_pages
 

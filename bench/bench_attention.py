@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import save  # noqa: E402
-from labs import settings  # noqa: E402
+from labs.core import settings  # noqa: E402
 from labs.attention import cost  # noqa: E402
 from labs.attention.mixers import VARIANTS  # noqa: E402
 

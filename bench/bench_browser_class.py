@@ -45,7 +45,7 @@ def cpu_seconds() -> dict:
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        kind = "runtime" if "labs.runtimes.worker" in cmd else "app" if "run_app.py" in cmd else None
+        kind = "runtime" if "labs.serving.runtimes.worker" in cmd else "app" if "run_app.py" in cmd else None
         if kind:
             totals[kind] += (int(stat[11]) + int(stat[12])) / tick  # utime + stime
     return totals
@@ -175,7 +175,7 @@ def main(argv=None) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
     os.environ["LLMLAB_HOME"] = str(home)
-    from labs import votes
+    from labs.arena import votes
 
     store = votes.open_store()
     recorded = sum(store.count(voter_id=votes.voter_key(f"Student {i:02d}")) for i in range(1, args.students + 1))

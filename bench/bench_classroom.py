@@ -63,9 +63,15 @@ def main(argv=None) -> dict:
 
     import uuid
 
-    from labs import arena, engine, generation, jobs, models, sft, votes
-    from labs.generation import GenerationConfig
-    from labs.runtimes import gate
+    from labs import arena
+    from labs.serving import engine
+    from labs.serving import generation
+    from labs.runs import jobs
+    from labs import models
+    from labs.finetune import sft
+    from labs.arena import votes
+    from labs.serving.generation import GenerationConfig
+    from labs.serving.runtimes import gate
 
     key = models.DEFAULT_CHAT_MODEL
     lm = gate.serve(models.load_model(key))  # the runtime the app serves with (the fast one where it passes)

@@ -20,7 +20,9 @@ import time
 import torch
 
 from bench import save
-from labs import dpo, models, training
+from labs.finetune import dpo
+from labs import models
+from labs.training import loop as training
 from labs.data import preferences
 
 

@@ -17,8 +17,10 @@ import time
 import torch
 
 from bench import save
-from labs import hardware, mixtures, settings
-from labs.gpt import GPT, flops_per_token
+from labs.core import hardware
+from labs import mixtures
+from labs.core import settings
+from labs.mixtures.gpt import GPT, flops_per_token
 
 
 def _sync(device: str) -> None:

@@ -6,7 +6,7 @@
     python -m bench.bench_lessons --table         # the results file as the README's Markdown table
 
 Each claim runs the page's default configuration through the same labs functions the page calls (real models,
-SmolLM2-135M-Instruct), and its figures go through the criterion in labs/lessons.py. Output, in
+SmolLM2-135M-Instruct), and its figures go through the criterion in labs/runs/lessons.py. Output, in
 bench/results/lessons.json: [{id, statement, criterion, verdict, figure, figures, reason, seconds, measured_at}].
 A claim whose run fails, or is stopped at the time budget, reports "not measured yet" with the reason; a claim
 this benchmark does not run yet says so. Run it on an idle machine: timings are part of some claims.
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import bench  # noqa: E402
-from labs import lessons as L  # noqa: E402
+from labs.runs import lessons as L  # noqa: E402
 
 RESULTS = bench.RESULTS / "lessons.json"
 BUDGET_S = 120.0  # the issue's limit per claim on an idle 2-core CPU
@@ -35,7 +35,7 @@ class OverBudget(Exception):
 
 
 class BenchContext:
-    """Enough of labs.jobs.RunContext to run a step function inline, with a deadline instead of a Stop button."""
+    """Enough of labs.runs.jobs.RunContext to run a step function inline, with a deadline instead of a Stop button."""
 
     def __init__(self, config, deadline: float):
         self.config, self.deadline, self.seed = config, deadline, getattr(config, "seed", 0)
@@ -106,7 +106,7 @@ def c3(deadline: float) -> L.Verdict:
 
 
 def c5(deadline: float) -> L.Verdict:
-    from labs import classifier
+    from labs.finetune import classifier
 
     ctx = BenchContext(classifier.ClassifierConfig(), deadline)
     out = classifier.train(ctx, chat_model())
@@ -114,7 +114,7 @@ def c5(deadline: float) -> L.Verdict:
 
 
 def c4(deadline: float) -> L.Verdict:
-    from labs import sft
+    from labs.finetune import sft
 
     # The page's default settings at each size of the dataset-size sweep. The full sweep (8…128) took ~150 s here,
     # over the 2-minute budget; 8/16/32/64 (~90 s) is the smallest that shows the format appear and the loss fall.
@@ -132,7 +132,7 @@ def c4(deadline: float) -> L.Verdict:
 
 
 def _lora_runs(configs, deadline: float) -> list[dict]:
-    from labs import lora
+    from labs.finetune import lora
 
     out = []
     for cfg in configs:
@@ -142,7 +142,7 @@ def _lora_runs(configs, deadline: float) -> list[dict]:
 
 
 def c6(deadline: float) -> L.Verdict:
-    from labs import lora
+    from labs.finetune import lora
 
     # The ranks the claim compares, at the page's default training settings. The page's default sweep adds r = 64
     # (for the Inside-ΔW view): three runs took 125 s here, over the 2-minute budget; two take about 85 s.
@@ -154,7 +154,7 @@ def c6(deadline: float) -> L.Verdict:
 
 
 def c7(deadline: float) -> L.Verdict:
-    from labs import lora
+    from labs.finetune import lora
 
     plan = lora.equal_budget_plan(lora.model_architecture(lora.LoraRunConfig().model_key), ("W_q", "W_q+W_v"))
     runs = dict(zip((name for name, _, _ in plan), _lora_runs(
@@ -166,7 +166,7 @@ def c7(deadline: float) -> L.Verdict:
 
 
 def c8(deadline: float) -> L.Verdict:
-    from labs import dpo
+    from labs.finetune import dpo
     from labs.data import preferences
 
     train, held = preferences.bundled()  # the page's default data; its default settings are DPOConfig's

@@ -17,7 +17,9 @@ import time
 import torch
 
 from bench import save
-from labs import lora, models, training
+from labs.finetune import lora
+from labs import models
+from labs.training import loop as training
 
 
 def _timed(fn) -> tuple[float, float]:

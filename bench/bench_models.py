@@ -5,7 +5,7 @@
 1. load: first GGUF load (dequantising in transformers) vs the cached safetensors load (skipped by --quick).
 2. decode: one stream — plain `model.generate` in float32 (the baseline) next to the torch engine with each decode
    variant and the OpenVINO runtime with each candidate (weights / precision), each with its quality: perplexity
-   on standard-library docstrings and greedy agreement with float32 torch (labs.quality). A path may be the
+   on standard-library docstrings and greedy agreement with float32 torch (labs.models.quality). A path may be the
    default only within +2 % perplexity.
 3. concurrency: aggregate tokens/s of 1, 4, 16 and 32 concurrent streams through the torch engine (float32) and
    the runtime, and whether every stream's greedy answer in the batch equals its answer alone.
@@ -23,10 +23,14 @@ import time
 import torch
 
 from bench import save
-from labs import engine, generation, hardware, models, quality
-from labs.generation import GenerationConfig
-from labs.runtimes import export
-from labs.runtimes import gate as runtime_gate
+from labs.serving import engine
+from labs.serving import generation
+from labs.core import hardware
+from labs import models
+from labs.models import quality
+from labs.serving.generation import GenerationConfig
+from labs.serving.runtimes import export
+from labs.serving.runtimes import gate as runtime_gate
 
 PROMPT = [{"role": "user", "content": "Write a short paragraph about why the ocean is salty."}]
 PROMPTS = ["Write a short paragraph about why the ocean is salty.", "What is the capital of France?",

@@ -4,10 +4,10 @@
 
 Same model, LoRA settings, examples, batch size and dynamic padding in every variant:
 - hf_trainer: `Trainer.training_step` (forward with labels -> logits for every position, backward), fp32;
-- lab_fp32: labs.sft.supervised_loss (the LM head only on supervised positions), fp32;
+- lab_fp32: labs.finetune.sft.supervised_loss (the LM head only on supervised positions), fp32;
 - lab_auto: the same plus bf16 autocast where the CPU has native bf16 (the lab's default, precision="auto").
 Forward + backward is timed (the optimizer step is the same tiny AdamW update on LoRA weights everywhere).
-Achieved GFLOP/s uses labs.sft.step_flops against the measured matmul peak (labs.hardware). CPU seconds are
+Achieved GFLOP/s uses labs.finetune.sft.step_flops against the measured matmul peak (labs.core.hardware). CPU seconds are
 reported next to wall seconds because on a shared machine wall time mostly measures the neighbours.
 """
 from __future__ import annotations
@@ -18,7 +18,10 @@ import time
 import torch
 
 from bench import save
-from labs import hardware, models, sft, training
+from labs.core import hardware
+from labs import models
+from labs.finetune import sft
+from labs.training import loop as training
 
 
 def main() -> dict:

@@ -5,9 +5,13 @@ import functools
 import streamlit as st
 
 import ui
-from labs import jobs, lessons, mixtures, models, results
+from labs.runs import jobs
+from labs.runs import lessons
+from labs import mixtures
+from labs import models
+from labs.runs import results
 from labs.data import corpora
-from labs.gpt import GPT
+from labs.mixtures.gpt import GPT
 from ui import mixtures as mix_ui
 from ui.lessons import claim_box, pending, run_claim
 from ui.runs import compare_runs, start_button

@@ -1,7 +1,7 @@
 """Supervised fine-tuning: teach a chat model a new answer format (instruction tuning) and turn it into a spam classifier.
 
-The page is thin: widgets -> SFTConfig / ClassifierConfig -> jobs.submit -> draw. The lesson lives in labs/sft.py,
-labs/classifier.py and labs/data/instructions.py.
+The page is thin: widgets -> SFTConfig / ClassifierConfig -> jobs.submit -> draw. The lesson lives in labs/finetune/sft.py,
+labs/finetune/classifier.py and labs/data/instructions.py.
 """
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ import functools
 import streamlit as st
 
 import ui
-from labs import charts, classifier, jobs, lessons, models, results, sft, training
+from labs.core import charts
+from labs.finetune import classifier
+from labs.runs import jobs
+from labs.runs import lessons
+from labs import models
+from labs.runs import results
+from labs.finetune import sft
+from labs.training import loop as training
 from labs.data import instructions
 from ui import sft as sft_ui
 from ui.lessons import claim_box, run_claim

@@ -1,6 +1,6 @@
 """Preference tuning with DPO: learn from chosen vs rejected answers, and see why the chosen reward can fall while the margin grows.
 
-The page is thin: widgets -> DPOConfig -> jobs.submit(dpo.train) -> draw. The lesson lives in labs/dpo.py and
+The page is thin: widgets -> DPOConfig -> jobs.submit(dpo.train) -> draw. The lesson lives in labs/finetune/dpo.py and
 labs/data/preferences.py.
 """
 from __future__ import annotations
@@ -11,7 +11,10 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import dpo, jobs, models, results
+from labs.finetune import dpo
+from labs.runs import jobs
+from labs import models
+from labs.runs import results
 from labs.data import preferences
 from ui import dpo as dpo_ui
 from ui.lessons import run_claim

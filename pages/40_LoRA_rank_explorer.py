@@ -4,7 +4,9 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from labs import lessons, lora, models
+from labs.runs import lessons
+from labs.finetune import lora
+from labs import models
 from ui import lora as lora_ui
 from ui.lessons import claim_box
 
@@ -203,7 +205,7 @@ def merge_tab() -> None:
                 lm = ui.cached_model(models.DEFAULT_CHAT_MODEL)
                 model = lora.random_adapter(lm)
             else:
-                from labs import adapters
+                from labs.models import adapters
 
                 lm = ui.cached_model(by_id[source].config["model_key"])
                 model = adapters.load_adapter(lm, by_id[source].summary["adapter"])

@@ -6,7 +6,10 @@ import functools
 import streamlit as st
 
 import ui
-from labs import backends, jobs, models, settings
+from labs.serving import endpoints as backends
+from labs.runs import jobs
+from labs import models
+from labs.core import settings
 from labs.rag import evaluate, generate, load, retrieve, split, store
 from ui import rag as rag_ui
 

@@ -6,7 +6,8 @@ import random
 import streamlit as st
 
 import ui
-from labs import arena, votes
+from labs import arena
+from labs.arena import votes
 from ui import arena as arena_ui
 
 ICON = "⚔️"

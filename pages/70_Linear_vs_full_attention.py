@@ -8,7 +8,9 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import jobs, lessons, results
+from labs.runs import jobs
+from labs.runs import lessons
+from labs.runs import results
 from labs.attention import cost, memory, model, sweep, tasks
 from labs.attention.mixers import VARIANTS
 from ui import attention as attn_ui

@@ -6,7 +6,8 @@ import functools
 import streamlit as st
 
 import ui
-from labs import jobs, models
+from labs.runs import jobs
+from labs import models
 from labs import evaluation as ev
 from labs.data import benchmarks as bm
 from ui import evaluation as eval_ui

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from labs import jobs
+from labs.runs import jobs
 from ui import friendly_errors, init_state, page_header, session_id
 from ui.runs import compare_runs
 

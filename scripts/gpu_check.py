@@ -49,7 +49,8 @@ def _peak_mib(device: str) -> float | None:
 def generation_check(device: str, dtype, tokens: int, streams: int) -> dict:
     """tokens/s of one stream and of `streams` concurrent streams through the batched engine, and whether every
     greedy answer in the batch equals the same prompt's answer alone."""
-    from labs import generation, models
+    from labs.serving import generation
+    from labs import models
 
     lm = models.load_model(models.DEFAULT_CHAT_MODEL, device=device, dtype=dtype)
     cfg = generation.GenerationConfig(max_new_tokens=tokens, temperature=0.0, repetition_penalty=1.0)
@@ -74,7 +75,9 @@ def finetune_check(device: str, steps: int) -> dict:
     whether the loss went down and stayed finite."""
     import torch
 
-    from labs import models, sft, training
+    from labs import models
+    from labs.finetune import sft
+    from labs.training import loop as training
 
     lm = models.load_model(models.DEFAULT_CHAT_MODEL, device=device, dtype=torch.float32)
     attention, _mlp = models.lora_targets(lm.model)

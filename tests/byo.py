@@ -1,5 +1,5 @@
 """Helpers for the bring-your-own-model tests: a tiny Hugging Face folder model (random weights, SmolLM2's real
-tokenizer), a models file, and the project's own OpenAI-compatible server (`python -m labs.serve`) on a free
+tokenizer), a models file, and the project's own OpenAI-compatible server (`python -m labs.serving.serve`) on a free
 loopback port. Every request these helpers make goes to 127.0.0.1."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER_NAME = "Tiny folder model"
 FOLDER_KEY = "user-tiny-folder-model"
-ENDPOINT_NAME = "Served by labs.serve"
+ENDPOINT_NAME = "Served by labs.serving.serve"
 ENDPOINT_KEY = "user-served-by-labs-serve"
 
 
@@ -58,23 +58,23 @@ def free_port() -> int:
 
 
 def start_server(env_extra: dict | None = None) -> tuple[subprocess.Popen, str]:
-    """`python -m labs.serve` (tiny models) on a free 127.0.0.1 port; returns (process, base_url ending in /v1)."""
+    """`python -m labs.serving.serve` (tiny models) on a free 127.0.0.1 port; returns (process, base_url ending in /v1)."""
     port = free_port()
     env = dict(os.environ, LLMLAB_TINY_MODELS="1", **(env_extra or {}))
     env.pop("LLMLAB_MODELS_FILE", None)
-    proc = subprocess.Popen([sys.executable, "-m", "labs.serve", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "labs.serving.serve", "--host", "127.0.0.1", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         if proc.poll() is not None:
-            raise RuntimeError("labs.serve exited early")
+            raise RuntimeError("labs.serving.serve exited early")
         try:
             urllib.request.urlopen(url + "/health", timeout=1)
             return proc, url + "/v1"
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise RuntimeError("labs.serve did not start")
+    raise RuntimeError("labs.serving.serve did not start")
 
 
 def stop(proc: subprocess.Popen) -> None:

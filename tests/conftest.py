@@ -49,7 +49,7 @@ def tiny_gemma():
 
 @pytest.fixture(scope="module")
 def server():
-    """`python -m labs.serve` over tiny models on a free 127.0.0.1 port (an OpenAI-compatible endpoint); its URL."""
+    """`python -m labs.serving.serve` over tiny models on a free 127.0.0.1 port (an OpenAI-compatible endpoint); its URL."""
     from tests import byo
 
     proc, url = byo.start_server()

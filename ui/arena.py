@@ -1,8 +1,8 @@
 """Widgets and drawing for the arena page: who votes (join code + name), the battle controls, the live answers,
 the vote buttons, the leaderboard, the exports and the instructor's classroom controls.
 
-The lesson (pair drawing, Elo, Bradley–Terry, bootstrap) lives in labs/arena.py; votes, class settings and the
-instructor's log live in labs/votes.py. These helpers collect widgets and draw what those return.
+The lesson (pair drawing, Elo, Bradley–Terry, bootstrap) lives in labs/arena/__init__.py; votes, class settings and the
+instructor's log live in labs/arena/votes.py. These helpers collect widgets and draw what those return.
 """
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import ui
-from labs import arena, charts, models, settings, votes
+from labs import arena
+from labs.core import charts
+from labs import models
+from labs.core import settings
+from labs.arena import votes
 
 P = "arena"
 SET_PASSWORD_HOWTO = (

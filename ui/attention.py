@@ -8,7 +8,9 @@ import streamlit as st
 import torch
 
 import ui
-from labs import charts, jobs, lessons
+from labs.core import charts
+from labs.runs import jobs
+from labs.runs import lessons
 from labs.attention import cost, delta, figures, linear, memory, model, probe, softmax, sweep, tasks
 from labs.attention.mixers import LINEAR_FAMILY, VARIANTS, DeltaMixer, MixerConfig, build_mixer, state_numbers
 from ui.lessons import claim_box, run_claim

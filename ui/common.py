@@ -9,8 +9,12 @@ from typing import Callable, Sequence
 
 import streamlit as st
 
-from labs import backends, charts, jobs, models, settings
-from labs.runtimes import gate as runtime_gate
+from labs.serving import endpoints as backends
+from labs.core import charts
+from labs.runs import jobs
+from labs import models
+from labs.core import settings
+from labs.serving.runtimes import gate as runtime_gate
 
 
 def session_id() -> str:
@@ -273,7 +277,7 @@ def adapter_export(adapter_dir, run_id: str, key: str) -> None:
     """Download button for a saved adapter, and where else it shows up (Arena, Evaluation)."""
     from pathlib import Path
 
-    from labs import adapters
+    from labs.models import adapters
 
     adapter_dir = Path(adapter_dir)
     if not adapter_dir.exists():

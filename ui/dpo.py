@@ -1,5 +1,5 @@
 """Drawing helpers for the preference-tuning page: the data picker, making your own pairs, the live commentary and
-the before/after results. The lesson lives in labs/dpo.py and labs/data/preferences.py."""
+the before/after results. The lesson lives in labs/finetune/dpo.py and labs/data/preferences.py."""
 from __future__ import annotations
 
 import random
@@ -8,7 +8,11 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import backends, generation, jobs, results, settings
+from labs.serving import endpoints as backends
+from labs.serving import generation
+from labs.runs import jobs
+from labs.runs import results
+from labs.core import settings
 from labs.data import preferences
 
 P = "dpo"
@@ -127,7 +131,7 @@ def _my_pairs_tools() -> None:
     if c1.button("Import arena votes", key=f"{P}_import_arena",
                  help="Every decisive blind vote from the Arena page (A or B won) becomes a prompt/chosen/rejected pair."):
         with ui.friendly_errors("Importing arena votes"):
-            from labs import votes
+            from labs.arena import votes
 
             rows = votes.export_preference_pairs()
             known = {(r["prompt"], r["chosen"], r["rejected"]) for r in mine}

@@ -1,6 +1,6 @@
 """Widgets and drawing for the evaluation page: adapter pickers, the benchmark's question source, the benchmark,
 Q&A, judge and diversity results, the contamination report. Also the helpers that are not drawing but not a lesson
-either (upload digests, the training corpus as text). The lesson lives in labs/evaluation.py."""
+either (upload digests, the training corpus as text). The lesson lives in labs/evaluation/__init__.py."""
 from __future__ import annotations
 
 import hashlib
@@ -11,11 +11,14 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import adapters, jobs, lessons, models
+from labs.models import adapters
+from labs.runs import jobs
+from labs.runs import lessons
+from labs import models
 from labs import evaluation as ev
 from labs.data import ASSETS
 from labs.data import benchmarks as bm
-from labs.results import generated_rows, load_result, runs as runs_of
+from labs.runs.results import generated_rows, load_result, runs as runs_of
 from ui.lessons import claim_box
 
 P = "eval"
@@ -429,7 +432,7 @@ def contamination_experiment(run_id: str | None) -> None:
     if result is None:
         claim_box(lessons.not_measured("C14", f"this experiment did not finish ({run.reason or run.status})"))
         return
-    from labs.charts import bars
+    from labs.core.charts import bars
 
     scores = {"base model": result.base, "after the clean fine-tune": result.clean,
               "after fine-tuning on the test items": result.contaminated}

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from labs import backends, generation, hardware, models, settings
+from labs.serving import endpoints as backends
+from labs.serving import generation
+from labs.core import hardware
+from labs import models
+from labs.core import settings
 from ui.common import (cached_model, cached_target, display_name, friendly_errors, model_status_table,
                        models_file_problems, session_id, sidebar)
 
@@ -64,7 +68,7 @@ def render(pages) -> None:
 
 def _decoding() -> None:
     """The decode variant generation uses, and its quality next to float32 (measured, never typed)."""
-    from labs import quality
+    from labs.models import quality
 
     key = st.session_state.get("home_model", models.DEFAULT_CHAT_MODEL)
     try:
@@ -173,7 +177,7 @@ def _downloads() -> None:
 
 
 SOURCES = {"path": "A Hugging Face folder on this machine", "gguf": "A GGUF file", "hub_id": "A Hugging Face hub id",
-           "base_url": "An OpenAI-compatible server (vLLM, Ollama, llama.cpp, labs.serve)"}
+           "base_url": "An OpenAI-compatible server (vLLM, Ollama, llama.cpp, labs.serving.serve)"}
 
 
 def _add_model() -> None:

@@ -1,6 +1,6 @@
-"""The "Does the lecture's claim hold here?" box: one verdict from labs.lessons, drawn next to its experiment.
+"""The "Does the lecture's claim hold here?" box: one verdict from labs.runs.lessons, drawn next to its experiment.
 
-The page computes the verdict from its latest run (a labs.lessons criterion over the run's figures) and hands it
+The page computes the verdict from its latest run (a labs.runs.lessons criterion over the run's figures) and hands it
 here; the box never holds text of its own about the outcome. `run_claim` / `pending` cover the run's life cycle:
 no run yet, running, failed or stopped, done.
 """
@@ -10,7 +10,8 @@ from typing import Callable
 
 import streamlit as st
 
-from labs import jobs, lessons
+from labs.runs import jobs
+from labs.runs import lessons
 
 
 def claim_box(verdict: lessons.Verdict, *, note: str = "") -> None:

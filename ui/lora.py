@@ -1,6 +1,6 @@
 """Drawing helpers for the LoRA rank explorer: target pickers, the calculator's figures, the shared training settings,
 a group of runs watched live, the sweep and equal-budget results with their claim boxes, ΔW's spectra and subspace
-similarity, and the merge check's figures. The arithmetic lives in labs/lora.py."""
+similarity, and the merge check's figures. The arithmetic lives in labs/finetune/lora.py."""
 from __future__ import annotations
 
 import functools
@@ -10,7 +10,13 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, jobs, lessons, lora, models, results, settings
+from labs.core import charts
+from labs.runs import jobs
+from labs.runs import lessons
+from labs.finetune import lora
+from labs import models
+from labs.runs import results
+from labs.core import settings
 from ui.lessons import claim_box
 from ui.runs import group_progress, watch_group
 

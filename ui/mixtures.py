@@ -7,7 +7,9 @@ import math
 import pandas as pd
 import streamlit as st
 
-from labs import charts, mixtures, results
+from labs.core import charts
+from labs import mixtures
+from labs.runs import results
 from labs.data import corpora
 
 

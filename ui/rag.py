@@ -14,7 +14,12 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import charts, jobs, models, results, settings, votes
+from labs.core import charts
+from labs.runs import jobs
+from labs import models
+from labs.runs import results
+from labs.core import settings
+from labs.arena import votes
 from labs.rag import charts as rag_charts
 from labs.rag import evaluate, generate, load, retrieve, split, store
 from ui.lessons import claim_box, pending

@@ -1,6 +1,6 @@
 """Run widgets shared by pages: compare finished runs (overlay + config diff), start a run, watch a group of runs.
 
-Pages hand in runs (labs.results.runs(ConfigClass)) and keys; these helpers only draw.
+Pages hand in runs (labs.runs.results.runs(ConfigClass)) and keys; these helpers only draw.
 """
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Callable, Sequence
 import pandas as pd
 import streamlit as st
 
-from labs import charts, jobs
+from labs.core import charts
+from labs.runs import jobs
 
 
 def numeric_metrics(runs: Sequence[jobs.Run]) -> list[str]:

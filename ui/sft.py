@@ -1,5 +1,5 @@
 """Drawing helpers for the fine-tuning page: data pickers, the loss-mask view, the training knobs, the estimate,
-the before/after section and the classifier's data. The lesson lives in labs/sft.py and labs/classifier.py."""
+the before/after section and the classifier's data. The lesson lives in labs/finetune/sft.py and labs/finetune/classifier.py."""
 from __future__ import annotations
 
 import html
@@ -9,7 +9,13 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from labs import classifier, generation, jobs, lessons, models, results, sft
+from labs.finetune import classifier
+from labs.serving import generation
+from labs.runs import jobs
+from labs.runs import lessons
+from labs import models
+from labs.runs import results
+from labs.finetune import sft
 from labs.data import instructions
 from ui.lessons import run_claim
 

@@ -5,7 +5,7 @@
     delta.py    DeltaNet, Gated DeltaNet and KDA: one delta-rule recurrence, recurrent and chunked forms
     mixers.py   one nn.Module interface over all of them (swap by MixerConfig.name)
     tasks.py    synthetic tasks: MQAR, state tracking (parity, permutations), copy / palindrome
-    model.py    a tiny language model with a swappable mixer, trained live through labs.jobs
+    model.py    a tiny language model with a swappable mixer, trained live through labs.runs.jobs
     cost.py     wall time and peak memory vs sequence length; log-log slopes and the crossover
     memory.py   KV cache vs recurrent state for real configurations (Llama-like, Kimi Linear's 3:1 hybrid)
     probe.py    look inside: attention maps, state norms, how much of an early key is still retrievable

@@ -289,9 +289,9 @@ def crossover(rows: list[dict], variant: str, baseline: str = "softmax", key: st
 
 
 def slopes_verdict(rows: list[dict]):
-    """C10 from measured rows: labs.lessons.attention_slopes over softmax's and linear's prefill slopes (the 3 longest
+    """C10 from measured rows: labs.runs.lessons.attention_slopes over softmax's and linear's prefill slopes (the 3 longest
     lengths), or 'not measured yet' when either variant was not timed."""
-    from labs import lessons
+    from labs.runs import lessons
 
     missing = [v for v in ("softmax", "linear") if not any(r["variant"] == v and r.get("prefill_ms") for r in rows)]
     if missing:
@@ -305,8 +305,8 @@ def slopes_verdict(rows: list[dict]):
 
 
 def run_job(ctx) -> dict:
-    """labs.jobs step function: one logged row per (variant, length)."""
-    from labs import settings
+    """labs.runs.jobs step function: one logged row per (variant, length)."""
+    from labs.core import settings
 
     config: CostConfig = ctx.config
     device = settings.device_info().device

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from labs import charts
+from labs.core import charts
 from labs.attention import cost, memory
 from labs.attention.mixers import VARIANTS
 

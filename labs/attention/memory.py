@@ -100,9 +100,9 @@ def ratio_reduction(linear_layers: int, full_layers: int) -> float:
 
 
 def hybrid_verdict(context: int):
-    """C12 at `context` tokens: the ideal 3:1 hybrid vs the same depth of MLA layers (labs.lessons.hybrid_cache), with
+    """C12 at `context` tokens: the ideal 3:1 hybrid vs the same depth of MLA layers (labs.runs.lessons.hybrid_cache), with
     Kimi Linear's real 20:7 layout reported next to it."""
-    from labs import lessons
+    from labs.runs import lessons
 
     hybrid = CONFIGS["ideal-3to1"]
     full = ArchConfig("all-mla-24", "24 MLA layers", (mla_layer(hybrid.n_layers),), "baseline")

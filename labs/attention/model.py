@@ -102,7 +102,7 @@ class TrainConfig:
         self.task_config()  # validates the task fields
         for m in self.mixers:
             self.model_config(m).mixer_config()  # validates heads, window, p
-        from labs import training
+        from labs.training import loop as training
 
         training.check_between("Steps", self.steps, 1, 5000)
         training.check_between("Batch size", self.batch_size, 1, 512)
@@ -145,8 +145,8 @@ def build_models(config: TrainConfig, device: str = "cpu") -> dict[str, TinyLM]:
 
 
 def train(ctx, device: str | None = None) -> dict:
-    """The labs.jobs step function: logs loss_<mixer> every step and acc_<mixer> every eval_every steps."""
-    from labs import settings
+    """The labs.runs.jobs step function: logs loss_<mixer> every step and acc_<mixer> every eval_every steps."""
+    from labs.core import settings
 
     config: TrainConfig = ctx.config
     device = device or settings.device_info().device
@@ -185,7 +185,7 @@ def mixer_losses(models: dict[str, TinyLM], inputs: torch.Tensor, labels: torch.
     The sum trains them all in one backward pass: each model's weights get exactly its own loss's gradient.
     Logged: loss_<mixer> per mixer, and `loss` = the worst of them, so a NaN in any mixer ends the run readably.
     """
-    from labs import training
+    from labs.training import loop as training
 
     losses = {}
     for name, model in models.items():
@@ -199,12 +199,12 @@ def mixer_losses(models: dict[str, TinyLM], inputs: torch.Tensor, labels: torch.
 
 def fit_side_by_side(ctx, models: dict[str, TinyLM], batches, steps: int, lr: float, eval_every: int, evaluate_step,
                      on_step=None):
-    """Train several mixers in lock-step on the same batches through the shared loop (labs.training.fit).
+    """Train several mixers in lock-step on the same batches through the shared loop (labs.training.loop.fit).
 
     One AdamW param group per mixer, each clipped on its own (as separate optimizers would), weight decay 0.01,
     warm-up over the first tenth of the steps, then a constant rate.
     """
-    from labs import training
+    from labs.training import loop as training
 
     groups = [{"params": list(m.parameters())} for m in models.values()]
     loop = training.LoopSettings(steps=steps, lr=lr, warmup=max(1, steps // 10), schedule="constant",

@@ -61,7 +61,7 @@ class PairsSweepConfig:
             raise ValueError(f"The width d={self.d_model} must divide evenly into {self.n_heads} heads.")
         if not 1 <= self.steps <= 5000:
             raise ValueError("Steps must be between 1 and 5000.")
-        from labs import training
+        from labs.training import loop as training
 
         training.check_lr(self.lr, "try 3e-3")
         if self.eval_every < 1 or self.eval_examples < 1 or self.batch_size < 1:
@@ -78,12 +78,12 @@ class PairsSweepConfig:
 
 
 def run(ctx) -> dict:
-    """The labs.jobs step function. Logs loss_<mixer> every step and, every eval_every steps,
+    """The labs.runs.jobs step function. Logs loss_<mixer> every step and, every eval_every steps,
     acc_<mixer>_<pairs> for each pair count; returns {"accuracy": {mixer: {pairs: acc}}, "chance", "state_numbers"}.
 
     Runs on one CPU thread: these models are so small that a second thread costs more in synchronisation than it
     saves (measured: ~18 s of compute on one thread; 2-10× slower with two threads on a busy 2-core machine)."""
-    from labs import compute
+    from labs.core import compute
 
     with compute.threads(1):
         return _run(ctx)
@@ -174,7 +174,7 @@ class LengthSweepConfig:
             self.task_config(n)  # validates each length
         if self.d_model % self.n_heads:
             raise ValueError(f"The width d={self.d_model} must divide evenly into {self.n_heads} heads.")
-        from labs import training
+        from labs.training import loop as training
 
         training.check_between("Steps", self.steps, 1, 5000)
         training.check_lr(self.lr, "try 3e-3")
@@ -230,10 +230,10 @@ def second_half(labels: torch.Tensor) -> torch.Tensor:
 
 
 def run_lengths(ctx) -> dict:
-    """The labs.jobs step function of a length sweep (one CPU thread, as `run`). Logs loss_<mixer> every step,
+    """The labs.runs.jobs step function of a length sweep (one CPU thread, as `run`). Logs loss_<mixer> every step,
     acc_<mixer>_<length> every eval_every steps and `length`; returns {"accuracy": {mixer: {length: acc}},
     "lengths", "chance", "task", "scored", "state_numbers"}."""
-    from labs import compute
+    from labs.core import compute
 
     with compute.threads(1):
         config: LengthSweepConfig = ctx.config
@@ -261,8 +261,8 @@ def latest_accuracy(metrics: list[dict], mixers, pairs) -> dict[str, dict[int, f
 
 
 def verdict(run_status_done: bool, metrics: list[dict], config: dict, reason: str = ""):
-    """C11 from one sweep run: labs.lessons.recall_vs_state over its accuracies, or 'not measured yet'."""
-    from labs import lessons
+    """C11 from one sweep run: labs.runs.lessons.recall_vs_state over its accuracies, or 'not measured yet'."""
+    from labs.runs import lessons
 
     if not run_status_done:
         return lessons.not_measured("C11", f"this sweep did not finish ({reason or 'still running'})")
@@ -274,7 +274,7 @@ def verdict(run_status_done: bool, metrics: list[dict], config: dict, reason: st
 
 def length_verdict(run_status_done: bool, metrics: list[dict], config: dict, reason: str = ""):
     """C11b (palindrome) or C11c (parity) from one length sweep run, or 'not measured yet'."""
-    from labs import lessons
+    from labs.runs import lessons
 
     claim = "C11b" if config["task"] == "palindrome" else "C11c"
     if not run_status_done:

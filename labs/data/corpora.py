@@ -62,7 +62,7 @@ def _strip_docstring(node: ast.AST) -> None:
 @lru_cache(maxsize=1)
 def _stdlib_documents() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(code documents, prose documents) from the standard library, in a fixed order; cached on disk."""
-    from labs import settings
+    from labs.core import settings
 
     cache = settings.subdir("mixtures") / f"stdlib-corpora-{python_version()}.json"
     try:
@@ -156,7 +156,7 @@ _FRAGMENTS = ("Loading…", "Click here", "404 Not Found", "Page {n} of {m}", "S
 @lru_cache(maxsize=1)
 def _package_docstrings() -> tuple[str, ...]:
     """Docstrings of the standard library's packages (not its top-level modules), shuffled; cached on disk."""
-    from labs import settings
+    from labs.core import settings
 
     cache = settings.subdir("mixtures") / f"stdlib-packages-{python_version()}.json"
     try:

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from labs.charts import PALETTE, _layout
+from labs.core.charts import PALETTE, _layout
 from labs.rag.split import Chunk, coverage_segments
 
 CHUNK_COLOURS = ("#dbe9f6", "#e3f1d9")  # alternate chunks: light blue, light green

@@ -26,7 +26,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from labs import backends, jobs
+from labs.serving import endpoints as backends
+from labs.runs import jobs
 from labs.data import asset
 from labs.rag import generate, load, retrieve, split, store
 
@@ -156,7 +157,7 @@ class RagEvalConfig:
     max_new_tokens: int = 48  # short answers: ~2 s each for the 135M model on 2 cores
     n_questions: int = 10  # the first n of the bundled set (that the corpus modules can answer)
     corpus_modules: tuple[str, ...] = load.DEFAULT_MODULES  # the stdlib modules whose docstrings are the corpus
-    model: str = "smollm2-135m-instruct"  # the answering model: local or an endpoint (labs.backends)
+    model: str = "smollm2-135m-instruct"  # the answering model: local or an endpoint (labs.serving.endpoints)
     embedder: str = "all-minilm-l6-v2"
     tiny_model: bool = False  # LLMLAB_TINY_MODELS runs must not replay as (or be replayed by) real-model runs
     seed: int = 0
@@ -398,8 +399,8 @@ def run_rag_claim(ctx, embedder, lm) -> dict:
 
 
 def rag_claim_verdict(summary: dict):
-    """C9 from a finished run_rag_claim summary (labs.lessons.rag_beats_no_rag), with the judge score's interval."""
-    from labs import lessons
+    """C9 from a finished run_rag_claim summary (labs.runs.lessons.rag_beats_no_rag), with the judge score's interval."""
+    from labs.runs import lessons
 
     if not summary or "rag_contains" not in summary:
         return lessons.not_measured("C9", "no finished RAG vs no-RAG run")

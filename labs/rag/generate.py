@@ -1,6 +1,6 @@
 """Generate: the prompt that puts retrieved chunks in front of the question, citations, and the HyDE passage.
 
-The answer streams from the shared local model via labs.generation. When even the best retrieved chunk is
+The answer streams from the shared local model via labs.serving.generation. When even the best retrieved chunk is
 barely similar to the question (cosine below a threshold), we do not ask the model at all and answer
 "I don't know" -- a 135M model would otherwise make something up from unrelated context.
 """
@@ -11,7 +11,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from labs import backends, generation
+from labs.serving import endpoints as backends
+from labs.serving import generation
 from labs.rag.retrieve import MAX_CHARS_PER_CHUNK, Passage, Retrieval
 
 SYSTEM = ("You answer questions about documentation. Use only the numbered context passages. "
@@ -21,7 +22,7 @@ SYSTEM = ("You answer questions about documentation. Use only the numbered conte
 
 def answer_config(max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> generation.GenerationConfig:
     """Decoding settings for answers from passages: no repetition penalty, because it penalises every token of the
-    prompt's end too (labs.generation.sample_next), i.e. exactly the words the answer should copy from the context
+    prompt's end too (labs.serving.generation.sample_next), i.e. exactly the words the answer should copy from the context
     (bench_lessons C9: 7 → 15 of 30 answers contain the key with compression; the no-RAG answers are decoded alike)."""
     return generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                                        repetition_penalty=1.0)
@@ -77,7 +78,7 @@ def stream_answer(lm, retrieval: Retrieval, config: generation.GenerationConfig,
 
 
 def stream_plain(lm, question: str, config: generation.GenerationConfig) -> Iterator[str]:
-    """`lm`: a local model or an endpoint (labs.backends), here and in stream_answer and hyde_passage."""
+    """`lm`: a local model or an endpoint (labs.serving.endpoints), here and in stream_answer and hyde_passage."""
     yield from backends.stream(lm, plain_messages(question), config)
 
 

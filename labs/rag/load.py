@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePath
 
-from labs import settings
+from labs.core import settings
 from labs.data.corpora import python_version  # noqa: F401  (the RAG page names the stdlib's version)
 from labs.rag.markdown import clean_markdown
 

@@ -24,7 +24,8 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from labs import compute, settings
+from labs.core import compute
+from labs.core import settings
 from labs.rag.split import Chunk, SplitConfig
 
 DISTANCES = {
@@ -152,7 +153,7 @@ def embed_texts(embedder, texts: Sequence[str], batch_size: int = 32, progress: 
         return np.zeros((0, embedder.get_sentence_embedding_dimension()), dtype=np.float32)
     out, t0 = [], time.perf_counter()
     # A query or two is a tiny forward: one thread answers in milliseconds instead of queueing for every core
-    # behind training and generation (labs.compute). Bulk ingest uses this thread's share.
+    # behind training and generation (labs.core.compute). Bulk ingest uses this thread's share.
     n_threads = compute.threads_for("embedding") if len(texts) <= 4 else torch.get_num_threads()
     for start in range(0, len(texts), batch_size):
         batch = [t.strip() or t for t in texts[start:start + batch_size]]

@@ -8,7 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from labs import arena, votes
+from labs import arena
+from labs.arena import votes
 
 
 def simulate(true: dict[str, float], n: int, seed: int, tie_rate: float = 0.0) -> list[dict]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from labs import jobs, lessons
+from labs.runs import jobs
+from labs.runs import lessons
 from labs.attention import sweep, tasks
 
 

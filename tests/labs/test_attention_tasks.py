@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from labs import jobs
+from labs.runs import jobs
 from labs.attention import model, probe, tasks
 from labs.attention.mixers import VARIANTS
 

@@ -4,7 +4,7 @@ import types
 import pytest
 import torch
 
-from labs import classifier as clf
+from labs.finetune import classifier as clf
 
 
 def test_bundled_spam_set_is_balanced():

@@ -6,7 +6,10 @@ import math
 import pytest
 import torch
 
-from labs import adapters, dpo, jobs, training
+from labs.models import adapters
+from labs.finetune import dpo
+from labs.runs import jobs
+from labs.training import loop as training
 from labs.data import preferences
 
 
@@ -168,7 +171,7 @@ def test_background_run_logs_every_curve_and_saves_an_adapter(tiny):
 
 
 def test_claim_verdict_compares_windows_of_steps_and_reports_the_chosen_reward():
-    from labs import lessons
+    from labs.runs import lessons
 
     steps = [{"rewards/margins": 0.1 * i, "rewards/accuracies": min(1.0, 0.4 + 0.05 * i),
               "rewards/chosen": -0.02 * i} for i in range(12)]

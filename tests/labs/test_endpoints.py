@@ -1,4 +1,4 @@
-"""Endpoints from the models file against the project's own server (`python -m labs.serve` on a free 127.0.0.1 port,
+"""Endpoints from the models file against the project's own server (`python -m labs.serving.serve` on a free 127.0.0.1 port,
 started here): streaming, the same answer as the local model, server down (a clear message, and the arena battle is
 not recorded), timeouts, a wrong model name, an endpoint judge and generative evaluation. Loopback only."""
 from __future__ import annotations
@@ -9,7 +9,12 @@ import time
 
 import pytest
 
-from labs import arena, backends, evaluation, generation, models, votes
+from labs import arena
+from labs.serving import endpoints as backends
+from labs import evaluation
+from labs.serving import generation
+from labs import models
+from labs.arena import votes
 from tests import byo
 
 

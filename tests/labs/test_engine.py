@@ -6,8 +6,9 @@ import time
 import pytest
 import torch
 
-from labs import engine, generation
-from labs.generation import GenerationConfig
+from labs.serving import engine
+from labs.serving import generation
+from labs.serving.generation import GenerationConfig
 
 PROMPTS = ["Hello there", "Tell me a long story about a cat who lived in Paris and liked cheese very much",
            "2+2?", "Why is the sky blue? Answer in one sentence please."]
@@ -130,7 +131,7 @@ def test_open_stream_exposes_its_queue_position(tiny):
 
 
 def test_cpu_budget_splits_cores_only_while_both_are_busy(monkeypatch):
-    from labs import compute
+    from labs.core import compute
 
     monkeypatch.setattr(compute, "CORES", 2)
     monkeypatch.setattr(compute, "_busy", {"generation": 0, "training": 0})  # engines of other tests may still run
@@ -144,7 +145,8 @@ def test_cpu_budget_splits_cores_only_while_both_are_busy(monkeypatch):
 
 
 def test_a_training_run_takes_its_share_while_streams_decode(tiny):
-    from labs import compute, jobs
+    from labs.core import compute
+    from labs.runs import jobs
     from dataclasses import dataclass
 
     @dataclass(frozen=True)
@@ -195,7 +197,8 @@ def test_newcomers_are_prefilled_together_and_answer_as_alone(tiny):
 
 
 def test_an_arena_answer_shows_its_place_while_the_batch_is_full(tiny, monkeypatch):
-    from labs import arena, settings
+    from labs import arena
+    from labs.core import settings
 
     monkeypatch.setattr(settings, "max_streams", lambda: 1)
     module = tiny.model.__class__(tiny.model.config).eval()  # a fresh module: a fresh engine with one place

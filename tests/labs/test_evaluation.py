@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from labs import evaluation as ev
-from labs import jobs
+from labs.runs import jobs
 from labs.data import benchmarks as bm
 from labs.data.benchmarks import MCItem
 
@@ -140,7 +140,7 @@ def test_contamination_flags_only_the_planted_item():
 
 
 class FakeCtx:
-    """Enough of labs.jobs.RunContext to run a step function inline; Stop after `stop_after` logged items."""
+    """Enough of labs.runs.jobs.RunContext to run a step function inline; Stop after `stop_after` logged items."""
 
     def __init__(self, config, artifacts, stop_after=None):
         self.config, self.artifacts, self.stop_after, self.metrics = config, artifacts, stop_after, []
@@ -264,7 +264,7 @@ def test_contamination_experiment_runs_on_a_tiny_model(tiny, tmp_path):
     """The C14 experiment end to end on a tiny random model: both fine-tunes run with equal steps, every score is a
     share of the items, and the detector flags the contaminated training text but not the clean one (the score
     jump itself needs the real model: bench_lessons --only C14)."""
-    from labs import sft
+    from labs.finetune import sft
 
     class Ctx:
         config = ev.ContaminationConfig(n_items=6, epochs=1, batch_size=4)

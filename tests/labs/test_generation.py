@@ -3,8 +3,8 @@ import threading
 import pytest
 import torch
 
-from labs import generation
-from labs.generation import GenerationConfig
+from labs.serving import generation
+from labs.serving.generation import GenerationConfig
 
 
 def test_config_validation_messages():
@@ -80,7 +80,8 @@ def test_base_model_gets_plain_prompt(tiny_gemma):
 @pytest.mark.slow
 def test_quality_gate_picks_only_a_variant_within_two_percent(smol, tmp_path, monkeypatch):
     """The gate measures each candidate next to float32 and refuses one whose perplexity rises over +2 %."""
-    from labs import models, quality
+    from labs import models
+    from labs.models import quality
 
     monkeypatch.setattr(quality, "gate_file", lambda lm: tmp_path / "gate.json")
     refused = quality.choose_default(smol, ("int8_dynamic",), max_tokens=512)
@@ -97,7 +98,7 @@ def test_sampling_draws_only_inside_top_k_and_the_nucleus():
     """top-k draws among the k best (sorted once by topk, not the whole vocabulary); top-p keeps the top token."""
     import torch
 
-    from labs.generation import GenerationConfig, sample_next
+    from labs.serving.generation import GenerationConfig, sample_next
 
     logits = torch.randn(262_144, generator=torch.Generator().manual_seed(0))
     best = set(torch.topk(logits, 3).indices.tolist())

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from labs.gpt import GPT, GPTConfig, causal_attention, flops_per_token
+from labs.mixtures.gpt import GPT, GPTConfig, causal_attention, flops_per_token
 
 CFG = GPTConfig(vocab_size=256, block_size=16, n_layer=2, n_head=4, n_embd=32)
 

@@ -4,7 +4,8 @@ import time
 import pytest
 import torch
 
-from labs import jobs, training
+from labs.runs import jobs
+from labs.training import loop as training
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from labs import lessons as L
+from labs.runs import lessons as L
 from labs import mixtures
 
 
@@ -144,7 +144,7 @@ def test_c6_reports_losses_and_c7_lets_the_loss_decide_a_tied_score():
 
 
 def test_lora_verdicts_from_run_summaries():
-    from labs import lora
+    from labs.finetune import lora
 
     runs = [{"r": 1, "task_score_after": 0.875, "final_val_loss": 1.8}, {"r": 8, "task_score_after": 0.625,
                                                                           "final_val_loss": 1.7}]

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from labs import jobs, lora
+from labs.runs import jobs
+from labs.finetune import lora
 
 
 def _tokens(lm, n=2, t=12, seed=0):

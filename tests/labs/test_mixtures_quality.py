@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from labs import lessons
+from labs.runs import lessons
 from labs import mixtures as mx
 from labs.data import corpora
 from tests.labs.test_mixtures import _Ctx

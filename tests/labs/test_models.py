@@ -3,7 +3,8 @@ import shutil
 import pytest
 import torch
 
-from labs import models, settings
+from labs import models
+from labs.core import settings
 
 
 def test_unknown_model_key_says_what_exists():

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible backend against a real HTTP server on localhost (labs.serve, tiny models)."""
+"""The OpenAI-compatible backend against a real HTTP server on localhost (labs.serving.serve, tiny models)."""
 import os
 import socket
 import subprocess
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from labs import generation, models
-from labs.generation import GenerationConfig
+from labs.serving import generation
+from labs import models
+from labs.serving.generation import GenerationConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +22,7 @@ def server_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, LLMLAB_TINY_MODELS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "labs.serve", "--port", str(port)], cwd=ROOT, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "labs.serving.serve", "--port", str(port)], cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -31,7 +32,7 @@ def server_url():
             except OSError:
                 time.sleep(0.5)
         else:
-            pytest.fail("labs.serve did not start")
+            pytest.fail("labs.serving.serve did not start")
         yield url + "/v1"
     finally:
         proc.terminate()

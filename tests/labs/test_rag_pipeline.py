@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from labs import jobs, models
+from labs.runs import jobs
+from labs import models
 from labs.rag import evaluate, generate, load, retrieve, split, store
 
 # A slice of the default corpus (~18 k characters) so the module embeds in seconds even on a busy CPU.
@@ -139,7 +140,7 @@ def test_chunk_viewer_escapes_markup():
 
 
 def test_contains_answer_and_the_c9_verdict():
-    from labs import lessons
+    from labs.runs import lessons
 
     q = evaluate.Question("x", "How do I sort keys?", ("json",), "Pass sort_keys=True.", "sort_keys=True", ("sort_keys",))
     assert evaluate.contains_answer("Use SORT_KEYS=True", q) and not evaluate.contains_answer("use sorted()", q)

@@ -1,4 +1,4 @@
-"""labs.results: a finished run reads back as its lab's dataclass; no run, a running run, a stopped run, a run of an
+"""labs.runs.results: a finished run reads back as its lab's dataclass; no run, a running run, a stopped run, a run of an
 unknown kind or one whose files are missing read as None. The runs are stored fake run folders: a step function
 writes what the real lab writes (summary, result.json, cost.json) without training anything."""
 import dataclasses
@@ -6,7 +6,10 @@ import threading
 
 import pytest
 
-from labs import dpo, jobs, lora, results
+from labs.finetune import dpo
+from labs.runs import jobs
+from labs.finetune import lora
+from labs.runs import results
 from labs.attention import cost
 
 

@@ -1,4 +1,4 @@
-"""The fast runtime (labs.runtimes): the export carries our float32 weights exactly, and the OpenVINO engine keeps
+"""The fast runtime (labs.serving.runtimes): the export carries our float32 weights exactly, and the OpenVINO engine keeps
 the torch engine's contract: per-stream settings and seeds, Stop, queue place, finish reasons, a failure ends only
 its own stream, and a runtime that dies hands its waiting streams to torch."""
 import os
@@ -11,10 +11,12 @@ import gguf
 import numpy as np
 import pytest
 
-from labs import engine, generation, models
-from labs.generation import GenerationConfig
-from labs.runtimes import export, gate
-from labs.runtimes.engine import RuntimeEngine
+from labs.serving import engine
+from labs.serving import generation
+from labs import models
+from labs.serving.generation import GenerationConfig
+from labs.serving.runtimes import export, gate
+from labs.serving.runtimes.engine import RuntimeEngine
 
 pytest.importorskip("openvino_genai")
 GREEDY = GenerationConfig(max_new_tokens=12, temperature=0, repetition_penalty=1.0)
@@ -66,7 +68,7 @@ def test_export_of_an_unsupported_architecture_is_refused(tiny_gemma):
 
 
 def test_runtime_perplexity_matches_torch(tiny, folder):
-    from labs import quality
+    from labs.models import quality
 
     text = quality.reference_text(6000)
     ours = quality.perplexity(tiny.tokenizer, tiny.model, text, 512)
@@ -187,7 +189,8 @@ def test_an_adapter_is_merged_exported_once_and_served_by_the_runtime(tiny, tmp_
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from labs import adapters, quality
+    from labs.models import adapters
+    from labs.models import quality
 
     monkeypatch.setenv("LLMLAB_RUNTIME", "openvino")
     lm = models.tiny_model(tiny.key, seed=5)

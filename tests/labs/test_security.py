@@ -15,7 +15,10 @@ import time
 
 import pytest
 
-from labs import arena, jobs, settings, votes
+from labs import arena
+from labs.runs import jobs
+from labs.core import settings
+from labs.arena import votes
 from labs.rag import load
 
 LOOPBACK = {"127.0.0.1", "::1"}

@@ -5,7 +5,9 @@ import json
 import pytest
 import torch
 
-from labs import jobs, sft, training
+from labs.runs import jobs
+from labs.finetune import sft
+from labs.training import loop as training
 from labs.data.instructions import Example
 
 EX = Example("What is the capital of Peru?", "TL;DR: Lima.\n- Lima is the capital of Peru.\n- It lies on the coast.")
@@ -147,7 +149,7 @@ def test_before_side_really_has_the_adapter_off(tiny, trained_run):
 
 
 def test_run_saves_a_registered_adapter_and_a_score(trained_run):
-    from labs import adapters
+    from labs.models import adapters
 
     assert any(a.path.startswith(str(trained_run.artifacts)) and a.base_model == "smollm2-135m-instruct"
                for a in adapters.list_adapters())
@@ -177,7 +179,7 @@ def test_merged_export_equals_the_adapter_model(tiny, trained_run):
 
 
 def test_lima_verdicts_from_a_run_and_from_a_size_sweep():
-    from labs import lessons
+    from labs.runs import lessons
 
     assert sft.format_verdict({"format_before": 0.0, "format_after": 1.0}, 64).verdict == lessons.HOLDS
     assert sft.format_verdict({"final_val_loss": 1.0}, 64).verdict == lessons.NOT_MEASURED

@@ -1,6 +1,7 @@
 import torch
 
-from labs import adapters, training
+from labs.models import adapters
+from labs.training import loop as training
 
 
 def test_tokenize_masks_prompt_and_appends_eos(tiny):
@@ -59,7 +60,7 @@ import threading  # noqa: E402
 
 import pytest  # noqa: E402
 
-from labs import jobs  # noqa: E402
+from labs.runs import jobs  # noqa: E402
 
 
 def test_schedule_values_warmup_then_cosine_linear_constant():

@@ -8,7 +8,9 @@ import time
 import pytest
 import torch
 
-from labs import generation, models, training
+from labs.serving import generation
+from labs import models
+from labs.training import loop as training
 from tests import byo
 
 
@@ -159,7 +161,7 @@ def test_add_to_models_file_writes_an_entry_that_reads_back(folder, models_file)
 def test_lora_targets_follow_the_architecture_and_peft_accepts_them(family, attention, mlp):
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from labs import lora
+    from labs.finetune import lora
 
     config = AutoConfig.for_model(family, vocab_size=128, hidden_size=32, n_embd=32, num_hidden_layers=2, n_layer=2,
                                   num_attention_heads=2, n_head=2, num_key_value_heads=2, intermediate_size=64)

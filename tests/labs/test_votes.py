@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from labs import votes
+from labs.arena import votes
 
 ROOT = Path(__file__).resolve().parents[2]
 

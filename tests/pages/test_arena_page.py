@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labs import arena, votes
+from labs import arena
+from labs.arena import votes
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "60_Arena.py")
@@ -147,7 +148,7 @@ def test_unreachable_database_is_a_message_not_a_traceback(monkeypatch, tmp_path
 def test_join_pressed_while_the_battle_finishes_is_kept(app, monkeypatch):
     """The lost voter: Join clicked in the very run in which both answers finish. The finished battle asked for a
     rerun before the form's button was read, and the click was thrown away; Join is now a callback."""
-    from labs import compute
+    from labs.core import compute
     from ui import arena as arena_ui
 
     at, held, armed = app, compute._generation_lock, []
@@ -197,7 +198,7 @@ def test_a_replaced_session_keeps_its_name_and_its_battle(app):
 def test_a_stuck_battle_says_why_and_retries(app, monkeypatch):
     """An answer that cannot start (here: the decoder is held) is reported after STALL_S with a Retry that starts
     the same two contenders again."""
-    from labs import compute
+    from labs.core import compute
 
     monkeypatch.setattr(arena, "STALL_S", 0.3)
     at, held = app, compute._generation_lock

@@ -1,4 +1,4 @@
-"""Your own models on every page (AppTest): a tiny Hugging Face folder model and an endpoint (labs.serve on
+"""Your own models on every page (AppTest): a tiny Hugging Face folder model and an endpoint (labs.serving.serve on
 loopback), registered through a models file, are listed where they make sense and run there; training pages list
 only local models and say why; log-likelihood scoring says it needs a local model; a bad file keeps the app going."""
 from __future__ import annotations
@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labs import arena, jobs, models
+from labs import arena
+from labs.runs import jobs
+from labs import models
 from tests import byo
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labs import jobs
+from labs.runs import jobs
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "30_Preference_tuning.py")
 

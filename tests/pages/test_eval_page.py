@@ -5,7 +5,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from labs import evaluation as ev
-from labs import jobs, results
+from labs.runs import jobs
+from labs.runs import results
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "80_Evaluation.py")
 
@@ -51,7 +52,7 @@ def test_judge_and_contamination(monkeypatch):
     # the claim box is computed from this judge run's rates (C13), never typed
     import json
 
-    from labs import lessons
+    from labs.runs import lessons
 
     rates = json.loads((run.artifacts / "judgments.json").read_text())["rates"]
     verdict = lessons.judge_position_bias(round(rates["position_bias"] * rates["pairs"]), rates["pairs"])
@@ -91,7 +92,7 @@ def test_letters_hide_acc_norm_and_show_which_answer_the_model_picks(monkeypatch
 def test_contamination_experiment_from_the_page(monkeypatch):
     """C14 on the page: the button runs base / clean / contaminated fine-tunes as a job, and the claim box and the
     score jump are computed from that run's result."""
-    from labs import lessons
+    from labs.runs import lessons
 
     at = _app(monkeypatch)
     at.slider(key="eval_c14_items").set_value(4)

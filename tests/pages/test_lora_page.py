@@ -4,7 +4,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from labs import jobs
+from labs.runs import jobs
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "40_LoRA_rank_explorer.py")
 

@@ -51,7 +51,7 @@ def test_next_token_view_shows_shifted_labels(app):
     assert all(a["label"] == b["input"] for a, b in zip(rows, rows[1:]))  # labels = inputs shifted by one
     assert any(m.label == "Perplexity" for m in app.metric)
     # the claim box compares the model's own loss (labels = inputs) with the shifted table's mean
-    from labs import lessons
+    from labs.runs import lessons
 
     model_loss, unshifted = app.session_state["mix_next_check"]
     expected = lessons.labels_shifted([r["loss"] for r in rows], model_loss, unshifted)
@@ -61,7 +61,7 @@ def test_next_token_view_shows_shifted_labels(app):
 
 
 def _wait_and_rerun(at):
-    from labs import jobs
+    from labs.runs import jobs
 
     run = jobs.wait(at.session_state["mix_run_id"], timeout=300)
     at.run()
@@ -112,7 +112,7 @@ def test_silly_learning_rate_stops_with_a_reason_and_all_zero_weights_warn(app):
 
 
 def test_a_second_click_while_running_warns_and_keeps_the_run(app):
-    from labs import jobs
+    from labs.runs import jobs
 
     _small(app, steps=5000)
     app.number_input(key="mix_seed").set_value(7)
@@ -128,7 +128,8 @@ def test_a_second_click_while_running_warns_and_keeps_the_run(app):
 
 
 def test_repeated_domain_run_gets_an_overfitting_verdict_from_its_own_curves(app):
-    from labs import lessons, mixtures
+    from labs.runs import lessons
+    from labs import mixtures
 
     _small(app, steps=30)
     app.selectbox(key="mix_repeat_domain").set_value("prose").run()
@@ -144,7 +145,9 @@ def test_repeated_domain_run_gets_an_overfitting_verdict_from_its_own_curves(app
 
 
 def test_quality_comparison_at_equal_steps_gets_a_claim_box(app):
-    from labs import jobs, lessons, mixtures
+    from labs.runs import jobs
+    from labs.runs import lessons
+    from labs import mixtures
 
     assert any("(M4)" in m.value for m in app.markdown)  # before a run: not measured yet, with the reason
     assert any("Compare with and without the filter" in i.value for i in app.info)
@@ -166,7 +169,7 @@ def test_quality_comparison_at_equal_steps_gets_a_claim_box(app):
 
 
 def test_a_stopped_comparison_is_not_measured(app):
-    from labs import jobs
+    from labs.runs import jobs
 
     app.number_input(key="mix_q_steps").set_value(5000)
     app.selectbox(key="mix_q_size").set_value(TINY)

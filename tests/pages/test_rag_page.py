@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labs import jobs
+from labs.runs import jobs
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "50_RAG_playground.py")
 MODULES = ["bisect", "glob", "fnmatch"]  # a few small modules: embeds in seconds

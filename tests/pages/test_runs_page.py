@@ -2,7 +2,7 @@ import dataclasses
 
 from streamlit.testing.v1 import AppTest
 
-from labs import jobs
+from labs.runs import jobs
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labs import arena, jobs, votes
+from labs import arena
+from labs.runs import jobs
+from labs.arena import votes
 from tests.pages.test_arena_page import join
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ def app(monkeypatch):
 
 
 def _wait_and_rerun(at, key):
-    from labs import jobs
+    from labs.runs import jobs
 
     run = jobs.wait(at.session_state[key], timeout=300)
     at.run()
@@ -46,7 +46,7 @@ def test_train_then_before_after_and_second_click(app):
     first = app.session_state["sft_run_id"]
     app.button(key="sft_train").click().run()  # a second click while the run goes: no second run
     assert not app.exception and app.session_state["sft_run_id"] == first
-    from labs import jobs
+    from labs.runs import jobs
 
     assert len([r for r in jobs.list_runs("SFTConfig") if r.id == first]) == 1
     assert sum(r.active for r in jobs.list_runs("SFTConfig")) <= 1
@@ -61,13 +61,13 @@ def test_train_then_before_after_and_second_click(app):
     assert not app.exception
     assert any("adapter off" in m.value for m in app.markdown)
     # the adapter was registered for the arena / evaluation pages
-    from labs import adapters
+    from labs.models import adapters
 
     assert any(a.page == "sft" for a in adapters.list_adapters())
 
 
 def test_size_sweep_draws_format_and_loss_against_size(app):
-    from labs import jobs
+    from labs.runs import jobs
 
     assert any("Not measured yet" in i.value and "press Train" in i.value for i in app.info)
     app.slider(key="sft_epochs").set_value(1)
@@ -102,7 +102,7 @@ def test_classifier_tab_runs_a_sweep(app):
     assert {r["blocks"] for r in run.summary["results"]} == {0, 1}
     assert not app.exception
     # C5's box is computed from this run's seconds per epoch
-    from labs import lessons
+    from labs.runs import lessons
 
     verdict = lessons.cost_grows_with_blocks({r["blocks"]: r["seconds_per_epoch"] for r in run.summary["results"]})
     assert any("(C5)" in m.value for m in app.markdown)

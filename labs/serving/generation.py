@@ -1,7 +1,7 @@
 """Streaming generation and the backend interface (local transformers, or an OpenAI-compatible server).
 
 One shared, read-only model serves every browser session: every stream joins the model's batched engine
-(labs.engine), which decodes all of them in one forward per step. A stream's greedy answer in a batch equals
+(labs.serving.engine), which decodes all of them in one forward per step. A stream's greedy answer in a batch equals
 its answer alone, and a seeded stream samples the same tokens whoever else is in the batch.
 """
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Iterator, Protocol, Sequence
 
 import torch
 
-from labs import engine, settings
+from labs.serving import engine
+from labs.core import settings
 from labs.models import LoadedModel, ModelError
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
@@ -153,11 +154,11 @@ def stream_tokens(lm: LoadedModel, ids: list[int], config: GenerationConfig, sto
 
 def submit_ids(lm: LoadedModel, ids: list[int], config: GenerationConfig, stop: threading.Event | None = None,
                model: torch.nn.Module | None = None, ignore_eos: bool = False) -> engine.Request:
-    """Queue a stream and return its handle: on the model's fast runtime when one serves it (labs.runtimes),
+    """Queue a stream and return its handle: on the model's fast runtime when one serves it (labs.serving.runtimes),
     else on the torch engine of `model` (default: the model's decode variant; an adapter-wrapped copy is always
     decoded by torch)."""
     request = engine.Request(list(ids), config, frozenset() if ignore_eos else frozenset(eos_ids(lm)), stop)
-    if hasattr(model, "submit"):  # an engine itself: a runtime serving an adapter (labs.runtimes.gate)
+    if hasattr(model, "submit"):  # an engine itself: a runtime serving an adapter (labs.serving.runtimes.gate)
         return model.submit(request)
     if model is None and lm.runtime is not None:
         return lm.runtime.submit(request)
@@ -262,7 +263,7 @@ class LocalBackend:
 
 
 class OpenAIBackend:
-    """Any OpenAI-compatible /v1/chat/completions server (vLLM, llama.cpp, `python -m labs.serve`)."""
+    """Any OpenAI-compatible /v1/chat/completions server (vLLM, llama.cpp, `python -m labs.serving.serve`)."""
 
     def __init__(self, base_url: str | None = None, model: str = "smollm2-135m-instruct", api_key: str | None = None,
                  timeout: float = 60.0):

@@ -25,7 +25,9 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from labs import adapters, generation, training
+from labs.models import adapters
+from labs.serving import generation
+from labs.training import loop as training
 from labs.data.instructions import Example, bundled
 from labs.models import LoadedModel, ModelError
 
@@ -179,7 +181,7 @@ class SFTConfig:
         return math.ceil(n / self.batch_size) * self.epochs
 
 
-# precision lives with the shared loop (labs.training); these names stay for the page and scripts
+# precision lives with the shared loop (labs.training.loop); these names stay for the page and scripts
 cpu_has_bf16, autocast, uses_bf16 = training.cpu_has_bf16, training.autocast, training.uses_bf16
 
 
@@ -212,7 +214,7 @@ def count_trainable(lm: LoadedModel, config: SFTConfig) -> tuple[int, int]:
 
 def _matmul_gflops(bf16: bool = False) -> float:
     """This machine's measured matmul rate (measured once per process, per precision)."""
-    from labs import hardware
+    from labs.core import hardware
 
     if bf16 not in _PEAK:
         _PEAK[bf16] = hardware.matmul_gflops(n=1024, repeats=5, dtype=torch.bfloat16 if bf16 else None)
@@ -418,8 +420,8 @@ SIZE_SWEEP = (8, 16, 32, 64, 128)  # training examples per run of the dataset-si
 
 
 def format_verdict(summary: dict, n_examples: int):
-    """C4 from one finished run's summary: labs.lessons.small_set_teaches_format on its format scores."""
-    from labs import lessons
+    """C4 from one finished run's summary: labs.runs.lessons.small_set_teaches_format on its format scores."""
+    from labs.runs import lessons
 
     if summary.get("format_after") is None:
         return lessons.not_measured("C4", "this run scored no held-out prompts: set 'Held-out prompts to score' above 0")
@@ -436,7 +438,7 @@ def size_points(summaries: list[tuple[int, dict]]) -> list[dict]:
 def size_verdict(points: list[dict]):
     """C4 from a dataset-size sweep: the smallest size whose run reaches the format (≥ 80% from ≤ 20%) decides;
     every size's format score and validation loss are reported with it."""
-    from labs import lessons
+    from labs.runs import lessons
 
     scored = [p for p in points if p.get("format_after") is not None]
     if not scored:

@@ -1,7 +1,7 @@
 """One small interface for "something that writes an answer": a local model or an OpenAI-compatible endpoint.
 
 Pages that only need text (arena contenders, RAG answers, the judge, generative evaluation, preference pair-making)
-take a *target*: a `LoadedModel` (local, decoded by the shared batched engine in labs.generation) or an `Endpoint`
+take a *target*: a `LoadedModel` (local, decoded by the shared batched engine in labs.serving.generation) or an `Endpoint`
 (a models-file entry with base_url, streamed over HTTP). `stream` / `generate` / `generate_many` accept either.
 What needs the weights (log-likelihood scoring, adapters, training) asks `require_local`, which refuses an endpoint
 with the reason.
@@ -14,8 +14,10 @@ from typing import Callable, Iterator, Sequence, Union
 
 import torch
 
-from labs import generation, models, settings
-from labs.generation import GenerationConfig, Message
+from labs.serving import generation
+from labs import models
+from labs.core import settings
+from labs.serving.generation import GenerationConfig, Message
 from labs.models import LoadedModel, ModelError, ModelSpec
 
 

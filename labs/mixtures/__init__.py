@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from labs import settings, training
+from labs.core import settings
+from labs.training import loop as training
 from labs.data import corpora
-from labs.gpt import GPT, GPTConfig, flops_per_token
+from labs.mixtures.gpt import GPT, GPTConfig, flops_per_token
 
 # ---------------------------------------------------------------------------------------------------------------
 # 1. The mixture calculator
@@ -398,7 +399,7 @@ class MixtureRunConfig:
         if len(self.weights) != len(self.domains):
             raise ValueError("Give one weight per domain.")
         normalise_weights(list(self.weights))  # raises with a message
-        from labs import training
+        from labs.training import loop as training
 
         training.check_between("Steps", self.steps, 1, 20000)
         training.check_between("Batch size", self.batch_size, 1, 512)
@@ -737,9 +738,9 @@ def _quality_from_summary(s: dict) -> QualityComparisonResult | None:
 
 
 def quality_verdict(result: QualityComparisonResult | dict | None):
-    """Claim M4 from a comparison's result (or its summary dict): labs.lessons.quality_filter_helps, with the
+    """Claim M4 from a comparison's result (or its summary dict): labs.runs.lessons.quality_filter_helps, with the
     steps, seconds and the filter's removed share and precision / recall as further figures."""
-    from labs import lessons
+    from labs.runs import lessons
 
     if isinstance(result, dict):
         result = _quality_from_summary(result)
@@ -759,8 +760,8 @@ OVERFIT_DOMAIN = "prose"  # the domain the lessons benchmark repeats (the page's
 
 def overfitting_verdict(metrics: list[dict], domain: str):
     """Does the repeated domain overfit in this run? Its train/validation windows at every evaluation point,
-    judged by labs.lessons.overfitting (claim C3)."""
-    from labs import lessons
+    judged by labs.runs.lessons.overfitting (claim C3)."""
+    from labs.runs import lessons
 
     if not domain:
         return lessons.not_measured("C3", "this run repeats no domain: pick one under 'Repeat a small domain' so it "
@@ -804,7 +805,7 @@ def shares_chart(rows: list[dict]):
     """Share of the training tokens vs share of the data, per source (grouped bars)."""
     import plotly.graph_objects as go
 
-    from labs import charts
+    from labs.core import charts
 
     names = [r["source"] for r in rows]
     fig = go.Figure()
@@ -820,7 +821,7 @@ def epochs_chart(rows: list[dict], threshold: float):
     """Computed epochs per source, the published figure beside it, lines at 1 epoch and at the threshold."""
     import plotly.graph_objects as go
 
-    from labs import charts
+    from labs.core import charts
 
     names = [r["source"] for r in rows]
     fig = go.Figure()
@@ -843,7 +844,7 @@ def growth_chart():
     """Training tokens of GPT-3 -> LLaMA 1 -> 2 -> 3 (log scale), with tokens per parameter in the labels."""
     import plotly.graph_objects as go
 
-    from labs import charts
+    from labs.core import charts
 
     rows = growth_rows()
     fig = go.Figure(go.Bar(

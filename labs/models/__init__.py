@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from labs import settings
+from labs.core import settings
 
 Progress = Callable[[float, str], None]  # (fraction 0..1, what is happening)
 
@@ -538,7 +538,7 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _variants: dict = field(default_factory=dict, repr=False)
     model_spec: ModelSpec | None = None  # kept at load: a models-file entry may be edited while it is in use
-    runtime: object | None = field(default=None, repr=False)  # labs.runtimes engine serving it, None = torch
+    runtime: object | None = field(default=None, repr=False)  # labs.serving.runtimes engine serving it, None = torch
     runtime_note: str = "torch engine"  # which runtime answers, and why (Home shows it)
     tiny: bool = False  # a tiny random model of the architecture (tests, fast demos)
 
@@ -614,7 +614,7 @@ def load_model(key: str = DEFAULT_CHAT_MODEL, device: str | None = None, dtype: 
 
 
 DECODE_VARIANTS = ("float32", "bfloat16", "int8_weight", "int8_dynamic")
-# Candidates for the CPU default, fastest first: the first that passes the quality gate (labs.quality: perplexity
+# Candidates for the CPU default, fastest first: the first that passes the quality gate (labs.models.quality: perplexity
 # within +2 % of float32) becomes the default. Measured on this project's 2-core CPU (bench.bench_models), none
 # earns it: int8_dynamic quantises activations too and multiplies SmolLM2's perplexity by about 3; int8_weight
 # keeps the perplexity but torch's weight-only int8 kernel decodes slower than float32; bfloat16 keeps the
@@ -671,14 +671,14 @@ def default_decode_variant(device: str | None = None, lm: "LoadedModel | None" =
     device = device or settings.device_info().device
     if device != "cpu" or lm is None or settings.tiny_models() or not CPU_CANDIDATES:
         return "float32"
-    from labs import quality
+    from labs.models import quality
 
     return quality.choose_default(lm, CPU_CANDIDATES)["variant"]
 
 
 def decode_gate(lm: "LoadedModel") -> dict | None:
     """The stored quality-gate measurement of this model (variant, ppl_ratio, rows), or None if not measured."""
-    from labs import quality
+    from labs.models import quality
 
     try:
         return json.loads(quality.gate_file(lm).read_text())

@@ -263,7 +263,7 @@ def score_item(model: torch.nn.Module, tokenizer, item: MCItem, shots: Sequence[
     choices = choice_strings(item, choice_format)
     pairs = [encode_pair(tokenizer, context, " " + c) for c in choices]  # lm-eval's target_delimiter " "
     ctx_ids = pairs[0][0]
-    from labs.training import pad_id
+    from labs.training.loop import pad_id
 
     pad = pad_id(tokenizer)  # padded positions are masked; EOS like every other lab
     if lock is not None:
@@ -370,13 +370,13 @@ def model_for(lm: models.LoadedModel, adapter: str = "") -> torch.nn.Module:
     """The base model (shared, read-only) or a PEFT copy with a saved adapter."""
     if not adapter:
         return lm.model
-    from labs import adapters
+    from labs.models import adapters
 
     return adapters.load_adapter(lm, adapter)
 
 
 def run_benchmark(ctx, lm: models.LoadedModel, items: Sequence[MCItem], dev: Sequence[MCItem] = ()) -> dict:
-    """Step function for labs.jobs: score each item, log the running accuracy, keep partial results on Stop."""
+    """Step function for labs.runs.jobs: score each item, log the running accuracy, keep partial results on Stop."""
     cfg: BenchmarkConfig = ctx.config
     items = interleave_subjects(items)[: cfg.limit or None] if cfg.limit else list(items)
     if not items:
@@ -520,8 +520,8 @@ class GenerativeConfig:
 
 def run_generative(ctx, lm, rows: Sequence[dict]) -> dict:
     """Step function: greedy answers to each prompt, scored three ways. `lm`: a local model or an endpoint."""
-    from labs import backends
-    from labs.generation import GenerationConfig
+    from labs.serving import endpoints as backends
+    from labs.serving.generation import GenerationConfig
 
     cfg: GenerativeConfig = ctx.config
     if backends.is_endpoint(lm):
@@ -574,8 +574,8 @@ def combine_orders(pick_ab: int, pick_ba: int) -> str:
 def judge_by_text(judge, text: str) -> tuple[int, float]:
     """A judge behind an endpoint gives no probabilities: it writes its verdict (greedy, a few tokens) and the
     first '1' or '2' in it is the pick; P(slot 1) is then 1, 0, or NaN when it named neither (pick 0)."""
-    from labs import backends
-    from labs.generation import GenerationConfig
+    from labs.serving import endpoints as backends
+    from labs.serving.generation import GenerationConfig
 
     reply = backends.generate(judge, text, GenerationConfig(max_new_tokens=8, temperature=0.0, seed=0,
                                                             repetition_penalty=1.0))
@@ -589,8 +589,8 @@ def judge_by_text(judge, text: str) -> tuple[int, float]:
 def judge_once(judge, question: str, first: str, second: str) -> tuple[int, float]:
     """(slot picked, P(slot 1) renormalised over {1, 2}): the judge's next-token log-likelihood of '1' vs '2'
     (a local judge), or the number it writes (an endpoint: judge_by_text)."""
-    from labs import backends
-    from labs.generation import render_prompt
+    from labs.serving import endpoints as backends
+    from labs.serving.generation import render_prompt
 
     text = JUDGE_PROMPT.format(question=question, first=first, second=second)
     if backends.is_endpoint(judge):
@@ -756,8 +756,8 @@ class DiversityConfig:
 
 def run_diversity(ctx, lm, embed: Callable[[list[str]], object] | None = None) -> dict:
     """`lm`: a local model (samples of one temperature decode in one batch) or an endpoint (one after another)."""
-    from labs.backends import generate_many
-    from labs.generation import GenerationConfig
+    from labs.serving.endpoints import generate_many
+    from labs.serving.generation import GenerationConfig
 
     cfg: DiversityConfig = ctx.config
     temps = sorted(cfg.temperatures)
@@ -897,7 +897,7 @@ def subject_chart(runs: dict[str, dict], metric: str = "acc"):
     """Grouped bars: per-subject accuracy of each run, ±1 standard error, and the random-guess line."""
     import plotly.graph_objects as go
 
-    from labs.charts import PALETTE, _layout
+    from labs.core.charts import PALETTE, _layout
 
     fig = go.Figure()
     random_rate = None
@@ -920,7 +920,7 @@ def answer_chart(dist: dict):
     chance line (1 / number of choices)."""
     import plotly.graph_objects as go
 
-    from labs.charts import PALETTE, _layout
+    from labs.core.charts import PALETTE, _layout
 
     fig = go.Figure()
     fig.add_bar(x=dist["labels"], y=dist["predicted"], name="model's picks", marker_color=PALETTE[0],
@@ -936,7 +936,7 @@ def answer_chart(dist: dict):
 
 def diversity_chart(table: Sequence[dict]):
     """Diversity scores (0–1) against sampling temperature, one line per metric."""
-    from labs.charts import curves
+    from labs.core.charts import curves
 
     temps = [r["temperature"] for r in table]
     keys = [k for k in ("distinct_1", "distinct_2", "self_similarity", "self_overlap") if k in table[0]]
@@ -988,8 +988,8 @@ class ContaminationResult:
 
 
 def contamination_verdict(result: ContaminationResult):
-    """C14's verdict from the experiment's figures (labs.lessons.contamination_inflates), with the rest attached."""
-    from labs import lessons
+    """C14's verdict from the experiment's figures (labs.runs.lessons.contamination_inflates), with the rest attached."""
+    from labs.runs import lessons
 
     v = lessons.contamination_inflates(result.clean, result.contaminated, result.flagged_contaminated,
                                        result.flagged_clean)
@@ -1055,9 +1055,9 @@ def _accuracy(model, tokenizer, items: Sequence[MCItem], ctx) -> tuple[float, li
 
 def run_contamination(ctx, lm: models.LoadedModel, items: Sequence[MCItem] | None = None,
                       clean_pool: Sequence | None = None) -> ContaminationResult:
-    """Step function (labs.jobs or bench_lessons): base score, a clean and a contaminated LoRA fine-tune of equal
+    """Step function (labs.runs.jobs or bench_lessons): base score, a clean and a contaminated LoRA fine-tune of equal
     steps, the same items scored after each, and the n-gram detector on each run's training text."""
-    from labs import sft
+    from labs.finetune import sft
     from labs.data import benchmarks as bm
 
     cfg: ContaminationConfig = ctx.config

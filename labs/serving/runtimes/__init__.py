@@ -1,5 +1,5 @@
-"""Fast local runtimes under the engine's contract (labs.engine: per-stream settings, seed, Stop, streaming, queue
-place, fails alone); torch (labs.engine) stays the reference, the fallback and the GPU path.
+"""Fast local runtimes under the engine's contract (labs.serving.engine: per-stream settings, seed, Stop, streaming, queue
+place, fails alone); torch (labs.serving.engine) stays the reference, the fallback and the GPU path.
 
 export   the loaded model's own float32 weights -> a GGUF file -> an OpenVINO IR in LLMLAB_MODEL_CACHE, once
 worker   the child process that runs OpenVINO GenAI's continuous-batching pipeline (no torch, no GIL shared)

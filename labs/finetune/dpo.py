@@ -93,7 +93,8 @@ def encode_pairs(lm, pairs: Sequence, max_len: int) -> tuple[list[EncodedPair], 
 
     Returns the encoded pairs and one line per pair that was skipped (prompt alone fills max_len) or cut short.
     """
-    from labs import generation, training
+    from labs.serving import generation
+    from labs.training import loop as training
 
     encoded, notes = [], []
     for i, pair in enumerate(pairs):
@@ -112,7 +113,7 @@ def encode_pairs(lm, pairs: Sequence, max_len: int) -> tuple[list[EncodedPair], 
 
 def pair_batch(items: Sequence[EncodedPair], pad_id: int, device) -> dict[str, torch.Tensor]:
     """One (2B, T) batch: rows 0..B-1 are the chosen answers, rows B..2B-1 the rejected ones."""
-    from labs import training
+    from labs.training import loop as training
 
     batch = training.collate([p.chosen for p in items] + [p.rejected for p in items], pad_id)
     return training.to_device(batch, device)
@@ -124,7 +125,7 @@ def policy_and_reference_logps(model, batch: dict[str, torch.Tensor], with_grad:
 
     The reference is the *same* module with its LoRA adapter disabled: the frozen base weights, no second copy.
     """
-    from labs import training
+    from labs.training import loop as training
 
     with torch.no_grad(), model.disable_adapter():
         ref_logps, _ = training.sequence_logprobs(model, **batch)
@@ -167,7 +168,7 @@ class DPOConfig:
             raise ValueError(f"β must be a positive number (got {self.beta}); try 0.1.")
         if self.loss_variant not in LOSS_VARIANTS:
             raise ValueError(f"Loss variant must be one of {', '.join(LOSS_VARIANTS)}.")
-        from labs import training
+        from labs.training import loop as training
 
         training.check_lr(self.learning_rate, "5e-4 is a good start for LoRA", high=0.1, high_allowed=True)
         training.check_between("Steps", self.steps, 1, 5000)
@@ -220,7 +221,7 @@ def heldout_scores(model, encoded: Sequence[EncodedPair], pad_id: int, beta: flo
 
 def _answers(lm, model, prompts: Sequence, max_new_tokens: int) -> list[dict]:
     """Greedy answers of the reference (adapter off) and the tuned policy, side by side."""
-    from labs import generation
+    from labs.serving import generation
 
     config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=0,
                                          repetition_penalty=1.1)
@@ -237,7 +238,8 @@ def _answers(lm, model, prompts: Sequence, max_new_tokens: int) -> list[dict]:
 
 def _drift(lm, model, answers: list[dict], pad_id: int) -> float:
     """Forgetting check: mean change per token in log p(reference's own answer) after tuning (0 = unchanged)."""
-    from labs import generation, training
+    from labs.serving import generation
+    from labs.training import loop as training
 
     examples = [training.tokenize_example(lm.tokenizer, generation.render_prompt(lm, a["prompt"]), a["reference"],
                                           max_len=512) for a in answers if a["reference"].strip()]
@@ -252,7 +254,8 @@ def _drift(lm, model, answers: list[dict], pad_id: int) -> float:
 def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_prompts: Sequence[str] = GENERAL_PROMPTS
           ) -> dict:
     """The DPO run: LoRA on a copy of `lm`, reference = that copy with the adapter disabled. Logs every step."""
-    from labs import adapters, training
+    from labs.models import adapters
+    from labs.training import loop as training
 
     cfg: DPOConfig = ctx.config
     t_start = time.perf_counter()
@@ -327,8 +330,8 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
 def claim_verdict(metrics: Sequence[dict], window: int = 5, heldout: dict | None = None):
     """C8 from a run's per-step metrics: the reward margin, the preference accuracy and the chosen reward averaged
     over the first and the last `window` steps (one step sees only a few pairs, so single steps are noise), judged
-    by labs.lessons.dpo_learns; the held-out margin and accuracy are reported next to them."""
-    from labs import lessons
+    by labs.runs.lessons.dpo_learns; the held-out margin and accuracy are reported next to them."""
+    from labs.runs import lessons
 
     rows = [m for m in metrics if "rewards/margins" in m]
     if len(rows) < 2 * window:

@@ -63,7 +63,7 @@ def perplexity(tokenizer, module: torch.nn.Module, text: str, max_tokens: int = 
 def greedy_agreement(lm, module: torch.nn.Module, reference: list[list[int]] | None = None, new_tokens: int = 16,
                      prompts=AGREEMENT_PROMPTS) -> tuple[float, list[list[int]]]:
     """Share of prompts whose greedy `new_tokens` equal the reference's (float32), and this module's tokens."""
-    from labs import generation
+    from labs.serving import generation
 
     config = generation.GenerationConfig(max_new_tokens=new_tokens, temperature=0, repetition_penalty=1.0)
     answers = [list(generation.stream_tokens(lm, generation.encode_prompt(lm, p, new_tokens), config, model=module,

@@ -11,7 +11,7 @@ Three parts, each small:
    (order-free) on the 400-point scale, with percentile-bootstrap 95% confidence intervals and Rank (UB).
 
 Shapes: P = number of models (the players), N = number of battles. Battles are dicts with model_a, model_b, outcome
-(one of labs.votes.OUTCOMES: "a", "b", "tie", "bothbad").
+(one of labs.arena.votes.OUTCOMES: "a", "b", "tie", "bothbad").
 """
 from __future__ import annotations
 
@@ -28,11 +28,16 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from labs import adapters, backends, engine, models, settings, votes
+from labs.models import adapters
+from labs.serving import endpoints as backends
+from labs.serving import engine
+from labs import models
+from labs.core import settings
+from labs.arena import votes
 from labs.data import asset
-from labs.generation import GenerationConfig
+from labs.serving.generation import GenerationConfig
 from labs.models import LoadedModel, ModelError
-from labs.runtimes import gate as runtime_gate
+from labs.serving.runtimes import gate as runtime_gate
 
 LN10 = math.log(10.0)
 BASE_RATING = 1000.0
@@ -54,7 +59,7 @@ class Contender:
     description: str = ""
 
     def render(self, prompt: str):
-        """What is sent to labs.generation.stream: a chat message list, or plain text a base model continues."""
+        """What is sent to labs.serving.generation.stream: a chat message list, or plain text a base model continues."""
         if self.prompt_style == "qa":
             return f"Question: {prompt.strip()}\nAnswer:"
         return [{"role": "user", "content": prompt}]
@@ -93,7 +98,7 @@ def contenders(include_adapters: bool = True) -> list[Contender]:
                                                + "), default sampling settings."))
     if include_adapters:
         try:
-            from labs import adapters
+            from labs.models import adapters
             saved = adapters.list_adapters()
         except Exception:  # noqa: BLE001 - a broken adapter folder must not take the arena down
             saved = []
@@ -681,7 +686,7 @@ def ratings_figure(rows: Sequence[LeaderboardRow]):
 
 def elo_history_figure(history: dict[str, list[float]], k: float):
     """Online Elo rating of each model after every vote (K the update size)."""
-    from labs import charts
+    from labs.core import charts
 
     series = {m: (list(range(len(h))), h) for m, h in history.items()}
     return charts.curves(series, title=f"Online Elo after each vote (K = {k:g})", x="votes so far", y="Elo rating")

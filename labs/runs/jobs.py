@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from labs import compute, settings
+from labs.core import compute
+from labs.core import settings
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
 ACTIVE = (QUEUED, RUNNING)
@@ -199,7 +200,7 @@ class RunContext:
         self.check_stop()
 
     def _share_cores(self) -> None:
-        """One CPU budget (labs.compute): between steps, take only the training share of the cores while the
+        """One CPU budget (labs.core.compute): between steps, take only the training share of the cores while the
         generation engine is serving streams, and the lab's own thread count again when it is not."""
         import torch
 

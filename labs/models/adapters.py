@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labs import settings
+from labs.core import settings
 from labs.models import LoadedModel, ModelError
 
 META = "adapter.json"

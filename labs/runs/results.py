@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from labs import jobs
+from labs.runs import jobs
 
 
 def runs(config_class: type, *, status: tuple[str, ...] | None = None, with_metrics: bool = False) -> list[jobs.Run]:
@@ -40,7 +40,7 @@ def _adapter(folder: Path) -> Path | None:
 # -- one dataclass per lab ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SFTResult:
-    """Instruction tuning (labs.sft.train): the run summary, the held-out before/after answers, the adapter."""
+    """Instruction tuning (labs.finetune.sft.train): the run summary, the held-out before/after answers, the adapter."""
     summary: dict
     score_rows: list[dict] = field(default_factory=list)  # {instruction, input, before, after, format_before, ...}
     adapter: Path | None = None  # PEFT adapter folder (LoRA mode only)
@@ -54,14 +54,14 @@ class SFTResult:
 
 @dataclass(frozen=True)
 class ClassifierResult:
-    """Classifier fine-tuning (labs.classifier.train): one row per trainable-blocks setting."""
+    """Classifier fine-tuning (labs.finetune.classifier.train): one row per trainable-blocks setting."""
     rows: list[dict]  # {setting, blocks, trainable, val_acc_before, val_acc, train_acc, seconds_per_epoch, ...}
     classes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class DPOResult:
-    """Preference tuning (labs.dpo.train): held-out scores, before/after answers, forgetting check, the adapter."""
+    """Preference tuning (labs.finetune.dpo.train): held-out scores, before/after answers, forgetting check, the adapter."""
     heldout: dict | None  # policy_prefers_chosen, reference_prefers_chosen, implicit_reward_accuracy, mean_margin, rows
     samples: list[dict]  # {prompt, reference, tuned} on held-out prompts
     general: list[dict]  # the same on general prompts (forgetting check)
@@ -73,7 +73,7 @@ class DPOResult:
 
 @dataclass(frozen=True)
 class LoraResult:
-    """One LoRA explorer run (labs.lora.train_lora): losses, task score and cost before/after; the adapter folder."""
+    """One LoRA explorer run (labs.finetune.lora.train_lora): losses, task score and cost before/after; the adapter folder."""
     targets: tuple[str, ...]
     r: int
     summary: dict  # trainable_params, base_val_loss, final_val_loss, task_score_before/after, train_seconds, adapter
@@ -221,7 +221,12 @@ def readers() -> dict[type, Callable[[jobs.Run], Any]]:
     """Config class -> reader. Built on first use so a page that reads one lab's runs does not import every lab."""
     global _READERS
     if _READERS is None:
-        from labs import classifier, dpo, evaluation, lora, mixtures, sft
+        from labs.finetune import classifier
+        from labs.finetune import dpo
+        from labs import evaluation
+        from labs.finetune import lora
+        from labs import mixtures
+        from labs.finetune import sft
         from labs.attention import cost, model, sweep
         from labs.rag import evaluate
 

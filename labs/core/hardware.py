@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from labs import settings
+from labs.core import settings
 
 
 def _sync(device: str) -> None:

@@ -1,4 +1,4 @@
-"""A small OpenAI-compatible server over the local models: `python -m labs.serve --port 8000`.
+"""A small OpenAI-compatible server over the local models: `python -m labs.serving.serve --port 8000`.
 
 It lets one machine (with the GPU, say) serve generation for other LLM Lab replicas via
 LLMLAB_OPENAI_BASE_URL=http://host:8000/v1, and it is the real server the OpenAI backend is tested against.
@@ -17,8 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from labs import generation, models, settings
-from labs.runtimes import gate as runtime_gate
+from labs.serving import generation
+from labs import models
+from labs.core import settings
+from labs.serving.runtimes import gate as runtime_gate
 
 _loaded: dict[str, models.LoadedModel] = {}
 _load_lock = threading.Lock()
@@ -145,7 +147,7 @@ app = Starlette(routes=[Route("/v1/models", list_models), Route("/health", healt
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve the app with uvicorn (`python -m labs.serve --host … --port …`)."""
+    """Serve the app with uvicorn (`python -m labs.serving.serve --host … --port …`)."""
     import uvicorn
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from labs import compute, settings
+from labs.core import compute
+from labs.core import settings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Request:
     """One stream: its prompt ids, sampling settings, and the queue its tokens arrive on."""
 
     ids: list[int]
-    config: object  # labs.generation.GenerationConfig
+    config: object  # labs.serving.generation.GenerationConfig
     stop_ids: frozenset
     stop: threading.Event | None = None
     out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, repr=False)
@@ -335,7 +336,7 @@ class Engine:
         self.positions = self.positions + 1
 
     def _sample(self, request: Request, logits: torch.Tensor) -> int:
-        from labs.generation import sample_next
+        from labs.serving.generation import sample_next
 
         previous = torch.tensor(request.ids[-64:] + request.generated[-64:], dtype=torch.long)
         return sample_next(logits.float().cpu(), request.config, request.generator, previous)

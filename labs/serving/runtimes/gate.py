@@ -3,7 +3,7 @@
 Candidates, fastest first on this project's 2-core CPU for a room (16 streams, bench.bench_models): Q8_0
 weights with bf16 arithmetic and activations quantised to int8 on the fly (int8 matmuls), the same with
 float32, Q8_0 with bf16 and float activations, F16 weights with float32. Each is scored like every decode fast path
-(labs.quality): perplexity on the standard-library docstrings against our float32 torch model (at most +2 %), and
+(labs.models.quality): perplexity on the standard-library docstrings against our float32 torch model (at most +2 %), and
 greedy agreement with float32 alone and in a batch of all the prompts. The first that passes serves; the figures
 are stored beside the model's cache and shown on Home. Anything that goes wrong (runtime not installed, a model
 it cannot build, an export that fails, a gate it misses) leaves the torch engine serving, with one line saying why.
@@ -21,9 +21,12 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from labs import engine, models, quality, settings
-from labs.runtimes import export
-from labs.runtimes.engine import RuntimeEngine, RuntimeUnavailable
+from labs.serving import engine
+from labs import models
+from labs.models import quality
+from labs.core import settings
+from labs.serving.runtimes import export
+from labs.serving.runtimes.engine import RuntimeEngine, RuntimeUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ def version() -> str:
 
 def perplexity(folder, precision: str, tokenizer, text: str, max_tokens: int = GATE_TOKENS,
                window: int = 512, activations: str = "float") -> float:
-    """The exported model's perplexity, computed exactly like labs.quality.perplexity (same windows)."""
+    """The exported model's perplexity, computed exactly like labs.models.quality.perplexity (same windows)."""
     import numpy as np
     import openvino as ov  # optional dependency, as above
 
@@ -94,7 +97,7 @@ def perplexity(folder, precision: str, tokenizer, text: str, max_tokens: int = G
 
 def greedy(eng, prompts: list[list[int]], new_tokens: int = 16, together: bool = False) -> list[list[int]]:
     """Greedy tokens of each prompt on an engine: one after another (alone) or all submitted at once."""
-    from labs.generation import GenerationConfig
+    from labs.serving.generation import GenerationConfig
 
     config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, repetition_penalty=1.0)
     make = lambda ids: engine.Request(list(ids), config, frozenset())  # noqa: E731 - ignore_eos, as the torch gate
@@ -147,7 +150,7 @@ def choose(lm, progress=None) -> tuple[dict, RuntimeEngine | None]:
     text = quality.reference_text()
     progress(0.02, "Quality gate: scoring the float32 reference…")
     base_ppl = quality.perplexity(lm.tokenizer, lm.model, text, GATE_TOKENS)
-    from labs.generation import encode_prompt
+    from labs.serving.generation import encode_prompt
 
     prompts = [encode_prompt(lm, p, 16) for p in quality.AGREEMENT_PROMPTS]
     reference = greedy(fallback(), prompts)

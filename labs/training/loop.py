@@ -358,7 +358,7 @@ def fit(ctx, params, batches: Iterable, loss_fn: Callable[[Any], StepOutput], se
     ctx.log, which raises jobs.Stopped when Stop was pressed; a NaN/inf loss raises jobs.Diverged with a
     readable reason before the weights are touched. Fewer batches than steps end the run early.
     """
-    from labs import jobs
+    from labs.runs import jobs
 
     groups = list(params)
     if groups and not isinstance(groups[0], dict):

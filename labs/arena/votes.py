@@ -8,7 +8,7 @@ per-voter cap, the join code, URL loading on/off) so every browser and every ser
 switches, and a log of the instructor's actions (who, when, what). Votes the instructor removes move to their own
 table: they leave the leaderboard and the exports but are not destroyed.
 
-    store = votes.open_store()                      # labs.settings.db_url(): LLMLAB_DB_URL or SQLite
+    store = votes.open_store()                      # labs.core.settings.db_url(): LLMLAB_DB_URL or SQLite
     store.record(Vote(battle_id=..., voter_id=..., prompt=..., model_a=..., model_b=..., answer_a=..., ...))
     rows = store.votes()                            # blind votes on the current board, oldest first
     pairs = votes.export_preference_pairs()         # prompt / chosen / rejected for preference tuning (DPO)
@@ -31,7 +31,7 @@ from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from labs import settings
+from labs.core import settings
 
 # Chatbot Arena's four buttons (Chiang et al. 2024, "Chatbot Arena", Sec. 3): A wins, B wins, tie, both bad.
 OUTCOMES = ("a", "b", "tie", "bothbad")
@@ -429,7 +429,7 @@ def export_preference_pairs(store: VoteStore | None = None, *, all_boards: bool 
                             blind_only: bool = True) -> list[dict]:
     """The arena's votes as preference pairs for the DPO page: [{"prompt", "chosen", "rejected", ...}, ...].
 
-    Reads the default store (labs.settings.db_url()) unless one is given; all boards by default, since a
+    Reads the default store (labs.core.settings.db_url()) unless one is given; all boards by default, since a
     reset board still holds good human preferences.
     """
     store = store or open_store()

@@ -102,14 +102,14 @@ def main(conn, folder: str, properties: dict, max_streams: int) -> None:
 
 
 if __name__ == "__main__":
-    # python -m labs.runtimes.worker SOCKET FOLDER PROPERTIES_JSON MAX_STREAMS, started by labs.runtimes.engine;
+    # python -m labs.serving.runtimes.worker SOCKET FOLDER PROPERTIES_JSON MAX_STREAMS, started by labs.serving.runtimes.engine;
     # the key that authenticates the app's socket comes in LLMLAB_RUNTIME_KEY.
     import json
     import os
     from multiprocessing.connection import Client
 
     if len(sys.argv) != 5 or "LLMLAB_RUNTIME_KEY" not in os.environ:
-        sys.exit("labs.runtimes.worker runs as the app's child process (labs.runtimes.engine).")
+        sys.exit("labs.serving.runtimes.worker runs as the app's child process (labs.serving.runtimes.engine).")
     address, folder, props, streams = sys.argv[1:]
     main(Client(address, family="AF_UNIX", authkey=bytes.fromhex(os.environ.pop("LLMLAB_RUNTIME_KEY"))),
          folder, json.loads(props), int(streams))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from labs import training
+from labs.training import loop as training
 from labs.data import asset
 from labs.models import LoadedModel
 
@@ -341,7 +341,7 @@ def blocks_chart(rows: list[dict]):
     """Validation accuracy (bars, left axis) and seconds per epoch (line, right axis) vs trainable blocks."""
     import plotly.graph_objects as go
 
-    from labs.charts import PALETTE, _layout
+    from labs.core.charts import PALETTE, _layout
 
     labels = [("head only" if r["trainable blocks"] == 0 else f"head + {r['trainable blocks']}") for r in rows]
     fig = go.Figure()

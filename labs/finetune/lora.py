@@ -221,8 +221,8 @@ def equal_budget_plan(arch: Architecture, names: Sequence[str], budget_r: int = 
 
 
 def rank_verdict(summaries: Sequence[Mapping]):
-    """C6 from finished rank-sweep runs (their summaries): labs.lessons.low_rank_suffices on the task score."""
-    from labs import lessons
+    """C6 from finished rank-sweep runs (their summaries): labs.runs.lessons.low_rank_suffices on the task score."""
+    from labs.runs import lessons
 
     scores = {int(s["r"]): s["task_score_after"] for s in summaries if s.get("task_score_after") is not None}
     return lessons.low_rank_suffices(scores, losses={int(s["r"]): s["final_val_loss"] for s in summaries
@@ -231,7 +231,7 @@ def rank_verdict(summaries: Sequence[Mapping]):
 
 def qv_verdict(qv: Mapping | None, q: Mapping | None):
     """C7 from the summaries of the W_q+W_v and the W_q-alone runs at an equal budget."""
-    from labs import lessons
+    from labs.runs import lessons
 
     if not qv or not q:
         return lessons.not_measured("C7", "needs a finished W_q run and a finished W_q+W_v run at the same budget")
@@ -363,7 +363,7 @@ def task_success(task: str, prompt, answer: str, reference: str) -> bool:
     """Did a greedy answer do the task? tldr: the answer card's format (the fine-tuning lab's check);
     arithmetic: the correct sum is in the answer."""
     if task == "tldr":
-        from labs import sft
+        from labs.finetune import sft
 
         return sft.follows_format(answer)
     return reference.rstrip(".").split("= ")[-1] in answer
@@ -372,7 +372,8 @@ def task_success(task: str, prompt, answer: str, reference: str) -> bool:
 def task_score(lm: models.LoadedModel, model: torch.nn.Module, task: str, pairs: Sequence[tuple],
                max_new_tokens: int = 32) -> float:
     """Share of held-out prompts whose greedy answer succeeds (batched generation, left padding)."""
-    from labs import generation, sft
+    from labs.serving import generation
+    from labs.finetune import sft
 
     if not pairs:
         return float("nan")
@@ -417,7 +418,7 @@ class LoraRunConfig:
             raise ValueError(f"Initialisation must be one of {', '.join(INIT_CHOICES)}.")
         if self.use_dora and self.init != "gaussian" and self.init != "default":
             raise ValueError("DoRA combines with the gaussian or default initialisation only here.")
-        from labs import training
+        from labs.training import loop as training
 
         self.lora_settings()  # rank, alpha, dropout and target names (validate_rank_targets checks them on the model)
         training.check_between("Steps", self.steps, 1, 2000)
@@ -435,7 +436,7 @@ class LoraRunConfig:
 
     def lora_settings(self, layers: tuple[int, ...] = ()):
         """This run's training.LoraSettings (the one LoRA setup path), on `layers` (() = every layer)."""
-        from labs import training
+        from labs.training import loop as training
 
         return training.LoraSettings(r=self.r, alpha=self.alpha, dropout=self.dropout, targets=tuple(self.targets),
                                      use_rslora=self.use_rslora, use_dora=self.use_dora,
@@ -453,8 +454,8 @@ def _init_value(init: str):
 
 
 def lora_model(lm: models.LoadedModel, cfg: LoraRunConfig) -> torch.nn.Module:
-    """PEFT LoRA on a copy of the shared model (labs.training), restricted to the top `last_layers` layers."""
-    from labs import training
+    """PEFT LoRA on a copy of the shared model (labs.training.loop), restricted to the top `last_layers` layers."""
+    from labs.training import loop as training
 
     arch = architecture_of(lm.model, lm.spec.display_name)
     validate_rank_targets(arch, cfg.targets, cfg.r)
@@ -466,7 +467,8 @@ def lora_model(lm: models.LoadedModel, cfg: LoraRunConfig) -> torch.nn.Module:
 
 def encode_pairs(lm: models.LoadedModel, pairs: Sequence[tuple[str, str]], max_len: int) -> list[dict]:
     """(prompt, response) pairs rendered with the chat template and tokenised with the loss mask, max_len tokens."""
-    from labs import generation, training
+    from labs.serving import generation
+    from labs.training import loop as training
 
     return [training.tokenize_example(lm.tokenizer, generation.render_prompt(lm, p), r, max_len=max_len)
             for p, r in pairs]
@@ -475,7 +477,7 @@ def encode_pairs(lm: models.LoadedModel, pairs: Sequence[tuple[str, str]], max_l
 @torch.no_grad()
 def held_out_scores(model: torch.nn.Module, examples: list[dict], pad_id: int, device, batch_size: int = 8) -> dict:
     """Mean cross-entropy per response token, and teacher-forced token accuracy (the 'task score')."""
-    from labs import training
+    from labs.training import loop as training
 
     was_training = model.training
     model.eval()
@@ -503,8 +505,9 @@ def _trainable_state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimi
 
 
 def train_lora(ctx, lm: models.LoadedModel) -> dict:
-    """The step function of one run (labs.jobs): train, log train/held-out loss, save the adapter."""
-    from labs import adapters, training
+    """The step function of one run (labs.runs.jobs): train, log train/held-out loss, save the adapter."""
+    from labs.models import adapters
+    from labs.training import loop as training
 
     cfg: LoraRunConfig = ctx.config
     torch.manual_seed(cfg.seed)
@@ -652,7 +655,7 @@ def w0_table(lm: models.LoadedModel, deltas: Sequence[DeltaW], r: int | None = N
 def random_adapter(lm: models.LoadedModel, r: int = 8, targets: Sequence[str] = ("q_proj", "v_proj"),
                    seed: int = 0) -> torch.nn.Module:
     """A PEFT model over a copy whose B is random too (init_lora_weights=False), so merging changes something."""
-    from labs import training
+    from labs.training import loop as training
 
     settings_ = training.LoraSettings(r=r, alpha=2 * r, targets=tuple(targets), init_lora_weights=False)
     model, _, _ = training.trainable_model(lm, "lora", settings_, seed=seed)
@@ -663,7 +666,8 @@ def merge_check(lm: models.LoadedModel, peft_model: torch.nn.Module, prompts: Se
                 new_tokens: int = 24) -> dict:
     """max |logits_unmerged − logits_merged| on a batch, and greedy generation speed before and after merging.
     The PEFT model is merged in place (merge_adapter) and unmerged again at the end."""
-    from labs import generation, training
+    from labs.serving import generation
+    from labs.training import loop as training
 
     if not prompts or not any(p.strip() for p in prompts):
         raise ValueError("Give at least one non-empty prompt for the merge check.")

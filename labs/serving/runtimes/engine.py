@@ -1,4 +1,4 @@
-"""The app's side of the fast runtime: the same contract as labs.engine.Engine (submit a Request, tokens arrive
+"""The app's side of the fast runtime: the same contract as labs.serving.engine.Engine (submit a Request, tokens arrive
 on its queue, queue place while waiting, Stop, a failure ends only its own stream), decoded in a child process.
 
 Admission stays here, not in the runtime's own scheduler: at most `max_streams` requests are in the runtime at
@@ -25,8 +25,9 @@ from multiprocessing.connection import Listener
 from pathlib import Path
 from typing import Callable
 
-from labs import compute, settings
-from labs.engine import EngineError, Request, place_in
+from labs.core import compute
+from labs.core import settings
+from labs.serving.engine import EngineError, Request, place_in
 
 log = logging.getLogger(__name__)
 STARTUP_S = 90  # the child imports OpenVINO and compiles the model (2-5 s on a laptop; a busy CPU is slower)
@@ -71,7 +72,7 @@ class RuntimeEngine:
         self._thread.start()
 
     def _start(self):
-        """Start `python -m labs.runtimes.worker` and accept its connection on a private Unix socket."""
+        """Start `python -m labs.serving.runtimes.worker` and accept its connection on a private Unix socket."""
         folder = tempfile.mkdtemp(prefix="llmlab-runtime-")
         address = os.path.join(folder, "socket")
         key = os.urandom(16)
@@ -79,7 +80,7 @@ class RuntimeEngine:
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, LLMLAB_RUNTIME_KEY=key.hex(),
                    PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-        proc = subprocess.Popen([sys.executable, "-m", "labs.runtimes.worker", address, self.folder,
+        proc = subprocess.Popen([sys.executable, "-m", "labs.serving.runtimes.worker", address, self.folder,
                                  json.dumps(self.properties), str(self.max_streams)], env=env,
                                 stdin=subprocess.DEVNULL)
         accepted: list = []
