@@ -20,3 +20,11 @@ Shape legend, one meaning per letter in every module (shape comments read `# [B,
 
 Sizes in docstrings are in the unit named (tokens, bytes, numbers, seconds); times are wall-clock seconds.
 """
+import os as _os
+
+# Nothing in this app may talk to a model hub: set before any labs module imports transformers, chromadb or torch.
+_os.environ.setdefault("HF_HUB_OFFLINE", "1")
+_os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+_os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+_os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # Chroma's telemetry
+_os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDER_NAME = "Tiny folder model"
 FOLDER_KEY = "user-tiny-folder-model"
 ENDPOINT_NAME = "Served by labs.serving.serve"
-ENDPOINT_KEY = "user-served-by-labs-serve"
+ENDPOINT_KEY = "user-served-by-labs-serving-serve"
 
 
 def build_tiny_folder(folder: Path, seed: int = 1) -> Path:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from labs.serving import endpoints as backends
-from labs.serving import generation
+from labs.serving import decode_gate, generation
+from labs.models import quality
 from labs.core import hardware
 from labs import models
 from labs.core import settings
@@ -68,8 +69,6 @@ def render(pages) -> None:
 
 def _decoding() -> None:
     """The decode variant generation uses, and its quality next to float32 (measured, never typed)."""
-    from labs.models import quality
-
     key = st.session_state.get("home_model", models.DEFAULT_CHAT_MODEL)
     try:
         if models.spec(key).is_endpoint:
@@ -81,7 +80,7 @@ def _decoding() -> None:
     if lm is None:
         st.caption("Decoding: the model is loaded on first use.")
         return
-    gate = models.decode_gate(lm) if lm.decode != "float32" else None  # float32 is the reference: no file to read
+    gate = decode_gate.decode_gate(lm) if lm.decode != "float32" else None  # float32 is the reference: no file to read
     ratio = gate["ppl_ratio"] if gate and gate.get("variant") == lm.decode else 1.0
     quality_note = ("the reference the fast paths are measured against" if lm.decode == "float32" else
                     f"perplexity ×{ratio:.3f} of float32, measured (gate: ≤ ×{quality.GATE:.2f})")
@@ -97,7 +96,7 @@ def _decoding() -> None:
                       "variant of this model (about a minute on 2 cores). A variant may be the default only within +2 %."):
         with st.spinner("Scoring each decode variant…"), friendly_errors("Measuring"):
             st.session_state["home_variant_rows"] = [
-                vars(r) for r in quality.score_variants(lm, models.DECODE_VARIANTS, max_tokens=512)]
+                vars(r) for r in decode_gate.score_variants(lm, models.DECODE_VARIANTS, max_tokens=512)]
     if st.session_state.get("home_variant_rows"):
         st.dataframe(st.session_state["home_variant_rows"], hide_index=True, width="stretch")
 

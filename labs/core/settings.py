@@ -32,12 +32,7 @@ from pathlib import Path
 
 import torch
 
-# Nothing in this app may talk to a model hub; set before transformers is imported anywhere.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # Chroma's telemetry
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# HF_HUB_OFFLINE and friends are set in labs/__init__.py, before any module here imports transformers.
 
 
 def home() -> Path:

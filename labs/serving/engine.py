@@ -21,107 +21,18 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
 
 import torch
 
-from labs.core import compute
-from labs.core import settings
+from labs.core import compute, settings
+from labs.serving.request import DONE, EngineError, Request, place_in  # noqa: F401 (the engine's contract)
+from labs.serving.sampling import sample_next
+from labs.serving.scheduler import BatchState, Scheduler
 
 log = logging.getLogger(__name__)
-
-DONE = object()  # end-of-stream marker in a request's queue
-PREFILL_TOKENS = 4096  # prompt tokens prefilled together in one step at most (the rest join at the next step)
-
-
-class EngineError(RuntimeError):
-    """A request failed; the message says why in words a student understands."""
-
-
-@dataclass(eq=False)
-class Request:
-    """One stream: its prompt ids, sampling settings, and the queue its tokens arrive on."""
-
-    ids: list[int]
-    config: object  # labs.serving.generation.GenerationConfig
-    stop_ids: frozenset
-    stop: threading.Event | None = None
-    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, repr=False)
-    cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
-    generated: list[int] = field(default_factory=list)
-    submitted: float = field(default_factory=time.perf_counter)
-    first_token_s: float | None = None
-    engine: "Engine | None" = field(default=None, repr=False)
-    generator: torch.Generator | None = field(default=None, repr=False)
-    finish_reason: str | None = None  # "stop" (end of sequence), "length", "cancelled" or "error: ..."
-
-    def __post_init__(self):
-        if self.config.seed is not None:
-            self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
-
-    @property
-    def position(self) -> int:
-        """1, 2, ... while waiting for a free place in the batch; 0 once decoding."""
-        return self.engine.queue_position(self) if self.engine is not None else 0
-
-    def finish(self, reason: str) -> None:
-        """End the stream with a finish reason (the first one given counts)."""
-        if self.finish_reason is None:
-            self.finish_reason = reason
-        self.cancelled.set()
-        self.out.put(DONE)
-
-    def fail(self, error: BaseException) -> None:
-        """End the stream with an error its reader raises."""
-        if self.finish_reason is None:
-            self.finish_reason = f"error: {error}"
-        self.cancelled.set()
-        self.out.put(error)
-
-    def cancel(self) -> None:
-        """The reader has gone (Stop, closed tab): the row leaves the batch at the next step."""
-        self.cancelled.set()
-
-    @property
-    def wants_out(self) -> bool:
-        """The reader cancelled or pressed Stop: the engine drops this row at the next step."""
-        return self.cancelled.is_set() or (self.stop is not None and self.stop.is_set())
-
-    def tokens(self, poll_s: float = 0.1, on_wait=None):
-        """Yield token ids as the engine produces them; raises EngineError if the request failed.
-        on_wait(position) is called while the request waits for a place in the batch (position >= 1)."""
-        try:
-            while True:
-                try:
-                    item = self.out.get(timeout=poll_s)
-                except queue.Empty:
-                    if self.wants_out:
-                        return
-                    if on_wait is not None and not self.generated:
-                        position = self.position
-                        if position:
-                            on_wait(position)
-                    continue
-                if item is DONE or (self.stop is not None and self.stop.is_set()):
-                    return  # Stop takes effect at once, even for tokens the engine decoded ahead
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self.cancel()  # a reader that stops early (GeneratorExit) frees its row
-
-
-def place_in(waiting, request: Request) -> int:
-    """1-based place of a request in an engine's waiting line, 0 if it is not waiting (decoding or done)."""
-    try:
-        return waiting.index(request) + 1
-    except ValueError:
-        return 0
-
 
 def _layers(cache):
     """The per-layer key/value holders of a transformers DynamicCache, or None if it is not one."""
@@ -147,6 +58,7 @@ class Engine:
         self.device = next(module.parameters()).device
         self.lock = lock  # the model's lock: scoring and decoding on one model take turns
         self.max_streams = max_streams or settings.max_streams()
+        self.scheduler = Scheduler(self.max_streams)
         self.window = self._sliding_window(module)
         self._cv = threading.Condition()
         self._waiting: collections.deque[Request] = collections.deque()
@@ -201,13 +113,7 @@ class Engine:
                 if not self.rows and not self._waiting:
                     self._thread = None  # idle: the next submit starts a fresh thread
                     return
-                joiners, prefill_tokens = [], 0
-                while self._waiting and len(self.rows) + len(joiners) < self.max_streams:
-                    head = self._waiting[0]
-                    if not self._fits(head, joiners) or (joiners and prefill_tokens + len(head.ids) > PREFILL_TOKENS):
-                        break
-                    joiners.append(self._waiting.popleft())
-                    prefill_tokens += len(head.ids)
+                joiners = self.scheduler.admit(self._waiting, self._state())
             try:
                 with compute.slot("generation"):
                     if joiners:
@@ -222,19 +128,9 @@ class Engine:
                     request.fail(EngineError(f"Generation failed: {type(exc).__name__}: {exc}"))
                 self._reset()
 
-    def _fits(self, request: Request, joiners: list[Request]) -> bool:
-        """May this request join the batch now? Always if the batch is empty."""
-        if not self.rows and not joiners:
-            return True
-        if not self.batchable:
-            return False
-        if self.window is None:
-            return True
-        # With a sliding window every row must stay inside it for its whole answer, padding included.
-        longest = max([self.mask.shape[1] if self.mask is not None else 0]
-                      + [len(r.ids) for r in joiners] + [len(request.ids)])
-        budget = max(r.config.max_new_tokens for r in [*self.rows, *joiners, request])
-        return longest + budget < self.window - 1
+    def _state(self) -> BatchState:
+        return BatchState(tuple(self.rows), self.mask.shape[1] if self.mask is not None else 0, self.batchable,
+                          self.window)
 
     @torch.inference_mode()
     def _join(self, requests: list[Request]) -> None:
@@ -296,7 +192,7 @@ class Engine:
             return
         mine, theirs = _layers(cache), _layers(self.cache)
         if mine is None or theirs is None or len(mine) != len(theirs):
-            raise EngineError("This model's cache cannot be batched.")  # _fits prevents this
+            raise EngineError("This model's cache cannot be batched.")  # Scheduler.fits prevents this
         t_batch = self.mask.shape[1]
         n = max(t_batch, t_new)
         for a, b in zip(theirs, mine):
@@ -336,28 +232,21 @@ class Engine:
         self.positions = self.positions + 1
 
     def _sample(self, request: Request, logits: torch.Tensor) -> int:
-        from labs.serving.generation import sample_next
-
         previous = torch.tensor(request.ids[-64:] + request.generated[-64:], dtype=torch.long)
         return sample_next(logits.float().cpu(), request.config, request.generator, previous)
 
     def _emit(self, request: Request, token: int) -> bool:
         """Hand a token to the reader; True when the request is finished (EOS, budget or Stop)."""
-        if token in request.stop_ids:
-            request.finish("stop")
-            return True
-        request.generated.append(token)
-        request.out.put(token)
-        if len(request.generated) >= request.config.max_new_tokens:
-            request.finish("length")
-            return True
-        if request.wants_out:
-            request.finish("cancelled")
-            return True
-        return False
+        reason = self.scheduler.finish_reason(request, token)
+        if reason != "stop":
+            request.generated.append(token)
+            request.out.put(token)
+        if reason is not None:
+            request.finish(reason)
+        return reason is not None
 
     def _drop_finished(self) -> None:
-        keep = [i for i, r in enumerate(self.rows) if not r.wants_out]
+        keep = self.scheduler.keep(self.rows)
         if len(keep) == len(self.rows):
             return
         for i, request in enumerate(self.rows):

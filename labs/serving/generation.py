@@ -7,43 +7,18 @@ its answer alone, and a seeded stream samples the same tokens whoever else is in
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
 
 import torch
 
 from labs.serving import engine
+from labs.serving.request import EngineError, Request
+from labs.serving.sampling import GenerationConfig, Message  # noqa: F401 (callers build configs through generation)
 from labs.core import settings
 from labs.models import LoadedModel, ModelError
 
-Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
-
-
 class ContextTooLong(ModelError):
     """The prompt plus the requested new tokens do not fit in the model's context (the message says by how much)."""
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Sampling settings for one answer (max_new_tokens in tokens); validated with messages that say the range."""
-    max_new_tokens: int = 128  # about 100 words; ~5 s on a 2-core laptop for the 135M model
-    temperature: float = 0.7  # 0 = greedy (always the most likely token)
-    top_p: float = 0.9  # nucleus sampling: keep the smallest set of tokens with this much probability
-    top_k: int = 50  # 0 = off
-    seed: int | None = 0  # same seed + same prompt = same answer
-    repetition_penalty: float = 1.1  # >1 discourages loops, which small models fall into easily
-
-    def __post_init__(self):
-        if not 1 <= self.max_new_tokens <= 4096:
-            raise ValueError("max_new_tokens must be between 1 and 4096.")
-        if not 0 <= self.temperature <= 5:
-            raise ValueError("temperature must be between 0 (greedy) and 5.")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]; 1 turns nucleus sampling off.")
-        if self.top_k < 0:
-            raise ValueError("top_k must be 0 (off) or a positive number of tokens.")
-        if self.repetition_penalty < 1:
-            raise ValueError("repetition_penalty must be at least 1 (1 = off).")
 
 
 def render_prompt(lm: LoadedModel, prompt: str | Sequence[Message]) -> str:
@@ -86,35 +61,6 @@ def encode_text(lm: LoadedModel, text: str, max_new_tokens: int, add_special_tok
     return ids
 
 
-def sample_next(logits: torch.Tensor, config: GenerationConfig, generator: torch.Generator | None,
-                previous: torch.Tensor | None = None) -> int:
-    """Pick the next token from last-position logits (V,) with repetition penalty, temperature, top-k, top-p.
-
-    With top-k on, only the k best tokens can be drawn, so nucleus sampling and the draw work on those k values
-    (already sorted by topk) instead of sorting the whole vocabulary: Gemma's 262k entries cost ~20 ms a row."""
-    logits = logits.float()
-    if config.repetition_penalty != 1 and previous is not None and previous.numel():
-        seen = logits[previous]
-        logits[previous] = torch.where(seen > 0, seen / config.repetition_penalty, seen * config.repetition_penalty)
-    if config.temperature == 0:
-        return int(torch.argmax(logits))
-    logits = logits / config.temperature
-    if config.top_k:
-        values, candidates = torch.topk(logits, min(config.top_k, logits.numel()))  # sorted, best first
-        probs = torch.softmax(values, dim=-1)
-    else:
-        probs = torch.softmax(logits, dim=-1)
-        if config.top_p < 1:
-            probs, candidates = torch.sort(probs, descending=True)
-        else:
-            candidates = None
-    if config.top_p < 1:
-        keep = torch.cumsum(probs, dim=-1) - probs < config.top_p  # always keeps the top token
-        probs = probs * keep
-    choice = int(torch.multinomial(probs, 1, generator=generator))
-    return int(candidates[choice]) if candidates is not None else choice
-
-
 class _Detokenizer:
     """Yields only newly completed text; holds back a trailing partial UTF-8 character."""
 
@@ -153,11 +99,11 @@ def stream_tokens(lm: LoadedModel, ids: list[int], config: GenerationConfig, sto
 
 
 def submit_ids(lm: LoadedModel, ids: list[int], config: GenerationConfig, stop: threading.Event | None = None,
-               model: torch.nn.Module | None = None, ignore_eos: bool = False) -> engine.Request:
+               model: torch.nn.Module | None = None, ignore_eos: bool = False) -> Request:
     """Queue a stream and return its handle: on the model's fast runtime when one serves it (labs.serving.runtimes),
     else on the torch engine of `model` (default: the model's decode variant; an adapter-wrapped copy is always
     decoded by torch)."""
-    request = engine.Request(list(ids), config, frozenset() if ignore_eos else frozenset(eos_ids(lm)), stop)
+    request = Request(list(ids), config, frozenset() if ignore_eos else frozenset(eos_ids(lm)), stop)
     if hasattr(model, "submit"):  # an engine itself: a runtime serving an adapter (labs.serving.runtimes.gate)
         return model.submit(request)
     if model is None and lm.runtime is not None:
@@ -169,7 +115,7 @@ def submit_ids(lm: LoadedModel, ids: list[int], config: GenerationConfig, stop: 
 class Stream:
     """One answer being written: iterate for text pieces; `position` is the place in the queue (0 = decoding)."""
 
-    def __init__(self, lm: LoadedModel, request: engine.Request):
+    def __init__(self, lm: LoadedModel, request: Request):
         self.lm, self.request = lm, request
 
     @property
@@ -192,7 +138,7 @@ class Stream:
                 piece = detok.push(token)
                 if piece:
                     yield piece
-        except engine.EngineError as exc:
+        except EngineError as exc:
             raise ModelError(str(exc)) from None
 
 

@@ -3,7 +3,7 @@ import threading
 import pytest
 import torch
 
-from labs.serving import generation
+from labs.serving import generation, sampling
 from labs.serving.generation import GenerationConfig
 
 
@@ -36,9 +36,9 @@ def test_top_k_one_is_greedy():
     logits = torch.tensor([0.1, 3.0, 2.9, -1.0])
     cfg = GenerationConfig(top_k=1, temperature=1.0, repetition_penalty=1.0)
     g = torch.Generator().manual_seed(0)
-    assert all(generation.sample_next(logits.clone(), cfg, g) == 1 for _ in range(20))
+    assert all(sampling.sample_next(logits.clone(), cfg, g) == 1 for _ in range(20))
     nucleus = GenerationConfig(top_k=0, top_p=0.01, temperature=1.0, repetition_penalty=1.0)
-    assert all(generation.sample_next(logits.clone(), nucleus, g) == 1 for _ in range(20))
+    assert all(sampling.sample_next(logits.clone(), nucleus, g) == 1 for _ in range(20))
 
 
 def test_stop_event_ends_the_stream(tiny):
@@ -80,16 +80,16 @@ def test_base_model_gets_plain_prompt(tiny_gemma):
 @pytest.mark.slow
 def test_quality_gate_picks_only_a_variant_within_two_percent(smol, tmp_path, monkeypatch):
     """The gate measures each candidate next to float32 and refuses one whose perplexity rises over +2 %."""
-    from labs import models
     from labs.models import quality
+    from labs.serving import decode_gate
 
-    monkeypatch.setattr(quality, "gate_file", lambda lm: tmp_path / "gate.json")
-    refused = quality.choose_default(smol, ("int8_dynamic",), max_tokens=512)
+    monkeypatch.setattr(decode_gate, "gate_file", lambda lm: tmp_path / "gate.json")
+    refused = decode_gate.choose_default(smol, ("int8_dynamic",), max_tokens=512)
     assert refused["variant"] == "float32"
     assert [r["passes"] for r in refused["rows"]] == [True, False]
-    kept = quality.choose_default(smol, ("bfloat16",), max_tokens=512)
+    kept = decode_gate.choose_default(smol, ("bfloat16",), max_tokens=512)
     assert kept["variant"] == "bfloat16" and kept["ppl_ratio"] <= quality.GATE
-    assert smol.decode == models.default_decode_variant("cpu", smol)
+    assert smol.decode == decode_gate.default_decode_variant("cpu", smol)
     prompt = [{"role": "user", "content": "What is the capital of France?"}]
     assert "Paris" in generation.generate(smol, prompt, GenerationConfig(max_new_tokens=16, temperature=0))
 
@@ -98,7 +98,8 @@ def test_sampling_draws_only_inside_top_k_and_the_nucleus():
     """top-k draws among the k best (sorted once by topk, not the whole vocabulary); top-p keeps the top token."""
     import torch
 
-    from labs.serving.generation import GenerationConfig, sample_next
+    from labs.serving.generation import GenerationConfig
+    from labs.serving.sampling import sample_next
 
     logits = torch.randn(262_144, generator=torch.Generator().manual_seed(0))
     best = set(torch.topk(logits, 3).indices.tolist())

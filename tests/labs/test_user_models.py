@@ -127,7 +127,7 @@ def test_a_model_that_does_not_fit_is_refused_with_the_numbers(folder, models_fi
     n = models.count_parameters(byo.FOLDER_KEY)
     fits = models.check_memory(byo.FOLDER_KEY, "inference", dtype=torch.float32)
     assert fits.fits and fits.need_bytes == int(n * 4 * 1.1)
-    monkeypatch.setattr(models, "available_memory", lambda device=None: (1_000_000, "RAM"))
+    monkeypatch.setattr(models.memory, "available_memory", lambda device=None: (1_000_000, "RAM"))
     need_mib = round(int(n * (4 + 16) * 1.1) / 2**20)  # float32 weights + gradient + Adam's two moments, +10 %
     with pytest.raises(models.ModelError, match=rf"Refused: Tiny folder model has 3M parameters: full fine-tuning "
                                                 rf"needs about {need_mib} MiB \(20 bytes per parameter\).*1 MiB of RAM free"):

@@ -27,7 +27,7 @@ from typing import Callable
 
 from labs.core import compute
 from labs.core import settings
-from labs.serving.engine import EngineError, Request, place_in
+from labs.serving.request import EngineError, Request, place_in
 
 log = logging.getLogger(__name__)
 STARTUP_S = 90  # the child imports OpenVINO and compiles the model (2-5 s on a laptop; a busy CPU is slower)

@@ -23,6 +23,7 @@ import torch
 
 from labs.serving import engine
 from labs import models
+from labs.serving import decode_gate
 from labs.models import quality
 from labs.core import settings
 from labs.serving.runtimes import export
@@ -185,6 +186,7 @@ def choose(lm, progress=None) -> tuple[dict, RuntimeEngine | None]:
 def serve(lm, progress=None):
     """Put the fastest runtime that passes the gate under `lm` (lm.runtime, lm.runtime_note); torch otherwise.
     Called once per loaded model, where a progress bar can show the one-time export."""
+    decode_gate.choose(lm)  # the torch decode variant, for what torch still serves
     choice = settings.runtime()
     why = None
     if choice == "torch":
