@@ -26,9 +26,10 @@ import time
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table, Text, cast, create_engine, delete,
-                        event, func, insert, select, update)
-from sqlalchemy.engine import Engine
+from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String,
+                        Table, Text, cast, create_engine, delete, event, func,
+                        insert, select, update)
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
 from labs.core import settings
@@ -151,8 +152,6 @@ def normalise_url(url: str) -> str:
 
 def safe_url(url: str) -> str:
     """The URL with its password masked, for messages."""
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(normalise_url(url)).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparsable URL

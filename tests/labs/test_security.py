@@ -266,7 +266,7 @@ def finished_battle() -> arena.Battle:
 
 
 def test_a_burst_from_one_address_is_refused_and_nothing_is_lost(store, monkeypatch):
-    monkeypatch.setattr(arena, "vote_limiter", arena.BurstLimit(3, 60))
+    monkeypatch.setattr(arena.classroom, "vote_limiter", arena.BurstLimit(3, 60))
     for i in range(3):
         finished_battle().vote(store, f"student{i}", "a", client="10.1.1.5")  # three names, one address
     blocked = finished_battle()

@@ -214,7 +214,7 @@ def test_sqlite_is_in_wal_mode_and_default_url(tmp_path, monkeypatch):
 WRITER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from labs import votes
+from labs.arena import votes
 store = votes.VoteStore({url!r})
 for i in range(100000):
     store.record(votes.Vote(battle_id=f"b{{i}}", voter_id="v", prompt="p", model_a="x", model_b="y",

@@ -30,8 +30,8 @@ def fresh(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMLAB_HOME", str(tmp_path))  # a fresh vote store (and class settings) per test
     monkeypatch.delenv("LLMLAB_DB_URL", raising=False)
     monkeypatch.delenv("LLMLAB_URL_LOADING", raising=False)
-    monkeypatch.setattr(arena, "vote_limiter", arena.BurstLimit())
-    monkeypatch.setattr(arena, "instructor_gate", arena.PasswordGate())
+    monkeypatch.setattr(arena.classroom, "vote_limiter", arena.BurstLimit())
+    monkeypatch.setattr(arena.classroom, "instructor_gate", arena.PasswordGate())
 
 
 def texts(at, *kinds) -> str:
@@ -139,7 +139,7 @@ def test_same_name_in_a_second_session_shares_the_cap():
 
 
 def test_a_burst_from_one_address_is_refused_on_the_page(monkeypatch):
-    monkeypatch.setattr(arena, "vote_limiter", arena.BurstLimit(1, 60))
+    monkeypatch.setattr(arena.classroom, "vote_limiter", arena.BurstLimit(1, 60))
     first = arena_session()
     join(first, "s100")
     battle_and_vote(first, "Say hi.")
