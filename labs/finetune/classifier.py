@@ -20,12 +20,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
-from labs.training import loop as training
+from labs.core.charts import PALETTE, _layout
 from labs.data import asset
 from labs.models import LoadedModel
+from labs.training import loop as training
+
 
 MAX_BYTES = 5 * 1024 * 1024
 BUNDLED = ("sft", "spam_ham.csv")
@@ -339,9 +342,6 @@ def summary_rows(metrics: list[dict]) -> list[dict]:
 
 def blocks_chart(rows: list[dict]):
     """Validation accuracy (bars, left axis) and seconds per epoch (line, right axis) vs trainable blocks."""
-    import plotly.graph_objects as go
-
-    from labs.core.charts import PALETTE, _layout
 
     labels = [("head only" if r["trainable blocks"] == 0 else f"head + {r['trainable blocks']}") for r in rows]
     fig = go.Figure()

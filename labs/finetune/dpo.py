@@ -24,6 +24,12 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from labs.models import adapters
+from labs.runs import lessons
+from labs.serving import generation
+from labs.training import loop as training
+
+
 LOSS_VARIANTS = {
     "sigmoid": "DPO (Rafailov et al. 2023): -log σ(β·h)",
     "ipo": "IPO (Azar et al. 2023): (h − 1/(2β))²",
@@ -93,9 +99,6 @@ def encode_pairs(lm, pairs: Sequence, max_len: int) -> tuple[list[EncodedPair], 
 
     Returns the encoded pairs and one line per pair that was skipped (prompt alone fills max_len) or cut short.
     """
-    from labs.serving import generation
-    from labs.training import loop as training
-
     encoded, notes = [], []
     for i, pair in enumerate(pairs):
         prompt_text = generation.render_prompt(lm, list(pair.prompt))
@@ -113,8 +116,6 @@ def encode_pairs(lm, pairs: Sequence, max_len: int) -> tuple[list[EncodedPair], 
 
 def pair_batch(items: Sequence[EncodedPair], pad_id: int, device) -> dict[str, torch.Tensor]:
     """One (2B, T) batch: rows 0..B-1 are the chosen answers, rows B..2B-1 the rejected ones."""
-    from labs.training import loop as training
-
     batch = training.collate([p.chosen for p in items] + [p.rejected for p in items], pad_id)
     return training.to_device(batch, device)
 
@@ -125,8 +126,6 @@ def policy_and_reference_logps(model, batch: dict[str, torch.Tensor], with_grad:
 
     The reference is the *same* module with its LoRA adapter disabled: the frozen base weights, no second copy.
     """
-    from labs.training import loop as training
-
     with torch.no_grad(), model.disable_adapter():
         ref_logps, _ = training.sequence_logprobs(model, **batch)
     with torch.set_grad_enabled(with_grad):
@@ -168,7 +167,6 @@ class DPOConfig:
             raise ValueError(f"β must be a positive number (got {self.beta}); try 0.1.")
         if self.loss_variant not in LOSS_VARIANTS:
             raise ValueError(f"Loss variant must be one of {', '.join(LOSS_VARIANTS)}.")
-        from labs.training import loop as training
 
         training.check_lr(self.learning_rate, "5e-4 is a good start for LoRA", high=0.1, high_allowed=True)
         training.check_between("Steps", self.steps, 1, 5000)
@@ -221,8 +219,6 @@ def heldout_scores(model, encoded: Sequence[EncodedPair], pad_id: int, beta: flo
 
 def _answers(lm, model, prompts: Sequence, max_new_tokens: int) -> list[dict]:
     """Greedy answers of the reference (adapter off) and the tuned policy, side by side."""
-    from labs.serving import generation
-
     config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=0,
                                          repetition_penalty=1.1)
     out = []
@@ -238,9 +234,6 @@ def _answers(lm, model, prompts: Sequence, max_new_tokens: int) -> list[dict]:
 
 def _drift(lm, model, answers: list[dict], pad_id: int) -> float:
     """Forgetting check: mean change per token in log p(reference's own answer) after tuning (0 = unchanged)."""
-    from labs.serving import generation
-    from labs.training import loop as training
-
     examples = [training.tokenize_example(lm.tokenizer, generation.render_prompt(lm, a["prompt"]), a["reference"],
                                           max_len=512) for a in answers if a["reference"].strip()]
     if not examples:
@@ -254,9 +247,6 @@ def _drift(lm, model, answers: list[dict], pad_id: int) -> float:
 def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_prompts: Sequence[str] = GENERAL_PROMPTS
           ) -> dict:
     """The DPO run: LoRA on a copy of `lm`, reference = that copy with the adapter disabled. Logs every step."""
-    from labs.models import adapters
-    from labs.training import loop as training
-
     cfg: DPOConfig = ctx.config
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -331,8 +321,6 @@ def claim_verdict(metrics: Sequence[dict], window: int = 5, heldout: dict | None
     """C8 from a run's per-step metrics: the reward margin, the preference accuracy and the chosen reward averaged
     over the first and the last `window` steps (one step sees only a few pairs, so single steps are noise), judged
     by labs.runs.lessons.dpo_learns; the held-out margin and accuracy are reported next to them."""
-    from labs.runs import lessons
-
     rows = [m for m in metrics if "rewards/margins" in m]
     if len(rows) < 2 * window:
         return lessons.not_measured("C8", f"fewer than {2 * window} training steps were logged")

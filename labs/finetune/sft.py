@@ -12,7 +12,7 @@ Shapes: B batch, T tokens, M hidden size (model width), V vocabulary, N supervis
 """
 from __future__ import annotations
 
-import contextlib
+import copy
 import hashlib
 import math
 import random
@@ -20,105 +20,26 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
-from labs.models import adapters
-from labs.serving import generation
-from labs.training import loop as training
+from labs.core import hardware
 from labs.data.instructions import Example, bundled
-from labs.models import LoadedModel, ModelError
-
-TEMPLATES = {
-    "chat": "The model's own chat template (what SmolLM2-Instruct was tuned with)",
-    "alpaca": "Alpaca (Taori et al. 2023): '### Instruction:' / '### Input:' / '### Response:'",
-    "plain": "Plain text: the instruction, a blank line, then the answer",
-}
-MODES = {"lora": "LoRA adapters (PEFT)", "last_n": "Last N blocks", "full": "Full fine-tuning"}
-
-# Alpaca's two prompt templates, verbatim (github.com/tatsu-lab/stanford_alpaca, train.py PROMPT_DICT).
-ALPACA_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further context. "
-                "Write a response that appropriately completes the request.\n\n"
-                "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
-ALPACA_NO_INPUT = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
-                   "request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
+from labs.finetune.answers import (FORMAT, base_side, follows_format,  # noqa: F401 (the page reads them here)
+                                   greedy_batch, is_correct, prompt_text, stream_answer, task_score)
+from labs.finetune.templates import (ALPACA_INPUT, ALPACA_NO_INPUT, MODES,  # noqa: F401 (the page reads them here)
+                                     TEMPLATES, TokenizedSet, has_chat_template, render, token_view, tokenize)
+from labs.models import LoadedModel, ModelError, adapters
+from labs.runs import lessons
+from labs.training import loop as training
 
 
 def load_bundled() -> tuple[list[Example], list[Example]]:
     """The project's instruction set (TL;DR answer cards): (train, held-out)."""
     return bundled()
 
-
-# -- templates and masking ----------------------------------------------------------------------------------------
-
-def has_chat_template(tokenizer) -> bool:
-    """True when the tokenizer ships a chat template (instruct models; base models usually have none)."""
-    return bool(getattr(tokenizer, "chat_template", None))
-
-
-def render(example: Example, template: str, tokenizer) -> tuple[str, str]:
-    """(prompt text, response text) of one example; the tokenizer's EOS is appended later by tokenize_example."""
-    if template == "chat":
-        if not has_chat_template(tokenizer):
-            raise ModelError("This model has no chat template (it is a base model); choose the Alpaca or plain template.")
-        prompt = tokenizer.apply_chat_template(example.messages(), tokenize=False, add_generation_prompt=True)
-        return prompt, example.output
-    history = "".join(f"{role.capitalize()}: {text}\n" for role, text in example.history)
-    instruction = (example.system + "\n\n" if example.system else "") + history + example.instruction
-    if template == "alpaca":
-        fmt = ALPACA_INPUT if example.input else ALPACA_NO_INPUT
-        return fmt.format(instruction=instruction, input=example.input), example.output
-    if template == "plain":
-        return instruction + ("\n\n" + example.input if example.input else "") + "\n\n", example.output
-    raise ValueError(f"Unknown template '{template}'; choose one of {list(TEMPLATES)}.")
-
-
-@dataclass
-class TokenizedSet:
-    """Tokenised rows with their loss masks, and how many examples were cut or dropped at max_len."""
-
-    rows: list[dict]  # training.tokenize_example dicts
-    truncated: int = 0  # rows cut at max_len (kept if some response tokens survive)
-    dropped: int = 0  # rows whose prompt alone filled max_len: nothing left to train on
-
-    @property
-    def tokens(self) -> int:
-        """Tokens in all rows, prompt and response."""
-        return sum(len(r["input_ids"]) for r in self.rows)
-
-    @property
-    def supervised(self) -> int:
-        """Tokens the loss sees (labels not masked with -100)."""
-        return sum(sum(1 for x in r["labels"] if x != training.IGNORE) for r in self.rows)
-
-
-def tokenize(examples: list[Example], tokenizer, template: str, train_on_prompt: bool = False,
-             max_len: int = 256) -> TokenizedSet:
-    """Render + tokenise with the loss mask; rows longer than max_len are truncated (and counted)."""
-    out = TokenizedSet([])
-    for ex in examples:
-        prompt, response = render(ex, template, tokenizer)
-        row = training.tokenize_example(tokenizer, prompt, response, train_on_prompt=train_on_prompt, max_len=max_len)
-        full = len(tokenizer(prompt + response, add_special_tokens=False)["input_ids"]) + 1
-        if row["prompt_len"] >= len(row["input_ids"]) - 1 and not train_on_prompt:
-            out.dropped += 1
-            continue
-        if full > max_len:
-            out.truncated += 1
-        out.rows.append(row)
-    return out
-
-
-def token_view(tokenizer, example: Example, template: str, train_on_prompt: bool = False,
-               max_len: int = 256) -> list[dict]:
-    """One dict per token: text, id, and whether the loss trains on it (predicting this token from the ones before)."""
-    prompt, response = render(example, template, tokenizer)
-    row = training.tokenize_example(tokenizer, prompt, response, train_on_prompt=train_on_prompt, max_len=max_len)
-    return [{"text": tokenizer.decode([tid]), "id": tid, "trained": label != training.IGNORE,
-             "part": "prompt" if i < row["prompt_len"] else "response"}
-            for i, (tid, label) in enumerate(zip(row["input_ids"], row["labels"]))]
 
 
 # -- the run's config ---------------------------------------------------------------------------------------------
@@ -214,8 +135,6 @@ def count_trainable(lm: LoadedModel, config: SFTConfig) -> tuple[int, int]:
 
 def _matmul_gflops(bf16: bool = False) -> float:
     """This machine's measured matmul rate (measured once per process, per precision)."""
-    from labs.core import hardware
-
     if bf16 not in _PEAK:
         _PEAK[bf16] = hardware.matmul_gflops(n=1024, repeats=5, dtype=torch.bfloat16 if bf16 else None)
     return _PEAK[bf16]
@@ -421,8 +340,6 @@ SIZE_SWEEP = (8, 16, 32, 64, 128)  # training examples per run of the dataset-si
 
 def format_verdict(summary: dict, n_examples: int):
     """C4 from one finished run's summary: labs.runs.lessons.small_set_teaches_format on its format scores."""
-    from labs.runs import lessons
-
     if summary.get("format_after") is None:
         return lessons.not_measured("C4", "this run scored no held-out prompts: set 'Held-out prompts to score' above 0")
     return lessons.small_set_teaches_format(summary["format_before"], summary["format_after"], n_examples)
@@ -438,8 +355,6 @@ def size_points(summaries: list[tuple[int, dict]]) -> list[dict]:
 def size_verdict(points: list[dict]):
     """C4 from a dataset-size sweep: the smallest size whose run reaches the format (≥ 80% from ≤ 20%) decides;
     every size's format score and validation loss are reported with it."""
-    from labs.runs import lessons
-
     scored = [p for p in points if p.get("format_after") is not None]
     if not scored:
         return lessons.not_measured("C4", "no run of the sweep finished with a format score")
@@ -464,7 +379,6 @@ def save_trained(model: torch.nn.Module, lm: LoadedModel, cfg: SFTConfig, folder
         return adapters.save_adapter(model, Path(folder) / "adapter", {
             "label": label, "base_model": lm.key, "page": "sft", "run_id": run_id, "template": cfg.template,
             "config": asdict(cfg)})
-    from safetensors.torch import save_file
 
     names = _trained_names(lm, cfg)
     state, seen = {}, set()
@@ -509,9 +423,6 @@ def tuned_model(lm: LoadedModel, run) -> torch.nn.Module:
     if (folder / "adapter" / "adapter_config.json").exists():
         model = adapters.load_adapter(lm, folder / "adapter")
     elif (folder / TRAINED_PARAMS).exists():
-        import copy
-
-        from safetensors.torch import load_file
 
         model = copy.deepcopy(lm.model)
         model.load_state_dict(load_file(str(folder / TRAINED_PARAMS), device=str(lm.device)), strict=False)
@@ -522,83 +433,6 @@ def tuned_model(lm: LoadedModel, run) -> torch.nn.Module:
     return model
 
 
-@contextlib.contextmanager
-def base_side(lm: LoadedModel, tuned: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """The "before" model: the tuned LoRA copy with its adapter disabled (PEFT), else the shared base model.
-
-    Both are the untouched base weights; tests check the outputs equal lm.model's exactly.
-    """
-    if hasattr(tuned, "disable_adapter"):
-        with tuned.disable_adapter():
-            yield tuned
-    else:
-        yield lm.model
-
-
-# -- before / after ------------------------------------------------------------------------------------------------
-
-def prompt_text(lm: LoadedModel, example: Example, template: str) -> str:
-    """The rendered prompt of one example (the text the model continues), without the response."""
-    return render(example, template, lm.tokenizer)[0]
-
-
-def stream_answer(lm: LoadedModel, model: torch.nn.Module, prompt: str, config: generation.GenerationConfig,
-                  stop=None) -> Iterator[str]:
-    """Stream a continuation of an already-rendered prompt (any template) with a given model, through that
-    model's batched engine (other sessions' streams share its decode steps)."""
-    ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    if len(ids) + config.max_new_tokens > lm.context_length:
-        raise ValueError("The prompt is too long for the model's context; shorten it.")
-    yield from generation.Stream(lm, generation.submit_ids(lm, ids, config, stop=stop, model=model))
-
-
-def greedy_batch(lm: LoadedModel, model: torch.nn.Module, prompts: list[str], max_new_tokens: int) -> list[str]:
-    """Greedy answers to several rendered prompts, decoded to text: all join `model`'s engine at once, so they
-    share decode steps (with each other and with anyone else's streams on that model)."""
-    tok = lm.tokenizer
-    config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0, repetition_penalty=1.0,
-                                         seed=None)
-    requests = [generation.submit_ids(lm, tok(p, add_special_tokens=False)["input_ids"], config, model=model)
-                for p in prompts]
-    return [tok.decode(list(r.tokens()), skip_special_tokens=True).strip() for r in requests]
-
-
-FORMAT = re.compile(r"^\s*TL;DR:[^\n]*\S[^\n]*\n\s*- \S")  # the bundled set's answer card: TL;DR line, then a bullet
-
-
-def follows_format(answer: str) -> bool:
-    """Does the answer start like the taught card ("TL;DR: ..." then a "- " bullet)?"""
-    return bool(FORMAT.match(answer))
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
-
-
-def is_correct(answer: str, reference: str) -> bool:
-    """The reference's short answer (its TL;DR line, else its first line) appears in the answer's first line."""
-    ref = reference.strip().splitlines()[0] if reference.strip() else ""
-    ref = ref.removeprefix("TL;DR:").strip()
-    first = answer.strip().splitlines()[0] if answer.strip() else ""
-    return bool(_norm(ref)) and _norm(ref) in _norm(first)
-
-
-def task_score(lm: LoadedModel, tuned: torch.nn.Module, examples: list[Example], template: str,
-               max_new_tokens: int = 40) -> dict:
-    """Held-out prompts answered greedily by the base (adapter off) and the tuned model, scored automatically."""
-    prompts = [prompt_text(lm, ex, template) for ex in examples]
-    with base_side(lm, tuned) as base:
-        before = greedy_batch(lm, base, prompts, max_new_tokens)
-    after = greedy_batch(lm, tuned, prompts, max_new_tokens)
-    rows = [{"instruction": ex.instruction, "input": ex.input, "reference": ex.output, "before": b, "after": a,
-             "format_before": follows_format(b), "format_after": follows_format(a),
-             "correct_before": is_correct(b, ex.output), "correct_after": is_correct(a, ex.output)}
-            for ex, b, a in zip(examples, before, after)]
-    n = max(len(rows), 1)
-    return {"rows": rows, **{k: sum(r[k] for r in rows) / n
-                              for k in ("format_before", "format_after", "correct_before", "correct_after")}}
-
-
 # -- export -------------------------------------------------------------------------------------------------------
 
 def export_merged(lm: LoadedModel, run) -> Path:
@@ -606,8 +440,6 @@ def export_merged(lm: LoadedModel, run) -> Path:
     model = tuned_model(lm, run)
     folder = Path(run.artifacts) / "merged"
     if hasattr(model, "merge_and_unload"):
-        import copy
-
         model = copy.deepcopy(model).merge_and_unload()
     model.save_pretrained(str(folder), safe_serialization=True)
     lm.tokenizer.save_pretrained(str(folder))

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from labs.serving import generation
 from labs.runs import jobs
 from labs.finetune import sft
 from labs.training import loop as training
@@ -142,10 +143,10 @@ def test_before_side_really_has_the_adapter_off(tiny, trained_run):
         torch.testing.assert_close(_logits(base, tiny), pristine, atol=0, rtol=0)  # adapter truly off
     torch.testing.assert_close(_logits(tuned, tiny), after)  # and on again afterwards
     # the streaming "before" column uses the shared base model itself
-    cfg = sft.generation.GenerationConfig(max_new_tokens=5, temperature=0)
+    cfg = generation.GenerationConfig(max_new_tokens=5, temperature=0)
     prompt = sft.prompt_text(tiny, EX, "chat")
     before = "".join(sft.stream_answer(tiny, tiny.model, prompt, cfg))
-    assert before == sft.generation.generate(tiny, EX.messages(), cfg)
+    assert before == generation.generate(tiny, EX.messages(), cfg)
 
 
 def test_run_saves_a_registered_adapter_and_a_score(trained_run):

@@ -1,0 +1,89 @@
+"""Before / after: the tuned model's answers next to the base model's, and how they are scored (the answer card's
+format, exact answers on the task)."""
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Iterator
+
+import torch
+
+from labs.data.instructions import Example
+from labs.finetune.templates import render
+from labs.models import LoadedModel
+from labs.serving import generation
+
+
+def prompt_text(lm: LoadedModel, example: Example, template: str) -> str:
+    """The rendered prompt of one example (the text the model continues), without the response."""
+    return render(example, template, lm.tokenizer)[0]
+
+
+def stream_answer(lm: LoadedModel, model: torch.nn.Module, prompt: str, config: generation.GenerationConfig,
+                  stop=None) -> Iterator[str]:
+    """Stream a continuation of an already-rendered prompt (any template) with a given model, through that
+    model's batched engine (other sessions' streams share its decode steps)."""
+    ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if len(ids) + config.max_new_tokens > lm.context_length:
+        raise ValueError("The prompt is too long for the model's context; shorten it.")
+    yield from generation.Stream(lm, generation.submit_ids(lm, ids, config, stop=stop, model=model))
+
+
+def greedy_batch(lm: LoadedModel, model: torch.nn.Module, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy answers to several rendered prompts, decoded to text: all join `model`'s engine at once, so they
+    share decode steps (with each other and with anyone else's streams on that model)."""
+    tok = lm.tokenizer
+    config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0, repetition_penalty=1.0,
+                                         seed=None)
+    requests = [generation.submit_ids(lm, tok(p, add_special_tokens=False)["input_ids"], config, model=model)
+                for p in prompts]
+    return [tok.decode(list(r.tokens()), skip_special_tokens=True).strip() for r in requests]
+
+
+FORMAT = re.compile(r"^\s*TL;DR:[^\n]*\S[^\n]*\n\s*- \S")  # the bundled set's answer card: TL;DR line, then a bullet
+
+
+def follows_format(answer: str) -> bool:
+    """Does the answer start like the taught card ("TL;DR: ..." then a "- " bullet)?"""
+    return bool(FORMAT.match(answer))
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def is_correct(answer: str, reference: str) -> bool:
+    """The reference's short answer (its TL;DR line, else its first line) appears in the answer's first line."""
+    ref = reference.strip().splitlines()[0] if reference.strip() else ""
+    ref = ref.removeprefix("TL;DR:").strip()
+    first = answer.strip().splitlines()[0] if answer.strip() else ""
+    return bool(_norm(ref)) and _norm(ref) in _norm(first)
+
+
+def task_score(lm: LoadedModel, tuned: torch.nn.Module, examples: list[Example], template: str,
+               max_new_tokens: int = 40) -> dict:
+    """Held-out prompts answered greedily by the base (adapter off) and the tuned model, scored automatically."""
+    prompts = [prompt_text(lm, ex, template) for ex in examples]
+    with base_side(lm, tuned) as base:
+        before = greedy_batch(lm, base, prompts, max_new_tokens)
+    after = greedy_batch(lm, tuned, prompts, max_new_tokens)
+    rows = [{"instruction": ex.instruction, "input": ex.input, "reference": ex.output, "before": b, "after": a,
+             "format_before": follows_format(b), "format_after": follows_format(a),
+             "correct_before": is_correct(b, ex.output), "correct_after": is_correct(a, ex.output)}
+            for ex, b, a in zip(examples, before, after)]
+    n = max(len(rows), 1)
+    return {"rows": rows, **{k: sum(r[k] for r in rows) / n
+                              for k in ("format_before", "format_after", "correct_before", "correct_after")}}
+
+
+@contextlib.contextmanager
+def base_side(lm: LoadedModel, tuned: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The "before" model: the tuned LoRA copy with its adapter disabled (PEFT), else the shared base model.
+
+    Both are the untouched base weights; tests check the outputs equal lm.model's exactly.
+    """
+    if hasattr(tuned, "disable_adapter"):
+        with tuned.disable_adapter():
+            yield tuned
+    else:
+        yield lm.model
