@@ -18,7 +18,7 @@ import torch
 
 from bench import save
 from labs.core import hardware
-from labs import mixtures
+from labs.mixtures import pretrain
 from labs.core import settings
 from labs.mixtures.gpt import GPT, flops_per_token
 
@@ -29,7 +29,7 @@ def _sync(device: str) -> None:
 
 
 def step_time(size: str, device: str, steps: int, batch: int = 16, block: int = 64) -> tuple[float, float]:
-    cfg = mixtures.MixtureRunConfig(size=size, batch_size=batch, block_size=block).gpt_config()
+    cfg = pretrain.MixtureRunConfig(size=size, batch_size=batch, block_size=block).gpt_config()
     torch.manual_seed(0)
     model = GPT(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -61,9 +61,9 @@ def main() -> dict:
     device = args.device or settings.device_info().device
     bound = hardware.matmul_gflops(device=device, dtype=torch.float32)
     rows = []
-    for size in mixtures.SIZES:
+    for size in pretrain.SIZES:
         wall, cpu = step_time(size, device, args.steps)
-        cfg = mixtures.MixtureRunConfig(size=size).gpt_config()
+        cfg = pretrain.MixtureRunConfig(size=size).gpt_config()
         tokens = 16 * 64
         achieved = flops_per_token(cfg, 64) * tokens / wall / 1e9
         rows.append({"size": size, "params": GPT(cfg).num_parameters(), "ms_per_step": round(1000 * wall, 1),

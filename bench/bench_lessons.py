@@ -81,28 +81,28 @@ def chat_model():
 # Runners: the page's default configuration through labs -> figures -> the claim's criterion
 # ---------------------------------------------------------------------------------------------------------------
 def c1(deadline: float) -> L.Verdict:
-    from labs import mixtures
+    from labs.mixtures import calculator
 
-    rows, _ = mixtures.mixture_table(list(mixtures.GPT3.sources), mixtures.GPT3.budget_b)
-    return L.mixture_epochs(rows, source=mixtures.GPT3.citation)
+    rows, _ = calculator.mixture_table(list(calculator.GPT3.sources), calculator.GPT3.budget_b)
+    return L.mixture_epochs(rows, source=calculator.GPT3.citation)
 
 
 def c2(deadline: float) -> L.Verdict:
-    from labs import mixtures
+    from labs.mixtures import next_token
 
     lm = chat_model()
-    text = mixtures.DEFAULT_SENTENCE
-    rows = mixtures.next_token_rows(lm, text)
-    return L.labels_shifted([r["loss"] for r in rows], *mixtures.shift_check(lm, text))
+    text = next_token.DEFAULT_SENTENCE
+    rows = next_token.next_token_rows(lm, text)
+    return L.labels_shifted([r["loss"] for r in rows], *next_token.shift_check(lm, text))
 
 
 def c3(deadline: float) -> L.Verdict:
-    from labs import mixtures
+    from labs.mixtures import pretrain
 
-    cfg = mixtures.MixtureRunConfig(repeat_domain=mixtures.OVERFIT_DOMAIN)
+    cfg = pretrain.MixtureRunConfig(repeat_domain=pretrain.OVERFIT_DOMAIN)
     ctx = BenchContext(cfg, deadline)
-    mixtures.train_mixture(ctx)
-    return mixtures.overfitting_verdict(ctx.metrics, cfg.repeat_domain)
+    pretrain.train_mixture(ctx)
+    return pretrain.overfitting_verdict(ctx.metrics, cfg.repeat_domain)
 
 
 def c5(deadline: float) -> L.Verdict:
@@ -241,29 +241,30 @@ def c12(deadline: float) -> L.Verdict:
 
 
 def c13(deadline: float) -> L.Verdict:
-    from labs import evaluation as ev
+    from labs.evaluation import judging
     from labs.data import benchmarks as bm
 
-    pairs = ev.known_pairs(bm.load_bundled_generative())  # the page's default: known pairs from the bundled Q&A
-    ctx = BenchContext(ev.JudgeConfig(), deadline)
-    rates = ev.run_judge(ctx, chat_model(), pairs)
+    pairs = judging.known_pairs(bm.load_bundled_generative())  # the page's default: known pairs from the bundled Q&A
+    ctx = BenchContext(judging.JudgeConfig(), deadline)
+    rates = judging.run_judge(ctx, chat_model(), pairs)
     v = L.judge_position_bias(round(rates["position_bias"] * rates["pairs"]), rates["pairs"])
     v.figures.update({k: rates[k] for k in ("first_slot", "accuracy", "ties") if k in rates})
     return v
 
 
 def c14(deadline: float) -> L.Verdict:
-    from labs import evaluation as ev
+    from labs.evaluation import contamination
 
-    ctx = BenchContext(ev.ContaminationConfig(), deadline)  # 48 bundled items, two equal 48-step LoRA fine-tunes
-    return ev.contamination_verdict(ev.run_contamination(ctx, chat_model()))
+    # 48 bundled items, two equal 48-step LoRA fine-tunes
+    ctx = BenchContext(contamination.ContaminationConfig(), deadline)
+    return contamination.contamination_verdict(contamination.run_contamination(ctx, chat_model()))
 
 
 def m4(deadline: float) -> L.Verdict:
-    from labs import mixtures
+    from labs.mixtures import comparison
 
-    ctx = BenchContext(mixtures.QualityComparisonConfig(), deadline)  # the page's default: 'web', equal steps
-    return mixtures.quality_verdict(mixtures.run_quality_comparison(ctx))
+    ctx = BenchContext(comparison.QualityComparisonConfig(), deadline)  # the page's default: 'web', equal steps
+    return comparison.quality_verdict(comparison.run_quality_comparison(ctx))
 
 
 NEEDS_MODEL = {"C2", "C4", "C5", "C6", "C7", "C8", "C9", "C13", "C14"}  # the model is loaded once before these, so their seconds are the experiment's

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from labs import mixtures as mx
+from labs.mixtures import filtering
 from labs.data import corpora
 
 
@@ -32,7 +32,7 @@ def test_noise_is_over_half_the_bytes_and_never_held_out():
 def test_each_near_duplicate_comes_after_the_clean_page_it_copies():
     seen = set()
     for kind, text in corpora.web_pages():
-        key = mx.near_duplicate_key(text)
+        key = filtering.near_duplicate_key(text)
         if kind == "clean":
             seen.add(key)
         elif kind == "near-duplicate":

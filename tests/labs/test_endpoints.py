@@ -11,7 +11,7 @@ import pytest
 
 from labs import arena
 from labs.serving import endpoints as backends
-from labs import evaluation
+from labs.evaluation import judging
 from labs.serving import generation
 from labs import models
 from labs.arena import votes
@@ -125,10 +125,10 @@ def test_arena_battle_with_an_endpoint_and_a_down_server(server, models_file, tm
 def test_endpoint_judge_and_generative_eval(server, models_file):
     byo.write_models_file(models_file, [byo.endpoint_entry(server)])
     judge = backends.target_for(byo.ENDPOINT_KEY)
-    verdict = evaluation.judge_pair(judge, "What is 2+2?", "4", "5")
+    verdict = judging.judge_pair(judge, "What is 2+2?", "4", "5")
     assert verdict["pick_ab"] in (0, 1, 2) and verdict["pick_ba"] in (0, 1, 2)
-    assert verdict["verdict"] == evaluation.combine_orders(verdict["pick_ab"], verdict["pick_ba"])
-    assert evaluation.combine_orders(0, 1) == "tie"
+    assert verdict["verdict"] == judging.combine_orders(verdict["pick_ab"], verdict["pick_ba"])
+    assert judging.combine_orders(0, 1) == "tie"
     cfg = generation.GenerationConfig(max_new_tokens=6, temperature=0.0)
     answers = list(backends.generate_many(judge, ["Hi", "Bye"], cfg))
     assert answers == [backends.generate(judge, "Hi", cfg), backends.generate(judge, "Bye", cfg)]

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from labs.runs import lessons as L
-from labs import mixtures
+from labs.mixtures import calculator
 
 
 def test_every_claim_has_a_statement_and_a_criterion():
@@ -22,7 +22,7 @@ def test_c1_mixture_epochs():
     assert v.verdict == L.FAILS and "c: computed 3.44, published 2.9" in v.reason and v.figures["published_source"]
     assert L.mixture_epochs([{"source": "a", "epochs": 1, "published epochs": None}]).verdict == L.NOT_MEASURED
     # the real GPT-3 table: WebText2 and Wikipedia do not follow from the rounded weights
-    real, _ = mixtures.mixture_table(list(mixtures.GPT3.sources), mixtures.GPT3.budget_b)
+    real, _ = calculator.mixture_table(list(calculator.GPT3.sources), calculator.GPT3.budget_b)
     v = L.mixture_epochs(real)
     assert v.verdict == L.FAILS and "WebText2" in v.reason and "Wikipedia" in v.reason
     assert v.figure.startswith("3 of 5")
@@ -167,13 +167,14 @@ def test_c14_needs_both_scores_and_a_clean_detector():
 
 
 def test_c14_verdict_from_experiment_figures():
-    from labs import evaluation as ev
+    from labs.evaluation import contamination
 
-    r = ev.ContaminationResult(48, 48, 0.25, 0.25, 0.5625, 48, 0, 48, 10, {"clean": 30.0, "contaminated": 27.0}, [])
-    v = ev.contamination_verdict(r)
+    r = contamination.ContaminationResult(48, 48, 0.25, 0.25, 0.5625, 48, 0, 48, 10,
+                                          {"clean": 30.0, "contaminated": 27.0}, [])
+    v = contamination.contamination_verdict(r)
     assert v.verdict == L.HOLDS and v.figures["base"] == 0.25 and v.figures["steps"] == 48
     r.contaminated = 0.27
-    assert ev.contamination_verdict(r).verdict == L.FAILS
+    assert contamination.contamination_verdict(r).verdict == L.FAILS
 
 
 def test_c10_from_cost_rows_and_c12_from_layer_shapes():

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from labs import evaluation as ev
+from labs.evaluation import benchmark, contamination, scoring
 from labs.runs import jobs
 from labs.runs import results
 
@@ -57,7 +57,8 @@ def test_judge_and_contamination(monkeypatch):
     rates = json.loads((run.artifacts / "judgments.json").read_text())["rates"]
     verdict = lessons.judge_position_bias(round(rates["position_bias"] * rates["pairs"]), rates["pairs"])
     assert any(verdict.figure in e.value for e in list(at.success) + list(at.warning))
-    if not results.runs(ev.ContaminationConfig, status=(jobs.DONE,)):  # C14 before any experiment: said honestly
+    # C14 before any experiment: said honestly
+    if not results.runs(contamination.ContaminationConfig, status=(jobs.DONE,)):
         assert any("Not measured yet" in i.value and "no contamination experiment" in i.value for i in at.info)
 
     at.text_area(key="eval_contam_paste").set_value(
@@ -82,7 +83,7 @@ def test_letters_hide_acc_norm_and_show_which_answer_the_model_picks(monkeypatch
     labels = [m.label for m in at.metric]
     assert "acc" in labels and "acc_norm" not in labels  # single letters: acc_norm would equal acc
     assert any("No acc_norm here" in c.value for c in at.caption)
-    picks = ev.answer_distribution(ev.load_results(run.artifacts)["samples"])
+    picks = scoring.answer_distribution(benchmark.load_results(run.artifacts)["samples"])
     if picks["same_answer"]:
         assert any(f"answered {picks['top']}" in w.value for w in at.warning)
     else:
@@ -104,8 +105,8 @@ def test_contamination_experiment_from_the_page(monkeypatch):
     at.run()
     assert not at.exception, at.exception
     result = results.load_result(run)
-    assert isinstance(result, ev.ContaminationResult) and result.n_items == 4
-    verdict = ev.contamination_verdict(result)
+    assert isinstance(result, contamination.ContaminationResult) and result.n_items == 4
+    verdict = contamination.contamination_verdict(result)
     shown = [e.value for e in list(at.success) + list(at.warning)]
     assert verdict.verdict in (lessons.HOLDS, lessons.FAILS)
     assert any(verdict.figure in v for v in shown), shown

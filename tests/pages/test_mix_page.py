@@ -129,7 +129,7 @@ def test_a_second_click_while_running_warns_and_keeps_the_run(app):
 
 def test_repeated_domain_run_gets_an_overfitting_verdict_from_its_own_curves(app):
     from labs.runs import lessons
-    from labs import mixtures
+    from labs.mixtures import pretrain
 
     _small(app, steps=30)
     app.selectbox(key="mix_repeat_domain").set_value("prose").run()
@@ -137,17 +137,17 @@ def test_repeated_domain_run_gets_an_overfitting_verdict_from_its_own_curves(app
     app.button(key="mix_train").click().run()
     run = _wait_and_rerun(app)
     assert run.status == "done", run.reason
-    verdict = mixtures.overfitting_verdict(run.metrics, "prose")
+    verdict = pretrain.overfitting_verdict(run.metrics, "prose")
     assert verdict.verdict in (lessons.HOLDS, lessons.FAILS)  # 30 steps: either way, computed from this run
     assert any("(C3)" in m.value for m in app.markdown)
     assert any(verdict.figure in e.value for e in list(app.success) + list(app.warning))
-    assert mixtures.overfitting_verdict(run.metrics, "").verdict == lessons.NOT_MEASURED
+    assert pretrain.overfitting_verdict(run.metrics, "").verdict == lessons.NOT_MEASURED
 
 
 def test_quality_comparison_at_equal_steps_gets_a_claim_box(app):
     from labs.runs import jobs
     from labs.runs import lessons
-    from labs import mixtures
+    from labs.mixtures import comparison
 
     assert any("(M4)" in m.value for m in app.markdown)  # before a run: not measured yet, with the reason
     assert any("Compare with and without the filter" in i.value for i in app.info)
@@ -162,7 +162,7 @@ def test_quality_comparison_at_equal_steps_gets_a_claim_box(app):
     assert not app.exception, app.exception
     assert run.status == "done", run.reason
     assert {"val_filtered", "val_unfiltered"} <= set(run.metrics[-1])
-    verdict = mixtures.quality_verdict(mixtures.quality_result(run))
+    verdict = comparison.quality_verdict(comparison.quality_result(run))
     assert verdict.verdict in (lessons.HOLDS, lessons.FAILS)  # 10 steps: either way, computed from this run
     assert any(verdict.figure in e.value for e in list(app.success) + list(app.warning))
     assert any(m.label == "Clean-text loss, filtered" for m in app.metric)
