@@ -22,6 +22,7 @@ Sizes in docstrings are in the unit named (tokens, bytes, numbers, seconds); tim
 """
 import os as _os
 
+
 # Nothing in this app may talk to a model hub: set before any labs module imports transformers, chromadb or torch.
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -12,8 +12,10 @@ from labs.runs import jobs
 from labs.runs import lessons
 from labs.runs import results
 from labs.attention import cost, memory, model, sweep, tasks
+from labs.attention import runs as attention_runs
 from labs.attention.mixers import VARIANTS
-from ui import attention as attn_ui
+from ui.attention import (cost as cost_ui, inside as inside_ui, mechanisms as mechanisms_ui, memory as memory_ui,
+                          tasks as tasks_ui)
 from ui.lessons import claim_box, pending
 
 ICON = "📏"
@@ -39,22 +41,22 @@ def mechanisms_tab() -> None:
     st.markdown("Every variant is written twice in `labs/attention`: a plain **recurrent** reference (one token at "
                 "a time) and a **parallel or chunked** form used for prefill and training. The tests check that "
                 "both give the same numbers; you can check it here too.")
-    attn_ui.mechanism_table()
+    mechanisms_ui.mechanism_table()
     variant = st.selectbox("Variant", list(VARIANTS), format_func=VARIANTS.get, key=f"{P}_mech_variant",
                            help="Show the equation and the real code of one variant.")
-    st.latex(attn_ui.EQUATIONS[variant])
+    st.latex(mechanisms_ui.EQUATIONS[variant])
     if st.button("Check recurrent = chunked on random input", key=f"{P}_mech_check",
                  help="Runs both forms of this mixer on a random sequence of 40 tokens and reports the largest "
                       "difference (float32 round-off is ~1e-6)."):
         with ui.friendly_errors("The check"):
-            st.session_state[f"{P}_mech_diff"] = (variant, attn_ui.recurrent_vs_chunked(variant))
+            st.session_state[f"{P}_mech_diff"] = (variant, mechanisms_ui.recurrent_vs_chunked(variant))
     if st.session_state.get(f"{P}_mech_diff"):
         name, diff = st.session_state[f"{P}_mech_diff"]
         st.success(f"{VARIANTS[name]}: max |recurrent − chunked| = {diff:.2e} over 40 tokens.")
     ui.how_it_works(
-        f"**{VARIANTS[variant]}** — {attn_ui.PAPERS[variant]}. Shapes: q, k `[B, T, H, K]`, v `[B, T, H, V]`, "
+        f"**{VARIANTS[variant]}** — {mechanisms_ui.PAPERS[variant]}. Shapes: q, k `[B, T, H, K]`, v `[B, T, H, V]`, "
         "state `[B, H, K, V]`; float32 inside.",
-        *attn_ui.SOURCES[variant], paper=attn_ui.PAPERS[variant])
+        *mechanisms_ui.SOURCES[variant], paper=mechanisms_ui.PAPERS[variant])
 
 
 def cost_tab() -> None:
@@ -81,7 +83,7 @@ def cost_tab() -> None:
             st.session_state[f"{P}_cost_run"] = jobs.submit(config, cost.run_job, owner=ui.session_id(),
                                                             label="Attention cost")
     if st.session_state[f"{P}_cost_run"]:
-        ui.run_panel(st.session_state[f"{P}_cost_run"], [], prefix=f"{P}_cost", extra=attn_ui.cost_extra)
+        ui.run_panel(st.session_state[f"{P}_cost_run"], [], prefix=f"{P}_cost", extra=cost_ui.cost_extra)
     else:
         pending("C10", None, "press Measure")
 
@@ -100,7 +102,7 @@ def memory_tab() -> None:
     bytes_per = c[2].selectbox("Bytes per number", [2, 1, 4], key=f"{P}_mem_bytes",
                                help="2 = bf16/fp16 (usual), 1 = an 8-bit cache, 4 = float32.")
     if keys:
-        attn_ui.memory_figures(keys, context, bytes_per)
+        memory_ui.memory_figures(keys, context, bytes_per)
     hybrid, base = memory.CONFIGS["kimi-linear"], memory.CONFIGS["kimi-linear-mla"]
     m = st.columns(3)
     m[0].metric(f"Kimi Linear vs all-MLA at {context:,} tokens", f"{memory.reduction(hybrid, base, context):.1%} less",
@@ -110,7 +112,7 @@ def memory_tab() -> None:
     m[2].metric(f"Long-context limit for {lin}:1", f"{memory.ratio_reduction(int(lin), 1):.0%} less",
                 help="linear / (linear + full): only the full-attention layers grow with the context.")
     claim_box(memory.hybrid_verdict(int(context)), note="A hybrid's own ratio is set above; the claim is about 3:1.")
-    attn_ui.kimi_published()
+    memory_ui.kimi_published()
     st.markdown("**Power attention** sets the state size by the degree p, independently of the parameters: "
                 "C(K+p−1, p) features per head instead of K.")
     pk = st.select_slider("Head dim K for power attention", [16, 32, 64, 128], value=64, key=f"{P}_mem_pk",
@@ -148,8 +150,8 @@ def pairs_sweep() -> None:
                                                              label="MQAR pairs sweep")
     run_id = st.session_state.get(f"{P}_sweep_run")
     if run_id:
-        ui.run_panel(run_id, [("Loss", attn_ui.mixer_metrics(jobs.get(run_id), "loss"))],
-                     prefix=f"{P}_sw", smoothing=0.6, extra=attn_ui.sweep_extra)
+        ui.run_panel(run_id, [("Loss", tasks_ui.mixer_metrics(jobs.get(run_id), "loss"))],
+                     prefix=f"{P}_sw", smoothing=0.6, extra=tasks_ui.sweep_extra)
     else:
         claim_box(lessons.not_measured("C11", "no pairs sweep in this session yet: press 'Run the pairs sweep'"))
 
@@ -161,7 +163,7 @@ def tasks_tab() -> None:
                 "sequence. Runs are stored: the same settings and seed replay at once.")
     with st.expander("What the tasks look like (worked examples from `labs/attention/tasks.py`)"):
         st.code(tasks.__doc__.split("Each generator")[1], language="text")
-    settings = attn_ui.task_settings()
+    settings = tasks_ui.task_settings()
     if st.button("Train", key=f"{P}_train", type="primary", help="Start a background run (it queues if another "
                                                                   "run is going)."):
         with ui.friendly_errors("Training"):
@@ -170,17 +172,17 @@ def tasks_tab() -> None:
     run_id = st.session_state[f"{P}_train_run"]
     if run_id:
         run = jobs.get(run_id)
-        ui.run_panel(run_id, [("Accuracy (held-out)", attn_ui.mixer_metrics(run, "acc")),
-                              ("Loss", attn_ui.mixer_metrics(run, "loss"))],
-                     prefix=f"{P}_train", smoothing=0.0, extra=attn_ui.train_extra)
-    table = results.attention_task_rows(results.runs(model.TrainConfig, status=(jobs.DONE,)))
+        ui.run_panel(run_id, [("Accuracy (held-out)", tasks_ui.mixer_metrics(run, "acc")),
+                              ("Loss", tasks_ui.mixer_metrics(run, "loss"))],
+                     prefix=f"{P}_train", smoothing=0.0, extra=tasks_ui.train_extra)
+    table = attention_runs.task_rows(results.runs(model.TrainConfig, status=(jobs.DONE,)))
     if table:
         st.markdown("**All stored runs** — vary the pairs, the length or the width and compare:")
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     pairs_sweep()
-    attn_ui.length_sweep("palindrome")  # C11b
-    attn_ui.length_sweep("parity")  # C11c: parity needs negative eigenvalues
-    st.markdown(attn_ui.HONEST_READING)
+    tasks_ui.length_sweep("palindrome")  # C11b
+    tasks_ui.length_sweep("parity")  # C11c: parity needs negative eigenvalues
+    st.markdown(tasks_ui.HONEST_READING)
 
 
 def inside_tab() -> None:
@@ -202,17 +204,17 @@ def inside_tab() -> None:
     if st.session_state.get(f"{P}_in_mixer") not in run.config["mixers"]:
         st.session_state[f"{P}_in_mixer"] = run.config["mixers"][0]
     with ui.friendly_errors("Looking inside"):
-        config = results.attention_train_config(run)
+        config = attention_runs.train_config(run)
         c = st.columns(3)
         which = c[0].selectbox("Mixer", list(config.mixers), format_func=VARIANTS.get, key=f"{P}_in_mixer",
                                help="Which trained model to open.")
         layer = c[1].selectbox("Layer", list(range(config.n_layers)), key=f"{P}_in_layer", help="0 = first.")
         sample = c[2].number_input("Sample", 0, 99, 0, key=f"{P}_in_sample", help="Which held-out sequence.")
-        lm = attn_ui.trained_model(str(run.artifacts), config, which)
+        lm = inside_ui.trained_model(str(run.artifacts), config, which)
         if lm is None:
             st.warning("This run's saved models are missing; train again to look inside.")
         else:
-            attn_ui.look_inside(lm, config.task_config(), which, int(layer), int(sample))
+            inside_ui.look_inside(lm, config.task_config(), which, int(layer), int(sample))
 
 
 with tab_mech:

@@ -21,6 +21,8 @@ import torch
 
 from labs.attention import delta, linear, softmax
 from labs.attention.mixers import VARIANTS
+from labs.core import settings
+from labs.runs import lessons, results
 
 
 @dataclass(frozen=True)
@@ -291,8 +293,6 @@ def crossover(rows: list[dict], variant: str, baseline: str = "softmax", key: st
 def slopes_verdict(rows: list[dict]):
     """C10 from measured rows: labs.runs.lessons.attention_slopes over softmax's and linear's prefill slopes (the 3 longest
     lengths), or 'not measured yet' when either variant was not timed."""
-    from labs.runs import lessons
-
     missing = [v for v in ("softmax", "linear") if not any(r["variant"] == v and r.get("prefill_ms") for r in rows)]
     if missing:
         return lessons.not_measured("C10", f"{' and '.join(missing)} attention was not timed: include it in the "
@@ -306,8 +306,6 @@ def slopes_verdict(rows: list[dict]):
 
 def run_job(ctx) -> dict:
     """labs.runs.jobs step function: one logged row per (variant, length)."""
-    from labs.core import settings
-
     config: CostConfig = ctx.config
     device = settings.device_info().device
     ctx.set_total(len(config.variants) * len(config.lengths))
@@ -325,3 +323,6 @@ def run_job(ctx) -> dict:
                "crossover": {v: crossover(rows, v) for v in config.variants if v != "softmax"}}
     ctx.save_json("cost.json", summary)
     return summary
+
+
+results.register(CostConfig, results.attention_reader("cost", "cost.json"))

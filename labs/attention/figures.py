@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from labs.core import charts
 from labs.attention import cost, memory
 from labs.attention.mixers import VARIANTS
+from labs.core import charts
 
 
 def _color(variant: str) -> str:

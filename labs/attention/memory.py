@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labs.attention.linear import power_state_dim
+from labs.runs import lessons
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,6 @@ def ratio_reduction(linear_layers: int, full_layers: int) -> float:
 def hybrid_verdict(context: int):
     """C12 at `context` tokens: the ideal 3:1 hybrid vs the same depth of MLA layers (labs.runs.lessons.hybrid_cache), with
     Kimi Linear's real 20:7 layout reported next to it."""
-    from labs.runs import lessons
-
     hybrid = CONFIGS["ideal-3to1"]
     full = ArchConfig("all-mla-24", "24 MLA layers", (mla_layer(hybrid.n_layers),), "baseline")
     h, f = cache_numbers(hybrid, context), cache_numbers(full, context)

@@ -18,6 +18,7 @@ from torch import nn
 
 from labs.attention import delta, linear, softmax
 
+
 VARIANTS = {
     "softmax": "Causal softmax attention",
     "sliding_window": "Sliding-window attention",

@@ -9,13 +9,18 @@ absolute embeddings, the same for every mixer, so the only thing that differs be
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from labs.attention import tasks
+from labs.attention.linear import power_state_dim
 from labs.attention.mixers import MixerConfig, build_mixer, check_mixers, state_numbers
+from labs.core import settings
+from labs.runs import results
+from labs.training import loop as training
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,6 @@ class TrainConfig:
         self.task_config()  # validates the task fields
         for m in self.mixers:
             self.model_config(m).mixer_config()  # validates heads, window, p
-        from labs.training import loop as training
 
         training.check_between("Steps", self.steps, 1, 5000)
         training.check_between("Batch size", self.batch_size, 1, 512)
@@ -110,8 +114,6 @@ class TrainConfig:
         if self.eval_every < 1:
             raise ValueError("Evaluate at least every 1 step (eval_every ≥ 1).")
         if "power" in self.mixers:
-            from labs.attention.linear import power_state_dim
-
             features = power_state_dim(self.d_model // self.n_heads, self.power)
             if features > 8192:
                 raise ValueError(f"Power attention with p={self.power} and head dim {self.d_model // self.n_heads} has "
@@ -146,8 +148,6 @@ def build_models(config: TrainConfig, device: str = "cpu") -> dict[str, TinyLM]:
 
 def train(ctx, device: str | None = None) -> dict:
     """The labs.runs.jobs step function: logs loss_<mixer> every step and acc_<mixer> every eval_every steps."""
-    from labs.core import settings
-
     config: TrainConfig = ctx.config
     device = device or settings.device_info().device
     task = config.task_config()
@@ -185,8 +185,6 @@ def mixer_losses(models: dict[str, TinyLM], inputs: torch.Tensor, labels: torch.
     The sum trains them all in one backward pass: each model's weights get exactly its own loss's gradient.
     Logged: loss_<mixer> per mixer, and `loss` = the worst of them, so a NaN in any mixer ends the run readably.
     """
-    from labs.training import loop as training
-
     losses = {}
     for name, model in models.items():
         model.train()
@@ -204,8 +202,6 @@ def fit_side_by_side(ctx, models: dict[str, TinyLM], batches, steps: int, lr: fl
     One AdamW param group per mixer, each clipped on its own (as separate optimizers would), weight decay 0.01,
     warm-up over the first tenth of the steps, then a constant rate.
     """
-    from labs.training import loop as training
-
     groups = [{"params": list(m.parameters())} for m in models.values()]
     loop = training.LoopSettings(steps=steps, lr=lr, warmup=max(1, steps // 10), schedule="constant",
                                  weight_decay=0.01, clip_per_group=True, eval_every=eval_every, loss_name=None)
@@ -228,11 +224,12 @@ def evaluate(model: TinyLM, inputs: torch.Tensor, labels: torch.Tensor, batch: i
 
 def load_trained(run_dir, config: TrainConfig, mixer: str) -> TinyLM | None:
     """The trained model of one mixer from a finished run's folder (None if it is not there)."""
-    from pathlib import Path
-
     path = Path(run_dir) / f"{mixer}.pt"
     if not path.exists():
         return None
     model = TinyLM(config.model_config(mixer))
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
+
+
+results.register(TrainConfig, results.attention_reader("task", "result.json"))

@@ -30,6 +30,9 @@ import torch
 from labs.attention import tasks
 from labs.attention.mixers import check_mixers, state_numbers
 from labs.attention.model import ModelConfig, TinyLM, evaluate, fit_side_by_side
+from labs.core import compute
+from labs.runs import lessons, results
+from labs.training import loop as training
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,6 @@ class PairsSweepConfig:
             raise ValueError(f"The width d={self.d_model} must divide evenly into {self.n_heads} heads.")
         if not 1 <= self.steps <= 5000:
             raise ValueError("Steps must be between 1 and 5000.")
-        from labs.training import loop as training
 
         training.check_lr(self.lr, "try 3e-3")
         if self.eval_every < 1 or self.eval_examples < 1 or self.batch_size < 1:
@@ -83,8 +85,6 @@ def run(ctx) -> dict:
 
     Runs on one CPU thread: these models are so small that a second thread costs more in synchronisation than it
     saves (measured: ~18 s of compute on one thread; 2-10× slower with two threads on a busy 2-core machine)."""
-    from labs.core import compute
-
     with compute.threads(1):
         return _run(ctx)
 
@@ -174,7 +174,6 @@ class LengthSweepConfig:
             self.task_config(n)  # validates each length
         if self.d_model % self.n_heads:
             raise ValueError(f"The width d={self.d_model} must divide evenly into {self.n_heads} heads.")
-        from labs.training import loop as training
 
         training.check_between("Steps", self.steps, 1, 5000)
         training.check_lr(self.lr, "try 3e-3")
@@ -233,8 +232,6 @@ def run_lengths(ctx) -> dict:
     """The labs.runs.jobs step function of a length sweep (one CPU thread, as `run`). Logs loss_<mixer> every step,
     acc_<mixer>_<length> every eval_every steps and `length`; returns {"accuracy": {mixer: {length: acc}},
     "lengths", "chance", "task", "scored", "state_numbers"}."""
-    from labs.core import compute
-
     with compute.threads(1):
         config: LengthSweepConfig = ctx.config
         lengths = sorted(set(config.lengths))
@@ -262,8 +259,6 @@ def latest_accuracy(metrics: list[dict], mixers, pairs) -> dict[str, dict[int, f
 
 def verdict(run_status_done: bool, metrics: list[dict], config: dict, reason: str = ""):
     """C11 from one sweep run: labs.runs.lessons.recall_vs_state over its accuracies, or 'not measured yet'."""
-    from labs.runs import lessons
-
     if not run_status_done:
         return lessons.not_measured("C11", f"this sweep did not finish ({reason or 'still running'})")
     acc = latest_accuracy(metrics, config["mixers"], config["pairs"])
@@ -274,8 +269,6 @@ def verdict(run_status_done: bool, metrics: list[dict], config: dict, reason: st
 
 def length_verdict(run_status_done: bool, metrics: list[dict], config: dict, reason: str = ""):
     """C11b (palindrome) or C11c (parity) from one length sweep run, or 'not measured yet'."""
-    from labs.runs import lessons
-
     claim = "C11b" if config["task"] == "palindrome" else "C11c"
     if not run_status_done:
         return lessons.not_measured(claim, f"this sweep did not finish ({reason or 'still running'})")
@@ -285,3 +278,7 @@ def length_verdict(run_status_done: bool, metrics: list[dict], config: dict, rea
     if "softmax" not in acc:
         return lessons.not_measured(claim, "the sweep has no softmax curve to compare with: add the softmax mixer")
     return lessons.reversal_vs_state(acc)
+
+
+for _config in (PairsSweepConfig, PalindromeSweepConfig, ParitySweepConfig):
+    results.register(_config, results.attention_reader("sweep", "result.json"))

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+
 TASKS = {
     "mqar": "MQAR (associative recall)",
     "parity": "Parity (state tracking)",

@@ -6,6 +6,7 @@ from typing import Iterable, Sequence
 
 import plotly.graph_objects as go
 
+
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC"]
 
 

@@ -24,6 +24,7 @@ import threading
 
 import torch
 
+
 CORES = max(1, int(os.environ.get("LLMLAB_CPU_THREADS") or torch.get_num_threads()))
 
 _state = threading.Lock()

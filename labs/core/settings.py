@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+
 # HF_HUB_OFFLINE and friends are set in labs/__init__.py, before any module here imports transformers.
 
 

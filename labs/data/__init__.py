@@ -1,5 +1,12 @@
-"""Loaders for the standard formats users bring, and access to the bundled samples in assets/."""
+"""Loaders for the standard formats users bring, and access to the bundled samples in assets/.
+
+    benchmarks    multiple-choice items: MMLU CSV, HellaSwag-style JSONL, the bundled mini benchmark
+    corpora       text domains for the mixtures lab: the standard library's source and docstrings, uploads
+    instructions  Alpaca rows and ShareGPT / LIMA conversations -> one Example shape
+    preferences   (prompt, chosen, rejected) triples from the layouts people bring
+"""
 from pathlib import Path
+
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 

@@ -20,6 +20,7 @@ HellaSwag JSONL (Zellers et al. 2019), one object per line:
 """
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labs.data import asset, decode_upload
+
 
 LETTERS = "ABCD"
 MAX_BYTES = 20 * 1024 * 1024  # 20 MB: ~100k MMLU rows; larger is almost certainly the wrong file
@@ -159,8 +161,6 @@ def parse_answer(cell: str) -> tuple[int, str] | None:
 
 def _list_cell(cell: str) -> list[str] | None:
     """A choices cell written as a JSON or Python list of strings."""
-    import ast
-
     for parse in (json.loads, ast.literal_eval):
         try:
             value = parse(cell)

@@ -27,6 +27,9 @@ import textwrap
 from functools import lru_cache
 from pathlib import Path
 
+from labs.core import settings
+
+
 CLEAN_DOMAINS = ("code", "prose", "arithmetic")
 NOISY_DOMAIN = "web"
 BUILTIN_DOMAINS = (*CLEAN_DOMAINS, NOISY_DOMAIN)
@@ -62,8 +65,6 @@ def _strip_docstring(node: ast.AST) -> None:
 @lru_cache(maxsize=1)
 def _stdlib_documents() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(code documents, prose documents) from the standard library, in a fixed order; cached on disk."""
-    from labs.core import settings
-
     cache = settings.subdir("mixtures") / f"stdlib-corpora-{python_version()}.json"
     try:
         code, prose = json.loads(cache.read_text())
@@ -156,8 +157,6 @@ _FRAGMENTS = ("Loading…", "Click here", "404 Not Found", "Page {n} of {m}", "S
 @lru_cache(maxsize=1)
 def _package_docstrings() -> tuple[str, ...]:
     """Docstrings of the standard library's packages (not its top-level modules), shuffled; cached on disk."""
-    from labs.core import settings
-
     cache = settings.subdir("mixtures") / f"stdlib-packages-{python_version()}.json"
     try:
         return tuple(json.loads(cache.read_text()))

@@ -15,11 +15,13 @@ instruction, anything earlier the history. Rows that cannot be used are skipped 
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from labs.data import asset, decode_upload
+
 
 MAX_BYTES = 20 * 1024 * 1024  # 20 MB: plenty for a lesson, small enough for a 2-core laptop
 
@@ -215,8 +217,6 @@ def bundled() -> tuple[list[Example], list[Example]]:
 
 def split(examples: list[Example], heldout_fraction: float = 0.15, seed: int = 0) -> tuple[list[Example], list[Example]]:
     """A deterministic train / held-out split for uploaded data (at least one held-out example)."""
-    import random
-
     if len(examples) < 2:
         raise InstructionFormatError("At least two examples are needed: one to train on and one to hold out.")
     order = list(range(len(examples)))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from labs.data import asset, decode_upload
 
+
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
 EXPECTED_FIELDS = ('expected "prompt", "chosen", "rejected" (strings or chat-message lists), or '

@@ -18,5 +18,6 @@ from labs.evaluation.diversity import DiversityConfig
 from labs.evaluation.generative import GenerativeConfig
 from labs.evaluation.judging import JudgeConfig
 
+
 __all__ = ["BenchmarkConfig", "ContaminationConfig", "ContaminationResult", "DiversityConfig", "GenerativeConfig",
            "JudgeConfig", "load_results"]

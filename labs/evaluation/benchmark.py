@@ -15,6 +15,8 @@ from labs.data.benchmarks import MCItem, subject_name
 from labs.evaluation.scoring import (CHOICE_FORMATS, ItemResult, acc_norm_can_differ, build_context, choice_strings,
                                      encode_pair, few_shot_pool, loglikelihood_naive, model_for, pick_shots,
                                      score_choices, score_item, summarize)
+from labs.runs import jobs, results
+
 
 def harness_json(summary: dict, config: dict, task: str = "mini_mmlu") -> dict:
     """Results in (close to) lm-evaluation-harness's results.json shape: 'acc,none', 'acc_stderr,none', ..."""
@@ -181,3 +183,15 @@ def sample_record(result: ItemResult) -> dict:
     return {"doc_id": result.id, "subject": result.subject, "target": result.answer, "arguments": result.choices,
             "resps": [[ll, g] for ll, g in zip(result.loglik, result.greedy)], "acc": result.acc,
             "acc_norm": result.acc_norm}
+
+
+def read_result(run: jobs.Run) -> results.EvaluationResult | None:
+    """A stored benchmark run's scored items (None if it saved nothing readable)."""
+    try:
+        data = load_results(run.artifacts)
+    except (OSError, ValueError, TypeError):
+        return None
+    return results.EvaluationResult("benchmark", data) if data else None
+
+
+results.register(BenchmarkConfig, read_result)

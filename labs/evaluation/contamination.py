@@ -16,7 +16,8 @@ from labs.evaluation.benchmark import interleave_subjects
 from labs.evaluation.diversity import ngrams, words
 from labs.evaluation.scoring import format_question, score_item
 from labs.finetune import sft
-from labs.runs import lessons
+from labs.runs import jobs, lessons, results
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Contamination: n-gram overlap between an eval set and training data (GPT-3 paper, Brown et al. 2020, App. C)
@@ -216,3 +217,15 @@ def run_contamination(ctx, lm: models.LoadedModel, items: Sequence[MCItem] | Non
     if hasattr(ctx, "save_json"):
         ctx.save_json("contamination.json", result.to_json())
     return result
+
+
+def read_result(run: jobs.Run) -> ContaminationResult | None:
+    """A stored contamination experiment (None if missing, or written by an older version with other fields)."""
+    data = results.read_json(run.artifacts, "contamination.json")
+    try:
+        return ContaminationResult(**data) if isinstance(data, dict) else None
+    except TypeError:
+        return None
+
+
+results.register(ContaminationConfig, read_result)

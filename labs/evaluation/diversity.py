@@ -8,8 +8,10 @@ from typing import Callable, Sequence
 import torch
 
 from labs import models
+from labs.runs import results
 from labs.serving.endpoints import generate_many
 from labs.serving.generation import GenerationConfig
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Diversity (distinct-n: Li et al. 2016; self-similarity in the spirit of Self-BLEU, Zhu et al. 2018)
@@ -99,3 +101,6 @@ def run_diversity(ctx, lm, embed: Callable[[list[str]], object] | None = None) -
     finally:
         ctx.save_json("diversity.json", {"table": table, "samples": samples})
     return {"rows": len(table)}
+
+
+results.register(DiversityConfig, results.evaluation_reader("diversity", "diversity.json"))

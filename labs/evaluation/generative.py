@@ -8,8 +8,10 @@ from typing import Sequence
 
 from labs import models
 from labs.evaluation.scoring import model_for
+from labs.runs import results
 from labs.serving import endpoints as backends
 from labs.serving.generation import GenerationConfig
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Generative evaluation: exact match / contains / regex (SQuAD's answer normalisation, Rajpurkar et al. 2016)
@@ -104,3 +106,6 @@ def run_generative(ctx, lm, rows: Sequence[dict]) -> dict:
         ctx.save_json("generations.json", out)
     n = len(out)
     return {m: sum(r[m] for r in out) / n for m in ("exact_match", "contains", "regex")}
+
+
+results.register(GenerativeConfig, results.evaluation_reader("generative", "generations.json"))

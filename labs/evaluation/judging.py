@@ -11,8 +11,10 @@ from typing import Sequence
 from labs import models
 from labs.evaluation.generative import normalize_answer
 from labs.evaluation.scoring import encode_pair, score_choices
+from labs.runs import results
 from labs.serving import endpoints as backends
 from labs.serving.generation import GenerationConfig, render_prompt
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Pairwise LLM-as-a-judge, both orders (Zheng et al. 2023, "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena")
@@ -177,3 +179,6 @@ def judge_verdict_text(rates: dict, judge_name: str) -> str:
                  "biases, not quality. Real LLM-as-a-judge setups use a far stronger model than the one judged, "
                  "swap orders, and check agreement with humans.")
     return " ".join(parts)
+
+
+results.register(JudgeConfig, results.evaluation_reader("judge", "judgments.json"))

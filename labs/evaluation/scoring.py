@@ -27,6 +27,7 @@ from labs.data.benchmarks import LETTERS, MCItem, shot_pool, subject_name
 from labs.models import adapters
 from labs.training.loop import pad_id
 
+
 MMLU_DESCRIPTION = "The following are multiple choice questions (with answers) about {subject}.\n\n"
 CHOICE_FORMATS = ("letters", "text")
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from labs.core.charts import PALETTE, _layout
 from labs.data import asset
 from labs.models import LoadedModel
+from labs.runs import results
 from labs.training import loop as training
 
 
@@ -365,3 +366,6 @@ def trainable_count(lm: LoadedModel, k: int) -> int:
         return head
     return head + sum(p.numel() for layer in list(body.layers)[L - k:] for p in layer.parameters()) + \
         sum(p.numel() for p in body.norm.parameters())
+
+
+results.register(ClassifierConfig, results.read_classifier)

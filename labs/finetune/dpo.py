@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from labs.models import adapters
-from labs.runs import lessons
+from labs.runs import lessons, results
 from labs.serving import generation
 from labs.training import loop as training
 
@@ -347,3 +347,6 @@ def load_result(run) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+results.register(DPOConfig, results.read_dpo)

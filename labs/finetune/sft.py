@@ -32,7 +32,7 @@ from labs.finetune.answers import (FORMAT, base_side, follows_format,  # noqa: F
 from labs.finetune.templates import (ALPACA_INPUT, ALPACA_NO_INPUT, MODES,  # noqa: F401 (the page reads them here)
                                      TEMPLATES, TokenizedSet, has_chat_template, render, token_view, tokenize)
 from labs.models import LoadedModel, ModelError, adapters
-from labs.runs import lessons
+from labs.runs import lessons, results
 from labs.training import loop as training
 
 
@@ -447,3 +447,6 @@ def export_merged(lm: LoadedModel, run) -> Path:
 
 
 zip_folder = adapters.zip_adapter  # a run's folder (adapter or merged model) as a zip, for download
+
+
+results.register(SFTConfig, results.read_sft)

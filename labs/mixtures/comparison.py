@@ -14,8 +14,9 @@ from labs.mixtures.filtering import FilterStats, filter_vs_labels
 from labs.mixtures.gpt import GPT, flops_per_token
 from labs.mixtures.pretrain import (DEFAULT_SIZE, MixtureRunConfig, _gpt_threads, evaluate, fixed_windows, get_batch,
                                     prepare_domains, warmup_steps)
-from labs.runs import lessons
+from labs.runs import lessons, results
 from labs.training import loop as training
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Quality beats quantity at equal compute (claim M4): the same GPT, steps and seed on the noisy domain, with and
@@ -158,3 +159,6 @@ def quality_verdict(result: QualityComparisonResult | dict | None):
     if result.precision is not None:
         v.figures.update(filter_precision=round(result.precision, 3), filter_recall=round(result.recall, 3))
     return v
+
+
+results.register(QualityComparisonConfig, quality_result)

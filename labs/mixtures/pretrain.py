@@ -16,8 +16,9 @@ from labs.data import corpora
 from labs.mixtures.calculator import normalise_weights
 from labs.mixtures.filtering import FilterStats, quality_filter
 from labs.mixtures.gpt import GPT, GPTConfig, flops_per_token
-from labs.runs import lessons
+from labs.runs import lessons, results
 from labs.training import loop as training
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Sampling by weights and the tiny-GPT run
@@ -314,3 +315,6 @@ def sample_text(model: GPT, prompt: str, n: int, device: str, seed: int = 0, tem
 def bits(nats: float) -> float:
     """Loss in bits per byte (nats / ln 2): comparable with a compressor's output size."""
     return nats / math.log(2)
+
+
+results.register(MixtureRunConfig, results.read_mixture)

@@ -19,12 +19,13 @@ from labs.models.cache import (Progress, cache_dir, cache_state, download, ensur
 from labs.models.load import LoadedModel, load_embedder, load_model, load_tokenizer, tiny_model
 from labs.models.memory import (PURPOSES, MemoryCheck, available_memory, check_memory, count_parameters,
                                 entry_parameters, params_text, require_memory, size_text)
-from labs.models.registry import (DEFAULT_CHAT_MODEL, EMBEDDING_MODEL, ENTRY_FIELDS, REGISTRY, SOURCE_FIELDS,
-                                  ModelSpec, UserModels, add_to_models_file, all_specs, causal_models,
-                                  embedding_models, endpoint_refusal, entry_spec, generators, gguf_architecture,
-                                  model_key, models_file, spec, toml_entry, user_models)
+from labs.models.registry import (DEFAULT_CHAT_MODEL, EMBEDDING_MODEL, ENTRY_FIELDS, REGISTRY, SOURCE_FIELDS, ModelSpec,
+                                  UserModels, add_to_models_file, all_specs, causal_models, embedding_models,
+                                  endpoint_refusal, entry_spec, generators, gguf_architecture, model_key, models_file,
+                                  spec, toml_entry, user_models)
 from labs.models.targets import LORA_TARGETS, lora_targets
 from labs.models.variants import DECODE_VARIANTS, decode_variant, forced_decode
+
 
 __all__ = [
     "ModelError", "Progress", "cache_dir", "cache_state", "download", "ensure_cached", "ensure_local", "installed",

@@ -1,6 +1,7 @@
 """`python -m labs.models list | check | download KEY`."""
 from __future__ import annotations
 
+import argparse
 
 from labs.core.errors import ModelError
 from labs.models.cache import download
@@ -9,8 +10,6 @@ from labs.models.registry import all_specs, user_models
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m labs.models list | check | download KEY`."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m labs.models", description="LLM Lab models: the registry and "
                                      "the models file (LLMLAB_MODELS_FILE).")
     parser.add_argument("command", choices=["list", "check", "download"])

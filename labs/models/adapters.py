@@ -3,13 +3,18 @@ our adapter.json (label, base model, page, created). The arena and evaluation pa
 from __future__ import annotations
 
 import copy
+import io
 import json
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from peft import PeftModel
+
 from labs.core import settings
 from labs.models import LoadedModel, ModelError
+
 
 META = "adapter.json"
 
@@ -40,9 +45,6 @@ def save_adapter(peft_model, folder: str | Path, meta: dict) -> Path:
 
 def zip_adapter(folder: str | Path) -> bytes:
     """The adapter folder (safetensors + configs) as a zip, for download."""
-    import io
-    import zipfile
-
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for f in sorted(Path(folder).iterdir()):
@@ -70,8 +72,6 @@ def list_adapters(base_model: str | None = None) -> list[AdapterInfo]:
 
 def load_adapter(lm: LoadedModel, path: str | Path):
     """A PeftModel = a copy of the shared base + the saved adapter, in eval mode (the shared model stays untouched)."""
-    from peft import PeftModel
-
     path = Path(path)
     if not (path / "adapter_config.json").exists():
         raise ModelError(f"No adapter at {path} (adapter_config.json is missing).")

@@ -3,7 +3,7 @@ once by transformers and saved under LLMLAB_MODEL_CACHE/<key>/, guarded by a `.c
 hub ids, downloaded once, only when asked, only online."""
 from __future__ import annotations
 
-
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import HfHubHTTPError
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from labs.core import settings
-
 from labs.core.errors import ModelError
 from labs.models.registry import REGISTRY, endpoint_refusal, gguf_architecture, spec
+
 
 Progress = Callable[[float, str], None]  # (fraction 0..1, what is happening)
 
@@ -43,7 +46,6 @@ def cache_dir(key: str) -> Path:
         return root / key
     if s.source == "folder":
         return Path(s.location)
-    import hashlib
 
     digest = hashlib.sha256(s.location.encode()).hexdigest()[:10]  # a new file or hub id under the same name
     if s.source == "hub":
@@ -149,7 +151,6 @@ def ensure_cached(key: str, progress: Progress | None = None) -> str:
             note = f"The cache of {s.display_name} at {folder} was incomplete (a file was missing or cut short); it was rebuilt."
             shutil.rmtree(folder, ignore_errors=True)
         gguf = source_path(key)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         t0 = time.perf_counter()
         progress(0.05, f"Reading tokenizer from {gguf.name}")
@@ -214,9 +215,6 @@ def download(key: str, progress: Progress | None = None) -> Path:
         raise ModelError(f"{s.display_name} ({s.entry}, field 'hub_id' = {s.location!r}) cannot be downloaded: this app "
                          "runs offline (HF_HUB_OFFLINE=1, the default). Start it once with HF_HUB_OFFLINE=0 on a machine "
                          "that is online, or download the folder elsewhere and use path = instead.")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
-
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     progress(0.05, f"Downloading {s.location} from the Hugging Face hub…")

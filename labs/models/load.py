@@ -2,16 +2,17 @@
 tiny random-initialised models of the real architectures with the real tokenizer (tests, fast demos)."""
 from __future__ import annotations
 
-
+import gc
 import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 
 import torch
+from sentence_transformers import SentenceTransformer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from labs.core import settings
-
 from labs.core.errors import ModelError
 from labs.models.cache import Progress, cache_dir, ensure_cached, ensure_local, package_dir
 from labs.models.memory import require_memory
@@ -60,8 +61,6 @@ class LoadedModel:
 
 def load_tokenizer(key: str, progress: Progress | None = None):
     """The tokenizer of a registry model, converting the model into the cache first if needed."""
-    from transformers import AutoTokenizer
-
     ensure_cached(key, progress)
     return AutoTokenizer.from_pretrained(str(cache_dir(key)))
 
@@ -69,8 +68,6 @@ def load_tokenizer(key: str, progress: Progress | None = None):
 def load_model(key: str = DEFAULT_CHAT_MODEL, device: str | None = None, dtype: torch.dtype | None = None,
                progress: Progress | None = None) -> LoadedModel:
     """Load a causal model from the safetensors cache (converting on first use), in eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     s = spec(key)
     if s.is_endpoint:
         raise ModelError(endpoint_refusal(s, "loaded on this machine"))
@@ -103,7 +100,6 @@ def load_model(key: str = DEFAULT_CHAT_MODEL, device: str | None = None, dtype: 
         lm.decode = forced_decode()
     # A loaded model lives as long as the server: move its (many) Python objects out of the garbage collector's
     # reach, so that no later collection walks them while holding the GIL that the decoder needs.
-    import gc
 
     gc.freeze()
     return lm
@@ -112,8 +108,6 @@ def load_model(key: str = DEFAULT_CHAT_MODEL, device: str | None = None, dtype: 
 def tiny_model(key: str = DEFAULT_CHAT_MODEL, seed: int = 0, hidden_size: int = 64, layers: int = 2,
                heads: int = 4, kv_heads: int = 2, intermediate: int = 128) -> LoadedModel:
     """A random-initialised model of the same architecture and real tokenizer, for fast tests."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     tokenizer = load_tokenizer(key)
     config = AutoConfig.from_pretrained(str(cache_dir(key)))
     for name, value in dict(hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
@@ -133,8 +127,6 @@ def tiny_model(key: str = DEFAULT_CHAT_MODEL, seed: int = 0, hidden_size: int = 
 def load_embedder(device: str | None = None, key: str = EMBEDDING_MODEL):
     """all-MiniLM-L6-v2 from its package folder (sentence-transformers, no hub), or an embedding model from the
     models file (a sentence-transformers folder, or a plain encoder folder: mean pooling is added)."""
-    from sentence_transformers import SentenceTransformer
-
     s = spec(key)
     if s.kind != "embedding":
         raise ModelError(f"{s.display_name} is a text generator, not an embedding model (kind = \"causal\").")

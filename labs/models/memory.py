@@ -1,14 +1,14 @@
 """Size and memory: a model that will not fit is refused with the numbers."""
 from __future__ import annotations
 
-
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from gguf import GGUFReader
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from labs.core import settings
-
 from labs.core.errors import ModelError
 from labs.models.cache import cache_dir, cache_state, ensure_cached, ensure_local, package_dir
 from labs.models.registry import ModelSpec, endpoint_refusal, spec
@@ -23,14 +23,10 @@ _param_cache: dict[tuple, int] = {}
 def count_parameters(key: str) -> int:
     """Parameters of a model from its config alone (built on the meta device: no weights read, about a second).
     A GGUF that is not converted yet is counted from the tensor shapes in its header."""
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
-
     s = spec(key)
     if s.is_endpoint:
         raise ModelError(endpoint_refusal(s, "measured"))
     if s.source == "gguf" and cache_state(key) != "ready":
-        from gguf import GGUFReader
-
         return int(sum(int(t.n_elements) for t in GGUFReader(s.location).tensors))
     if s.source == "package" and s.kind == "embedding":
         folder = package_dir(key) / s.filename
@@ -52,13 +48,9 @@ def count_parameters(key: str) -> int:
 
 def entry_parameters(s: ModelSpec) -> int:
     """Parameters of a models-file entry from its config.json (or a GGUF header), before it is in the file."""
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
-
     if s.is_endpoint:
         raise ModelError(endpoint_refusal(s, "measured"))
     if s.source == "gguf":
-        from gguf import GGUFReader
-
         return int(sum(int(t.n_elements) for t in GGUFReader(s.location).tensors))
     folder = cache_dir(s.key) if s.source == "hub" else Path(s.location)
     try:
@@ -116,7 +108,7 @@ def available_memory(device: str | None = None) -> tuple[int, str]:
     device = device or settings.device_info().device
     if device.startswith("cuda") and torch.cuda.is_available():
         return int(torch.cuda.mem_get_info(torch.device(device))[0]), "GPU memory"
-    import psutil
+    import psutil  # optional dependency: memory figures fall back without it
 
     return int(psutil.virtual_memory().available), "RAM"
 

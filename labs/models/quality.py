@@ -15,6 +15,7 @@ import math
 
 import torch
 
+
 GATE = 1.02  # perplexity of a fast path / perplexity of float32, at most
 DOC_MODULES = ("json", "textwrap", "argparse", "collections", "functools", "itertools", "pathlib", "csv",
                "random", "statistics", "datetime", "heapq", "bisect", "string", "shutil", "difflib")

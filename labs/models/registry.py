@@ -2,16 +2,19 @@
 ModelSpec that says where its weights come from, its architecture, prompt format and licence note."""
 from __future__ import annotations
 
-
+import difflib
 import json
 import os
+import re
 import threading
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gguf import GGUFReader
+from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
 
 from labs.core import settings
-
 from labs.core.errors import ModelError
 
 
@@ -187,14 +190,10 @@ def user_models() -> UserModels:
 
 def model_key(name: str) -> str:
     """The registry key of a models-file entry: 'user-' + its name in lower case, dashes for the rest."""
-    import re
-
     return "user-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model")
 
 
 def _read_models_file(path: Path) -> UserModels:
-    import tomllib
-
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -227,8 +226,6 @@ def _read_models_file(path: Path) -> UserModels:
 
 def entry_spec(entry: dict, where: str = "models.toml entry") -> ModelSpec:
     """One [[model]] table -> a ModelSpec, or ModelError naming the entry and the field at fault."""
-    import difflib
-
     if not isinstance(entry, dict):
         raise ModelError(f"{where}: each model must be a [[model]] table.")
     name = entry.get("name")
@@ -311,14 +308,11 @@ def gguf_architecture(path: Path, label: str = "") -> str:
     if not path.is_file():
         raise ModelError(f"{prefix}the file {path} does not exist.")
     try:
-        from gguf import GGUFReader
-
         reader = GGUFReader(str(path))
         arch_field = reader.fields["general.architecture"]
         architecture = bytes(arch_field.parts[arch_field.data[0]]).decode()
     except (KeyError, ValueError, IndexError, OSError) as exc:
         raise ModelError(f"{prefix}{path} is not a readable GGUF file ({type(exc).__name__}: {exc}).") from None
-    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
 
     if architecture not in GGUF_CONFIG_MAPPING or architecture in ("general", "tokenizer"):
         supported = ", ".join(sorted(k for k in GGUF_CONFIG_MAPPING if k not in ("general", "tokenizer")))
@@ -339,8 +333,6 @@ def toml_entry(entry: dict) -> str:
 
 def add_to_models_file(entry: dict) -> ModelSpec:
     """Validate an entry and append it to the models file; returns its spec. The file is re-read next time."""
-    import tomllib
-
     s = entry_spec(entry, f"{models_file().name}, new entry")
     if s.key in REGISTRY or s.key in user_models().specs:
         raise ModelError(f"{s.entry}: field 'name': a model called {s.display_name!r} exists already; pick another name.")

@@ -1,7 +1,6 @@
 """LoRA target names: each architecture family names its projections differently in transformers."""
 from __future__ import annotations
 
-
 import torch
 
 

@@ -2,7 +2,6 @@
 Which one serves is LLMLAB_DECODE, or on a CPU the choice of labs.serving.decode_gate (perplexity within +2 % of float32)."""
 from __future__ import annotations
 
-
 import copy
 import os
 import threading
@@ -12,6 +11,7 @@ import torch
 from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 from labs.core.errors import ModelError
+
 
 _variant_lock = threading.Lock()  # one copy is made at a time (each holds a whole model)
 
@@ -45,8 +45,6 @@ class Int8WeightLinear(torch.nn.Module):
 
 
 def _int8_weight_copy(model: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
     variant = copy.deepcopy(model)
     for parent in list(variant.modules()):
         for name, child in list(parent.named_children()):

@@ -6,4 +6,13 @@
     result = retrieve.retrieve(index, "How do I parse JSON?", embedder, retrieve.RetrieveConfig(k=4))
     messages = generate.rag_messages(result.question, result.passages)   # then labs.serving.endpoints.stream(lm, messages)
     scores = evaluate.triad(result.question, answer, [h.chunk.text for h in result.hits], embed)
+
+    load      files in the formats people bring (text, Markdown, HTML, PDF, CSV, JSON) and the default corpus
+    markdown  what a reader never sees in Markdown sources, dropped before splitting
+    split     chunks with overlap, by characters or tokens
+    store     embeddings in Chroma (our embedder, never Chroma's default)
+    retrieve  dense, BM25, hybrid and MMR retrieval, and contextual compression (the sentences the model reads)
+    generate  the prompt with the retrieved passages and cited answers
+    evaluate  retrieval hit rate, the RAG triad, RAG vs no-RAG (claim C9)
+    charts    chunk lengths, the 2-D embedding map, the leaderboard
 """

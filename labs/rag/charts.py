@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from labs.core.charts import PALETTE, _layout
 from labs.rag.split import Chunk, coverage_segments
 
+
 CHUNK_COLOURS = ("#dbe9f6", "#e3f1d9")  # alternate chunks: light blue, light green
 OVERLAP_COLOUR = "#ffd58a"  # text that belongs to two chunks
 
@@ -46,7 +47,7 @@ def chunk_viewer_html(text: str, chunks: Sequence[Chunk], limit: int = 6000) -> 
 def embedding_map(embeddings: np.ndarray, chunks: Sequence[Chunk], query_vec: np.ndarray | None = None,
                   hit_indices: Sequence[int] = (), max_points: int = 4000, seed: int = 0) -> go.Figure:
     """PCA of the chunk embeddings to 2-D (fit on the chunks), coloured by source; query star, hits ringed."""
-    from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA  # optional dependency: only the embedding map uses it
 
     n = len(chunks)
     keep = np.arange(n)

@@ -26,10 +26,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from labs.serving import endpoints as backends
-from labs.runs import jobs
 from labs.data import asset
 from labs.rag import generate, load, retrieve, split, store
+from labs.runs import jobs, lessons, results
+from labs.serving import endpoints as backends
+
 
 QUESTIONS_FILE = ("rag", "stdlib_questions.jsonl")
 
@@ -400,8 +401,6 @@ def run_rag_claim(ctx, embedder, lm) -> dict:
 
 def rag_claim_verdict(summary: dict):
     """C9 from a finished run_rag_claim summary (labs.runs.lessons.rag_beats_no_rag), with the judge score's interval."""
-    from labs.runs import lessons
-
     if not summary or "rag_contains" not in summary:
         return lessons.not_measured("C9", "no finished RAG vs no-RAG run")
     hits = summary["hit_at_k"]
@@ -419,3 +418,7 @@ def rag_claim_verdict(summary: dict):
         v.figure += (f"; the model read {summary['compress_to']} sentences (whole chunks instead: "
                      f"{np.mean(whole):.0%} contain the answer)")
     return v
+
+
+results.register(RagEvalConfig, results.read_rag_eval)
+results.register(RagClaimConfig, results.read_rag_claim)

@@ -11,9 +11,10 @@ from typing import Iterator, Sequence
 
 import torch
 
+from labs.rag.retrieve import MAX_CHARS_PER_CHUNK, Passage, Retrieval
 from labs.serving import endpoints as backends
 from labs.serving import generation
-from labs.rag.retrieve import MAX_CHARS_PER_CHUNK, Passage, Retrieval
+
 
 SYSTEM = ("You answer questions about documentation. Use only the numbered context passages. "
           "Cite the passages you used like [1] or [2]. If the passages do not contain the answer, "

@@ -23,9 +23,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePath
 
+from bs4 import BeautifulSoup
+
 from labs.core import settings
 from labs.data.corpora import python_version  # noqa: F401  (the RAG page names the stdlib's version)
 from labs.rag.markdown import clean_markdown
+
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a bigger file is refused (and would take minutes to embed anyway)
 MAX_RECORDS = 20_000  # rows of a CSV / records of a JSON file kept
@@ -129,8 +132,8 @@ def _clean(text: str) -> str:
 
 def load_pdf(name: str, data: bytes) -> list[Document]:
     """One document per page with text (`name#p3`); encrypted or corrupt PDFs are refused with a reason."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf import PdfReader  # optional dependency: only PDF uploads use it
+    from pypdf.errors import PdfReadError  # optional dependency: only PDF uploads use it
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -154,8 +157,6 @@ def load_pdf(name: str, data: bytes) -> list[Document]:
 
 def html_to_text(markup: str) -> str:
     """Visible text only: scripts, styles and templates are dropped, never executed or rendered."""
-    from bs4 import BeautifulSoup
-
     soup = BeautifulSoup(markup, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "head"]):
         tag.decompose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+
 # Front matter: the first line is exactly --- (YAML) or +++ (TOML), closed by the same fence on its own line.
 _FRONT_MATTER = re.compile(r"\A\ufeff?[ \t]*(---|\+\+\+)[ \t]*\r?\n.*?^[ \t]*\1[ \t]*(?:\r?\n|\Z)",
                            re.DOTALL | re.MULTILINE)

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from rank_bm25 import BM25Okapi
 
 from labs.rag.split import Chunk
 from labs.rag.store import Index, cosine_similarity, embed_texts
+
 
 METHODS = ("dense", "mmr", "hybrid")
 REWRITES = ("none", "hyde")
@@ -118,8 +120,6 @@ def bm25_tokens(text: str) -> list[str]:
 
 def bm25_scores(index: Index, question: str) -> np.ndarray:
     """BM25Okapi score of every chunk for the question's words (the index is built once per collection)."""
-    from rank_bm25 import BM25Okapi
-
     if index._bm25 is None:
         index._bm25 = BM25Okapi([bm25_tokens(c.text) or ["_"] for c in index.chunks])
     return np.asarray(index._bm25.get_scores(bm25_tokens(question)), dtype=np.float64)

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 from labs.rag.load import Document
 
+
 Length = Callable[[str], int]
 Span = tuple[int, int]  # [start, end) character offsets into the document text
 

@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 from urllib.parse import urlparse
 
+import chromadb
 import numpy as np
 import torch
+from chromadb.config import Settings
 
-from labs.core import compute
-from labs.core import settings
+from labs import models
+from labs.core import compute, settings
 from labs.rag.split import Chunk, SplitConfig
+
 
 DISTANCES = {
     "cosine": "d(A, B) = 1 − A·B / (‖A‖ ‖B‖)",
@@ -71,9 +74,6 @@ def where() -> str:
 
 def client():
     """PersistentClient under LLMLAB_HOME/chroma, or HttpClient when LLMLAB_CHROMA_URL is set (one per target)."""
-    import chromadb
-    from chromadb.config import Settings
-
     target = where()
     with _clients_lock:
         if target not in _clients:
@@ -98,8 +98,6 @@ def client():
 def corpus_for(corpus_id: str, embedder_key: str) -> str:
     """The corpus id an index is stored under: other embedding models (from the models file) get their own
     collections, since their vectors have other meanings and sizes."""
-    from labs import models
-
     if embedder_key == models.EMBEDDING_MODEL:
         return corpus_id
     return f"{corpus_id}-e{hashlib.sha256(embedder_key.encode()).hexdigest()[:8]}"

@@ -19,8 +19,10 @@ restart. The run id is a hash of (kind, config, seed): the same config and seed 
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import shutil
@@ -32,8 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from labs.core import compute
-from labs.core import settings
+import torch
+
+from labs.core import compute, settings
+
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
 ACTIVE = (QUEUED, RUNNING)
@@ -202,8 +206,6 @@ class RunContext:
     def _share_cores(self) -> None:
         """One CPU budget (labs.core.compute): between steps, take only the training share of the cores while the
         generation engine is serving streams, and the lab's own thread count again when it is not."""
-        import torch
-
         if self._preferred_threads is None:
             self._preferred_threads = torch.get_num_threads()  # what the lab chose for itself
         want = min(self._preferred_threads, compute.threads_for("training"))
@@ -413,9 +415,6 @@ def diff_configs(a: Run, b: Run) -> list[dict]:
 
 def metrics_csv(run: Run) -> str:
     """The run's metrics as CSV text: one row per logged step, a column per key seen."""
-    import csv
-    import io
-
     keys: list[str] = []
     for row in run.metrics:
         keys += [k for k in row if k not in keys]

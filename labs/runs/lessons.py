@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
 
+
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured yet"
 
 

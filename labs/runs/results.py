@@ -133,19 +133,19 @@ class EvaluationResult:
 
 
 # -- readers ------------------------------------------------------------------------------------------------------------
-def _sft(run: jobs.Run) -> SFTResult | None:
+def read_sft(run: jobs.Run) -> SFTResult | None:
     folder = Path(run.artifacts)
     return SFTResult(summary=dict(run.summary or {}), score_rows=read_json(folder, "score.json", {}).get("rows", []),
                      adapter=_adapter(folder), folder=folder)
 
 
-def _classifier(run: jobs.Run) -> ClassifierResult | None:
+def read_classifier(run: jobs.Run) -> ClassifierResult | None:
     s = run.summary or {}
     rows = s.get("results") or read_json(run.artifacts, "classifier.json", [])
     return ClassifierResult(rows=list(rows), classes=list(s.get("classes", []))) if rows else None
 
 
-def _dpo(run: jobs.Run) -> DPOResult | None:
+def read_dpo(run: jobs.Run) -> DPOResult | None:
     data = read_json(run.artifacts, "result.json")
     if not isinstance(data, dict):
         return None
@@ -154,14 +154,14 @@ def _dpo(run: jobs.Run) -> DPOResult | None:
                      adapter=data.get("adapter", ""), trainable=data.get("trainable", 0), total=data.get("total", 0))
 
 
-def _lora(run: jobs.Run) -> LoraResult | None:
+def read_lora(run: jobs.Run) -> LoraResult | None:
     if not run.summary:
         return None
     return LoraResult(targets=tuple(run.config.get("targets", ())), r=int(run.config.get("r", 0)),
                       summary=dict(run.summary), replayed=run.replayed)
 
 
-def _mixture(run: jobs.Run) -> MixtureResult | None:
+def read_mixture(run: jobs.Run) -> MixtureResult | None:
     s = run.summary or {}
     if not s:
         return None
@@ -172,105 +172,39 @@ def _mixture(run: jobs.Run) -> MixtureResult | None:
     return MixtureResult(domains=domains, final=final, samples=read_json(run.artifacts, "samples.json", []))
 
 
-def _rag_eval(run: jobs.Run) -> RagEvalResult | None:
+def read_rag_eval(run: jobs.Run) -> RagEvalResult | None:
     return RagEvalResult(summary=dict(run.summary or {}), questions=read_json(run.artifacts, "questions.json", []))
 
 
-def _rag_claim(run: jobs.Run) -> RagClaimResult | None:
+def read_rag_claim(run: jobs.Run) -> RagClaimResult | None:
     return RagClaimResult(summary=dict(run.summary or {}), answers=read_json(run.artifacts, "answers.json", []))
 
 
-def _attention(what: str, name: str) -> Callable[[jobs.Run], AttentionResult | None]:
+def attention_reader(what: str, name: str) -> Callable[[jobs.Run], AttentionResult | None]:
     def read(run: jobs.Run) -> AttentionResult | None:
         data = read_json(run.artifacts, name) or (run.summary if run.summary else None)
         return AttentionResult(what, data, Path(run.artifacts)) if isinstance(data, dict) else None
     return read
 
 
-def _benchmark(run: jobs.Run) -> EvaluationResult | None:
-    from labs import evaluation
-
-    try:
-        data = evaluation.load_results(run.artifacts)
-    except (OSError, ValueError, TypeError):
-        return None
-    return EvaluationResult("benchmark", data) if data else None
-
-
-def _evaluation(what: str, name: str) -> Callable[[jobs.Run], EvaluationResult | None]:
+def evaluation_reader(what: str, name: str) -> Callable[[jobs.Run], EvaluationResult | None]:
     def read(run: jobs.Run) -> EvaluationResult | None:
         data = read_json(run.artifacts, name)
         return EvaluationResult(what, data) if data is not None else None
     return read
 
 
-def _contamination(run: jobs.Run):
-    from labs import evaluation
-
-    data = read_json(run.artifacts, "contamination.json")
-    try:
-        return evaluation.ContaminationResult(**data) if isinstance(data, dict) else None
-    except TypeError:  # written by an older version with other fields
-        return None
+_READERS: dict[str, Callable[[jobs.Run], Any]] = {}  # run kind (the config class's name) -> its lab's reader
 
 
-_READERS: dict[type, Callable[[jobs.Run], Any]] | None = None
+def register(config_class: type, reader: Callable[[jobs.Run], Any]) -> None:
+    """A lab names the reader of its runs (at import, beside its config class); runs stays below the labs."""
+    _READERS[jobs.kind_of(config_class)] = reader
 
 
-def readers() -> dict[type, Callable[[jobs.Run], Any]]:
-    """Config class -> reader. Built on first use so a page that reads one lab's runs does not import every lab."""
-    global _READERS
-    if _READERS is None:
-        from labs.finetune import classifier
-        from labs.finetune import dpo
-        from labs import evaluation
-        from labs.finetune import lora
-        from labs import mixtures
-        from labs.finetune import sft
-        from labs.attention import cost, model, sweep
-        from labs.rag import evaluate
-
-        _READERS = {
-            sft.SFTConfig: _sft, classifier.ClassifierConfig: _classifier, dpo.DPOConfig: _dpo,
-            lora.LoraRunConfig: _lora, mixtures.MixtureRunConfig: _mixture,
-            mixtures.QualityComparisonConfig: mixtures.quality_result,
-            evaluate.RagEvalConfig: _rag_eval, evaluate.RagClaimConfig: _rag_claim,
-            model.TrainConfig: _attention("task", "result.json"), sweep.PairsSweepConfig: _attention("sweep", "result.json"),
-            sweep.PalindromeSweepConfig: _attention("sweep", "result.json"),
-            sweep.ParitySweepConfig: _attention("sweep", "result.json"),
-            cost.CostConfig: _attention("cost", "cost.json"),
-            evaluation.BenchmarkConfig: _benchmark, evaluation.GenerativeConfig: _evaluation("generative", "generations.json"),
-            evaluation.JudgeConfig: _evaluation("judge", "judgments.json"),
-            evaluation.DiversityConfig: _evaluation("diversity", "diversity.json"),
-            evaluation.ContaminationConfig: _contamination,
-        }
-    return _READERS
-
-
-def attention_train_config(run: jobs.Run):
-    """The labs.attention.model.TrainConfig a stored task run was trained with (fields it no longer has are dropped),
-    e.g. to reload its models with model.load_trained(run.artifacts, config, mixer)."""
-    from labs.attention import model
-
-    fields = model.TrainConfig.__dataclass_fields__
-    return model.TrainConfig(**{k: (tuple(v) if k == "mixers" else v) for k, v in run.config.items() if k in fields})
-
-
-def attention_task_rows(task_runs: list[jobs.Run]) -> list[dict]:
-    """One row per finished attention task run: task, pairs (MQAR only), length, width d, steps, then the held-out
-    accuracy of each mixer under its display name. Runs without accuracies are left out."""
-    from labs.attention.mixers import VARIANTS
-
-    rows = []
-    for r in task_runs:
-        accuracy = (r.summary or {}).get("accuracy")
-        if not accuracy:
-            continue
-        row = {"task": r.config["task"], "pairs": r.config["num_kv_pairs"] if r.config["task"] == "mqar" else None,
-               "length": r.summary.get("seq_len"), "d": r.config["d_model"], "steps": r.config["steps"]}
-        row.update({VARIANTS.get(k, k): v for k, v in accuracy.items()})
-        rows.append(row)
-    return rows
+def readers() -> dict[str, Callable[[jobs.Run], Any]]:
+    """Run kind -> reader, for every lab imported so far (a page imports its lab before it reads a run)."""
+    return dict(_READERS)
 
 
 def generated_rows(run: jobs.Run | None) -> list[dict]:
@@ -287,5 +221,5 @@ def load_result(run: jobs.Run | None, *, partial: bool = False):
         return None
     if run.status != jobs.DONE and not partial:
         return None
-    read = next((fn for cls, fn in readers().items() if jobs.kind_of(cls) == run.kind), None)
+    read = _READERS.get(run.kind)
     return read(run) if read is not None else None

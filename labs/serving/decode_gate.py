@@ -13,9 +13,10 @@ import torch
 
 from labs.core import settings
 from labs.models import quality
-from labs.models.variants import decode_variant, forced_decode
 from labs.models.cache import cache_dir
+from labs.models.variants import decode_variant, forced_decode
 from labs.serving import generation
+
 
 # Candidates for the CPU default, fastest first: the first that passes the quality gate (labs.models.quality: perplexity
 # within +2 % of float32) becomes the default. Measured on this project's 2-core CPU (bench.bench_models), none

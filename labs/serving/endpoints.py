@@ -12,13 +12,15 @@ import os
 import threading
 from typing import Callable, Iterator, Sequence, Union
 
+import httpx
+import openai
 import torch
 
-from labs.serving import generation
 from labs import models
 from labs.core import settings
-from labs.serving.generation import GenerationConfig, Message
 from labs.models import LoadedModel, ModelError, ModelSpec
+from labs.serving import generation
+from labs.serving.generation import GenerationConfig, Message
 
 
 class _EndpointClient(generation.OpenAIBackend):
@@ -57,9 +59,6 @@ class _EndpointClient(generation.OpenAIBackend):
                     seed=config.seed)
 
     def _stream(self, create, text_of, stop):
-        import httpx
-        import openai
-
         s = self.spec
         response = None
         try:
@@ -188,8 +187,6 @@ def generate_many(target: Target, prompts: Sequence, config: GenerationConfig | 
 def probe(s: ModelSpec, timeout: float = 5.0) -> list[str]:
     """The model names an endpoint serves (GET {base_url}/models); ModelError naming the field when it is down
     or does not serve the entry's model. Used by the Add-a-model form, never on the default path."""
-    import openai
-
     client = _EndpointClient(s)
     try:
         served = [m.id for m in client.client.with_options(timeout=timeout).models.list()]

@@ -32,6 +32,7 @@ from labs.serving.request import DONE, EngineError, Request, place_in  # noqa: F
 from labs.serving.sampling import sample_next
 from labs.serving.scheduler import BatchState, Scheduler
 
+
 log = logging.getLogger(__name__)
 
 def _layers(cache):

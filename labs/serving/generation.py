@@ -6,16 +6,21 @@ its answer alone, and a seeded stream samples the same tokens whoever else is in
 """
 from __future__ import annotations
 
+import collections
+import os
 import threading
 from typing import Iterator, Protocol, Sequence
 
+import openai
 import torch
+from openai import OpenAI
 
+from labs.core import settings
+from labs.models import LoadedModel, ModelError
 from labs.serving import engine
 from labs.serving.request import EngineError, Request
 from labs.serving.sampling import GenerationConfig, Message  # noqa: F401 (callers build configs through generation)
-from labs.core import settings
-from labs.models import LoadedModel, ModelError
+
 
 class ContextTooLong(ModelError):
     """The prompt plus the requested new tokens do not fit in the model's context (the message says by how much)."""
@@ -161,8 +166,6 @@ def generate_many(lm: LoadedModel, prompts: Sequence, config: GenerationConfig |
                   model: torch.nn.Module | None = None, window: int | None = None) -> Iterator[str]:
     """The answers to many prompts, in order, decoded together: up to `window` of them share each decode step.
     `config` is one for all, or one per prompt (e.g. different seeds). Closing the iterator cancels the rest."""
-    import collections
-
     configs = list(config) if isinstance(config, (list, tuple)) else [config] * len(prompts)
     window = window or settings.max_streams()
     pending: collections.deque[Stream] = collections.deque()
@@ -213,9 +216,6 @@ class OpenAIBackend:
 
     def __init__(self, base_url: str | None = None, model: str = "smollm2-135m-instruct", api_key: str | None = None,
                  timeout: float = 60.0):
-        import os
-
-        from openai import OpenAI
 
         base_url = base_url or settings.openai_base_url()
         if not base_url:
@@ -226,8 +226,6 @@ class OpenAIBackend:
 
     def stream_chat(self, messages, config):
         """Text pieces of the answer streamed from the endpoint; ModelError in words when it fails."""
-        import openai
-
         if not any(m.get("content", "").strip() for m in messages):
             raise ValueError("The prompt is empty: type something for the model to answer.")
         try:

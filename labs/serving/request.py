@@ -16,6 +16,7 @@ import torch
 from labs.core.errors import LabError
 from labs.serving.sampling import GenerationConfig
 
+
 DONE = object()  # end-of-stream marker in a request's queue
 
 

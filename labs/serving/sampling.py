@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from labs.serving.request import Request
 
+
 PREFILL_TOKENS = 4096  # prompt tokens prefilled together in one step at most (the rest join at the next step)
 
 

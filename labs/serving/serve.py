@@ -17,10 +17,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from labs.serving import generation
 from labs import models
 from labs.core import settings
+from labs.serving import generation
 from labs.serving.runtimes import gate as runtime_gate
+
 
 _loaded: dict[str, models.LoadedModel] = {}
 _load_lock = threading.Lock()
@@ -148,7 +149,7 @@ app = Starlette(routes=[Route("/v1/models", list_models), Route("/health", healt
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the app with uvicorn (`python -m labs.serving.serve --host … --port …`)."""
-    import uvicorn
+    import uvicorn  # optional dependency: only the OpenAI-compatible server command uses it
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")

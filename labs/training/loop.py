@@ -23,8 +23,11 @@ from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
+from peft import LoraConfig, TaskType, get_peft_model
 
-from labs.models import LoadedModel
+from labs.models import LORA_TARGETS, LoadedModel
+from labs.runs import jobs
+
 
 IGNORE = -100  # label id that the loss skips (PyTorch cross_entropy's ignore_index)
 
@@ -77,7 +80,6 @@ class LoraSettings:
         if not self.targets:
             raise ValueError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
         # The names depend on the architecture (models.LORA_TARGETS); PEFT says which one a given model lacks.
-        from labs.models import LORA_TARGETS
 
         known = {t for attention, mlp in LORA_TARGETS.values() for t in attention + mlp}
         unknown = [t for t in self.targets if t not in known]
@@ -88,8 +90,6 @@ class LoraSettings:
     def peft_config(self):
         """The PEFT LoraConfig of these settings: the one place a LoRA run is wired up (fine-tuning, preference
         tuning and the LoRA explorer all come through here)."""
-        from peft import LoraConfig, TaskType
-
         return LoraConfig(task_type=TaskType.CAUSAL_LM, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
                           target_modules=list(self.targets), use_rslora=self.use_rslora, use_dora=self.use_dora,
                           init_lora_weights=self.init_lora_weights,
@@ -138,8 +138,6 @@ def trainable_model(lm: LoadedModel, mode: str = "lora", lora: LoraSettings | No
             for p in inner.norm.parameters():
                 p.requires_grad_(True)
     elif mode == "lora":
-        from peft import get_peft_model
-
         model = get_peft_model(model, (lora or LoraSettings()).peft_config())
     trainable, total = count_parameters(model)
     return model, trainable, total
@@ -358,8 +356,6 @@ def fit(ctx, params, batches: Iterable, loss_fn: Callable[[Any], StepOutput], se
     ctx.log, which raises jobs.Stopped when Stop was pressed; a NaN/inf loss raises jobs.Diverged with a
     readable reason before the weights are touched. Fewer batches than steps end the run early.
     """
-    from labs.runs import jobs
-
     groups = list(params)
     if groups and not isinstance(groups[0], dict):
         groups = [{"params": groups}]

@@ -11,6 +11,7 @@ from labs.runs import jobs
 from labs.finetune import lora
 from labs.runs import results
 from labs.attention import cost
+from labs.attention import runs as attention_runs
 
 
 @pytest.fixture
@@ -116,9 +117,9 @@ def test_attention_task_run_reads_back_its_config_and_a_table_row(manager):
     summary = {"accuracy": {"softmax": 0.9, "kda": 0.5}, "seq_len": 16, "chance": 0.1}
     run = _finish(manager, config, summary=summary)
     assert isinstance(results.load_result(run), results.AttentionResult)
-    assert results.attention_train_config(run) == config  # mixers come back as a tuple
+    assert attention_runs.train_config(run) == config  # mixers come back as a tuple
     empty = _finish(manager, model.TrainConfig(task="parity", steps=20, seed=108), summary={"seq_len": 8})
-    rows = results.attention_task_rows([run, empty])
+    rows = attention_runs.task_rows([run, empty])
     assert len(rows) == 1  # a run without accuracies is left out
     assert rows[0]["task"] == "mqar" and rows[0]["pairs"] == 4 and rows[0]["length"] == 16
     from labs.attention.mixers import VARIANTS

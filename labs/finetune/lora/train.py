@@ -15,6 +15,7 @@ from labs.data.instructions import bundled
 from labs.finetune import sft
 from labs.finetune.lora.params import INIT_CHOICES, TARGET_NAMES, architecture_of, validate_rank_targets
 from labs.models import adapters
+from labs.runs import results
 from labs.serving import generation
 from labs.training import loop as training
 
@@ -246,3 +247,6 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
             "train_seconds": seconds, "tokens_per_s": tokens_seen / max(seconds, 1e-9),
             "train_state_mb": memory / 2**20, "peak_cuda_mb": peak_cuda / 2**20 if peak_cuda else None,
             "adapter": str(folder)}
+
+
+results.register(LoraRunConfig, results.read_lora)

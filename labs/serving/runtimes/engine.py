@@ -25,9 +25,9 @@ from multiprocessing.connection import Listener
 from pathlib import Path
 from typing import Callable
 
-from labs.core import compute
-from labs.core import settings
+from labs.core import compute, settings
 from labs.serving.request import EngineError, Request, place_in
+
 
 log = logging.getLogger(__name__)
 STARTUP_S = 90  # the child imports OpenVINO and compiles the model (2-5 s on a laptop; a busy CPU is slower)

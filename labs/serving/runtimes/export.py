@@ -25,6 +25,7 @@ import torch
 from labs import models
 from labs.models import ModelError
 
+
 ARCHITECTURES = ("llama",)  # what our tensor-name map covers and OpenVINO GenAI's GGUF reader builds
 WEIGHTS = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "f16": gguf.GGMLQuantizationType.F16}
 _FILES = ("openvino_model.xml", "openvino_model.bin")

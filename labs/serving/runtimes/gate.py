@@ -19,15 +19,17 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, NamedTuple
 
+import numpy as np
 import torch
 
-from labs.serving import engine
 from labs import models
-from labs.serving import decode_gate
-from labs.models import quality
 from labs.core import settings
+from labs.models import quality
+from labs.serving import decode_gate, engine
+from labs.serving.generation import GenerationConfig, encode_prompt
 from labs.serving.runtimes import export
 from labs.serving.runtimes.engine import RuntimeEngine, RuntimeUnavailable
+
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,6 @@ def version() -> str:
 def perplexity(folder, precision: str, tokenizer, text: str, max_tokens: int = GATE_TOKENS,
                window: int = 512, activations: str = "float") -> float:
     """The exported model's perplexity, computed exactly like labs.models.quality.perplexity (same windows)."""
-    import numpy as np
     import openvino as ov  # optional dependency, as above
 
     compiled = ov.Core().compile_model(str(folder / "openvino_model.xml"), "CPU", properties(precision, activations))
@@ -98,8 +99,6 @@ def perplexity(folder, precision: str, tokenizer, text: str, max_tokens: int = G
 
 def greedy(eng, prompts: list[list[int]], new_tokens: int = 16, together: bool = False) -> list[list[int]]:
     """Greedy tokens of each prompt on an engine: one after another (alone) or all submitted at once."""
-    from labs.serving.generation import GenerationConfig
-
     config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, repetition_penalty=1.0)
     make = lambda ids: engine.Request(list(ids), config, frozenset())  # noqa: E731 - ignore_eos, as the torch gate
     if together:
@@ -151,7 +150,6 @@ def choose(lm, progress=None) -> tuple[dict, RuntimeEngine | None]:
     text = quality.reference_text()
     progress(0.02, "Quality gate: scoring the float32 reference…")
     base_ppl = quality.perplexity(lm.tokenizer, lm.model, text, GATE_TOKENS)
-    from labs.serving.generation import encode_prompt
 
     prompts = [encode_prompt(lm, p, 16) for p in quality.AGREEMENT_PROMPTS]
     reference = greedy(fallback(), prompts)

@@ -11,8 +11,13 @@ finish: None while running, else "stop" (end of sequence), "length" (its max_new
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
+from multiprocessing.connection import Client
+
+import numpy as np
 
 
 def generation_config(genai, s: dict):
@@ -37,9 +42,8 @@ def generation_config(genai, s: dict):
 def main(conn, folder: str, properties: dict, max_streams: int) -> None:
     """Serve requests from `conn` until ("quit",) or the app goes away."""
     try:
-        import numpy as np
-        import openvino as ov
-        import openvino_genai as genai
+        import openvino as ov  # optional dependency: without OpenVINO the torch engine serves
+        import openvino_genai as genai  # optional dependency: without OpenVINO GenAI the torch engine serves
 
         scheduler = genai.SchedulerConfig()
         scheduler.cache_size = 2  # GB of KV blocks: about 45k float32 tokens of SmolLM2 (30 layers, 3 KV heads)
@@ -104,10 +108,6 @@ def main(conn, folder: str, properties: dict, max_streams: int) -> None:
 if __name__ == "__main__":
     # python -m labs.serving.runtimes.worker SOCKET FOLDER PROPERTIES_JSON MAX_STREAMS, started by labs.serving.runtimes.engine;
     # the key that authenticates the app's socket comes in LLMLAB_RUNTIME_KEY.
-    import json
-    import os
-    from multiprocessing.connection import Client
-
     if len(sys.argv) != 5 or "LLMLAB_RUNTIME_KEY" not in os.environ:
         sys.exit("labs.serving.runtimes.worker runs as the app's child process (labs.serving.runtimes.engine).")
     address, folder, props, streams = sys.argv[1:]
