@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from labs.serving import endpoints as backends
-from labs.serving import decode_gate, generation
-from labs.models import quality
-from labs.core import hardware
 from labs import models
-from labs.core import settings
+from labs.core import hardware, settings
+from labs.core.errors import ConfigError
+from labs.models import quality
+from labs.serving import decode_gate
+from labs.serving import endpoints as backends
+from labs.serving import generation
 from ui.common import (cached_model, cached_target, display_name, friendly_errors, model_status_table,
                        models_file_problems, session_id, sidebar)
 
@@ -143,20 +144,14 @@ def _chat() -> None:
         with friendly_errors("Generating"):
             config = generation.GenerationConfig(max_new_tokens=int(max_tokens), temperature=float(temperature),
                                                   top_p=float(top_p), seed=int(seed))
-            if models.spec(key).is_endpoint:
-                backend = cached_target(key)
-            elif settings.openai_base_url():
-                backend = generation.OpenAIBackend(model=key)
-            else:
-                backend = generation.LocalBackend(cached_model(key))
+            target = (cached_target(key) if models.spec(key).is_endpoint
+                      else backends.default_endpoint(key) or cached_model(key))
             waiting = st.empty()
 
             def on_wait(position: int) -> None:
                 waiting.caption(f"⏳ The model is serving a full class: you are number {position} in the queue.")
 
-            pieces = (backend.stream_chat(history, config, on_wait=on_wait) if isinstance(backend, generation.LocalBackend)
-                      else backend.stream_chat(history, config))
-            answer = st.write_stream(pieces)
+            answer = st.write_stream(backends.stream(target, history, config, on_wait=on_wait))
             waiting.empty()
             if not isinstance(answer, str):
                 answer = "".join(map(str, answer))
@@ -214,7 +209,7 @@ def _add_model() -> None:
         with friendly_errors("Adding the model"):
             s = models.entry_spec(entry, "new entry")
             if s.key in models.all_specs():
-                raise ValueError(f"A model called {s.display_name!r} exists already; pick another name.")
+                raise ConfigError(f"A model called {s.display_name!r} exists already; pick another name.")
             if s.is_endpoint:
                 served_models = backends.probe(s)
                 st.success(f"{s.location} answers and serves {', '.join(served_models) or s.endpoint_model}.")
@@ -223,7 +218,7 @@ def _add_model() -> None:
             else:
                 check = models.check_memory(s, "inference")
                 if not check.fits:
-                    raise ValueError(f"Not added. {check.text()}")
+                    raise ConfigError(f"Not added. {check.text()}")
                 st.success(f"Config read: {models.params_text(check.params)} parameters. {check.text()}")
             models.add_to_models_file(entry)
             st.success(f"Added {s.display_name}: it is in every picker where it fits.")

@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Sequence
 from labs import models
 from labs.arena import classroom, votes
 from labs.core import settings
+from labs.core.errors import ConfigError, EmptyPrompt
 from labs.data import asset
 from labs.models import LoadedModel, ModelError, adapters
 from labs.serving import endpoints as backends
@@ -108,7 +109,7 @@ def draw_pair(names: Sequence[str], vote_counts: dict[str, int], rng: random.Ran
     """
     unique = list(dict.fromkeys(names))
     if len(unique) < 2:
-        raise ValueError("The arena needs at least two contenders; pick more in 'Contenders'.")
+        raise ConfigError("The arena needs at least two contenders; pick more in 'Contenders'.")
     pair_counts = pair_counts or {}
     least = min(vote_counts.get(n, 0) for n in unique)
     first = rng.choice([n for n in unique if vote_counts.get(n, 0) == least])
@@ -136,9 +137,9 @@ def check_prompt(prompt: str) -> str:
     """The prompt stripped; ValueError with a fix when it is empty or over votes.MAX_PROMPT_CHARS characters."""
     prompt = (prompt or "").strip()
     if not prompt:
-        raise ValueError("The prompt is empty: type a question or pick one from the prompt bank.")
+        raise EmptyPrompt()
     if len(prompt) > votes.MAX_PROMPT_CHARS:
-        raise ValueError(f"The prompt is {len(prompt)} characters; the arena takes at most {votes.MAX_PROMPT_CHARS}. "
+        raise ConfigError(f"The prompt is {len(prompt)} characters; the arena takes at most {votes.MAX_PROMPT_CHARS}. "
                          "Shorten it.")
     return prompt
 
@@ -336,9 +337,9 @@ def start_battle(prompt: str, a: Contender, b: Contender, load: ModelLoader, *, 
     """Start both answers in background threads and return the battle at once (poll battle.snapshot())."""
     prompt = check_prompt(prompt)
     if a.name == b.name:
-        raise ValueError("A contender cannot battle itself; pick two different ones.")
+        raise ConfigError("A contender cannot battle itself; pick two different ones.")
     if not 8 <= max_new_tokens <= 1024:
-        raise ValueError("Answer length must be between 8 and 1024 tokens.")
+        raise ConfigError("Answer length must be between 8 and 1024 tokens.")
     settings.check_new_tokens(max_new_tokens)  # class mode: a cap per request
     models = {c.model_key: load(c.model_key) for c in (a, b)}  # load in the caller: it may show progress
     battle = Battle(prompt, Answer(a), Answer(b), seed if seed is not None else random.randrange(2**31),

@@ -14,6 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from labs.core import charts
+from labs.core.errors import ConfigError
+
 
 LN10 = math.log(10.0)
 BASE_RATING = 1000.0
@@ -30,7 +32,7 @@ def score_a(outcome: str, ties: str = "half") -> float | None:
     if outcome == "b":
         return 0.0
     if ties not in ("half", "exclude"):
-        raise ValueError("ties must be 'half' or 'exclude'.")
+        raise ConfigError("ties must be 'half' or 'exclude'.")
     return 0.5 if ties == "half" else None
 
 

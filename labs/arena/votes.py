@@ -26,13 +26,14 @@ import time
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String,
-                        Table, Text, cast, create_engine, delete, event, func,
-                        insert, select, update)
+from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table, Text, cast, create_engine, delete,
+                        event, func, insert, select, update)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
 from labs.core import settings
+from labs.core.errors import ConfigError
+
 
 # Chatbot Arena's four buttons (Chiang et al. 2024, "Chatbot Arena", Sec. 3): A wins, B wins, tie, both bad.
 OUTCOMES = ("a", "b", "tie", "bothbad")
@@ -107,7 +108,7 @@ def voter_key(name: str) -> str:
     return text
 
 
-class VoteRejected(ValueError):
+class VoteRejected(ConfigError):
     """A vote that must not be stored; the message says why in words a student understands."""
 
 
@@ -231,7 +232,7 @@ class VoteStore:
     def set_voter_cap(self, cap: int, *, by: str = "") -> None:
         """Set the per-voter cap (0 = no cap); logged."""
         if cap < 0:
-            raise ValueError("The per-voter cap must be 0 (no cap) or a positive number of votes.")
+            raise ConfigError("The per-voter cap must be 0 (no cap) or a positive number of votes.")
         self._set("voter_cap", str(int(cap)))
         self._log(by, "set voter cap", f"{int(cap)} votes per voter" if cap else "no cap")
 

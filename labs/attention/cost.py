@@ -22,6 +22,7 @@ import torch
 from labs.attention import delta, linear, softmax
 from labs.attention.mixers import VARIANTS
 from labs.core import settings
+from labs.core.errors import ConfigError
 from labs.runs import lessons, results
 
 
@@ -48,21 +49,21 @@ class CostConfig:
     def __post_init__(self):
         for v in self.variants:
             if v not in VARIANTS:
-                raise ValueError(f"Unknown variant '{v}'. Choose from: {', '.join(VARIANTS)}.")
+                raise ConfigError(f"Unknown variant '{v}'. Choose from: {', '.join(VARIANTS)}.")
         if not self.variants:
-            raise ValueError("Pick at least one variant to measure.")
+            raise ConfigError("Pick at least one variant to measure.")
         if self.max_len > 16384:
-            raise ValueError(f"{self.max_len} tokens is beyond this lab's cap of 16384 on a CPU "
+            raise ConfigError(f"{self.max_len} tokens is beyond this lab's cap of 16384 on a CPU "
                              "(the softmax score matrix alone would need "
                              f"{fmt_bytes(estimate_bytes('softmax', self.max_len, self.heads, self.head_dim))}).")
         if not 16 <= self.min_len <= self.max_len:
-            raise ValueError("Lengths must satisfy 16 ≤ shortest ≤ longest.")
+            raise ConfigError("Lengths must satisfy 16 ≤ shortest ≤ longest.")
         if self.power < 2 or self.power % 2:
-            raise ValueError("Power attention needs an even degree p ≥ 2.")
+            raise ConfigError("Power attention needs an even degree p ≥ 2.")
         if self.head_dim > 128 or self.heads > 16:
-            raise ValueError("Keep heads ≤ 16 and head dim ≤ 128 on this machine.")
+            raise ConfigError("Keep heads ≤ 16 and head dim ≤ 128 on this machine.")
         if self.power > 2 and "power" in self.variants and self.head_dim > 32:
-            raise ValueError(f"Power attention with p={self.power} and head dim {self.head_dim} has "
+            raise ConfigError(f"Power attention with p={self.power} and head dim {self.head_dim} has "
                              f"{linear.power_state_dim(self.head_dim, self.power):,} features per head — too big "
                              "to time here. Use p=2 or head dim ≤ 32.")
 

@@ -22,6 +22,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from labs.core.errors import ConfigError
+
 
 EPS = 1e-6
 
@@ -156,7 +158,7 @@ def power_attention_chunked(q, k, v, p: int = 2, normalize: bool = True, chunk_s
 
 def _check_power(p: int, normalize: bool) -> None:
     if p < 1:
-        raise ValueError(f"Power attention needs a degree p ≥ 1, got {p}.")
+        raise ConfigError(f"Power attention needs a degree p ≥ 1, got {p}.")
     if normalize and p % 2:
-        raise ValueError(f"Power attention with odd p={p} can give negative scores (q·k)^p, so the normaliser "
+        raise ConfigError(f"Power attention with odd p={p} can give negative scores (q·k)^p, so the normaliser "
                          "can be 0 or negative. Use an even p (2, 4, …).")

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from labs.attention import delta, linear, softmax
+from labs.core.errors import ConfigError
 
 
 VARIANTS = {
@@ -34,10 +35,10 @@ VARIANTS = {
 def check_mixers(names) -> None:
     """ValueError unless `names` picks at least one known mixer (the message lists the choices)."""
     if not names:
-        raise ValueError("Pick at least one mixer to train.")
+        raise ConfigError("Pick at least one mixer to train.")
     for m in names:
         if m not in VARIANTS:
-            raise ValueError(f"Unknown mixer '{m}'. Choose from: {', '.join(VARIANTS)}.")
+            raise ConfigError(f"Unknown mixer '{m}'. Choose from: {', '.join(VARIANTS)}.")
 LINEAR_FAMILY = ("linear", "deltanet", "deltanet_neg", "gated_deltanet", "kda", "power")
 
 
@@ -55,17 +56,17 @@ class MixerConfig:
 
     def __post_init__(self):
         if self.name not in VARIANTS:
-            raise ValueError(f"Unknown mixer '{self.name}'. Choose one of: {', '.join(VARIANTS)}.")
+            raise ConfigError(f"Unknown mixer '{self.name}'. Choose one of: {', '.join(VARIANTS)}.")
         if self.n_heads < 1 or self.d_model % self.n_heads:
-            raise ValueError(f"The model width d={self.d_model} must divide evenly into {self.n_heads} heads "
+            raise ConfigError(f"The model width d={self.d_model} must divide evenly into {self.n_heads} heads "
                              f"(d / heads is each head's dimension). Try heads = 1, 2 or 4.")
         if self.window < 1:
-            raise ValueError("The sliding window must hold at least 1 token.")
+            raise ConfigError("The sliding window must hold at least 1 token.")
         if self.name == "power" and (self.power < 2 or self.power % 2):
-            raise ValueError(f"Power attention needs an even degree p ≥ 2 (got {self.power}): odd p gives "
+            raise ConfigError(f"Power attention needs an even degree p ≥ 2 (got {self.power}): odd p gives "
                              "negative scores (q·k)^p and a normaliser that can be 0.")
         if self.chunk_size < 1:
-            raise ValueError("chunk_size must be at least 1.")
+            raise ConfigError("chunk_size must be at least 1.")
 
     @property
     def head_dim(self) -> int:

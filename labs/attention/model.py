@@ -19,6 +19,7 @@ from labs.attention import tasks
 from labs.attention.linear import power_state_dim
 from labs.attention.mixers import MixerConfig, build_mixer, check_mixers, state_numbers
 from labs.core import settings
+from labs.core.errors import ConfigError
 from labs.runs import results
 from labs.training import loop as training
 
@@ -112,16 +113,16 @@ class TrainConfig:
         training.check_between("Batch size", self.batch_size, 1, 512)
         training.check_lr(self.lr, "try 3e-3")
         if self.eval_every < 1:
-            raise ValueError("Evaluate at least every 1 step (eval_every ≥ 1).")
+            raise ConfigError("Evaluate at least every 1 step (eval_every ≥ 1).")
         if "power" in self.mixers:
             features = power_state_dim(self.d_model // self.n_heads, self.power)
             if features > 8192:
-                raise ValueError(f"Power attention with p={self.power} and head dim {self.d_model // self.n_heads} has "
+                raise ConfigError(f"Power attention with p={self.power} and head dim {self.d_model // self.n_heads} has "
                                  f"{features:,} features per head — too big to train here. Use p=2, more heads "
                                  "or a smaller width.")
         tokens = self.batch_size * self.task_config().seq_len * len(self.mixers)
         if tokens > self.max_tokens_per_step:
-            raise ValueError(f"{tokens:,} tokens per step (batch × length × mixers) is too much for this machine "
+            raise ConfigError(f"{tokens:,} tokens per step (batch × length × mixers) is too much for this machine "
                              f"(limit {self.max_tokens_per_step:,}). Lower the batch, the length or the mixers.")
 
     def task_config(self) -> tasks.TaskConfig:

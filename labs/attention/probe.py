@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from labs.attention import delta, linear
 from labs.attention.mixers import DeltaMixer, LinearMixer, PowerMixer, SoftmaxMixer
+from labs.core.errors import ConfigError
 
 
 @torch.no_grad()
@@ -37,7 +38,7 @@ def attention_map(model, captured: list[tuple], layer: int = 0) -> torch.Tensor:
     """Softmax weights [H, T, T] of one layer (rows: queries, columns: keys)."""
     mixer = model.blocks[layer].mixer
     if not isinstance(mixer, SoftmaxMixer):
-        raise ValueError("Attention maps exist for softmax and sliding-window mixers only.")
+        raise ConfigError("Attention maps exist for softmax and sliding-window mixers only.")
     q, k, _, _ = captured[layer]
     T, K = q.shape[1], q.shape[-1]
     scores = torch.einsum("bthk,bshk->bhts", q, k)[0] / math.sqrt(K)
@@ -58,7 +59,7 @@ def state_trace(model, captured: list[tuple], layer: int = 0, head: int = 0, sou
     q, k, v, x = captured[layer]
     B, T, H, K = q.shape
     if isinstance(mixer, SoftmaxMixer):
-        raise ValueError("Softmax attention has no fixed-size state: its 'state' is the whole KV cache.")
+        raise ConfigError("Softmax attention has no fixed-size state: its 'state' is the whole KV cache.")
     beta = g = None
     if isinstance(mixer, DeltaMixer):
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)

@@ -31,6 +31,7 @@ from labs.attention import tasks
 from labs.attention.mixers import check_mixers, state_numbers
 from labs.attention.model import ModelConfig, TinyLM, evaluate, fit_side_by_side
 from labs.core import compute
+from labs.core.errors import ConfigError
 from labs.runs import lessons, results
 from labs.training import loop as training
 
@@ -55,19 +56,19 @@ class PairsSweepConfig:
     def __post_init__(self):
         check_mixers(self.mixers)
         if len(self.pairs) < 2:
-            raise ValueError("Pick at least two numbers of pairs: the sweep draws accuracy against pairs.")
+            raise ConfigError("Pick at least two numbers of pairs: the sweep draws accuracy against pairs.")
         if min(self.pairs) < 1:
-            raise ValueError("Every number of pairs must be at least 1.")
+            raise ConfigError("Every number of pairs must be at least 1.")
         for p in self.pairs:
             tasks.TaskConfig(name="mqar", vocab_size=self.vocab_size, num_kv_pairs=p)  # each pair needs its own key
         if self.d_model % self.n_heads:
-            raise ValueError(f"The width d={self.d_model} must divide evenly into {self.n_heads} heads.")
+            raise ConfigError(f"The width d={self.d_model} must divide evenly into {self.n_heads} heads.")
         if not 1 <= self.steps <= 5000:
-            raise ValueError("Steps must be between 1 and 5000.")
+            raise ConfigError("Steps must be between 1 and 5000.")
 
         training.check_lr(self.lr, "try 3e-3")
         if self.eval_every < 1 or self.eval_examples < 1 or self.batch_size < 1:
-            raise ValueError("eval_every, eval_examples and batch_size must each be at least 1.")
+            raise ConfigError("eval_every, eval_examples and batch_size must each be at least 1.")
 
     def task(self, pairs: int) -> tasks.TaskConfig:
         """The MQAR task with `pairs` key-value pairs (sequences of 4 · pairs tokens)."""
@@ -167,18 +168,18 @@ class LengthSweepConfig:
     def __post_init__(self):
         check_mixers(self.mixers)
         if self.task not in ("palindrome", "parity"):
-            raise ValueError("The length sweep runs the palindrome or the parity task.")
+            raise ConfigError("The length sweep runs the palindrome or the parity task.")
         if len(set(self.lengths)) < 2:
-            raise ValueError("Pick at least two lengths: the sweep draws accuracy against length.")
+            raise ConfigError("Pick at least two lengths: the sweep draws accuracy against length.")
         for n in self.lengths:
             self.task_config(n)  # validates each length
         if self.d_model % self.n_heads:
-            raise ValueError(f"The width d={self.d_model} must divide evenly into {self.n_heads} heads.")
+            raise ConfigError(f"The width d={self.d_model} must divide evenly into {self.n_heads} heads.")
 
         training.check_between("Steps", self.steps, 1, 5000)
         training.check_lr(self.lr, "try 3e-3")
         if self.eval_every < 1 or self.eval_examples < 1 or self.batch_size < 1:
-            raise ValueError("eval_every, eval_examples and batch_size must each be at least 1.")
+            raise ConfigError("eval_every, eval_examples and batch_size must each be at least 1.")
 
     def task_config(self, length: int) -> tasks.TaskConfig:
         """The task at one length (palindrome: 2 · length tokens; parity: length tokens)."""

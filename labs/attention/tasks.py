@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
+from labs.core.errors import ConfigError
+
 
 TASKS = {
     "mqar": "MQAR (associative recall)",
@@ -57,16 +59,16 @@ class TaskConfig:
 
     def __post_init__(self):
         if self.name not in TASKS:
-            raise ValueError(f"Unknown task '{self.name}'. Choose one of: {', '.join(TASKS)}.")
+            raise ConfigError(f"Unknown task '{self.name}'. Choose one of: {', '.join(TASKS)}.")
         if self.vocab_size < 8:
-            raise ValueError("The vocabulary needs at least 8 tokens.")
+            raise ConfigError("The vocabulary needs at least 8 tokens.")
         if self.name == "mqar" and not 1 <= self.num_kv_pairs < self.vocab_size // 2 - 1:
-            raise ValueError(f"MQAR needs 1 ≤ key-value pairs < vocab/2 − 1 = {self.vocab_size // 2 - 1} "
+            raise ConfigError(f"MQAR needs 1 ≤ key-value pairs < vocab/2 − 1 = {self.vocab_size // 2 - 1} "
                              "(each pair needs its own key). Lower the pairs or raise the vocabulary.")
         if self.length < 2:
-            raise ValueError("The sequence length must be at least 2.")
+            raise ConfigError("The sequence length must be at least 2.")
         if self.name == "permutation" and not 2 <= self.group_size <= 5:
-            raise ValueError("The permutation group size n must be between 2 and 5 (S_5 has 120 elements).")
+            raise ConfigError("The permutation group size n must be between 2 and 5 (S_5 has 120 elements).")
 
     @property
     def seq_len(self) -> int:

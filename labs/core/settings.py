@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from labs.core.errors import ConfigError
+
 
 # HF_HUB_OFFLINE and friends are set in labs/__init__.py, before any module here imports transformers.
 
@@ -197,7 +199,7 @@ def check_new_tokens(requested: int) -> int:
     """`requested` if it is within the class's cap on new tokens per request, else ValueError saying the cap."""
     cap = max_new_tokens()
     if cap is not None and int(requested) > cap:
-        raise ValueError(f"This server answers with at most {cap} new tokens per request (class mode, "
+        raise ConfigError(f"This server answers with at most {cap} new tokens per request (class mode, "
                          f"LLMLAB_MAX_NEW_TOKENS); ask for {cap} or fewer.")
     return int(requested)
 

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labs.core.errors import DataError
 from labs.data import asset, decode_upload
 
 
@@ -37,7 +38,7 @@ MAX_ITEMS = 50_000
 BUNDLED_DIR = ("eval", "mini_mmlu")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(DataError):
     """A benchmark file a user can fix; the message says where and how."""
 
 

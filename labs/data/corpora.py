@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from labs.core import settings
+from labs.core.errors import ConfigError, MissingData
 
 
 CLEAN_DOMAINS = ("code", "prose", "arithmetic")
@@ -48,7 +49,7 @@ def _stdlib_files() -> list[Path]:
     root = Path(sysconfig.get_paths()["stdlib"])
     files = sorted(p for p in root.glob("*.py") if not p.name.startswith(("_", "test")))
     if not files:
-        raise FileNotFoundError(f"No Python standard-library sources under {root}; the code and prose domains "
+        raise MissingData(f"No Python standard-library sources under {root}; the code and prose domains "
                                 "need them (some minimal Python installs ship only .pyc files).")
     return files
 
@@ -262,7 +263,7 @@ def builtin_documents(domain: str) -> list[str]:
         return list(_arithmetic(4000, 0))
     if domain == NOISY_DOMAIN:
         return [text for _, text in web_pages()]
-    raise KeyError(f"Unknown domain '{domain}'. Built-in domains: {', '.join(BUILTIN_DOMAINS)}.")
+    raise ConfigError(f"Unknown domain '{domain}'. Built-in domains: {', '.join(BUILTIN_DOMAINS)}.")
 
 
 def is_validation(doc: str, fraction: float = 0.1) -> bool:
@@ -288,18 +289,18 @@ def parse_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> l
     Raises ValueError with a message for the user: too big, empty, binary, no usable text.
     """
     if len(data) > max_bytes:
-        raise ValueError(f"{name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
+        raise ConfigError(f"{name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
                          "A tiny model reads only a few hundred KB in a run: upload a smaller sample.")
     if not data.strip():
-        raise ValueError(f"{name} is empty.")
+        raise ConfigError(f"{name} is empty.")
     if b"\x00" in data[:65536]:
-        raise ValueError(f"{name} looks binary (it contains NUL bytes). Upload plain text (.txt) or JSON lines.")
+        raise ConfigError(f"{name} looks binary (it contains NUL bytes). Upload plain text (.txt) or JSON lines.")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = data.decode("utf-8", errors="replace")
         if text.count("\ufffd") > 0.01 * len(text):
-            raise ValueError(f"{name} is not UTF-8 text (too many undecodable bytes). Save it as UTF-8.") from None
+            raise ConfigError(f"{name} is not UTF-8 text (too many undecodable bytes). Save it as UTF-8.") from None
     if name.lower().endswith((".jsonl", ".json")):
         docs, bad = [], 0
         for line in text.splitlines():
@@ -316,13 +317,13 @@ def parse_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> l
             else:
                 bad += 1
         if not docs:
-            raise ValueError(f"{name} has no lines with a non-empty \"text\" field ({bad} unusable lines). "
+            raise ConfigError(f"{name} has no lines with a non-empty \"text\" field ({bad} unusable lines). "
                              'Each line must be a JSON object like {"text": "..."}.')
         return docs
     paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
     docs = _chunk(paragraphs, 1000)
     if not docs:
-        raise ValueError(f"{name} has no text.")
+        raise ConfigError(f"{name} has no text.")
     return docs
 
 

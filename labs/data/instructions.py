@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labs.core.errors import DataError
 from labs.data import asset, decode_upload
 
 
@@ -30,7 +31,7 @@ _ASSISTANT = {"gpt", "assistant", "bot", "model", "chatgpt", "answer"}
 _SYSTEM = {"system"}
 
 
-class InstructionFormatError(ValueError):
+class InstructionFormatError(DataError):
     """The file cannot be read as instruction data; the message says what is expected."""
 
 

@@ -21,6 +21,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labs.core.errors import DataError
 from labs.data import asset, decode_upload
 
 
@@ -36,7 +37,7 @@ BUNDLED_TRAIN = ("dpo", "plain_vs_jargon_train.jsonl")
 BUNDLED_HELDOUT = ("dpo", "plain_vs_jargon_heldout.jsonl")
 
 
-class PreferenceDataError(ValueError):
+class PreferenceDataError(DataError):
     """The data cannot be used; the message says what was expected."""
 
 

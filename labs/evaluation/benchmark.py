@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from labs import models
+from labs.core.errors import ConfigError
 from labs.data.benchmarks import MCItem, subject_name
 from labs.evaluation.scoring import (CHOICE_FORMATS, ItemResult, acc_norm_can_differ, build_context, choice_strings,
                                      encode_pair, few_shot_pool, loglikelihood_naive, model_for, pick_shots,
@@ -69,11 +70,11 @@ class BenchmarkConfig:
     def __post_init__(self):
         models.spec(self.model_key)
         if self.choice_format not in CHOICE_FORMATS:
-            raise ValueError(f"choice_format must be one of {CHOICE_FORMATS}.")
+            raise ConfigError(f"choice_format must be one of {CHOICE_FORMATS}.")
         if not 0 <= self.k_shot <= 10:
-            raise ValueError("k_shot must be between 0 and 10 (each example makes every prompt longer).")
+            raise ConfigError("k_shot must be between 0 and 10 (each example makes every prompt longer).")
         if self.limit < 0:
-            raise ValueError("limit must be 0 (all items) or a positive number of items.")
+            raise ConfigError("limit must be 0 (all items) or a positive number of items.")
 
 
 def interleave_subjects(items: Sequence[MCItem]) -> list[MCItem]:
@@ -93,7 +94,7 @@ def run_benchmark(ctx, lm: models.LoadedModel, items: Sequence[MCItem], dev: Seq
     cfg: BenchmarkConfig = ctx.config
     items = interleave_subjects(items)[: cfg.limit or None] if cfg.limit else list(items)
     if not items:
-        raise ValueError("There are no items to score.")
+        raise ConfigError("There are no items to score.")
     model = model_for(lm, cfg.adapter)
     lock = lm.lock if model is lm.model else None
     pool = few_shot_pool(items, dev, cfg.k_shot)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from labs import models
+from labs.core.errors import ConfigError
 from labs.data import benchmarks as bm
 from labs.data.benchmarks import LETTERS, MCItem
 from labs.data.instructions import Example
@@ -42,7 +43,7 @@ def contamination(eval_texts: Sequence[tuple[str, str]], sources: dict[str, str]
     eval_texts: (id, text) pairs; sources: name -> text. The eval n-grams are few, so each training text is
     streamed once through a window of n words and looked up in them (cheap even for large corpora)."""
     if n < 3:
-        raise ValueError("n must be at least 3 (shorter n-grams match by chance: 'what is the').")
+        raise ConfigError("n must be at least 3 (shorter n-grams match by chance: 'what is the').")
     item_grams = {item_id: set(ngrams(words(text), n)) for item_id, text in eval_texts}
     owners: dict[tuple, list[str]] = defaultdict(list)
     for item_id, grams in item_grams.items():
@@ -94,7 +95,7 @@ class ContaminationConfig:
     def __post_init__(self):
         models.spec(self.model_key)
         if self.n_items < 1 or self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("n_items, epochs and batch_size must be at least 1.")
+            raise ConfigError("n_items, epochs and batch_size must be at least 1.")
 
 
 @dataclass
@@ -186,7 +187,7 @@ def run_contamination(ctx, lm: models.LoadedModel, items: Sequence[MCItem] | Non
     if clean_pool is None:
         clean_pool = bundled_train
     if len(clean_pool) < len(items):
-        raise ValueError(f"The clean control needs {len(items)} examples; the pool has {len(clean_pool)}.")
+        raise ConfigError(f"The clean control needs {len(items)} examples; the pool has {len(clean_pool)}.")
     clean_train = sft.select(list(clean_pool), len(items), cfg.seed)
     dirty_train = contaminated_examples(items)
     ctx.set_total(2)  # step 0: the base score; 1: after the clean fine-tune; 2: after the contaminated one

@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import torch
 
 from labs import models
+from labs.core.errors import ConfigError, EmptyPrompt
 from labs.runs import results
 from labs.serving.endpoints import generate_many
 from labs.serving.generation import GenerationConfig
@@ -64,13 +65,13 @@ class DiversityConfig:
     def __post_init__(self):
         models.spec(self.model_key)
         if not self.prompt.strip():
-            raise ValueError("The prompt is empty: type something for the model to continue.")
+            raise EmptyPrompt()
         if not self.temperatures or any(not 0 < t <= 3 for t in self.temperatures):
-            raise ValueError("Pick at least one temperature, each in (0, 3].")
+            raise ConfigError("Pick at least one temperature, each in (0, 3].")
         if not 2 <= self.samples <= 20:
-            raise ValueError("samples must be between 2 and 20 (similarity needs at least two).")
+            raise ConfigError("samples must be between 2 and 20 (similarity needs at least two).")
         if not 4 <= self.max_new_tokens <= 200:
-            raise ValueError("max_new_tokens must be between 4 and 200.")
+            raise ConfigError("max_new_tokens must be between 4 and 200.")
 
 
 def run_diversity(ctx, lm, embed: Callable[[list[str]], object] | None = None) -> dict:

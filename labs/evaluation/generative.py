@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from labs import models
+from labs.core.errors import ConfigError
 from labs.evaluation.scoring import model_for
 from labs.runs import results
 from labs.serving import endpoints as backends
@@ -73,12 +74,12 @@ class GenerativeConfig:
     def __post_init__(self):
         models.spec(self.model_key)
         if not 1 <= self.max_new_tokens <= 256:
-            raise ValueError("max_new_tokens must be between 1 and 256.")
+            raise ConfigError("max_new_tokens must be between 1 and 256.")
         if self.extract_regex:
             try:
                 re.compile(self.extract_regex)
             except re.error as exc:
-                raise ValueError(f"The extraction regex is invalid ({exc}).") from None
+                raise ConfigError(f"The extraction regex is invalid ({exc}).") from None
 
 
 def run_generative(ctx, lm, rows: Sequence[dict]) -> dict:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from labs import models
+from labs.core.errors import ConfigError
 from labs.evaluation.generative import normalize_answer
 from labs.evaluation.scoring import encode_pair, score_choices
 from labs.runs import results
@@ -138,7 +139,7 @@ class JudgeConfig:
     def __post_init__(self):
         models.spec(self.judge_key)
         if not (self.pairs_source == "known" or self.pairs_source.startswith("runs:")):
-            raise ValueError("pairs_source must be 'known' or 'runs:<run_a>,<run_b>'.")
+            raise ConfigError("pairs_source must be 'known' or 'runs:<run_a>,<run_b>'.")
 
 
 def run_judge(ctx, judge: models.LoadedModel, pairs: Sequence[dict]) -> dict:
@@ -162,7 +163,7 @@ def run_pairs(outputs_a: Sequence[dict], outputs_b: Sequence[dict]) -> list[dict
     pairs = [{"question": r["prompt"], "a": r["output"].strip() or "(empty)", "b": by_prompt[r["prompt"]]["output"].strip()
               or "(empty)"} for r in outputs_a if r["prompt"] in by_prompt]
     if not pairs:
-        raise ValueError("The two Q&A runs share no prompts; run both on the same prompt/answer set.")
+        raise ConfigError("The two Q&A runs share no prompts; run both on the same prompt/answer set.")
     return pairs
 
 

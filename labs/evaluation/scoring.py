@@ -23,6 +23,7 @@ from typing import Sequence
 import torch
 
 from labs import models
+from labs.core.errors import ConfigError
 from labs.data.benchmarks import LETTERS, MCItem, shot_pool, subject_name
 from labs.models import adapters
 from labs.training.loop import pad_id
@@ -80,7 +81,7 @@ def few_shot_pool(items: Sequence[MCItem], dev: Sequence[MCItem], k: int) -> lis
     Raises ValueError when k > 0 and no dev item is left."""
     pool, _ = shot_pool(list(items), list(dev))
     if k > 0 and not pool:
-        raise ValueError(f"{k}-shot prompts need solved examples from a separate dev set, and none is left: "
+        raise ConfigError(f"{k}-shot prompts need solved examples from a separate dev set, and none is left: "
                          "upload a dev file next to the test file, or set k to 0.")
     return pool
 

@@ -8,6 +8,7 @@ from typing import Iterator
 
 import torch
 
+from labs.core.errors import ConfigError
 from labs.data.instructions import Example
 from labs.finetune.templates import render
 from labs.models import LoadedModel
@@ -25,7 +26,7 @@ def stream_answer(lm: LoadedModel, model: torch.nn.Module, prompt: str, config: 
     model's batched engine (other sessions' streams share its decode steps)."""
     ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     if len(ids) + config.max_new_tokens > lm.context_length:
-        raise ValueError("The prompt is too long for the model's context; shorten it.")
+        raise ConfigError("The prompt is too long for the model's context; shorten it.")
     yield from generation.Stream(lm, generation.submit_ids(lm, ids, config, stop=stop, model=model))
 
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from labs.core.charts import PALETTE, _layout
+from labs.core.errors import ConfigError, DataError
 from labs.data import asset
 from labs.models import LoadedModel
 from labs.runs import results
@@ -35,7 +36,7 @@ MAX_BYTES = 5 * 1024 * 1024
 BUNDLED = ("sft", "spam_ham.csv")
 
 
-class LabelError(ValueError):
+class LabelError(DataError):
     """The labelled file cannot be used; the message says how to fix it."""
 
 
@@ -132,9 +133,9 @@ class ClassifierConfig:
 
     def __post_init__(self):
         if not self.blocks:
-            raise ValueError("Choose at least one setting to train (e.g. head only).")
+            raise ConfigError("Choose at least one setting to train (e.g. head only).")
         if any(b < -1 for b in self.blocks):
-            raise ValueError("blocks are 0 (head only), k >= 1 (head + last k blocks) or -1 (everything).")
+            raise ConfigError("blocks are 0 (head only), k >= 1 (head + last k blocks) or -1 (everything).")
         training.check_between("epochs", self.epochs, 1, 50)
         training.check_between("batch_size", self.batch_size, 1, 256)
         training.check_lr(self.lr, "try 5e-4")

@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from labs.core.errors import ConfigError
 from labs.models import adapters
 from labs.runs import lessons, results
 from labs.serving import generation
@@ -65,9 +66,9 @@ def preference_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: to
     answer than toward the rejected one, compared with where the reference started.
     """
     if not beta > 0 or not math.isfinite(beta):
-        raise ValueError(f"beta must be a positive number (got {beta}); 0.1 is the usual default.")
+        raise ConfigError(f"beta must be a positive number (got {beta}); 0.1 is the usual default.")
     if variant not in LOSS_VARIANTS:
-        raise ValueError(f"Unknown loss variant '{variant}'. Choose one of: {', '.join(LOSS_VARIANTS)}.")
+        raise ConfigError(f"Unknown loss variant '{variant}'. Choose one of: {', '.join(LOSS_VARIANTS)}.")
     chosen_logratio = policy_chosen_logps - ref_chosen_logps  # (B,)
     rejected_logratio = policy_rejected_logps - ref_rejected_logps  # (B,)
     h = chosen_logratio - rejected_logratio  # (B,)
@@ -164,20 +165,20 @@ class DPOConfig:
 
     def __post_init__(self):
         if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta > 0):
-            raise ValueError(f"β must be a positive number (got {self.beta}); try 0.1.")
+            raise ConfigError(f"β must be a positive number (got {self.beta}); try 0.1.")
         if self.loss_variant not in LOSS_VARIANTS:
-            raise ValueError(f"Loss variant must be one of {', '.join(LOSS_VARIANTS)}.")
+            raise ConfigError(f"Loss variant must be one of {', '.join(LOSS_VARIANTS)}.")
 
         training.check_lr(self.learning_rate, "5e-4 is a good start for LoRA", high=0.1, high_allowed=True)
         training.check_between("Steps", self.steps, 1, 5000)
         training.check_between("Pairs per step", self.pairs_per_step, 1, 64)
         training.check_between("The token limit", self.max_len, 16, 8192)
         if not 0 <= self.sample_prompts <= 64 or not 1 <= self.max_new_tokens <= 4096:
-            raise ValueError("Answer 0-64 held-out prompts with 1-4096 new tokens each.")
+            raise ConfigError("Answer 0-64 held-out prompts with 1-4096 new tokens each.")
         if not 0 <= self.eval_pairs <= 10_000:
-            raise ValueError("Held-out pairs to score must be between 0 and 10000.")
+            raise ConfigError("Held-out pairs to score must be between 0 and 10000.")
         if self.n_train < 1:
-            raise ValueError("There are no training pairs: load the bundled set, upload a file or make your own.")
+            raise ConfigError("There are no training pairs: load the bundled set, upload a file or make your own.")
 
 
 def heldout_scores(model, encoded: Sequence[EncodedPair], pad_id: int, beta: float, batch_pairs: int = 4) -> dict:
@@ -259,7 +260,7 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     for line in notes[:10]:
         ctx.note(line)
     if not encoded:
-        raise ValueError(f"Every training pair is longer than {max_len} tokens; raise the token limit.")
+        raise ConfigError(f"Every training pair is longer than {max_len} tokens; raise the token limit.")
     ctx.note(f"LoRA r={cfg.lora_r}: {n_trainable:,} trainable of {n_total:,} parameters "
              f"({100 * n_trainable / n_total:.2f}%). Reference = same weights, adapter disabled. "
              f"{len(encoded)} pairs tokenised; ready in {time.perf_counter() - t_start:.1f} s.")

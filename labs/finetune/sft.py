@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from labs.core import hardware
+from labs.core.errors import ConfigError
 from labs.data.instructions import Example, bundled
 from labs.finetune.answers import (FORMAT, base_side, follows_format,  # noqa: F401 (the page reads them here)
                                    greedy_batch, is_correct, prompt_text, stream_answer, task_score)
@@ -72,23 +73,23 @@ class SFTConfig:
 
     def __post_init__(self):
         if self.template not in TEMPLATES:
-            raise ValueError(f"template must be one of {list(TEMPLATES)}.")
+            raise ConfigError(f"template must be one of {list(TEMPLATES)}.")
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {list(MODES)}.")
+            raise ConfigError(f"mode must be one of {list(MODES)}.")
         if self.n_examples < 0:
-            raise ValueError("n_examples must be 0 (all) or a positive number of examples.")
+            raise ConfigError("n_examples must be 0 (all) or a positive number of examples.")
         training.check_between("epochs", self.epochs, 1, 50)
         training.check_between("batch_size", self.batch_size, 1, 128)
         training.check_lr(self.lr, "try 1e-3 for LoRA, 5e-5 for full")
         training.check_between("max_len", self.max_len, 16, 8192, "tokens")
         if self.eval_every < 1:
-            raise ValueError("eval_every must be at least 1 step.")
+            raise ConfigError("eval_every must be at least 1 step.")
         if not 1 <= self.last_n <= 64:
-            raise ValueError("last_n must be between 1 and the model's number of blocks.")
+            raise ConfigError("last_n must be between 1 and the model's number of blocks.")
         if self.warmup < 0 or self.val_examples < 1 or self.score_examples < 0 or self.score_tokens < 1:
-            raise ValueError("warmup and score_examples must be >= 0; val_examples and score_tokens >= 1.")
+            raise ConfigError("warmup and score_examples must be >= 0; val_examples and score_tokens >= 1.")
         if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError("precision must be 'auto', 'fp32' or 'bf16'.")
+            raise ConfigError("precision must be 'auto', 'fp32' or 'bf16'.")
         if self.mode == "lora":
             self.lora()  # validates rank, alpha and targets
 
@@ -122,7 +123,7 @@ def count_trainable(lm: LoadedModel, config: SFTConfig) -> tuple[int, int]:
     if config.mode == "last_n":
         layers = list(training.decoder_layers(model))
         if config.last_n > len(layers):
-            raise ValueError(f"last_n must be at most {len(layers)}, the model's number of blocks.")
+            raise ConfigError(f"last_n must be at most {len(layers)}, the model's number of blocks.")
         inner = getattr(model, "model", model)
         norm = sum(p.numel() for p in inner.norm.parameters()) if hasattr(inner, "norm") else 0
         return sum(p.numel() for layer in layers[-config.last_n:] for p in layer.parameters()) + norm, total
@@ -269,7 +270,7 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
     cfg: SFTConfig = ctx.config
     if train_examples is None or heldout is None:
         if cfg.data != "bundled":
-            raise ValueError("Uploaded data must be passed to train(); only the bundled set can be reloaded.")
+            raise ConfigError("Uploaded data must be passed to train(); only the bundled set can be reloaded.")
         train_examples, heldout = load_bundled()
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -277,7 +278,7 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
     data = tokenize(chosen, lm.tokenizer, cfg.template, cfg.train_on_prompt, cfg.max_len)
     val = tokenize(heldout[:cfg.val_examples], lm.tokenizer, cfg.template, False, cfg.max_len)
     if not data.rows:
-        raise ValueError("No training rows left after truncation: raise max_len.")
+        raise ConfigError("No training rows left after truncation: raise max_len.")
     ctx.note(f"{len(data.rows)} training rows ({data.truncated} truncated, {data.dropped} dropped: prompt longer than "
              f"max_len), {len(val.rows)} validation rows, template '{cfg.template}'.")
     model, trainable, total = training.trainable_model(lm, cfg.mode, lora=cfg.lora() if cfg.mode == "lora" else None,

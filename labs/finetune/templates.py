@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labs.core.errors import ConfigError
 from labs.data.instructions import Example
 from labs.models import ModelError
 from labs.training import loop as training
@@ -44,7 +45,7 @@ def render(example: Example, template: str, tokenizer) -> tuple[str, str]:
         return fmt.format(instruction=instruction, input=example.input), example.output
     if template == "plain":
         return instruction + ("\n\n" + example.input if example.input else "") + "\n\n", example.output
-    raise ValueError(f"Unknown template '{template}'; choose one of {list(TEMPLATES)}.")
+    raise ConfigError(f"Unknown template '{template}'; choose one of {list(TEMPLATES)}.")
 
 
 @dataclass

@@ -13,6 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from labs.core.errors import ConfigError
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The mixture calculator
 # ---------------------------------------------------------------------------------------------------------------
@@ -105,12 +108,12 @@ def normalise_weights(weights: list[float]) -> tuple[list[float], str]:
     """
     for w in weights:
         if w is None or not math.isfinite(w):
-            raise ValueError("A weight is empty or not a number; give every source a weight (0 to leave it out).")
+            raise ConfigError("A weight is empty or not a number; give every source a weight (0 to leave it out).")
         if w < 0:
-            raise ValueError(f"A weight is negative ({w}); weights are shares of the budget, 0 or more.")
+            raise ConfigError(f"A weight is negative ({w}); weights are shares of the budget, 0 or more.")
     total = sum(weights)
     if total <= 0:
-        raise ValueError("All weights are zero: give at least one source a positive weight.")
+        raise ConfigError("All weights are zero: give at least one source a positive weight.")
     message = ""
     if abs(total - 100) > 0.05 and abs(total - 1) > 1e-4:
         message = (f"The weights add up to {total:g}, not 100%: each was divided by the total "
@@ -124,12 +127,12 @@ def mixture_table(sources: list[Source], budget_b: float, repeat_threshold: floa
     epochs_i = w_i * budget / N_i. Raises ValueError for an empty table, a bad budget or a bad size.
     """
     if not sources:
-        raise ValueError("The table is empty: add at least one source (or pick a preset).")
+        raise ConfigError("The table is empty: add at least one source (or pick a preset).")
     if budget_b is None or not math.isfinite(budget_b) or budget_b <= 0:
-        raise ValueError("The token budget must be a positive number of billions of tokens.")
+        raise ConfigError("The token budget must be a positive number of billions of tokens.")
     for s in sources:
         if s.tokens_b is None or not math.isfinite(s.tokens_b) or s.tokens_b <= 0:
-            raise ValueError(f"'{s.name or 'unnamed'}' has size {s.tokens_b}: a source must hold a positive "
+            raise ConfigError(f"'{s.name or 'unnamed'}' has size {s.tokens_b}: a source must hold a positive "
                              "number of tokens (billions). Fix the size or delete the row.")
     fractions, message = normalise_weights([s.weight for s in sources])
     messages = [message] if message else []

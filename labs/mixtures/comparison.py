@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from labs.core import settings
+from labs.core.errors import ConfigError
 from labs.data import corpora
 from labs.mixtures.filtering import FilterStats, filter_vs_labels
 from labs.mixtures.gpt import GPT, flops_per_token
@@ -43,9 +44,9 @@ class QualityComparisonConfig:
 
     def __post_init__(self):
         if self.domain not in corpora.BUILTIN_DOMAINS:
-            raise ValueError(f"Pick a built-in domain ({', '.join(corpora.BUILTIN_DOMAINS)}), not '{self.domain}'.")
+            raise ConfigError(f"Pick a built-in domain ({', '.join(corpora.BUILTIN_DOMAINS)}), not '{self.domain}'.")
         if not 1 <= self.eval_windows <= 1024:
-            raise ValueError("Evaluate on 1 to 1024 windows of held-out text.")
+            raise ConfigError("Evaluate on 1 to 1024 windows of held-out text.")
         self.run_config(True)  # the step, size, lr and eval checks, with their messages
 
     def run_config(self, filtered: bool) -> MixtureRunConfig:

@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from labs.core.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class GPTConfig:
@@ -37,13 +39,13 @@ class GPTConfig:
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
+            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
                              "pick a head count that divides the width, e.g. 4 for 128.")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1.")
+                raise ConfigError(f"{name} must be at least 1.")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("dropout must be in [0, 1).")
+            raise ConfigError("dropout must be in [0, 1).")
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -146,7 +148,7 @@ class GPT(nn.Module):
         """idx: (B, T) token ids -> logits (B, T, V); with targets (B, T) also the mean cross-entropy."""
         B, T = idx.shape
         if T > self.cfg.block_size:
-            raise ValueError(f"Sequence of {T} tokens is longer than the context ({self.cfg.block_size}).")
+            raise ConfigError(f"Sequence of {T} tokens is longer than the context ({self.cfg.block_size}).")
         pos = torch.arange(T, device=idx.device)  # (T,)
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, M)
         for block in self.blocks:

@@ -6,6 +6,9 @@ import math
 
 import torch
 
+from labs.core.errors import ConfigError
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Labels are the inputs shifted by one
 # ---------------------------------------------------------------------------------------------------------------
@@ -22,7 +25,7 @@ def shift_check(lm, text: str, max_tokens: int = 64) -> tuple[float, float]:
     second scores the same tokens without the shift and is far off, which shows the shift is what makes the match."""
     ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"][: max_tokens + 1]
     if len(ids) < 2:
-        raise ValueError("The text must have at least two tokens.")
+        raise ConfigError("The text must have at least two tokens.")
     x = torch.tensor([ids], device=lm.device)
     with lm.lock:
         out = lm.model(input_ids=x, labels=x)
@@ -43,11 +46,11 @@ def next_token_rows(lm, text: str, max_tokens: int = 64) -> list[dict]:
     Returns rows: position, input token, label token (= next input), p(label), loss = -ln p(label), top guess.
     """
     if not text.strip():
-        raise ValueError("Type a sentence first.")
+        raise ConfigError("Type a sentence first.")
     tok = lm.tokenizer
     ids = tok(text, add_special_tokens=False)["input_ids"][: max_tokens + 1]
     if len(ids) < 2:
-        raise ValueError("The text must have at least two tokens: one input and the label that follows it.")
+        raise ConfigError("The text must have at least two tokens: one input and the label that follows it.")
     inputs, labels = shift_for_next_token(ids)
     x = torch.tensor([ids], device=lm.device)
     with lm.lock:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from labs.core import settings
+from labs.core.errors import ConfigError
 from labs.data import corpora
 from labs.mixtures.calculator import normalise_weights
 from labs.mixtures.filtering import FilterStats, quality_filter
@@ -72,23 +73,23 @@ class MixtureRunConfig:
 
     def __post_init__(self):
         if not self.domains:
-            raise ValueError("Pick at least one domain to train on.")
+            raise ConfigError("Pick at least one domain to train on.")
         if len(self.weights) != len(self.domains):
-            raise ValueError("Give one weight per domain.")
+            raise ConfigError("Give one weight per domain.")
         normalise_weights(list(self.weights))  # raises with a message
         training.check_between("Steps", self.steps, 1, 20000)
         training.check_between("Batch size", self.batch_size, 1, 512)
         if not 8 <= self.block_size <= 1024:
-            raise ValueError("Context length must be between 8 and 1024 bytes.")
+            raise ConfigError("Context length must be between 8 and 1024 bytes.")
         if self.size not in SIZES:
-            raise ValueError(f"Model size must be one of: {', '.join(SIZES)}.")
+            raise ConfigError(f"Model size must be one of: {', '.join(SIZES)}.")
         training.check_lr(self.lr, "try 3e-3", high=math.inf)
         if self.eval_every < 1 or self.sample_every < 1:
-            raise ValueError("Evaluate and sample at least every step (the value must be 1 or more).")
+            raise ConfigError("Evaluate and sample at least every step (the value must be 1 or more).")
         if self.repeat_domain and self.repeat_domain not in self.domains:
-            raise ValueError(f"The repeated domain '{self.repeat_domain}' is not in the mixture.")
+            raise ConfigError(f"The repeated domain '{self.repeat_domain}' is not in the mixture.")
         if self.repeat_domain and self.repeat_kb < 1:
-            raise ValueError("The repeated domain needs at least 1 KB of text.")
+            raise ConfigError("The repeated domain needs at least 1 KB of text.")
 
     def gpt_config(self) -> GPTConfig:
         """The byte-level GPT for this run: vocabulary 256, block_size bytes of context, depth and width from SIZES."""
@@ -133,7 +134,7 @@ def prepare_domains(cfg: MixtureRunConfig, uploads: dict[str, list[str]] | None 
         val = _join(val_docs)
         need = cfg.block_size + 1
         if len(train) < need or len(val) < need:
-            raise ValueError(f"Domain '{name}' has too little text ({len(train)} train / {len(val)} validation "
+            raise ConfigError(f"Domain '{name}' has too little text ({len(train)} train / {len(val)} validation "
                              f"bytes) for a context of {cfg.block_size}: add text or shorten the context.")
         out[name] = DomainData(name, train, val, len(train_docs), stats,
                                cfg.repeat_kb if name == cfg.repeat_domain else 0,

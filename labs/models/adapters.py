@@ -13,6 +13,7 @@ from pathlib import Path
 from peft import PeftModel
 
 from labs.core import settings
+from labs.core.errors import ConfigError
 from labs.models import LoadedModel, ModelError
 
 
@@ -35,7 +36,7 @@ def save_adapter(peft_model, folder: str | Path, meta: dict) -> Path:
     """Save a PEFT model's adapter weights + our metadata. meta needs 'label' and 'base_model' (a registry key)."""
     missing = {"label", "base_model"} - set(meta)
     if missing:
-        raise ValueError(f"Adapter metadata needs {sorted(missing)}.")
+        raise ConfigError(f"Adapter metadata needs {sorted(missing)}.")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(str(folder), safe_serialization=True)

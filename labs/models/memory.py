@@ -9,7 +9,7 @@ from gguf import GGUFReader
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from labs.core import settings
-from labs.core.errors import ModelError
+from labs.core.errors import ConfigError, ModelError
 from labs.models.cache import cache_dir, cache_state, ensure_cached, ensure_local, package_dir
 from labs.models.registry import ModelSpec, endpoint_refusal, spec
 
@@ -117,7 +117,7 @@ def check_memory(key: str | ModelSpec, purpose: str = "inference", dtype: torch.
                  device: str | None = None, params: int | None = None) -> MemoryCheck:
     """Will `key` (a registry key, or the spec of an entry not yet in the file) fit for this purpose?"""
     if purpose not in PURPOSES:
-        raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}.")
+        raise ConfigError(f"purpose must be one of {', '.join(PURPOSES)}.")
     s = key if isinstance(key, ModelSpec) else spec(key)
     dtype = dtype or settings.device_info().dtype
     n = params if params is not None else (count_parameters(s.key) if not isinstance(key, ModelSpec)

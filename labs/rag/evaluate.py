@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from labs.core.errors import ConfigError
 from labs.data import asset
 from labs.rag import generate, load, retrieve, split, store
 from labs.runs import jobs, lessons, results
@@ -167,15 +168,15 @@ class RagEvalConfig:
         self.split_config()  # validates chunk size / overlap / unit
         self.retrieve_config()
         if self.distance not in store.DISTANCES:
-            raise ValueError(f"Distance must be one of {', '.join(store.DISTANCES)}.")
+            raise ConfigError(f"Distance must be one of {', '.join(store.DISTANCES)}.")
         if not self.corpus_modules:
-            raise ValueError("Pick at least one standard-library module for the corpus.")
+            raise ConfigError("Pick at least one standard-library module for the corpus.")
         available = len(questions(self.corpus_modules))
         if not 1 <= self.n_questions <= available:
-            raise ValueError(f"Number of questions must be between 1 and {available} "
+            raise ConfigError(f"Number of questions must be between 1 and {available} "
                              "(the bundled questions these modules answer).")
         if not 8 <= self.max_new_tokens <= 512:
-            raise ValueError("Answer length must be between 8 and 512 tokens.")
+            raise ConfigError("Answer length must be between 8 and 512 tokens.")
 
     def split_config(self) -> split.SplitConfig:
         """The splitter settings of this run."""
@@ -324,11 +325,11 @@ class RagClaimConfig:
     def __post_init__(self):
         available = len(questions(self.corpus_modules))
         if not 1 <= self.n_questions <= available:
-            raise ValueError(f"Number of questions must be between 1 and {available}.")
+            raise ConfigError(f"Number of questions must be between 1 and {available}.")
         if not 0 <= self.hybrid_weight <= 1 or not all(0 <= w <= 1 for w in self.fusion_weights):
-            raise ValueError("Fusion weights (BM25's share) must be between 0 and 1.")
+            raise ConfigError("Fusion weights (BM25's share) must be between 0 and 1.")
         if not 1 <= self.k <= 20:
-            raise ValueError("k must be between 1 and 20.")
+            raise ConfigError("k must be between 1 and 20.")
 
     def retrieve_config(self, method: str, weight: float | None = None) -> retrieve.RetrieveConfig:
         """Retrieval with `method` (and a fusion weight for hybrid), k from this config, no similarity floor and no

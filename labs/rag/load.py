@@ -26,6 +26,7 @@ from pathlib import PurePath
 from bs4 import BeautifulSoup
 
 from labs.core import settings
+from labs.core.errors import DataError
 from labs.data.corpora import python_version  # noqa: F401  (the RAG page names the stdlib's version)
 from labs.rag.markdown import clean_markdown
 
@@ -45,7 +46,7 @@ KINDS = {".pdf": "pdf", ".html": "html", ".htm": "html", ".md": "markdown", ".ma
          ".ndjson": "jsonl"}
 
 
-class LoadError(ValueError):
+class LoadError(DataError):
     """A file or URL we cannot read; the message says what is wrong and what to do."""
 
 

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 from rank_bm25 import BM25Okapi
 
+from labs.core.errors import ConfigError
 from labs.rag.split import Chunk
 from labs.rag.store import Index, cosine_similarity, embed_texts
 
@@ -54,21 +55,21 @@ class RetrieveConfig:
 
     def __post_init__(self):
         if not 1 <= self.k <= 50:
-            raise ValueError("k (chunks to retrieve) must be between 1 and 50.")
+            raise ConfigError("k (chunks to retrieve) must be between 1 and 50.")
         if self.method not in METHODS:
-            raise ValueError(f"Retrieval method must be one of {', '.join(METHODS)}.")
+            raise ConfigError(f"Retrieval method must be one of {', '.join(METHODS)}.")
         if self.fetch_k < self.k:
-            raise ValueError("Candidates (fetch_k) must be at least k.")
+            raise ConfigError("Candidates (fetch_k) must be at least k.")
         if not 0 <= self.mmr_lambda <= 1 or not 0 <= self.bm25_weight <= 1:
-            raise ValueError("MMR λ and the BM25 weight must be between 0 and 1.")
+            raise ConfigError("MMR λ and the BM25 weight must be between 0 and 1.")
         if self.rewrite not in REWRITES:
-            raise ValueError(f"Query rewriting must be one of {', '.join(REWRITES)}.")
+            raise ConfigError(f"Query rewriting must be one of {', '.join(REWRITES)}.")
         if self.rerank not in RERANKS:
-            raise ValueError(f"Re-ranking must be one of {', '.join(RERANKS)}.")
+            raise ConfigError(f"Re-ranking must be one of {', '.join(RERANKS)}.")
         if not -1 <= self.min_similarity <= 1:
-            raise ValueError("The relevance threshold is a cosine similarity between -1 and 1.")
+            raise ConfigError("The relevance threshold is a cosine similarity between -1 and 1.")
         if not 0 <= self.compress_to <= 50:
-            raise ValueError("Sentences kept for the model must be between 0 (whole chunks) and 50.")
+            raise ConfigError("Sentences kept for the model must be between 0 (whole chunks) and 50.")
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def retrieve(index: Index, question: str, embedder, config: RetrieveConfig = Ret
     `query_vec` skips embedding the question (when it was embedded already, e.g. in a batch)."""
     question = (question or "").strip()
     if not question:
-        raise ValueError("Type a question first.")
+        raise ConfigError("Type a question first.")
     timings: dict[str, float] = {}
     hypothetical = ""
     t0 = time.perf_counter()
@@ -171,7 +172,7 @@ def retrieve(index: Index, question: str, embedder, config: RetrieveConfig = Ret
         pass
     elif config.rewrite == "hyde":
         if rewriter is None:
-            raise ValueError("HyDE needs a model to write the hypothetical passage.")
+            raise ConfigError("HyDE needs a model to write the hypothetical passage.")
         hypothetical = rewriter(question)
         timings["rewrite_ms"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
@@ -200,7 +201,7 @@ def retrieve(index: Index, question: str, embedder, config: RetrieveConfig = Ret
     timings["search_ms"] = (time.perf_counter() - t0) * 1000
     if config.rerank == "llm":
         if reranker is None:
-            raise ValueError("Re-ranking needs a model to score the candidates.")
+            raise ConfigError("Re-ranking needs a model to score the candidates.")
         t0 = time.perf_counter()
         if config.method == "mmr":  # MMR already chose k; re-rank a diverse list of fetch_k instead
             cand = [i for i, _ in nearest]

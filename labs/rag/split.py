@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from labs.core.errors import ConfigError
 from labs.rag.load import Document
 
 
@@ -43,16 +44,16 @@ class SplitConfig:
 
     def __post_init__(self):
         if self.method not in ("recursive", "sentence"):
-            raise ValueError("Splitter must be 'recursive' or 'sentence'.")
+            raise ConfigError("Splitter must be 'recursive' or 'sentence'.")
         if self.unit not in ("chars", "tokens"):
-            raise ValueError("Unit must be 'chars' or 'tokens'.")
+            raise ConfigError("Unit must be 'chars' or 'tokens'.")
         smallest = 8 if self.unit == "tokens" else 20
         if not smallest <= self.chunk_size <= 20_000:
-            raise ValueError(f"Chunk size must be between {smallest} and 20000 {self.unit}.")
+            raise ConfigError(f"Chunk size must be between {smallest} and 20000 {self.unit}.")
         if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ValueError("Overlap must be at least 0 and smaller than the chunk size.")
+            raise ConfigError("Overlap must be at least 0 and smaller than the chunk size.")
         if self.method == "recursive" and not self.separators:
-            raise ValueError("Give at least one separator (the empty string means 'between characters').")
+            raise ConfigError("Give at least one separator (the empty string means 'between characters').")
 
     @property
     def label(self) -> str:

@@ -28,6 +28,7 @@ from chromadb.config import Settings
 
 from labs import models
 from labs.core import compute, settings
+from labs.core.errors import ConfigError
 from labs.rag.split import Chunk, SplitConfig
 
 
@@ -53,7 +54,7 @@ def distance(kind: str, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         return 1.0 - v @ q
     if kind == "cosine":
         return 1.0 - (v @ q) / (np.linalg.norm(v, axis=1) * np.linalg.norm(q) + 1e-12)
-    raise ValueError(f"Unknown distance '{kind}': use one of {', '.join(DISTANCES)}.")
+    raise ConfigError(f"Unknown distance '{kind}': use one of {', '.join(DISTANCES)}.")
 
 
 def cosine_similarity(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -82,7 +83,7 @@ def client():
             if url:
                 parsed = urlparse(url if "://" in url else f"http://{url}")
                 if not parsed.hostname:
-                    raise ValueError(f"LLMLAB_CHROMA_URL={url} is not a URL like http://localhost:8000.")
+                    raise ConfigError(f"LLMLAB_CHROMA_URL={url} is not a URL like http://localhost:8000.")
                 ssl = parsed.scheme == "https"
                 try:
                     _clients[target] = chromadb.HttpClient(host=parsed.hostname, port=parsed.port or (443 if ssl else 8000),
@@ -171,9 +172,9 @@ def build_index(corpus_id: str, chunks: list[Chunk], embedder, split_config: Spl
                 batch_size: int = 32, progress: Progress | None = None) -> Index:
     """Embed and store `chunks`, or reuse the collection if it already holds exactly these chunks."""
     if kind not in DISTANCES:
-        raise ValueError(f"Unknown distance '{kind}': use one of {', '.join(DISTANCES)}.")
+        raise ConfigError(f"Unknown distance '{kind}': use one of {', '.join(DISTANCES)}.")
     if not chunks:
-        raise ValueError("There are no chunks to store: load a document with some text first.")
+        raise ConfigError("There are no chunks to store: load a document with some text first.")
     progress = progress or (lambda f, m: None)
     db = client()
     name = collection_name(corpus_id, split_config, kind)

@@ -37,6 +37,7 @@ from typing import Any, Callable
 import torch
 
 from labs.core import compute, settings
+from labs.core.errors import ConfigError
 
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
@@ -51,7 +52,7 @@ class Diverged(Exception):
     """Raised when a logged loss is NaN or infinite."""
 
 
-class SessionBusy(ValueError):
+class SessionBusy(ConfigError):
     """A browser session asked for another run while its own run is still queued or running (a class server
     shares one queue: one student must not fill it). The message names that run and its place in the queue."""
 
@@ -376,7 +377,7 @@ class JobManager:
         with self._lock:
             run = self._runs.get(run_id)
             if run is not None and run.active:
-                raise ValueError("Stop the run before deleting it.")
+                raise ConfigError("Stop the run before deleting it.")
             self._runs.pop(run_id, None)
             shutil.rmtree(runs_dir() / run_id, ignore_errors=True)
 

@@ -15,16 +15,19 @@ from typing import Callable, Iterator, Sequence, Union
 import httpx
 import openai
 import torch
+from openai import OpenAI
 
 from labs import models
 from labs.core import settings
+from labs.core.errors import EmptyPrompt
 from labs.models import LoadedModel, ModelError, ModelSpec
 from labs.serving import generation
 from labs.serving.generation import GenerationConfig, Message
 
 
-class _EndpointClient(generation.OpenAIBackend):
-    """generation.OpenAIBackend with a stop flag, and messages that name the models-file entry."""
+class _EndpointClient:
+    """One OpenAI client (a connection pool) for an endpoint entry: streams with a stop flag, and errors that name
+    the models-file entry and the field to fix."""
 
     def __init__(self, s: ModelSpec):
         api_key = "none"
@@ -34,13 +37,13 @@ class _EndpointClient(generation.OpenAIBackend):
                 raise ModelError(f"{s.entry}: field 'api_key_env' names {s.api_key_env}, which is not set in the "
                                  "environment the app was started from. Set it (export "
                                  f"{s.api_key_env}=...) and restart the app, or remove the field.")
-        super().__init__(base_url=s.location, model=s.endpoint_model, api_key=api_key, timeout=s.timeout)
-        self.spec = s
+        self.client = OpenAI(base_url=s.location, api_key=api_key, timeout=s.timeout, max_retries=0)
+        self.model, self.spec = s.endpoint_model, s
 
     def stream_chat(self, messages, config, stop: threading.Event | None = None):
         """Text pieces from POST /chat/completions (the server applies the model's chat template)."""
         if not any(m.get("content", "").strip() for m in messages):
-            raise ValueError("The prompt is empty: type something for the model to answer.")
+            raise EmptyPrompt()
         yield from self._stream(lambda: self.client.chat.completions.create(
             model=self.model, messages=list(messages), stream=True, **self._sampling(config)),
             lambda c: c.choices[0].delta.content if c.choices and c.choices[0].delta else None, stop)
@@ -48,7 +51,7 @@ class _EndpointClient(generation.OpenAIBackend):
     def stream_text(self, prompt: str, config, stop: threading.Event | None = None):
         """Text pieces from POST /completions: a base model (prompt_format "plain") continues `prompt` as written."""
         if not prompt.strip():
-            raise ValueError("The prompt is empty: type something for the model to answer.")
+            raise EmptyPrompt()
         yield from self._stream(lambda: self.client.completions.create(
             model=self.model, prompt=prompt, stream=True, **self._sampling(config)),
             lambda c: c.choices[0].text if c.choices else None, stop)
@@ -112,10 +115,11 @@ class Endpoint:
         return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
 
     def stream(self, prompt: str | Sequence[Message], config: GenerationConfig,
-               stop: threading.Event | None = None) -> Iterator[str]:
+               stop: threading.Event | None = None, on_wait=None) -> Iterator[str]:
         """Text pieces of the endpoint's answer (max_new_tokens checked against the server's cap); Stop ends it.
         A chat model gets messages (/chat/completions); a base model (prompt_format "plain") gets the text a local
-        base model would read (generation.plain_text) on /completions."""
+        base model would read (generation.plain_text) on /completions. An endpoint shows no queue place: on_wait
+        is accepted for the one interface and never called."""
         settings.check_new_tokens(config.max_new_tokens)
         client = self.client
         if self.spec.prompt_format == "plain":
@@ -123,15 +127,23 @@ class Endpoint:
         else:
             yield from client.stream_chat(self.messages(prompt), config, stop=stop)
 
-    def stream_chat(self, messages, config, on_wait=None):
-        """generation.Backend's interface (the Home chat): `stream` over a message list."""
-        return self.stream(messages, config)
-
     def __repr__(self) -> str:
         return f"Endpoint({self.key!r}, {self.spec.location!r})"
 
 
 Target = Union[LoadedModel, Endpoint]
+
+
+def default_endpoint(key: str) -> Endpoint | None:
+    """The server named by LLMLAB_OPENAI_BASE_URL serving `key` (the Home chat's "all answers from one server"
+    setting, with LLMLAB_OPENAI_API_KEY if set), or None when that setting is off."""
+    base_url = settings.openai_base_url()
+    if not base_url:
+        return None
+    entry = {"name": f"{key} at LLMLAB_OPENAI_BASE_URL", "base_url": base_url, "model": key}
+    if os.environ.get("LLMLAB_OPENAI_API_KEY"):
+        entry["api_key_env"] = "LLMLAB_OPENAI_API_KEY"
+    return Endpoint(models.entry_spec(entry, "LLMLAB_OPENAI_BASE_URL"))
 
 
 def is_endpoint(target) -> bool:
@@ -165,7 +177,7 @@ def stream(target: Target, prompt: str | Sequence[Message], config: GenerationCo
     if isinstance(target, Endpoint):
         if model is not None:
             raise ModelError(models.endpoint_refusal(target.spec, "given an adapter"))
-        yield from target.stream(prompt, config, stop=stop)
+        yield from target.stream(prompt, config, stop=stop, on_wait=on_wait)
     else:
         yield from generation.open_stream(target, prompt, config, stop=stop, model=model).pieces(on_wait=on_wait)
 

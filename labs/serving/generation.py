@@ -7,15 +7,13 @@ its answer alone, and a seeded stream samples the same tokens whoever else is in
 from __future__ import annotations
 
 import collections
-import os
 import threading
-from typing import Iterator, Protocol, Sequence
+from typing import Iterator, Sequence
 
-import openai
 import torch
-from openai import OpenAI
 
 from labs.core import settings
+from labs.core.errors import EmptyPrompt
 from labs.models import LoadedModel, ModelError
 from labs.serving import engine
 from labs.serving.request import EngineError, Request
@@ -33,7 +31,7 @@ def render_prompt(lm: LoadedModel, prompt: str | Sequence[Message]) -> str:
     else:
         messages = list(prompt)
     if not messages or not any(m.get("content", "").strip() for m in messages):
-        raise ValueError("The prompt is empty: type something for the model to answer.")
+        raise EmptyPrompt()
     if lm.spec.prompt_format == "chat" and getattr(lm.tokenizer, "chat_template", None):
         return lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return plain_text(prompt)
@@ -189,53 +187,3 @@ def generate_many(lm: LoadedModel, prompts: Sequence, config: GenerationConfig |
 def generate(lm: LoadedModel, prompt, config: GenerationConfig = GenerationConfig(), **kw) -> str:
     """The whole answer as one string (greedy with temperature 0); same arguments as `stream`."""
     return "".join(stream(lm, prompt, config, **kw))
-
-
-class Backend(Protocol):
-    """Anything that streams a chat answer: the local engine or an OpenAI-compatible endpoint."""
-    name: str
-
-    def stream_chat(self, messages: Sequence[Message], config: GenerationConfig) -> Iterator[str]:
-        """Text pieces of the answer to `messages`, in order, as they are decoded."""
-        ...
-
-
-class LocalBackend:
-    """transformers on this machine's device."""
-
-    def __init__(self, lm: LoadedModel):
-        self.lm, self.name = lm, f"local:{lm.key}"
-
-    def stream_chat(self, messages, config, on_wait=None):
-        """Text pieces of the answer from the local engine; `on_wait(position)` while queued."""
-        return open_stream(self.lm, messages, config).pieces(on_wait=on_wait)
-
-
-class OpenAIBackend:
-    """Any OpenAI-compatible /v1/chat/completions server (vLLM, llama.cpp, `python -m labs.serving.serve`)."""
-
-    def __init__(self, base_url: str | None = None, model: str = "smollm2-135m-instruct", api_key: str | None = None,
-                 timeout: float = 60.0):
-
-        base_url = base_url or settings.openai_base_url()
-        if not base_url:
-            raise ModelError("No OpenAI-compatible server configured: set LLMLAB_OPENAI_BASE_URL.")
-        self.client = OpenAI(base_url=base_url, api_key=api_key or os.environ.get("LLMLAB_OPENAI_API_KEY", "none"),
-                             timeout=timeout, max_retries=0)
-        self.model, self.name = model, f"openai:{model}@{base_url}"
-
-    def stream_chat(self, messages, config):
-        """Text pieces of the answer streamed from the endpoint; ModelError in words when it fails."""
-        if not any(m.get("content", "").strip() for m in messages):
-            raise ValueError("The prompt is empty: type something for the model to answer.")
-        try:
-            response = self.client.chat.completions.create(
-                model=self.model, messages=list(messages), stream=True, max_tokens=config.max_new_tokens,
-                temperature=config.temperature, top_p=config.top_p, seed=config.seed)
-            for chunk in response:
-                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-        except openai.APIConnectionError as exc:
-            raise ModelError(f"Could not reach the model server at {self.client.base_url}: {exc}") from exc
-        except openai.APIStatusError as exc:
-            raise ModelError(f"The model server answered {exc.status_code}: {exc.message}") from exc

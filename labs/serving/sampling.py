@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from labs.core.errors import ConfigError
+
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -26,15 +28,15 @@ class GenerationConfig:
 
     def __post_init__(self):
         if not 1 <= self.max_new_tokens <= 4096:
-            raise ValueError("max_new_tokens must be between 1 and 4096.")
+            raise ConfigError("max_new_tokens must be between 1 and 4096.")
         if not 0 <= self.temperature <= 5:
-            raise ValueError("temperature must be between 0 (greedy) and 5.")
+            raise ConfigError("temperature must be between 0 (greedy) and 5.")
         if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]; 1 turns nucleus sampling off.")
+            raise ConfigError("top_p must be in (0, 1]; 1 turns nucleus sampling off.")
         if self.top_k < 0:
-            raise ValueError("top_k must be 0 (off) or a positive number of tokens.")
+            raise ConfigError("top_k must be 0 (off) or a positive number of tokens.")
         if self.repetition_penalty < 1:
-            raise ValueError("repetition_penalty must be at least 1 (1 = off).")
+            raise ConfigError("repetition_penalty must be at least 1 (1 = off).")
 
 
 def sample_next(logits: torch.Tensor, config: GenerationConfig, generator: torch.Generator | None,

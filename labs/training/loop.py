@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from peft import LoraConfig, TaskType, get_peft_model
 
+from labs.core.errors import ConfigError
 from labs.models import LORA_TARGETS, LoadedModel
 from labs.runs import jobs
 
@@ -41,14 +42,14 @@ def check_lr(lr: float, hint: str = "try 1e-3", high: float = 1.0, high_allowed:
     ok = isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0 and (lr <= high if high_allowed else lr < high)
     if not ok:
         if math.isinf(high):
-            raise ValueError(f"The learning rate must be a positive number ({hint}).")
-        raise ValueError(f"The learning rate must be a number between 0 and {high:g} ({hint}).")
+            raise ConfigError(f"The learning rate must be a positive number ({hint}).")
+        raise ConfigError(f"The learning rate must be a number between 0 and {high:g} ({hint}).")
 
 
 def check_between(name: str, value: int, low: int, high: int, unit: str = "") -> None:
     """`name` (epochs, batch size, max length, steps...) must lie in [low, high]."""
     if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}{' ' + unit if unit else ''}.")
+        raise ConfigError(f"{name} must be between {low} and {high}{' ' + unit if unit else ''}.")
 
 
 def pad_id(tokenizer) -> int:
@@ -72,19 +73,19 @@ class LoraSettings:
 
     def __post_init__(self):
         if not 1 <= self.r <= 1024:
-            raise ValueError("The rank r must be between 1 and 1024 (r = 0 would be no update at all).")
+            raise ConfigError("The rank r must be between 1 and 1024 (r = 0 would be no update at all).")
         if not self.alpha > 0:
-            raise ValueError("alpha must be positive: the update is scaled by α/r.")
+            raise ConfigError("alpha must be positive: the update is scaled by α/r.")
         if not 0 <= self.dropout < 1:
-            raise ValueError("Dropout must be in [0, 1).")
+            raise ConfigError("Dropout must be in [0, 1).")
         if not self.targets:
-            raise ValueError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
+            raise ConfigError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
         # The names depend on the architecture (models.LORA_TARGETS); PEFT says which one a given model lacks.
 
         known = {t for attention, mlp in LORA_TARGETS.values() for t in attention + mlp}
         unknown = [t for t in self.targets if t not in known]
         if unknown:
-            raise ValueError(f"Unknown LoRA targets {unknown}; Llama-style models use {list(LLAMA_TARGETS)} "
+            raise ConfigError(f"Unknown LoRA targets {unknown}; Llama-style models use {list(LLAMA_TARGETS)} "
                              f"(other architectures: {sorted(known - set(LLAMA_TARGETS))}).")
 
     def peft_config(self):
@@ -120,7 +121,7 @@ def trainable_model(lm: LoadedModel, mode: str = "lora", lora: LoraSettings | No
     Returns (model, trainable parameters, total parameters).
     """
     if mode not in ("lora", "full", "last_n"):
-        raise ValueError("mode must be 'lora', 'full' or 'last_n'.")
+        raise ConfigError("mode must be 'lora', 'full' or 'last_n'.")
     torch.manual_seed(seed)
     model = copy.deepcopy(lm.model).float() if lm.model.dtype == torch.float16 else copy.deepcopy(lm.model)
     model.train()
@@ -129,7 +130,7 @@ def trainable_model(lm: LoadedModel, mode: str = "lora", lora: LoraSettings | No
     if mode == "last_n":
         layers = decoder_layers(model)
         if not 1 <= last_n <= len(layers):
-            raise ValueError(f"last_n must be between 1 and {len(layers)} (the model's number of layers).")
+            raise ConfigError(f"last_n must be between 1 and {len(layers)} (the model's number of layers).")
         for layer in list(layers)[-last_n:]:
             for p in layer.parameters():
                 p.requires_grad_(True)
@@ -163,7 +164,7 @@ def tokenize_example(tokenizer, prompt_text: str, response_text: str, train_on_p
 def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad a list of tokenize_example dicts into tensors (B, T)."""
     if not examples:
-        raise ValueError("No examples to batch.")
+        raise ConfigError("No examples to batch.")
     T = max(len(e["input_ids"]) for e in examples)
     ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), T), IGNORE, dtype=torch.long)
@@ -229,7 +230,7 @@ class Schedule:
 
     def __post_init__(self):
         if self.kind not in SCHEDULES:
-            raise ValueError(f"Unknown learning-rate schedule '{self.kind}'; choose one of {list(SCHEDULES)}.")
+            raise ConfigError(f"Unknown learning-rate schedule '{self.kind}'; choose one of {list(SCHEDULES)}.")
 
     def at(self, step: int) -> float:
         """The learning rate at step (1-based; steps past total_steps stay at the final rate)."""
@@ -303,11 +304,11 @@ class LoopSettings:
 
     def __post_init__(self):
         if self.steps < 1:
-            raise ValueError("A training run needs at least 1 step.")
+            raise ConfigError("A training run needs at least 1 step.")
         check_lr(self.lr, high=math.inf)  # each lab's config sets its own upper bound
         Schedule(self.lr, self.steps, self.warmup, self.schedule)  # validates the kind
         if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError("precision must be 'auto', 'fp32' or 'bf16'.")
+            raise ConfigError("precision must be 'auto', 'fp32' or 'bf16'.")
 
     def schedule_(self) -> Schedule:
         """The Schedule these settings describe (warm-up capped at the number of steps)."""

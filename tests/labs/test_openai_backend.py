@@ -1,4 +1,5 @@
-"""The OpenAI-compatible backend against a real HTTP server on localhost (labs.serving.serve, tiny models)."""
+"""An endpoint (LLMLAB_OPENAI_BASE_URL or a models-file entry) against a real HTTP server on localhost
+(labs.serving.serve, tiny models), through the one stream interface every target shares."""
 import os
 import socket
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from labs.serving import generation
+from labs.serving import endpoints, generation
 from labs import models
 from labs.serving.generation import GenerationConfig
 
@@ -39,24 +40,38 @@ def server_url():
         proc.wait(10)
 
 
+def _endpoint(base_url: str, model: str, timeout: float = 60) -> endpoints.Endpoint:
+    return endpoints.Endpoint(models.entry_spec({"name": f"test {model}", "base_url": base_url, "model": model,
+                                                 "timeout": timeout}, "test"))
+
+
 def test_streamed_answer_equals_local_generation(server_url, tiny):
-    backend = generation.OpenAIBackend(base_url=server_url, model="smollm2-135m-instruct")
     cfg = GenerationConfig(max_new_tokens=12, temperature=0.8, seed=2, top_p=0.9)
     messages = [{"role": "user", "content": "Hello"}]
-    remote = "".join(backend.stream_chat(messages, cfg))
-    local = "".join(generation.LocalBackend(tiny).stream_chat(messages, cfg))
+    remote = "".join(endpoints.stream(_endpoint(server_url, "smollm2-135m-instruct"), messages, cfg))
+    local = "".join(endpoints.stream(tiny, messages, cfg))
     assert remote and remote == local  # same tiny weights (seeded init) and same sampler seed
+    assert local == generation.generate(tiny, messages, cfg)
+
+
+def test_the_global_endpoint_setting_serves_every_chat(server_url, monkeypatch):
+    monkeypatch.setenv("LLMLAB_OPENAI_BASE_URL", server_url)
+    target = endpoints.default_endpoint("smollm2-135m-instruct")
+    assert target is not None and target.spec.location == server_url
+    assert "".join(endpoints.stream(target, "Hello", GenerationConfig(max_new_tokens=4, temperature=0), on_wait=print))
+    monkeypatch.delenv("LLMLAB_OPENAI_BASE_URL")
+    assert endpoints.default_endpoint("smollm2-135m-instruct") is None
 
 
 def test_server_errors_become_readable_messages(server_url):
-    backend = generation.OpenAIBackend(base_url=server_url, model="no-such-model")
-    with pytest.raises(models.ModelError, match="Unknown model"):
-        "".join(backend.stream_chat([{"role": "user", "content": "hi"}], GenerationConfig()))
+    target = _endpoint(server_url, "no-such-model")
+    with pytest.raises(models.ModelError, match="no-such-model"):
+        "".join(endpoints.stream(target, [{"role": "user", "content": "hi"}], GenerationConfig()))
     with pytest.raises(ValueError, match="empty"):
-        "".join(backend.stream_chat([{"role": "user", "content": " "}], GenerationConfig()))
+        "".join(endpoints.stream(target, [{"role": "user", "content": " "}], GenerationConfig()))
 
 
 def test_unreachable_server_says_so():
-    backend = generation.OpenAIBackend(base_url="http://127.0.0.1:9/v1", timeout=2)
-    with pytest.raises(models.ModelError, match="Could not reach"):
-        "".join(backend.stream_chat([{"role": "user", "content": "hi"}], GenerationConfig(max_new_tokens=4)))
+    target = _endpoint("http://127.0.0.1:9/v1", "smollm2-135m-instruct", timeout=2)
+    with pytest.raises(models.ModelError, match="could not reach"):
+        "".join(endpoints.stream(target, [{"role": "user", "content": "hi"}], GenerationConfig(max_new_tokens=4)))

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from labs import models
+from labs.core.errors import ConfigError, MissingData
 from labs.finetune.lora.params import ALL_TARGETS, TARGET_NAMES
 from labs.serving import generation
 from labs.training import loop as training
@@ -64,7 +65,7 @@ def subspace_similarity(a1: torch.Tensor, a2: torch.Tensor, i: int, j: int) -> f
     the other; 0 = orthogonal."""
     u1, u2 = right_singular_vectors(a1), right_singular_vectors(a2)
     if not (1 <= i <= u1.shape[1] and 1 <= j <= u2.shape[1]):
-        raise ValueError(f"i must be in 1..{u1.shape[1]} and j in 1..{u2.shape[1]}.")
+        raise ConfigError(f"i must be in 1..{u1.shape[1]} and j in 1..{u2.shape[1]}.")
     overlap = u1[:, :i].T @ u2[:, :j]  # (i, j)
     return float((overlap ** 2).sum() / min(i, j))
 
@@ -131,7 +132,7 @@ def adapter_deltas(folder: str | Path) -> list[DeltaW]:
     folder = Path(folder)
     config_path, weights_path = folder / "adapter_config.json", folder / "adapter_model.safetensors"
     if not config_path.exists() or not weights_path.exists():
-        raise FileNotFoundError(f"No saved LoRA adapter in {folder}.")
+        raise MissingData(f"No saved LoRA adapter in {folder}.")
     config = json.loads(config_path.read_text())
     tensors = load_file(str(weights_path))
     found = []
@@ -168,7 +169,7 @@ def w0_table(lm: models.LoadedModel, deltas: Sequence[DeltaW], r: int | None = N
     rows = []
     for d in deltas:
         if d.base_key not in state:
-            raise ValueError(f"The adapter does not match {lm.spec.display_name}: {d.base_key} is not in the model.")
+            raise ConfigError(f"The adapter does not match {lm.spec.display_name}: {d.base_key} is not in the model.")
         w0 = state[d.base_key].detach().float().cpu()
         rows.append({"layer": d.layer, "matrix": TARGET_NAMES.get(d.target, d.target),
                      **w0_projection(w0, d.delta, r=r or min(d.A.shape[0], 8))})
@@ -191,7 +192,7 @@ def merge_check(lm: models.LoadedModel, peft_model: torch.nn.Module, prompts: Se
     """max |logits_unmerged − logits_merged| on a batch, and greedy generation speed before and after merging.
     The PEFT model is merged in place (merge_adapter) and unmerged again at the end."""
     if not prompts or not any(p.strip() for p in prompts):
-        raise ValueError("Give at least one non-empty prompt for the merge check.")
+        raise ConfigError("Give at least one non-empty prompt for the merge check.")
     prompts = [p for p in prompts if p.strip()]
     device = next(peft_model.parameters()).device
     pad_id = training.pad_id(lm.tokenizer)

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from labs import models
+from labs.core.errors import ConfigError
 from labs.runs import lessons
 
 
@@ -44,7 +45,7 @@ class Architecture:
     def shape(self, target: str) -> tuple[int, int]:
         """(d out, k in) of one target matrix, per layer; ValueError naming the matrices if it has none."""
         if target not in self.matrices:
-            raise ValueError(f"{self.name} has no matrix '{target}'. It has: {', '.join(self.matrices)}.")
+            raise ConfigError(f"{self.name} has no matrix '{target}'. It has: {', '.join(self.matrices)}.")
         return self.matrices[target]
 
 
@@ -89,7 +90,7 @@ def gpt_like(hidden: int = 12288, layers: int = 96, ffn: int | None = None, voca
     """A GPT-3-style transformer from its dimensions (Brown et al. 2020, Table 2.1: d_model 12,288, 96 layers,
     d_ff = 4 d_model, context 2,048). Square attention projections; the MLP is up (d_ff×d) and down (d×d_ff)."""
     if min(hidden, layers, vocab, context) < 1:
-        raise ValueError("Hidden size, layers, vocabulary and context must all be at least 1.")
+        raise ConfigError("Hidden size, layers, vocabulary and context must all be at least 1.")
     ffn = ffn or 4 * hidden
     matrices = {"q_proj": (hidden, hidden), "k_proj": (hidden, hidden), "v_proj": (hidden, hidden),
                 "o_proj": (hidden, hidden), "up_proj": (ffn, hidden), "down_proj": (hidden, ffn)}
@@ -149,7 +150,7 @@ def lora_parameter_count(arch: Architecture, targets: Sequence[str], r: int, lay
     validate_rank_targets(arch, targets, r)
     n_layers = arch.layers if layers in (None, 0) else int(layers)
     if not 1 <= n_layers <= arch.layers:
-        raise ValueError(f"Layers to adapt must be between 1 and {arch.layers} (0 means all).")
+        raise ConfigError(f"Layers to adapt must be between 1 and {arch.layers} (0 means all).")
     rows = []
     for t in targets:
         d, k = arch.shape(t)
@@ -163,15 +164,15 @@ def lora_parameter_count(arch: Architecture, targets: Sequence[str], r: int, lay
 def validate_rank_targets(arch: Architecture, targets: Sequence[str], r: int) -> None:
     """The page's bad-input checks, in words: no target, unknown target, r = 0 or r above the matrix rank."""
     if not targets:
-        raise ValueError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
+        raise ConfigError("Pick at least one weight matrix to adapt (the paper adapts W_q and W_v).")
     unknown = [t for t in targets if t not in arch.matrices]
     if unknown:
-        raise ValueError(f"{arch.name} has no {', '.join(unknown)}; choose from {', '.join(arch.matrices)}.")
+        raise ConfigError(f"{arch.name} has no {', '.join(unknown)}; choose from {', '.join(arch.matrices)}.")
     if r < 1:
-        raise ValueError("The rank r must be at least 1: r = 0 would mean no update at all.")
+        raise ConfigError("The rank r must be at least 1: r = 0 would mean no update at all.")
     limit = min(min(arch.shape(t)) for t in targets)
     if r > limit:
-        raise ValueError(f"r = {r} is larger than the smallest chosen matrix allows (min(d, k) = {limit}): "
+        raise ConfigError(f"r = {r} is larger than the smallest chosen matrix allows (min(d, k) = {limit}): "
                          f"a rank above min(d, k) adds parameters but no expressive power. Use r ≤ {limit}.")
 
 

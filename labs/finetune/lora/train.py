@@ -11,6 +11,7 @@ from typing import Sequence
 import torch
 
 from labs import models
+from labs.core.errors import ConfigError
 from labs.data.instructions import bundled
 from labs.finetune import sft
 from labs.finetune.lora.params import INIT_CHOICES, TARGET_NAMES, architecture_of, validate_rank_targets
@@ -53,7 +54,7 @@ def task_pairs(task: str, n_train: int, n_eval: int, seed: int = 0) -> tuple[lis
         seen = set(train)
         held = [p for p in arithmetic_pairs(n_eval * 3, seed + 10_000) if p not in seen][:n_eval]
         return train, held
-    raise ValueError(f"Unknown task '{task}'. Choose from: {', '.join(TASKS)}.")
+    raise ConfigError(f"Unknown task '{task}'. Choose from: {', '.join(TASKS)}.")
 
 
 def task_success(task: str, prompt, answer: str, reference: str) -> bool:
@@ -105,11 +106,11 @@ class LoraRunConfig:
     def __post_init__(self):
         models.spec(self.model_key)
         if self.task not in TASKS:
-            raise ValueError(f"Unknown task '{self.task}'. Choose from: {', '.join(TASKS)}.")
+            raise ConfigError(f"Unknown task '{self.task}'. Choose from: {', '.join(TASKS)}.")
         if self.init not in INIT_CHOICES:
-            raise ValueError(f"Initialisation must be one of {', '.join(INIT_CHOICES)}.")
+            raise ConfigError(f"Initialisation must be one of {', '.join(INIT_CHOICES)}.")
         if self.use_dora and self.init != "gaussian" and self.init != "default":
-            raise ValueError("DoRA combines with the gaussian or default initialisation only here.")
+            raise ConfigError("DoRA combines with the gaussian or default initialisation only here.")
 
         self.lora_settings()  # rank, alpha, dropout and target names (validate_rank_targets checks them on the model)
         training.check_between("Steps", self.steps, 1, 2000)
@@ -117,13 +118,13 @@ class LoraRunConfig:
         training.check_lr(self.lr, "try 1e-3")
         training.check_between("Max length", self.max_len, 16, 1024, "tokens")
         if not 1 <= self.n_eval <= 256 or not 1 <= self.n_train <= 5000:
-            raise ValueError("Use 1–5000 training and 1–256 held-out examples.")
+            raise ConfigError("Use 1–5000 training and 1–256 held-out examples.")
         if self.last_layers < 0:
-            raise ValueError("Layers to adapt must be 0 (all) or a positive number.")
+            raise ConfigError("Layers to adapt must be 0 (all) or a positive number.")
         if not 0 <= self.score_prompts <= self.n_eval:
-            raise ValueError("The task score uses 0 up to the number of held-out examples.")
+            raise ConfigError("The task score uses 0 up to the number of held-out examples.")
         if self.eval_every < 1:
-            raise ValueError("Evaluate every 1 step or more.")
+            raise ConfigError("Evaluate every 1 step or more.")
 
     def lora_settings(self, layers: tuple[int, ...] = ()):
         """This run's training.LoraSettings (the one LoRA setup path), on `layers` (() = every layer)."""
