@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import functools
+
 import streamlit as st
 
 import ui
-from labs.runs import jobs
-from labs.runs import lessons
-from labs import mixtures
 from labs import models
-from labs.runs import results
 from labs.data import corpora
+from labs.mixtures import calculator, charts, comparison, filtering, next_token, pretrain
 from labs.mixtures.gpt import GPT
+from labs.runs import jobs, lessons, results
 from ui import mixtures as mix_ui
 from ui.lessons import claim_box, pending, run_claim
 from ui.runs import compare_runs, start_button
+
 
 ICON = "🧬"
 NEXT_TOKEN_MODEL = models.DEFAULT_CHAT_MODEL
@@ -34,12 +34,12 @@ ui.init_state("mix", run_id=None, q_run_id=None, next_rows=None, next_check=None
 
 
 def calc_tab() -> None:
-    presets = {p.title: p for p in mixtures.PRESETS.values()}
+    presets = {p.title: p for p in calculator.PRESETS.values()}
     c1, c2, c3 = st.columns([2, 1, 1])
     preset_title = c1.selectbox("Preset", list(presets) + ["Custom (start from GPT-3)"], key="mix_preset",
                                 help="Published mixtures, with the paper's own numbers. 'Custom' starts from GPT-3 "
                                      "for you to edit.")
-    preset = presets.get(preset_title, mixtures.GPT3)
+    preset = presets.get(preset_title, calculator.GPT3)
     is_preset = preset_title in presets
     pkey = preset.key if is_preset else "custom"  # a fresh editor and budget per preset
     budget = c2.number_input("Token budget (billions)", min_value=0.001, max_value=1e6, value=float(preset.budget_b),
@@ -54,19 +54,19 @@ def calc_tab() -> None:
     edited = mix_ui.mixture_editor(preset, pkey)
     rows = None
     with ui.friendly_errors("The calculator"):
-        rows, messages = mixtures.mixture_table(mix_ui.sources_from_editor(edited), budget, threshold)
+        rows, messages = calculator.mixture_table(mix_ui.sources_from_editor(edited), budget, threshold)
         st.session_state["mix_calc_rows"] = rows
         for m in messages:
             (st.warning if "repeated" in m else st.info)(m)
     if rows:
         mix_ui.mixture_rows(rows, threshold, preset.note if is_preset else None)
-    if preset_title == mixtures.GPT3.title:
-        claim_box(lessons.mixture_epochs(rows, source=mixtures.GPT3.citation) if rows else
+    if preset_title == calculator.GPT3.title:
+        claim_box(lessons.mixture_epochs(rows, source=calculator.GPT3.citation) if rows else
                   lessons.not_measured("C1", "the calculator has no rows: fix the table above"),
-                  note=f"Published figures: {mixtures.GPT3.citation}.")
-    st.plotly_chart(mixtures.growth_chart(), key="mix_growth_chart")
-    st.caption("Sources: " + "; ".join(f"{r['model']}: {r['source']}" for r in mixtures.growth_rows())
-               + f". Chinchilla's compute-optimal rule is ~{mixtures.CHINCHILLA_TOKENS_PER_PARAM} tokens per "
+                  note=f"Published figures: {calculator.GPT3.citation}.")
+    st.plotly_chart(charts.growth_chart(), key="mix_growth_chart")
+    st.caption("Sources: " + "; ".join(f"{r['model']}: {r['source']}" for r in calculator.growth_rows())
+               + f". Chinchilla's compute-optimal rule is ~{calculator.CHINCHILLA_TOKENS_PER_PARAM} tokens per "
                "parameter; Llama 3 trains far past it. Phi-3-mini (green) makes the *quality* point: 3.8B "
                "parameters on 3.3T heavily filtered and synthetic tokens rival much larger models.")
 
@@ -75,14 +75,14 @@ def next_token_tab() -> None:
     st.markdown("A causal language model is trained to predict **token t+1 from tokens 1..t**. The labels are "
                 "the inputs shifted left by one, and the loss is −ln p(label) at every position. Tokens come from "
                 f"the real **{models.spec(NEXT_TOKEN_MODEL).display_name}** tokenizer; the loss from that model.")
-    text = st.text_area("Sentence", mixtures.DEFAULT_SENTENCE, key="mix_sentence", max_chars=2000,
+    text = st.text_area("Sentence", next_token.DEFAULT_SENTENCE, key="mix_sentence", max_chars=2000,
                         help="Any text; the first 64 tokens are scored.")
     if st.button("Tokenize and score", key="mix_next_go", type="primary",
                  help="Runs one forward pass of the model over your sentence."):
         with ui.friendly_errors("Scoring the sentence"):
             lm = ui.cached_model(NEXT_TOKEN_MODEL)
-            st.session_state["mix_next_rows"] = mixtures.next_token_rows(lm, text)
-            st.session_state["mix_next_check"] = mixtures.shift_check(lm, text)
+            st.session_state["mix_next_rows"] = next_token.next_token_rows(lm, text)
+            st.session_state["mix_next_check"] = next_token.shift_check(lm, text)
     nrows = st.session_state["mix_next_rows"]
     if not nrows:
         return
@@ -101,7 +101,7 @@ def run_settings(domains: list[str], current: dict) -> dict:
     steps = a1.number_input("Steps", 10, 20000, 1000, step=50, key="mix_steps",
                             help="Optimizer steps of 16 x 64 bytes. 1000 take about 40 s on an idle 2-core CPU "
                                  "(longer while others train).")
-    size = a2.selectbox("Model size", list(mixtures.SIZES), index=list(mixtures.SIZES).index(mixtures.DEFAULT_SIZE),
+    size = a2.selectbox("Model size", list(pretrain.SIZES), index=list(pretrain.SIZES).index(pretrain.DEFAULT_SIZE),
                         key="mix_size", help="Layers x width of the GPT. Bigger learns more per step but each "
                                              "step is slower.")
     lr = a3.select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1.0, 100.0], value=3e-3, key="mix_lr",
@@ -152,10 +152,10 @@ def train_tab() -> None:
                     busy="Your previous run is still going: stop it (button below) or wait for it to finish."):
         with ui.friendly_errors("Starting the run"):
             picked = [(d, float(w)) for d, w in zip(domains, raw_weights) if w > 0 or d != corpora.NOISY_DOMAIN]
-            cfg = mixtures.MixtureRunConfig(domains=tuple(d for d, _ in picked), weights=tuple(w for _, w in picked),
-                                            uploads=tuple(mixtures.upload_entry(n, d) for n, d in current.items()),
+            cfg = pretrain.MixtureRunConfig(domains=tuple(d for d, _ in picked), weights=tuple(w for _, w in picked),
+                                            uploads=tuple(pretrain.upload_entry(n, d) for n, d in current.items()),
                                             **knobs)
-            fn = functools.partial(mixtures.train_mixture, uploads=dict(current))
+            fn = functools.partial(pretrain.train_mixture, uploads=dict(current))
             st.session_state["mix_run_id"] = jobs.submit(cfg, fn, owner=ui.session_id(), label="Mixture GPT")
     if run_id := st.session_state["mix_run_id"]:
         live_run(run_id, domains)
@@ -176,7 +176,7 @@ def live_run(run_id: str, domains: list[str]) -> None:
     def _results(r: jobs.Run) -> None:
         if r.active:
             return
-        run_claim("C3", r, lambda r: mixtures.overfitting_verdict(r.metrics, r.config.get("repeat_domain", "")), "")
+        run_claim("C3", r, lambda r: pretrain.overfitting_verdict(r.metrics, r.config.get("repeat_domain", "")), "")
         result = results.load_result(r)
         if result is not None:
             mix_ui.final_losses(result, r.id)
@@ -194,8 +194,8 @@ def quality_tab() -> None:
     if start_button("Compare with and without the filter (equal steps)", key="mix_q_go", busy="It is still going.",
                     current_id=st.session_state["mix_q_run_id"], help="Trains both side by side in the background."):
         with ui.friendly_errors("Starting the comparison"):
-            cfg = mixtures.QualityComparisonConfig(**knobs)
-            st.session_state["mix_q_run_id"] = jobs.submit(cfg, mixtures.run_quality_comparison,
+            cfg = comparison.QualityComparisonConfig(**knobs)
+            st.session_state["mix_q_run_id"] = jobs.submit(cfg, comparison.run_quality_comparison,
                                                            owner=ui.session_id(), label="Quality filter A/B")
     if st.session_state["mix_q_run_id"]:
         ui.run_panel(st.session_state["mix_q_run_id"], mix_ui.QUALITY_CURVES, prefix="mix_q", smoothing=0.0,
@@ -205,7 +205,7 @@ def quality_tab() -> None:
 
 
 def compare_tab() -> None:
-    runs = results.runs(mixtures.MixtureRunConfig, with_metrics=True)
+    runs = results.runs(pretrain.MixtureRunConfig, with_metrics=True)
     if not runs:
         st.caption("Finished runs of the tiny GPT appear here; train two mixtures to overlay them.")
         return
@@ -245,7 +245,7 @@ $\text{softmax}(QK^\top/\sqrt{d})V$ (Vaswani et al. 2017, eq. 1), tied embedding
 **Quality filter.** Exact and near-duplicates (the key below: CCNet's normalisation), then Gopher's rules: too short,
 mostly repeated lines, mostly symbols. At equal steps the filtered run reads fewer distinct bytes, all of them clean.
 """,
-    mixtures.mixture_table, mixtures.get_batch, mixtures.near_duplicate_key, GPT.forward,
+    calculator.mixture_table, pretrain.get_batch, filtering.near_duplicate_key, GPT.forward,
     paper="Brown et al. 2020 (GPT-3, Table 2.2); Touvron et al. 2023 (LLaMA, Table 1); Muennighoff et al. 2023 "
           "(Scaling Data-Constrained Language Models); Rae et al. 2021 (Gopher quality filters, App. A); "
           "Wenzek et al. 2020 (CCNet); Lee et al. 2022 (Deduplicating Training Data); Abdin et al. 2024 (Phi-3).",

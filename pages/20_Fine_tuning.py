@@ -11,18 +11,17 @@ import functools
 import streamlit as st
 
 import ui
-from labs.core import charts
-from labs.finetune import classifier
-from labs.runs import jobs
-from labs.runs import lessons
 from labs import models
-from labs.runs import results
-from labs.finetune import sft
-from labs.training import loop as training
+from labs.core import charts
+from labs.core.errors import ConfigError
 from labs.data import instructions
+from labs.finetune import classifier, sft
+from labs.runs import jobs, lessons, results
+from labs.training import loop as training
 from ui import sft as sft_ui
 from ui.lessons import claim_box, run_claim
 from ui.runs import compare_runs, group_progress, start_button, watch_group
+
 
 ICON = "🎓"
 P = "sft"
@@ -60,9 +59,9 @@ def size_sweep(config: sft.SFTConfig, lm, train_examples, heldout) -> None:
                                                                    "at once."):
             with ui.friendly_errors("Starting the sweep"):
                 if len(sizes) < 2:
-                    raise ValueError("Pick at least two sizes: the sweep draws the scores against the size.")
+                    raise ConfigError("Pick at least two sizes: the sweep draws the scores against the size.")
                 if not config.score_examples:
-                    raise ValueError("Set 'Held-out prompts to score' above 0: the sweep plots the format score.")
+                    raise ConfigError("Set 'Held-out prompts to score' above 0: the sweep plots the format score.")
                 fn = functools.partial(sft.train, lm=lm, train_examples=train_examples, heldout=heldout)
                 group = f"sft-sizes-{ui.session_id()}-{len(sizes)}-{sorted(sizes)}"
                 st.session_state[f"{P}_size_ids"] = [

@@ -4,11 +4,19 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from labs.runs import lessons
-from labs.finetune import lora
 from labs import models
-from ui import lora as lora_ui
+from labs.core.errors import ConfigError
+from labs.finetune import lora
+from labs.models import adapters
+from labs.runs import lessons
 from ui.lessons import claim_box
+from ui.lora import calculator as calculator_ui
+from ui.lora import inside as inside_ui
+from ui.lora import merge as merge_ui
+from ui.lora import shared as shared_ui
+from ui.lora import sweep as sweep_ui
+from ui.lora import which as which_ui
+
 
 ICON = "🎛️"
 
@@ -36,14 +44,14 @@ def calculator_tab() -> None:
                             help="Local models (packaged and from your models file) read their exact shapes from "
                                  "config.json; GPT-3-like builds a transformer from its width and depth.")
     try:
-        calc_arch = None if source == "gpt-like" else lora_ui.architecture(source)
+        calc_arch = None if source == "gpt-like" else shared_ui.architecture(source)
     except (models.ModelError, OSError, ValueError) as exc:
         st.error(f"Reading the shapes of {models.spec(source).display_name} did not work: {exc}")
         st.stop()
     options = list(lora.ALL_TARGETS[:4]) + ["up_proj", "down_proj"] if calc_arch is None else \
-        lora_ui.target_options("lora_calc_targets", calc_arch)
-    targets = c[1].multiselect("Matrices to adapt", options, default=lora_ui.default_targets(options),
-                               key="lora_calc_targets", format_func=lora_ui.target_label,
+        shared_ui.target_options("lora_calc_targets", calc_arch)
+    targets = c[1].multiselect("Matrices to adapt", options, default=shared_ui.default_targets(options),
+                               key="lora_calc_targets", format_func=shared_ui.target_label,
                                help="The paper adapts only the attention query and value projections.")
     r = c[2].number_input("Rank r", 0, 100_000, 4, key="lora_calc_r",
                           help="Rank of ΔW = BA. The paper finds r = 1–8 already works for GPT-3.")
@@ -57,42 +65,42 @@ def calculator_tab() -> None:
                              help="Bytes per number in the checkpoint files.")
     tasks = c[2].number_input("Tasks", 1, 10_000, 100, key="lora_calc_tasks",
                               help="How many task-specific models you want to keep.")
-    dims = lora_ui.gpt_like_dimensions() if source == "gpt-like" else None
+    dims = calculator_ui.gpt_like_dimensions() if source == "gpt-like" else None
     with ui.friendly_errors("The parameter count"):
-        arch = lora.gpt_like(*dims, name="GPT-3-like") if dims else lora_ui.architecture(source)
+        arch = lora.gpt_like(*dims, name="GPT-3-like") if dims else shared_ui.architecture(source)
         count = lora.lora_parameter_count(arch, targets, int(r), int(layers) or None, use_dora=dora,
                                           bytes_per_param=int(n_bytes))
-        lora_ui.calculator_figures(arch, count, targets, int(layers) or None, int(tasks))
-    lora_ui.gpt3_box()
+        calculator_ui.calculator_figures(arch, count, targets, int(layers) or None, int(tasks))
+    calculator_ui.gpt3_box()
 
 
 def sweep_tab() -> dict:
     """The rank sweep; returns the shared training settings (the which-matrices tab trains with them too)."""
     st.markdown("Train one adapter per rank on the same task and data, then compare. The paper (Table 6) finds "
                 "that on GPT-3 even r = 1 or 2 nearly matches r = 64 for W_q + W_v.")
-    common = lora_ui.training_settings()
+    common = sweep_ui.training_settings()
     c = st.columns([2, 3])
     ranks = c[0].multiselect("Ranks", list(lora.RANK_CHOICES), default=[1, 8, 64], key="lora_ranks",
                              help="One background run per rank, one after another. r = 8 and r = 64 feed "
                                   "the subspace-similarity view in 'Inside ΔW'.")
     options = list(lora.ALL_TARGETS)
     with ui.friendly_errors("Reading the model's matrices"):
-        options = lora_ui.target_options("lora_targets", lora_ui.training_architecture(common["model_key"]))
-    targets = c[1].multiselect("Matrices", options, default=lora_ui.default_targets(options), key="lora_targets",
-                               format_func=lora_ui.target_label,
+        options = shared_ui.target_options("lora_targets", shared_ui.training_architecture(common["model_key"]))
+    targets = c[1].multiselect("Matrices", options, default=shared_ui.default_targets(options), key="lora_targets",
+                               format_func=shared_ui.target_label,
                                help="Where the adapters go. Matrices the model lacks are refused.")
     if st.button("Train the sweep", key="lora_sweep_go", type="primary"):
         with ui.friendly_errors("Starting the sweep"):
             if not ranks:
-                raise ValueError("Pick at least one rank.")
+                raise ConfigError("Pick at least one rank.")
             configs = [lora.LoraRunConfig(r=int(r), targets=tuple(targets), **common) for r in sorted(ranks)]
-            arch = lora_ui.training_architecture(common["model_key"])
+            arch = shared_ui.training_architecture(common["model_key"])
             for cfg in configs:
                 lora.validate_rank_targets(arch, cfg.targets, cfg.r)
-            lora_ui.submit_runs(configs, "lora_sweep_ids", "sweep")
+            shared_ui.submit_runs(configs, "lora_sweep_ids", "sweep")
     if st.session_state["lora_sweep_ids"]:
-        lora_ui.live_view("lora_sweep_ids", "lora_sweep")
-        lora_ui.sweep_results(lora_ui.run_rows(st.session_state["lora_sweep_ids"]))
+        shared_ui.live_view("lora_sweep_ids", "lora_sweep")
+        sweep_ui.sweep_results(shared_ui.run_rows(st.session_state["lora_sweep_ids"]))
     else:
         claim_box(lessons.not_measured("C6", "no sweep in this session yet: press 'Train the sweep'"))
     return common
@@ -112,7 +120,7 @@ def which_tab(common: dict) -> None:
                                  help="The budget is the parameter count of LoRA with this rank on W_q only.")
     plan = []
     with ui.friendly_errors("Planning the runs"):
-        arch = lora_ui.training_architecture(common["model_key"])
+        arch = shared_ui.training_architecture(common["model_key"])
         layers = min(common["last_layers"], arch.layers) or None
         budget = lora.lora_parameter_count(arch, ["q_proj"], int(budget_r), layers).lora_params
         plan = [(name, choices[name], lora.rank_for_budget(arch, choices[name], budget, layers)) for name in which]
@@ -122,14 +130,14 @@ def which_tab(common: dict) -> None:
     if st.button("Train these", key="lora_which_go", type="primary"):
         with ui.friendly_errors("Starting the runs"):
             if not which:
-                raise ValueError("Pick at least one configuration.")
+                raise ConfigError("Pick at least one configuration.")
             if not plan:
-                raise ValueError("The runs could not be planned: fix the settings named above first.")
-            lora_ui.submit_runs([lora.LoraRunConfig(r=r, targets=tuple(t), **common) for _, t, r in plan],
-                                "lora_which_ids", "comparison")
+                raise ConfigError("The runs could not be planned: fix the settings named above first.")
+            shared_ui.submit_runs([lora.LoraRunConfig(r=r, targets=tuple(t), **common) for _, t, r in plan],
+                                  "lora_which_ids", "comparison")
     if st.session_state["lora_which_ids"]:
-        lora_ui.live_view("lora_which_ids", "lora_which", x_key="label")
-        lora_ui.which_results(lora_ui.run_rows(st.session_state["lora_which_ids"]))
+        shared_ui.live_view("lora_which_ids", "lora_which", x_key="label")
+        which_ui.which_results(shared_ui.run_rows(st.session_state["lora_which_ids"]))
     else:
         claim_box(lessons.not_measured("C7", "no comparison in this session yet: press 'Train these'"))
 
@@ -138,25 +146,25 @@ def inside_tab() -> None:
     st.markdown("Open a trained adapter: the singular values of the scaled update ΔW = (α/r)·B A per layer and "
                 "matrix, how many directions it really uses, whether two ranks learn the same directions "
                 "(paper Section 7.2), and how ΔW relates to W0 (Section 7.3).")
-    available = lora_ui.finished_runs()
+    available = shared_ui.finished_runs()
     if not available:
         st.info("Train a sweep first (or any LoRA run): finished runs appear here.")
         return
     by_id = {r.id: r for r in available}
     with ui.friendly_errors("Reading the adapter"):
         chosen = st.selectbox("Adapter", list(by_id), key="lora_inside_run",
-                              format_func=lambda i: lora_ui.run_name(by_id[i]),
+                              format_func=lambda i: shared_ui.run_name(by_id[i]),
                               help="Any finished LoRA run of this app.")
-        deltas = lora_ui.deltas(by_id[chosen].summary["adapter"])
-        lora_ui.adapter_notes(by_id[chosen].config)
-        lora_ui.spectra(deltas)
+        deltas = inside_ui.deltas(by_id[chosen].summary["adapter"])
+        inside_ui.adapter_notes(by_id[chosen].config)
+        inside_ui.spectra(deltas)
         subspace_section(by_id)
         st.subheader("How ΔW relates to W0")
         layer_names = sorted({d.layer for d in deltas})
         layer = st.selectbox("Layer", layer_names, index=len(layer_names) - 1, key="lora_w0_layer",
                              help="Project W0 onto ΔW's top singular directions (paper Table 7).")
         lm = ui.cached_model(by_id[chosen].config["model_key"])
-        lora_ui.w0_relation(lm, [d for d in deltas if d.layer == layer])
+        inside_ui.w0_relation(lm, [d for d in deltas if d.layer == layer])
 
 
 def subspace_section(by_id: dict) -> None:
@@ -167,29 +175,29 @@ def subspace_section(by_id: dict) -> None:
                 "orthogonal. U are the right-singular vectors of A (Hu et al. 2021, Section 7.2, eq. 4).")
     c = st.columns(3)
     by_r = sorted(by_id, key=lambda i: by_id[i].config.get("r", 0))
-    first = c[0].selectbox("Adapter 1 (small r)", by_r, key="lora_sim_a", format_func=lambda i: lora_ui.run_name(
+    first = c[0].selectbox("Adapter 1 (small r)", by_r, key="lora_sim_a", format_func=lambda i: shared_ui.run_name(
         by_id[i]), help="The paper compares r = 8 with r = 64.")
     second = c[1].selectbox("Adapter 2 (large r)", by_r, index=len(by_r) - 1, key="lora_sim_b",
-                            format_func=lambda i: lora_ui.run_name(by_id[i]))
-    d1, d2 = lora_ui.deltas(by_id[first].summary["adapter"]), lora_ui.deltas(by_id[second].summary["adapter"])
+                            format_func=lambda i: shared_ui.run_name(by_id[i]))
+    d1, d2 = inside_ui.deltas(by_id[first].summary["adapter"]), inside_ui.deltas(by_id[second].summary["adapter"])
     common_names = [d.name for d in d1 if d.name in {e.name for e in d2}]
     if not common_names:
         st.warning("These two adapters share no (layer, matrix); pick runs with the same targets and layers.")
         return
     where = c[2].selectbox("Layer and matrix", common_names, index=len(common_names) - 1, key="lora_sim_where",
                            help="The paper shows layer 48 of GPT-3's W_q and W_v.")
-    lora_ui.similarity(next(d for d in d1 if d.name == where).A, next(d for d in d2 if d.name == where).A, where)
+    inside_ui.similarity(next(d for d in d1 if d.name == where).A, next(d for d in d2 if d.name == where).A, where)
 
 
 def merge_tab() -> None:
     st.markdown("After training, W = W0 + (α/r)·B A can be stored as one matrix: the merged model gives the same "
                 "outputs at the base model's speed, whereas the unmerged one does two extra small matmuls per "
                 "adapted matrix.")
-    by_id = {r.id: r for r in lora_ui.finished_runs()}
+    by_id = {r.id: r for r in shared_ui.finished_runs()}
     c = st.columns([3, 1])
     source = c[0].selectbox("Adapter", ["random", *by_id], key="lora_merge_source",
                             format_func=lambda i: "a random adapter (B random too, r = 8 on W_q, W_v)"
-                            if i == "random" else lora_ui.run_name(by_id[i]),
+                            if i == "random" else shared_ui.run_name(by_id[i]),
                             help="A trained run's adapter, or one with random A and B so merging has an effect.")
     new_tokens = c[1].number_input("Tokens to generate", 4, 256, 24, key="lora_merge_tokens",
                                    help="Greedy generation timed unmerged, then merged.")
@@ -200,19 +208,17 @@ def merge_tab() -> None:
         with ui.friendly_errors("The merge check"):
             lines = [p for p in prompts.splitlines() if p.strip()]
             if not lines:
-                raise ValueError("Type at least one prompt.")
+                raise ConfigError("Type at least one prompt.")
             if source == "random":
                 lm = ui.cached_model(models.DEFAULT_CHAT_MODEL)
                 model = lora.random_adapter(lm)
             else:
-                from labs.models import adapters
-
                 lm = ui.cached_model(by_id[source].config["model_key"])
                 model = adapters.load_adapter(lm, by_id[source].summary["adapter"])
             with st.spinner("Comparing logits and timing generation…"):
                 st.session_state["lora_merge_result"] = lora.merge_check(lm, model, lines, int(new_tokens))
     if st.session_state["lora_merge_result"]:
-        lora_ui.merge_figures(st.session_state["lora_merge_result"])
+        merge_ui.merge_figures(st.session_state["lora_merge_result"])
 
 
 def how_lora() -> None:

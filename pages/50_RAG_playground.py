@@ -6,12 +6,18 @@ import functools
 import streamlit as st
 
 import ui
-from labs.serving import endpoints as backends
-from labs.runs import jobs
 from labs import models
 from labs.core import settings
 from labs.rag import evaluate, generate, load, retrieve, split, store
-from ui import rag as rag_ui
+from labs.runs import jobs
+from labs.serving import endpoints as backends
+from ui.rag import ask as ask_ui
+from ui.rag import evaluate as evaluate_ui
+from ui.rag import load as load_ui
+from ui.rag import shared as shared_ui
+from ui.rag import split as split_ui
+from ui.rag import store as store_ui
+
 
 ICON = "🔎"
 PREFIX = "rag"
@@ -47,34 +53,34 @@ def load_tab() -> tuple[list[load.Document], str]:
                    f"Question set: `assets/rag/stdlib_questions.jsonl` ({len(evaluate.questions())} questions, "
                    "written for this corpus).")
     elif source == "Upload files":
-        docs = rag_ui.uploaded_docs()
+        docs = load_ui.uploaded_docs()
     else:
-        docs = rag_ui.url_docs()
-    return docs, rag_ui.corpus_summary(docs)
+        docs = load_ui.url_docs()
+    return docs, load_ui.corpus_summary(docs)
 
 
 def split_tab(docs: list[load.Document], corpus: str):
     """2 · Split: splitter settings -> SplitConfig -> chunks, their lengths and the chunk viewer."""
-    knobs, separators = rag_ui.split_knobs()
+    knobs, separators = split_ui.split_knobs()
     split_config, chunks = None, []
     with ui.friendly_errors("Splitting"):
         split_config = split.SplitConfig(method=knobs["splitter"], chunk_size=knobs["chunk_size"],
                                          chunk_overlap=knobs["chunk_overlap"], unit=knobs["unit"],
                                          separators=separators)
         if docs:
-            chunks = rag_ui.split_corpus(corpus, tuple(docs), split_config)
+            chunks = split_ui.split_corpus(corpus, tuple(docs), split_config)
     if chunks:
-        rag_ui.chunk_stats(docs, chunks, split_config)
+        split_ui.chunk_stats(docs, chunks, split_config)
     return knobs, split_config, chunks
 
 
 def store_tab(corpus: str, split_config: split.SplitConfig | None, chunks: list[split.Chunk]) -> str:
     """3 · Embed & store: embed every chunk into the Chroma collection for these settings; returns the distance."""
-    rag_ui.embedder_picker()
-    distance = rag_ui.distance_picker()
+    store_ui.embedder_picker()
+    distance = store_ui.distance_picker()
     batch = st.select_slider("Batch size", [8, 16, 32, 64, 128], value=32, key="rag_batch",
                              help="Chunks embedded per forward pass; larger is faster until memory runs out.")
-    key = rag_ui.index_key(corpus, split_config, distance) if corpus and split_config else ""
+    key = store_ui.index_key(corpus, split_config, distance) if corpus and split_config else ""
     index: store.Index | None = st.session_state.rag_index
     if index is not None and index.name != key:
         st.info("The corpus or the settings changed since the last build: build again (an existing collection for "
@@ -83,14 +89,14 @@ def store_tab(corpus: str, split_config: split.SplitConfig | None, chunks: list[
                  help="Embed every chunk with all-MiniLM-L6-v2 and add it to the Chroma collection for these settings"):
         with ui.friendly_errors("Embedding"):
             bar = st.progress(0.0, text="Loading the embedding model…")
-            embedder = rag_ui.embedder()
+            embedder = shared_ui.embedder()
             st.session_state.rag_index = store.build_index(
-                store.corpus_for(corpus, rag_ui.embedder_key()), chunks, embedder, split_config, distance,
+                store.corpus_for(corpus, shared_ui.embedder_key()), chunks, embedder, split_config, distance,
                 batch_size=batch, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
             st.session_state.rag_result = None
             bar.empty()
     if st.session_state.rag_index is not None:
-        rag_ui.index_summary(st.session_state.rag_index)
+        store_ui.index_summary(st.session_state.rag_index)
     return distance
 
 
@@ -100,7 +106,7 @@ def ask_tab() -> tuple[dict, str]:
     index = st.session_state.rag_index
     question = st.text_input("Question", value="How do I make json.dumps output keys in sorted order?",
                              key="rag_question", help="Ask about the loaded documents.")
-    retrieval, threshold = rag_ui.retrieval_knobs()
+    retrieval, threshold = ask_ui.retrieval_knobs()
     gen_key = ui.generator_picker("Model that answers", "rag_gen_model",
                                   help="SmolLM2-135M-Instruct is the default. Any local model or endpoint from your "
                                        "models file can answer; re-ranking needs a local model (it reads the "
@@ -109,7 +115,7 @@ def ask_tab() -> tuple[dict, str]:
         st.info(f"{models.spec(gen_key).display_name} is an endpoint: it can answer and write the HyDE passage, but "
                 "LLM re-ranking scores log p(Yes) − log p(No), which only a local model gives. Untick re-ranking "
                 "or pick a local model.")
-    max_tokens, compare, temperature = rag_ui.answer_knobs()
+    max_tokens, compare, temperature = ask_ui.answer_knobs()
     ask = st.button("Retrieve and answer", type="primary", key="rag_ask", disabled=index is None,
                     help="Retrieve the chunks, then stream the model's answer")
     if index is None:
@@ -122,18 +128,18 @@ def ask_tab() -> tuple[dict, str]:
             lm = ui.cached_target(gen_key)
             rewriter = functools.partial(generate.hyde_passage, lm) if rconfig.rewrite == "hyde" else None
             reranker = functools.partial(generate.llm_relevance, lm) if rconfig.rerank == "llm" else None
-            result = retrieve.retrieve(index, question, rag_ui.embedder(), rconfig, rewriter=rewriter,
+            result = retrieve.retrieve(index, question, shared_ui.embedder(), rconfig, rewriter=rewriter,
                                        reranker=reranker)
             st.session_state.rag_result = result
             st.session_state.rag_answers = {}
-            st.session_state.rag_answers = rag_ui.stream_answers(lm, result, question, gconfig, threshold, compare)
+            st.session_state.rag_answers = ask_ui.stream_answers(lm, result, question, gconfig, threshold, compare)
             st.rerun()  # draw the stored result below with links and scores
 
     result: retrieve.Retrieval | None = st.session_state.rag_result
     answers = st.session_state.rag_answers
     if result is not None and index is not None and result.hits and result.hits[0].chunk.index < len(index.chunks):
-        rag_ui.answers_with_scores(result, answers, index)
-        rag_ui.retrieved_chunks(result, answers, index)
+        ask_ui.answers_with_scores(result, answers, index)
+        ask_ui.retrieved_chunks(result, answers, index)
     return retrieval, gen_key
 
 
@@ -160,8 +166,8 @@ def eval_tab(split_knobs: dict, distance: str, retrieval: dict, gen_key: str) ->
             cfg = evaluate.RagEvalConfig(
                 **split_knobs, distance=distance, **retrieval, generate_answers=gen_answers,
                 max_new_tokens=settings.check_new_tokens(eval_tokens), n_questions=int(n_q), corpus_modules=modules,
-                tiny_model=settings.tiny_models(), model=gen_key, embedder=rag_ui.embedder_key())
-            embedder = rag_ui.embedder()
+                tiny_model=settings.tiny_models(), model=gen_key, embedder=shared_ui.embedder_key())
+            embedder = shared_ui.embedder()
             needs_lm = gen_answers or cfg.rewrite == "hyde" or cfg.rerank == "llm"
             lm = ui.cached_target(gen_key) if needs_lm else None
             if cfg.rerank == "llm":
@@ -176,9 +182,9 @@ def eval_tab(split_knobs: dict, distance: str, retrieval: dict, gen_key: str) ->
                               ("Latency (ms)", ["search_ms", "rerank_ms", "generate_ms"])], prefix="rag", smoothing=0.0)
         run = jobs.get(run_id)
         if run is not None and run.status == jobs.DONE:
-            rag_ui.eval_summary(run)
-    rag_ui.leaderboard()
-    rag_ui.rag_vs_no_rag(modules, gen_key)
+            evaluate_ui.eval_summary(run)
+    evaluate_ui.leaderboard()
+    evaluate_ui.rag_vs_no_rag(modules, gen_key)
 
 
 tab_load, tab_split, tab_store, tab_ask, tab_eval = st.tabs(

@@ -8,7 +8,13 @@ import streamlit as st
 import ui
 from labs import arena
 from labs.arena import votes
-from ui import arena as arena_ui
+from labs.core.errors import ConfigError
+from ui.arena import battle as battle_ui
+from ui.arena import classroom as classroom_ui
+from ui.arena import leaderboard as leaderboard_ui
+from ui.arena import shared as shared_ui
+from ui.arena import votes as votes_ui
+
 
 ICON = "⚔️"
 
@@ -23,46 +29,46 @@ ui.page_header(
 )
 ui.init_state("arena", battle_id=None, prompt="", prompt_source="typed", message=None, instructor=False,
               contenders=None, voter=None, voter_name=None, join_error=None)
-client = arena_ui.client()  # for the burst limit and the instructor's log
-store = arena_ui.open_store()
-password_set = bool(arena_ui.secret_password())
-arena_ui.restore(store, password_set)
-by_name = arena_ui.contenders()
+client = shared_ui.client()  # for the burst limit and the instructor's log
+store = shared_ui.open_store()
+password_set = bool(shared_ui.secret_password())
+shared_ui.restore(store, password_set)
+by_name = battle_ui.contenders()
 
 
 def battle_tab() -> None:
     """Prompt -> two contenders (drawn blind, or named) -> both answers live -> one vote -> the names revealed."""
-    arena_ui.battle_settings(by_name)
-    arena_ui.prompt_box()
+    battle_ui.battle_settings(by_name)
+    battle_ui.prompt_box()
     battle = arena.get_battle(st.session_state.arena_battle_id)
     running = battle is not None and not battle.finished
-    go, regen = arena_ui.battle_buttons(battle, running)
+    go, regen = battle_ui.battle_buttons(battle, running)
     if go and not running:
         with ui.friendly_errors("The battle"):
             prompt = arena.check_prompt(st.session_state.arena_prompt)
             if st.session_state.get("arena_named"):
                 a, b = by_name.get(st.session_state.arena_pick_a), by_name.get(st.session_state.arena_pick_b)
                 if a is None or b is None or a.name == b.name:
-                    raise ValueError("Pick two different contenders for a named battle.")
-                arena_ui.start(prompt, a, b, swapped=False, blind=False)
+                    raise ConfigError("Pick two different contenders for a named battle.")
+                battle_ui.start(prompt, a, b, swapped=False, blind=False)
             else:
                 pool = [n for n in st.session_state.arena_contenders if n in by_name]
                 per_model, per_pair = arena.counts_from(store.votes())
                 a, b, swapped = arena.draw_pair(pool, per_model, random.Random(), per_pair)
-                arena_ui.start(prompt, by_name[a], by_name[b], swapped=swapped, blind=True)
+                battle_ui.start(prompt, by_name[a], by_name[b], swapped=swapped, blind=True)
             st.rerun()
     if regen and battle is not None and not running:
         with ui.friendly_errors("Regenerating"):
-            arena_ui.start(battle.prompt, battle.a.contender, battle.b.contender, swapped=battle.swapped,
-                           blind=battle.blind)
+            battle_ui.start(battle.prompt, battle.a.contender, battle.b.contender, swapped=battle.swapped,
+                            blind=battle.blind)
             st.rerun()
-    arena_ui.answers(battle, running)
+    battle_ui.answers(battle, running)
 
     voted = battle is not None and battle.outcome is not None
-    arena_ui.voter_panel(store, password_set)
+    shared_ui.voter_panel(store, password_set)
     can_vote = (battle is not None and battle.finished and not voted and not battle.failed
                 and bool(st.session_state.arena_voter))
-    outcome = arena_ui.vote_buttons(can_vote)
+    outcome = battle_ui.vote_buttons(can_vote)
     if outcome is not None:
         current = arena.get_battle(st.session_state.arena_battle_id)
         if current is None:
@@ -75,15 +81,15 @@ def battle_tab() -> None:
                 st.rerun()
             except votes.VoteRejected as exc:
                 st.warning(str(exc))
-    arena_ui.after_vote(battle, voted, running)
+    battle_ui.after_vote(battle, voted, running)
 
 
 def board_tab() -> None:
     """Rating settings -> Bradley–Terry with bootstrap intervals, online Elo, pair matrices (live while voting)."""
-    if arena_ui.board_settings():
-        st.fragment(run_every=5)(arena_ui.draw_board)(store)
+    if leaderboard_ui.board_settings():
+        st.fragment(run_every=5)(leaderboard_ui.draw_board)(store)
     else:
-        arena_ui.draw_board(store)
+        leaderboard_ui.draw_board(store)
     st.caption("Bradley–Terry uses a weak Gaussian prior (σ = 400 points) so a model with only wins or only losses "
                "still gets a finite rating; with many votes the prior no longer matters. Ratings are anchored at a "
                "mean of 1000.")
@@ -93,32 +99,32 @@ def votes_tab() -> None:
     """Your vote count, the latest votes, and the exports (when no instructor password guards them)."""
     mine = store.count(voter_id=st.session_state.arena_voter) if st.session_state.arena_voter else 0
     st.metric("Your blind votes on this board", mine)
-    arena_ui.recent_votes(store)
+    votes_ui.recent_votes(store)
     if st.session_state.arena_instructor or not password_set:
-        arena_ui.draw_exports(store, "votes", client)
+        votes_ui.draw_exports(store, "votes", client)
     else:
         st.caption("Exports are in the instructor panel (🧑‍🏫 Classroom).")
 
 
 def classroom_tab() -> None:
     """The join link for the room; behind the instructor password: class switches, voters, exports, the log."""
-    arena_ui.join_panel(store, password_set)
+    classroom_ui.join_panel(store, password_set)
     st.subheader("Instructor")
     if not password_set:
-        st.warning(arena_ui.SET_PASSWORD_HOWTO)
+        st.warning(classroom_ui.SET_PASSWORD_HOWTO)
     elif not st.session_state.arena_instructor:
-        arena_ui.unlock(store, client)
+        classroom_ui.unlock(store, client)
     if st.session_state.arena_instructor and password_set:
-        who = arena_ui.who(client)
-        arena_ui.class_switches(store, who)
-        arena_ui.votes_per_voter(store, who)
-        arena_ui.draw_exports(store, "instructor", client)
+        who = shared_ui.who(client)
+        classroom_ui.class_switches(store, who)
+        classroom_ui.votes_per_voter(store, who)
+        votes_ui.draw_exports(store, "instructor", client)
         if st.button("Lock instructor controls", key="arena_lock"):
             st.session_state.arena_instructor = False
             store.log_action(who, "lock")
             st.rerun()
     if st.session_state.arena_instructor or not password_set:
-        arena_ui.action_log(store)
+        classroom_ui.action_log(store)
 
 
 tab_battle, tab_board, tab_votes, tab_class = st.tabs(["⚔️ Battle", "🏆 Leaderboard", "🗳️ Votes", "🧑‍🏫 Classroom"])

@@ -16,7 +16,7 @@ from ui.common import (  # noqa: F401
     model_status_table,
     models_file_problems,
     page_header,
-    run_panel,
     session_id,
     sidebar,
 )
+from ui.runs import run_panel  # noqa: F401

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import logging
 import uuid
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Callable
 import streamlit as st
 
 from labs import models
-from labs.core import charts, settings
+from labs.core import settings
 from labs.core.errors import LabError
 from labs.models import adapters
 from labs.runs import jobs

@@ -12,6 +12,7 @@ from labs.serving import endpoints as backends
 from labs.serving import generation
 from labs.runs import jobs
 from labs.runs import results
+from labs.arena import votes
 from labs.core import settings
 from labs.data import preferences
 
@@ -131,8 +132,6 @@ def _my_pairs_tools() -> None:
     if c1.button("Import arena votes", key=f"{P}_import_arena",
                  help="Every decisive blind vote from the Arena page (A or B won) becomes a prompt/chosen/rejected pair."):
         with ui.friendly_errors("Importing arena votes"):
-            from labs.arena import votes
-
             rows = votes.export_preference_pairs()
             known = {(r["prompt"], r["chosen"], r["rejected"]) for r in mine}
             new = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows

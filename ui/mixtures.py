@@ -8,30 +8,33 @@ import pandas as pd
 import streamlit as st
 
 from labs.core import charts
-from labs import mixtures
-from labs.runs import results
 from labs.data import corpora
+from labs.mixtures import calculator
+from labs.mixtures import charts as mixture_charts
+from labs.mixtures import comparison, filtering, pretrain
+from labs.runs import results
+from ui.lessons import claim_box, pending
 
 
 def _num(value) -> float:
     return float("nan") if value is None or pd.isna(value) else float(value)
 
 
-def sources_from_editor(edited: pd.DataFrame) -> list[mixtures.Source]:
+def sources_from_editor(edited: pd.DataFrame) -> list[calculator.Source]:
     """The editor's rows as Sources; blank rows the editor adds are skipped, blank numbers become NaN (and are
-    refused with a message by mixtures.mixture_table)."""
+    refused with a message by calculator.mixture_table)."""
     sources = []
     for _, r in edited.iterrows():
         if pd.isna(r["source"]) and pd.isna(r["size (B tokens)"]) and pd.isna(r["weight (%)"]):
             continue
         pub = r.get("published epochs")
-        sources.append(mixtures.Source(str(r["source"]) if not pd.isna(r["source"]) else "unnamed",
-                                       _num(r["size (B tokens)"]), _num(r["weight (%)"]),
-                                       None if pub is None or pd.isna(pub) else float(pub)))
+        sources.append(calculator.Source(str(r["source"]) if not pd.isna(r["source"]) else "unnamed",
+                                         _num(r["size (B tokens)"]), _num(r["weight (%)"]),
+                                         None if pub is None or pd.isna(pub) else float(pub)))
     return sources
 
 
-def mixture_editor(preset: mixtures.Preset, pkey: str) -> pd.DataFrame:
+def mixture_editor(preset: calculator.Preset, pkey: str) -> pd.DataFrame:
     """An editable table of the preset's sources (a fresh editor per preset)."""
     table = pd.DataFrame([{"source": s.name, "size (B tokens)": s.tokens_b, "weight (%)": s.weight,
                            "published epochs": s.published_epochs, "disk": s.disk} for s in preset.sources])
@@ -50,7 +53,7 @@ def mixture_editor(preset: mixtures.Preset, pkey: str) -> pd.DataFrame:
 def mixture_rows(rows: list[dict], threshold: float, note: str | None) -> None:
     """The computed table, three totals, the published-vs-computed note and the two charts.
     note: the preset's note (None when the table was edited into a custom mixture)."""
-    differ = [r["source"] for r in rows if mixtures.epochs_differ(r)]
+    differ = [r["source"] for r in rows if calculator.epochs_differ(r)]
     out = pd.DataFrame([{
         "source": r["source"], "size (B)": r["size (B tokens)"], "weight": f"{100 * r['weight']:.1f}%",
         "share of data": f"{100 * r['share of data']:.1f}%", "tokens drawn (B)": round(r["tokens drawn (B)"], 1),
@@ -70,8 +73,8 @@ def mixture_rows(rows: list[dict], threshold: float, note: str | None) -> None:
     elif note:
         st.caption(note)
     g1, g2 = st.columns(2)
-    g1.plotly_chart(mixtures.shares_chart(rows), key="mix_shares_chart")
-    g2.plotly_chart(mixtures.epochs_chart(rows, threshold), key="mix_epochs_chart")
+    g1.plotly_chart(mixture_charts.shares_chart(rows), key="mix_shares_chart")
+    g2.plotly_chart(mixture_charts.epochs_chart(rows, threshold), key="mix_epochs_chart")
 
 
 def next_token_grid(nrows: list[dict]) -> None:
@@ -119,7 +122,7 @@ def weight_sliders(domains: list[str], defaults: dict[str, int], uploads: dict[s
                                                                         "documents."))
            for i, d in enumerate(domains)]
     if sum(raw) > 0:
-        shares, msg = mixtures.normalise_weights(raw)
+        shares, msg = calculator.normalise_weights(raw)
         st.caption("Shares of the training batches: " + " · ".join(f"{d} {100 * s:.0f}%" for d, s in
                                                                     zip(domains, shares))
                    + ("  (normalised: the sliders add up to " + f"{sum(raw)})" if msg else ""))
@@ -130,8 +133,8 @@ def weight_sliders(domains: list[str], defaults: dict[str, int], uploads: dict[s
 
 def final_losses(result: results.MixtureResult, run_id: str) -> None:
     """A finished run's per-domain losses in bits per byte, and its text samples by step and domain."""
-    final = [{"domain": f["domain"], "validation (bits/byte)": round(mixtures.bits(f["validation"]), 3),
-              "train windows (bits/byte)": round(mixtures.bits(f["train windows"]), 3),
+    final = [{"domain": f["domain"], "validation (bits/byte)": round(pretrain.bits(f["validation"]), 3),
+              "train windows (bits/byte)": round(pretrain.bits(f["train windows"]), 3),
               "epochs": round(f["epochs"], 2)} for f in result.final]
     st.markdown("**Final per-domain loss** (bits per byte: 8 = random bytes, gzip gets ~2-3 on text)")
     st.dataframe(pd.DataFrame(final), hide_index=True, key=f"mix_final_{run_id}")
@@ -158,7 +161,7 @@ QUALITY_CURVES = [("Loss on clean held-out text (nats/byte)", ["val_unfiltered",
 
 @st.cache_data(show_spinner="Filtering the web domain…")
 def _web_filter_check() -> tuple[list[dict], dict]:
-    return mixtures.filter_vs_labels(list(corpora.web_pages()))
+    return filtering.filter_vs_labels(list(corpora.web_pages()))
 
 
 def builtin_filter_table(uploads: dict[str, list[str]]) -> None:
@@ -171,12 +174,12 @@ def builtin_filter_table(uploads: dict[str, list[str]]) -> None:
 
 @st.cache_data(max_entries=8, show_spinner="Checking the uploads…")
 def _filter_report(uploads: tuple[tuple[str, tuple[str, ...]], ...]) -> list[dict]:
-    return mixtures.filter_report({name: list(docs) for name, docs in uploads})
+    return filtering.filter_report({name: list(docs) for name, docs in uploads})
 
 
 @st.cache_data(show_spinner="Checking the built-in domains…")
 def _builtin_filter_report() -> list[dict]:
-    return mixtures.filter_report({d: corpora.builtin_documents(d) for d in corpora.BUILTIN_DOMAINS})
+    return filtering.filter_report({d: corpora.builtin_documents(d) for d in corpora.BUILTIN_DOMAINS})
 
 
 def noisy_domain_table() -> None:
@@ -195,12 +198,12 @@ def noisy_domain_table() -> None:
 
 def quality_controls() -> dict:
     """Steps, model size and seed of the comparison, as QualityComparisonConfig keyword arguments."""
-    default = mixtures.QualityComparisonConfig()
+    default = comparison.QualityComparisonConfig()
     q1, q2, q3 = st.columns(3)
     steps = q1.number_input("Steps (each run)", 10, 5000, default.steps, step=50, key="mix_q_steps",
                             help=f"Both runs train this many steps, side by side. {default.steps} take about 45 s "
                                  "on a 2-core CPU (two models per step).")
-    size = q2.selectbox("Model size", list(mixtures.SIZES), index=list(mixtures.SIZES).index(default.size),
+    size = q2.selectbox("Model size", list(pretrain.SIZES), index=list(pretrain.SIZES).index(default.size),
                         key="mix_q_size", help="The same GPT for both runs.")
     seed = q3.number_input("Seed", 0, 10_000, default.seed, key="mix_q_seed",
                            help="Both runs start from the same weights and draw batches in the same order.")
@@ -209,18 +212,16 @@ def quality_controls() -> dict:
 
 def quality_outcome(run) -> None:
     """Under the finished comparison's curves: both clean-text losses and the claim box computed from them."""
-    from ui.lessons import claim_box, pending
-
     if pending("M4", run, ""):
         return
     result = results.load_result(run)
     if result is not None:
         m1, m2, m3 = st.columns(3)
-        m1.metric("Clean-text loss, unfiltered", f"{mixtures.bits(result.val_unfiltered):.3f} bits/byte")
-        m2.metric("Clean-text loss, filtered", f"{mixtures.bits(result.val_filtered):.3f} bits/byte",
-                  delta=f"{mixtures.bits(result.val_filtered - result.val_unfiltered):+.3f}", delta_color="inverse")
+        m1.metric("Clean-text loss, unfiltered", f"{pretrain.bits(result.val_unfiltered):.3f} bits/byte")
+        m2.metric("Clean-text loss, filtered", f"{pretrain.bits(result.val_filtered):.3f} bits/byte",
+                  delta=f"{pretrain.bits(result.val_filtered - result.val_unfiltered):+.3f}", delta_color="inverse")
         m3.metric("Steps each · time", f"{result.steps} · {result.seconds:.0f} s")
         st.caption("The training losses are not comparable: the unfiltered run's batches mix clean text with "
                    "boilerplate that is easy to predict and junk that is not. The clean held-out text scores both.")
-    claim_box(mixtures.quality_verdict(result),
+    claim_box(comparison.quality_verdict(result),
               note="Equal steps = equal compute: the filtered run reads fewer distinct bytes, all of them clean.")

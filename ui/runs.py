@@ -1,4 +1,5 @@
-"""Run widgets shared by pages: compare finished runs (overlay + config diff), start a run, watch a group of runs.
+"""Run widgets shared by pages: the live view of one run (run_panel), compare finished runs (overlay + config diff),
+start a run, watch a group of runs.
 
 Pages hand in runs (labs.runs.results.runs(ConfigClass)) and keys; these helpers only draw.
 """
@@ -12,6 +13,7 @@ import streamlit as st
 
 from labs.core import charts
 from labs.runs import jobs
+from ui.common import session_id
 
 
 def numeric_metrics(runs: Sequence[jobs.Run]) -> list[str]:
@@ -111,3 +113,80 @@ def group_progress(runs: Sequence[jobs.Run]) -> None:
             st.caption(f"{run.label}: waiting in the queue (position {run.position})")
         elif run.status in (jobs.FAILED, jobs.STOPPED):
             st.warning(f"{run.label}: {run.reason}")
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def run_panel(run_id: str, metric_groups: Sequence[tuple[str, Sequence[str]]], *, prefix: str,
+              smoothing: float = 0.6, extra: Callable[[jobs.Run], None] | None = None, every: float = 1.0) -> None:
+    """Live view of one run: progress, curves (from step 1), notes, Stop; then downloads when finished.
+
+    metric_groups: [("Loss", ["train_loss", "val_loss"]), ...] one chart each.
+    extra(run): draws page-specific things under the charts (called on every refresh).
+    """
+
+    @st.fragment(run_every=every)
+    def _live():
+        run = jobs.get(run_id)
+        if run is None:
+            st.warning("That run no longer exists.")
+            return
+        _draw_run(run, metric_groups, prefix, smoothing, extra)
+        if not run.active and st.session_state.get(f"{prefix}_live_{run_id}"):
+            st.session_state[f"{prefix}_live_{run_id}"] = False
+            st.rerun()  # one full rerun so the page's results section sees the finished run
+
+    run = jobs.get(run_id)
+    if run is not None and run.active:
+        st.session_state[f"{prefix}_live_{run_id}"] = True
+        _live()
+    elif run is not None:
+        _draw_run(run, metric_groups, prefix, smoothing, extra)
+
+
+def _draw_run(run: jobs.Run, metric_groups, prefix: str, smoothing: float, extra) -> None:
+    me = session_id()
+    head = st.columns([4, 1])
+    if run.status == jobs.QUEUED:
+        head[0].info(f"Waiting in the queue (position {run.position}). It starts when the run ahead finishes.")
+    elif run.status == jobs.RUNNING:
+        total = run.total_steps or 0
+        fraction = min(run.step / total, 1.0) if total else 0.0
+        last = run.metrics[-1] if run.metrics else {}
+        tps = f" · {last['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in last else ""
+        head[0].progress(fraction, text=f"step {run.step}/{total or '?'} · elapsed {_fmt_seconds(run.elapsed)}"
+                         f" · remaining {_fmt_seconds(run.remaining)}{tps}")
+    elif run.status == jobs.DONE:
+        head[0].success(("Replayed the stored result of an identical run (same config and seed). "
+                         if run.replayed else "") + f"Finished: {run.step} steps in {_fmt_seconds(run.elapsed)}.")
+    elif run.status == jobs.STOPPED:
+        head[0].warning(run.reason or "Stopped.")
+    else:
+        head[0].error(run.reason or "The run failed.")
+    if run.active and run.owner in (None, me):
+        if head[1].button("Stop", key=f"{prefix}_stop_{run.id}", help="Stop this run within one step"):
+            st.toast(jobs.stop(run.id, owner=me))
+    groups = [g for g in metric_groups if any(k in m for m in run.metrics for k in g[1])]
+    if groups:
+        cols = st.columns(min(len(groups), 2))
+        for i, (title, keys) in enumerate(groups):
+            with cols[i % len(cols)]:
+                st.plotly_chart(charts.run_curves(run.metrics, keys, title=title, smoothing=smoothing),
+                                key=f"{prefix}_chart_{run.id}_{i}_{len(run.metrics)}")
+    elif run.active:
+        st.caption("The first step is on its way…")
+    if run.notes:
+        with st.expander(f"Log ({len(run.notes)} lines)", expanded=run.active):
+            st.text("\n".join(run.notes[-20:]))
+    if extra is not None:
+        extra(run)
+    if not run.active and run.metrics:
+        c1, c2 = st.columns(2)
+        c1.download_button("Metrics (CSV)", jobs.metrics_csv(run), file_name=f"{run.id}-metrics.csv",
+                           key=f"{prefix}_dl_csv_{run.id}")
+        c2.download_button("Run (JSON)", json.dumps(dict(run.to_json(), metrics=run.metrics), indent=2, default=str),
+                           file_name=f"{run.id}.json", key=f"{prefix}_dl_json_{run.id}")

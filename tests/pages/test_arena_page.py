@@ -22,8 +22,8 @@ def app(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
     monkeypatch.setenv("LLMLAB_HOME", str(tmp_path))  # a fresh vote store per test
     monkeypatch.delenv("LLMLAB_DB_URL", raising=False)
-    monkeypatch.setattr(arena, "vote_limiter", arena.BurstLimit())  # every test starts with no recent votes
-    monkeypatch.setattr(arena, "instructor_gate", arena.PasswordGate())
+    monkeypatch.setattr(arena.classroom, "vote_limiter", arena.BurstLimit())  # every test starts with no recent votes
+    monkeypatch.setattr(arena.classroom, "instructor_gate", arena.PasswordGate())
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -149,10 +149,10 @@ def test_join_pressed_while_the_battle_finishes_is_kept(app, monkeypatch):
     """The lost voter: Join clicked in the very run in which both answers finish. The finished battle asked for a
     rerun before the form's button was read, and the click was thrown away; Join is now a callback."""
     from labs.core import compute
-    from ui import arena as arena_ui
+    from ui.arena import battle as battle_ui
 
     at, held, armed = app, compute._generation_lock, []
-    original = arena_ui.draw_answers
+    original = battle_ui.draw_answers
 
     def finish_then_draw(b):
         if armed and held.locked():
@@ -160,7 +160,7 @@ def test_join_pressed_while_the_battle_finishes_is_kept(app, monkeypatch):
             assert b.wait(90)
         original(b)
 
-    monkeypatch.setattr(arena_ui, "draw_answers", finish_then_draw)
+    monkeypatch.setattr(battle_ui, "draw_answers", finish_then_draw)
     held.acquire()  # the decoder waits: the battle is running when the next run starts
     try:
         battle = start_battle(at, "Tell me about cats")
@@ -200,7 +200,7 @@ def test_a_stuck_battle_says_why_and_retries(app, monkeypatch):
     the same two contenders again."""
     from labs.core import compute
 
-    monkeypatch.setattr(arena, "STALL_S", 0.3)
+    monkeypatch.setattr(arena.battles, "STALL_S", 0.3)
     at, held = app, compute._generation_lock
     held.acquire()
     try:
