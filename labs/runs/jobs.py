@@ -15,12 +15,16 @@ so Stop takes effect within one step. A NaN/inf loss ends the run with a readabl
     run = jobs.get(run_id)   # a snapshot: status, metrics, progress, position in queue, summary, reason
 
 Finished runs persist under LLMLAB_HOME/runs/<id>/ (run.json, metrics.jsonl, artifacts) and survive a
-restart. The run id is a hash of (kind, config, seed): the same config and seed replays the stored run.
+restart. The run id is a hash of (kind, config, seed): the same config and seed replays the stored run, but only
+while it is current and whole: a run records what it was made with (the labs code, the model files its config
+names) and the sizes of its artifacts; one made with other code or another model file, or whose files were cut
+short, is stale and runs again (`stale_reason`).
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -36,6 +40,7 @@ from typing import Any, Callable
 
 import torch
 
+from labs import models
 from labs.core import compute, settings
 from labs.core.errors import ConfigError
 
@@ -86,6 +91,64 @@ def run_id_for(kind: str, config: dict, seed: int | None) -> str:
     return f"{kind.lower()[:24]}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
+_LABS = Path(__file__).resolve().parents[1]
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """A hash of the labs code (every .py under labs/): a run made by other code is not replayed as current."""
+    digest = hashlib.sha256()
+    for path in sorted(_LABS.rglob("*.py")):
+        digest.update(path.relative_to(_LABS).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _model_fingerprint(key: str) -> str:
+    """Where a model's weights come from and the sizes of its converted files: changes when its file changes."""
+    s = models.spec(key)
+    try:
+        manifest = (models.cache_dir(key) / ".complete").read_text()
+    except OSError:
+        manifest = ""
+    return hashlib.sha256(f"{s.install}|{s.location}|{manifest}".encode()).hexdigest()[:12]
+
+
+def made_with(config: dict) -> dict:
+    """What a run's result depends on beyond its config: the labs code, tiny or real models, and a fingerprint of
+    each model file the config names (a value that is a model key)."""
+    known = models.all_specs()
+    keys = sorted({v for v in config.values() if isinstance(v, str) and v in known})
+    return {"code": code_version(), "tiny": settings.tiny_models(),
+            "models": {k: "tiny" if settings.tiny_models() else _model_fingerprint(k) for k in keys}}
+
+
+def _artifact_sizes(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in ("run.json", "run.tmp")}
+
+
+def stale_reason(run: "Run", config: dict | None = None) -> str:
+    """Why a finished run must not be replayed as current ("" when it may): made with other code or another
+    model file, or its files changed since it finished (cut short, deleted, corrupt)."""
+    if run.status != DONE:
+        return f"it did not finish ({run.status})"
+    now = made_with(run.config if config is None else config)
+    was = run.made_with or {}
+    if was.get("code") != now["code"]:
+        return "it was made by another version of the labs code"
+    if was.get("tiny") != now["tiny"]:
+        return "it was made with the tiny test models"
+    for key, fingerprint in now["models"].items():
+        if was.get("models", {}).get(key) != fingerprint:
+            return f"the model file of {key} changed since"
+    if run.files is not None:
+        now_files = _artifact_sizes(run.artifacts)
+        if any(now_files.get(name) != size for name, size in run.files.items()):  # files added later are fine
+            return "its files changed since it finished (cut short or deleted)"
+    return ""
+
+
 @dataclass
 class Run:
     """One run's state: what was asked (kind, config, seed), where it is (status, step), what it logged
@@ -109,6 +172,8 @@ class Run:
     replayed: bool = False  # True when this snapshot came from disk instead of a fresh run
     position: int = 0  # place in the queue (1 = next), 0 when not queued
     group: str | None = None  # runs submitted together (a sweep) count as one toward the per-session limit
+    made_with: dict = field(default_factory=dict)  # code version, tiny or real, model fingerprints (made_with())
+    files: dict | None = None  # artifact sizes when it finished: a replay checks them (None: recorded before)
 
     @property
     def active(self) -> bool:
@@ -229,6 +294,7 @@ class JobManager:
         self._lock = threading.RLock()
         self._runs: dict[str, Run] = {}
         self._stop_flags: dict[str, threading.Event] = {}
+        self._live: dict[str, tuple[Any, Callable]] = {}  # a replayed run's (config, fn): run it live on request
         self._queue: list[str] = []
         self._pool = ThreadPoolExecutor(max_workers=max_workers or settings.max_heavy_jobs(),
                                         thread_name_prefix="llmlab-run")
@@ -251,13 +317,15 @@ class JobManager:
             if existing is not None:
                 if existing.active:
                     return run_id
-                if replay and existing.status == DONE:
+                if replay and existing.status == DONE and not stale_reason(existing, cfg):
                     existing.replayed = True
                     self._runs[run_id] = existing
+                    self._live[run_id] = (config, fn)
                     return run_id
             self._check_session_limit(owner, group)
             shutil.rmtree(runs_dir() / run_id, ignore_errors=True)
-            run = Run(id=run_id, kind=kind, config=cfg, seed=seed, owner=owner, label=label or kind, group=group)
+            run = Run(id=run_id, kind=kind, config=cfg, seed=seed, owner=owner, label=label or kind, group=group,
+                      made_with=made_with(cfg))
             self._runs[run_id] = run
             self._stop_flags[run_id] = threading.Event()
             self._queue.append(run_id)
@@ -265,6 +333,21 @@ class JobManager:
             self._persist(run)
         self._pool.submit(self._execute, run_id, config, fn)
         return run_id
+
+    def can_run_live(self, run_id: str) -> bool:
+        """A replayed run whose page handed in its step function: `run_live` can run it again."""
+        return run_id in self._live
+
+    def run_live(self, run_id: str, owner: str | None = None) -> str:
+        """Run a replayed experiment again instead of showing the stored result (the same run id: the new result
+        replaces the stored one when it finishes)."""
+        with self._lock:
+            live = self._live.pop(run_id, None)
+            label = (self._runs.get(run_id) or Run(run_id, "", {}, None)).label
+        if live is None:
+            raise ConfigError("This stored result cannot be run again from here: press the page's button.")
+        config, fn = live
+        return self.submit(config, fn, owner=owner, label=label, replay=False)
 
     def _check_session_limit(self, owner: str | None, group: str | None) -> None:
         limit = settings.runs_per_session() if self.runs_per_session is None else self.runs_per_session
@@ -315,6 +398,8 @@ class JobManager:
             with self._lock:
                 run.status, run.reason, run.ended = status, reason, time.time()
                 try:
+                    if status == DONE:
+                        run.files = _artifact_sizes(run.artifacts)
                     self._persist(run)
                 except OSError:  # the runs folder vanished (deleted by hand): the in-memory state still ends
                     pass
@@ -442,6 +527,11 @@ def manager() -> JobManager:
 def submit(config, fn, **kw) -> str:
     """JobManager.submit on the process-wide manager."""
     return manager().submit(config, fn, **kw)
+
+
+def run_live(run_id: str, owner: str | None = None) -> str:
+    """JobManager.run_live on the process-wide manager."""
+    return manager().run_live(run_id, owner)
 
 
 def get(run_id: str) -> Run | None:

@@ -57,6 +57,69 @@ def test_same_config_and_seed_replays_without_running(manager):
     assert other_seed != first
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    model: str = "smollm2-135m-instruct"
+    steps: int = 2
+    seed: int = 0
+
+
+def _fresh(manager, run_id):
+    """What another process (or a restart) sees: the run as stored on disk."""
+    manager._runs.pop(run_id, None)
+    return manager.get(run_id)
+
+
+def test_a_stale_run_is_run_again_not_replayed(manager, monkeypatch):
+    first = manager.submit(CountConfig(steps=3), count)
+    manager.wait(first)
+    assert jobs.stale_reason(_fresh(manager, first)) == ""
+    monkeypatch.setattr(jobs, "code_version", lambda: "other-code")  # the labs code changed since
+    assert "another version of the labs code" in jobs.stale_reason(_fresh(manager, first))
+    calls = []
+    again = manager.submit(CountConfig(steps=3), lambda ctx: calls.append(1) or {})
+    manager.wait(again)
+    assert again == first and calls == [1] and not manager.get(again).replayed
+    assert manager.get(again).made_with["code"] == "other-code"
+
+
+def test_a_run_is_stale_when_its_model_file_changes(manager, monkeypatch):
+    monkeypatch.setattr(jobs.settings, "tiny_models", lambda: False)
+    monkeypatch.setattr(jobs, "_model_fingerprint", lambda key: "file-1")
+    first = manager.submit(ModelConfig(), lambda ctx: {"ok": True})
+    assert manager.wait(first).status == jobs.DONE
+    assert manager.get(first).made_with["models"] == {"smollm2-135m-instruct": "file-1"}
+    assert manager.submit(ModelConfig(), lambda ctx: {}) == first and manager.get(first).replayed
+    monkeypatch.setattr(jobs, "_model_fingerprint", lambda key: "file-2")  # a new GGUF under the same key
+    assert "model file of smollm2-135m-instruct changed" in jobs.stale_reason(_fresh(manager, first))
+
+
+def test_a_cut_short_or_corrupt_stored_run_is_never_replayed(manager):
+    first = manager.submit(CountConfig(steps=4), count)
+    manager.wait(first)
+    folder = manager.get(first).artifacts
+    (folder / "result.json").write_text("{")  # cut short
+    assert "files changed" in jobs.stale_reason(_fresh(manager, first))
+    calls = []
+    manager.wait(manager.submit(CountConfig(steps=4), lambda ctx: calls.append(1) or {}))
+    assert calls == [1]
+    (folder / "run.json").write_text("{not json")  # corrupt: unreadable, so it runs again
+    manager._runs.pop(first, None)
+    manager.wait(manager.submit(CountConfig(steps=4), lambda ctx: calls.append(2) or {}))
+    assert calls == [1, 2]
+
+
+def test_a_replayed_run_can_be_run_live_instead(manager):
+    first = manager.submit(CountConfig(steps=3), count)
+    manager.wait(first)
+    calls = []
+    assert manager.submit(CountConfig(steps=3), lambda ctx: calls.append(1) or {"live": True}) == first
+    assert manager.get(first).replayed and manager.can_run_live(first)
+    assert manager.run_live(first) == first
+    run = manager.wait(first)
+    assert calls == [1] and run.summary == {"live": True} and not run.replayed
+
+
 def test_submitting_twice_while_running_does_not_start_twice(manager):
     a = manager.submit(CountConfig(steps=20, sleep=0.02), count)
     b = manager.submit(CountConfig(steps=20, sleep=0.02), count)
