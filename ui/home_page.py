@@ -10,6 +10,7 @@ from labs.models import quality
 from labs.serving import decode_gate
 from labs.serving import endpoints as backends
 from labs.serving import generation
+from ui import prepare_panel
 from ui.common import (cached_model, cached_target, display_name, friendly_errors, model_status_table,
                        models_file_problems, session_id, sidebar)
 
@@ -60,6 +61,7 @@ def render(pages) -> None:
         models_file_problems()
         _downloads()
         _decoding()
+    prepare_panel.panel()
     _add_model()
 
     st.subheader("Try a model")

@@ -6,6 +6,7 @@ Pages hand in runs (labs.runs.results.runs(ConfigClass)) and keys; these helpers
 from __future__ import annotations
 
 import json
+import time
 from typing import Callable, Sequence
 
 import pandas as pd
@@ -13,7 +14,7 @@ import streamlit as st
 
 from labs.core import charts
 from labs.runs import jobs
-from ui.common import session_id
+from ui.common import friendly_errors, session_id
 
 
 def numeric_metrics(runs: Sequence[jobs.Run]) -> list[str]:
@@ -89,6 +90,8 @@ def watch_group(ids: Sequence[str], draw: Callable[[list[jobs.Run]], None], *, k
 
     def _draw() -> None:
         runs = [r for r in (jobs.get(i) for i in ids) if r is not None]
+        if runs and not any(r.active for r in runs):
+            replay_note(runs, key=key)
         draw(runs)
         if not any(r.active for r in runs) and st.session_state.get(f"{key}_was_live"):
             st.session_state[f"{key}_was_live"] = False
@@ -101,6 +104,24 @@ def watch_group(ids: Sequence[str], draw: Callable[[list[jobs.Run]], None], *, k
     else:
         _draw()
     return [r for r in (jobs.get(i) for i in ids) if r is not None]
+
+
+def replay_note(runs: Sequence[jobs.Run], *, key: str, column=None) -> None:
+    """Say that these finished runs are stored results replayed (made ahead, e.g. by `make prepare`), when they
+    were made, and offer to run them live instead."""
+    replayed = [r for r in runs if r.replayed and r.status == jobs.DONE]
+    if not replayed:
+        return
+    when = time.strftime("%H:%M on %d %b", time.localtime(max(r.ended or r.created for r in replayed)))
+    st.caption(f"Prepared at {when}: the stored result of {'an identical run' if len(replayed) == 1 else 'identical runs'}"
+               " (same settings and seed, this code and these model files), shown at once.")
+    live = [r for r in replayed if jobs.manager().can_run_live(r.id)]
+    if live and (column or st).button("Run it live instead", key=f"{key}_run_live",
+                                      help="Train or evaluate again now, watching it happen (the same settings)."):
+        with friendly_errors("Running it live"):
+            for r in live:
+                jobs.run_live(r.id, owner=session_id())
+        st.rerun()
 
 
 def group_progress(runs: Sequence[jobs.Run]) -> None:
@@ -161,8 +182,8 @@ def _draw_run(run: jobs.Run, metric_groups, prefix: str, smoothing: float, extra
         head[0].progress(fraction, text=f"step {run.step}/{total or '?'} · elapsed {_fmt_seconds(run.elapsed)}"
                          f" · remaining {_fmt_seconds(run.remaining)}{tps}")
     elif run.status == jobs.DONE:
-        head[0].success(("Replayed the stored result of an identical run (same config and seed). "
-                         if run.replayed else "") + f"Finished: {run.step} steps in {_fmt_seconds(run.elapsed)}.")
+        head[0].success(f"Finished: {run.step} steps in {_fmt_seconds(run.elapsed)}.")
+        replay_note([run], key=f"{prefix}_{run.id}", column=head[1])
     elif run.status == jobs.STOPPED:
         head[0].warning(run.reason or "Stopped.")
     else:
