@@ -14,7 +14,9 @@ this benchmark does not run yet says so. Run it on an idle machine: timings are 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import bench  # noqa: E402
+from labs.core import compute  # noqa: E402
 from labs.runs import lessons as L  # noqa: E402
 
 RESULTS = bench.RESULTS / "lessons.json"
@@ -273,9 +276,22 @@ NOT_WIRED = ("this benchmark does not run it yet: its default run is not wired i
 RUNNERS = {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "C7": c7, "C8": c8, "C9": c9, "C10": c10, "C11": c11, "C11b": c11b, "C11c": c11c, "C12": c12, "C13": c13, "C14": c14, "M4": m4}
 
 
+def fresh_start(wait_s: float = 30.0) -> None:
+    """What a claim finds when it starts, the same in a full run as alone: the whole CPU budget on this thread
+    (torch's thread count is process-wide in practice: an engine that decoded beside an earlier claim's training set
+    it to half the cores), no engine still decoding an earlier claim's answers, and the earlier claims' garbage
+    collected. `--alone` measures whether it is enough: each claim again in a process of its own."""
+    deadline = time.perf_counter() + wait_s
+    while compute.active("generation") and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    gc.collect()
+    compute.reset_threads()
+
+
 def run_claim(claim_id: str, budget_s: float = BUDGET_S) -> L.Verdict:
     claim = L.CLAIMS[claim_id]
     runner = RUNNERS.get(claim_id)
+    fresh_start()
     t0 = time.perf_counter()
     if runner is None:
         verdict = L.not_measured(claim_id, NOT_WIRED.format(page=claim.page))
@@ -288,6 +304,19 @@ def run_claim(claim_id: str, budget_s: float = BUDGET_S) -> L.Verdict:
             verdict = L.not_measured(claim_id, f"the run failed: {type(exc).__name__}: {exc}")
     verdict.seconds = round(time.perf_counter() - t0, 2) if runner is not None else None
     return verdict
+
+
+def alone(claim_id: str, budget_s: float, seconds_full: float | None) -> dict:
+    """The claim run again in a process of its own (nothing left over from other claims): its seconds, and the
+    full run's seconds over them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "alone.json"
+        subprocess.run([sys.executable, "-m", "bench.bench_lessons", "--only", claim_id, "--budget", str(budget_s),
+                        "--out", str(out)], cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
+        entry = load_results(out).get(claim_id, {})
+    seconds = entry.get("seconds")
+    ratio = round(seconds_full / seconds, 2) if seconds and seconds_full else None
+    return {"seconds_alone": seconds, "verdict_alone": entry.get("verdict"), "full_over_alone": ratio}
 
 
 def load_results(path: Path = RESULTS) -> dict[str, dict]:
@@ -322,6 +351,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these claims (e.g. C11)")
     parser.add_argument("--budget", type=float, default=BUDGET_S, help="seconds per claim before it is stopped")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (entries of other claims are kept)")
+    parser.add_argument("--alone", action="store_true", help="then run each claim again in a process of its own and "
+                                                             "report both times (seconds, seconds_alone)")
     parser.add_argument("--table", action="store_true", help="print the results file as the README's Markdown table "
                                                              "and exit (runs nothing)")
     args = parser.parse_args(argv)
@@ -351,6 +382,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         entry = dict(verdict.to_json(), measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
         results[claim_id] = entry
         print(json.dumps(entry, default=str), flush=True)
+    if args.alone:
+        for claim_id in ids:
+            results[claim_id].update(alone(claim_id, args.budget, results[claim_id].get("seconds")))
+            print(f"# {claim_id}: {results[claim_id].get('seconds')} s in the full run, "
+                  f"{results[claim_id].get('seconds_alone')} s alone", file=sys.stderr, flush=True)
     ordered = [results[c] for c in L.CLAIMS if c in results]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(ordered, indent=2, default=str) + "\n")
