@@ -130,6 +130,12 @@ class Stream:
         """Stop this stream; the engine drops its row at the next step."""
         self.request.cancel()
 
+    @property
+    def finish_reason(self) -> str | None:
+        """How the answer ended once it has: "stop" (end of sequence), "length" (its budget), "cancelled" or
+        "error: ..."; None while it is being written."""
+        return self.request.finish_reason
+
     def __iter__(self) -> Iterator[str]:
         return self.pieces()
 

@@ -71,23 +71,29 @@ async def chat_completions(request: Request):
         return "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created, "model": key,
                                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
 
+    answer = generation.open_stream(lm, messages, config)
     if body.get("stream"):
         def events():
             yield chunk({"role": "assistant", "content": ""}, None)
-            for piece in generation.stream(lm, messages, config):
+            for piece in answer.pieces():
                 yield chunk({"content": piece}, None)
-            yield chunk({}, "stop")
+            yield chunk({}, _finish(answer))
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
-    text = generation.generate(lm, messages, config)
+    text = "".join(answer.pieces())
     prompt_tokens = len(generation.encode_prompt(lm, messages, config.max_new_tokens))
     completion_tokens = len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
     return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": key,
                          "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                      "finish_reason": "stop"}],
+                                      "finish_reason": _finish(answer)}],
                          "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                    "total_tokens": prompt_tokens + completion_tokens}})
+
+
+def _finish(answer: generation.Stream) -> str:
+    """The OpenAI finish_reason of an answer that has ended: "stop", "length", or ours ("cancelled", "error: ...")."""
+    return answer.finish_reason or "stop"
 
 
 def _sampling(body: dict) -> generation.GenerationConfig:
@@ -119,7 +125,8 @@ async def completions(request: Request):
     except (ValueError, models.ModelError) as exc:
         return _error(400, str(exc))
     created, cid = int(time.time()), f"cmpl-{uuid.uuid4().hex[:12]}"
-    pieces = generation.Stream(lm, generation.submit_ids(lm, ids, config)).pieces()
+    answer = generation.Stream(lm, generation.submit_ids(lm, ids, config))
+    pieces = answer.pieces()
 
     def choice(text: str, finish: str | None) -> dict:
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
@@ -130,14 +137,14 @@ async def completions(request: Request):
                 yield "data: " + json.dumps({"id": cid, "object": "text_completion", "created": created, "model": key,
                                              "choices": [choice(piece, None)]}) + "\n\n"
             yield "data: " + json.dumps({"id": cid, "object": "text_completion", "created": created, "model": key,
-                                         "choices": [choice("", "stop")]}) + "\n\n"
+                                         "choices": [choice("", _finish(answer))]}) + "\n\n"
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
     text = "".join(pieces)
     completion_tokens = len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
     return JSONResponse({"id": cid, "object": "text_completion", "created": created, "model": key,
-                         "choices": [choice(text, "stop")],
+                         "choices": [choice(text, _finish(answer))],
                          "usage": {"prompt_tokens": len(ids), "completion_tokens": completion_tokens,
                                    "total_tokens": len(ids) + completion_tokens}})
 

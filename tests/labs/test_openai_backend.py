@@ -75,3 +75,18 @@ def test_unreachable_server_says_so():
     target = _endpoint("http://127.0.0.1:9/v1", "smollm2-135m-instruct", timeout=2)
     with pytest.raises(models.ModelError, match="could not reach"):
         "".join(endpoints.stream(target, [{"role": "user", "content": "hi"}], GenerationConfig(max_new_tokens=4)))
+
+
+def test_the_server_reports_why_an_answer_ended(server_url):
+    """finish_reason comes from the engine's request: a budget of 2 tokens ends on "length", streamed or not."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server_url, api_key="none", max_retries=0)
+    messages = [{"role": "user", "content": "Hello"}]
+    whole = client.chat.completions.create(model="smollm2-135m-instruct", messages=messages, max_tokens=2, seed=1)
+    assert whole.choices[0].finish_reason == "length"
+    chunks = list(client.chat.completions.create(model="smollm2-135m-instruct", messages=messages, max_tokens=2,
+                                                 seed=1, stream=True))
+    assert chunks[-1].choices[0].finish_reason == "length"
+    text = client.completions.create(model="smollm2-135m-instruct", prompt="Once", max_tokens=2, seed=1)
+    assert text.choices[0].finish_reason == "length"
