@@ -32,7 +32,7 @@ from labs.runs import jobs
 
 IGNORE = -100  # label id that the loss skips (PyTorch cross_entropy's ignore_index)
 
-LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LLAMA_TARGETS = sum(LORA_TARGETS["llama"], ())  # the one list lives in labs.models.targets
 
 
 # -- config checks every lab's __post_init__ shares (messages say how to fix the value) ---------------------------

@@ -11,12 +11,12 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from labs import models
 from labs.core.errors import ConfigError
+from labs.models.targets import LORA_TARGETS
 from labs.runs import lessons
 
 
 # Projection names shared by the Llama (SmolLM2) and Gemma-3 implementations in transformers.
-ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
-MLP_TARGETS = ("gate_proj", "up_proj", "down_proj")
+ATTENTION_TARGETS, MLP_TARGETS = LORA_TARGETS["llama"]  # the one list (labs.models.targets); Gemma's are the same
 ALL_TARGETS = ATTENTION_TARGETS + MLP_TARGETS
 TARGET_NAMES = {"q_proj": "W_q", "k_proj": "W_k", "v_proj": "W_v", "o_proj": "W_o",
                 "gate_proj": "W_gate", "up_proj": "W_up", "down_proj": "W_down",
