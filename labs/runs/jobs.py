@@ -138,7 +138,7 @@ def stale_reason(run: "Run", config: dict | None = None) -> str:
     if was.get("code") != now["code"]:
         return "it was made by another version of the labs code"
     if was.get("tiny") != now["tiny"]:
-        return "it was made with the tiny test models"
+        return f"it was made with the {'tiny test' if was.get('tiny') else 'real'} models"
     for key, fingerprint in now["models"].items():
         if was.get("models", {}).get(key) != fingerprint:
             return f"the model file of {key} changed since"
