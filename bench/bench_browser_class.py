@@ -89,18 +89,32 @@ async def student(browser, url: str, i: int, args, out: dict) -> None:
             await page.get_by_role("button", name="Battle!").click()
             vote = VOTES[(i + r) % len(VOTES)]
             try:
+                try:  # the battle shows its prompt once it started; a click lost under load is clicked again
+                    await page.get_by_text("Prompt: ").first.wait_for(timeout=20_000)
+                except Exception:  # noqa: BLE001 - counted and reported
+                    out["battle_clicked_again"] += 1
+                    await page.get_by_role("button", name="Battle!").click()
+                await page.wait_for_function(  # both answers drawn as finished
+                    "() => document.body.innerText.split('finished in').length >= 3", timeout=args.stuck_after * 1000)
+                t_shown = time.perf_counter()
                 await page.wait_for_function(
                     "(name) => [...document.querySelectorAll('button')].some(b => b.innerText.includes(name) "
-                    "&& !b.disabled)", arg=vote.split(" ", 1)[1], timeout=args.stuck_after * 1000)
+                    "&& !b.disabled)", arg=vote.split(" ", 1)[1],
+                    timeout=max(1.0, args.stuck_after - (t_shown - t0)) * 1000)
+                out["shown_to_votable_s"].append(time.perf_counter() - t_shown)
             except Exception:  # noqa: BLE001 - a stuck battle is what this run looks for
                 retry = await page.get_by_role("button", name="Retry").count()
                 shot = Path(args.out).with_name(f"stuck-{i}-{r}.png")
                 await page.screenshot(path=str(shot), full_page=True)
-                out["stuck"].append({"student": i, "round": r, "retry_offered": bool(retry), "screenshot": str(shot)})
+                main = await page.locator("body").inner_text()
+                out["stuck"].append({"student": i, "round": r, "retry_offered": bool(retry), "screenshot": str(shot),
+                                     "seconds": round(time.perf_counter() - t0, 1),
+                                     "page_text": main[main.find("Battle!"):][:800]})
                 await page.get_by_role("button", name="New round").click()
                 await _idle(page)
                 continue
             out["votable_s"].append(time.perf_counter() - t0)
+            out["by_round"].setdefault(r, []).append(round(time.perf_counter() - t0, 1))
             await _idle(page)
             for text in await page.get_by_text("finished in").all_inner_texts():  # the server's own answer times
                 try:
@@ -126,14 +140,16 @@ async def student(browser, url: str, i: int, args, out: dict) -> None:
 async def run_class(url: str, args) -> dict:
     from playwright.async_api import async_playwright
 
-    out = {"votable_s": [], "stuck": [], "cast": 0, "errors": [], "exceptions": 0, "answer_s": []}
+    out = {"votable_s": [], "stuck": [], "cast": 0, "errors": [], "exceptions": 0, "answer_s": [],
+           "shown_to_votable_s": [], "by_round": {}, "battle_clicked_again": 0}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             if not args.tiny:  # load the models once, as the instructor's first battle would, before the class
                 await student(browser, url, 0, argparse.Namespace(**{**vars(args), "rounds": 1}),
                               {"votable_s": [], "stuck": [], "cast": 0, "errors": [], "exceptions": 0,
-                               "answer_s": []})
+                               "answer_s": [], "shown_to_votable_s": [], "by_round": {},
+                               "battle_clicked_again": 0})
             cpu0, t0 = cpu_seconds(), time.perf_counter()
             await asyncio.gather(*(student(browser, url, i, args, out) for i in range(1, args.students + 1)))
             out["class_wall_s"] = round(time.perf_counter() - t0, 1)
@@ -161,9 +177,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "browser_class.json"))
     args = parser.parse_args(argv)
     # every browser here votes from 127.0.0.1: the per-address burst limit (meant for one scripted client) is lifted
-    env = {"LLMLAB_TINY_MODELS": "1" if args.tiny else "0", "LLMLAB_VOTE_BURST": "100000/60"}
-    if not args.tiny:
-        env["LLMLAB_MODEL_CACHE"] = os.environ.get("LLMLAB_MODEL_CACHE") or str(Path.home() / ".cache/llmlab/models")
+    # the converted models are shared (tiny models take their tokenizer from the converted SmolLM2)
+    env = {"LLMLAB_TINY_MODELS": "1" if args.tiny else "0", "LLMLAB_VOTE_BURST": "100000/60",
+           "LLMLAB_MODEL_CACHE": os.environ.get("LLMLAB_MODEL_CACHE") or str(Path.home() / ".cache/llmlab/models")}
     proc, url, home = start_app(env)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -187,8 +203,11 @@ def main(argv=None) -> dict:
               "votable_max_s": round(max(v), 2) if v else None,
               "votable_mean_s": round(statistics.mean(v), 2) if v else None,
               "answer_s_p50": _pct(out["answer_s"], 50), "answer_s_p95": _pct(out["answer_s"], 95),
+              "votable_s_max_by_round": {r: max(v) for r, v in sorted(out["by_round"].items())},
+              "both_answers_shown_to_votable_s_p50": _pct(out["shown_to_votable_s"], 50),
+              "both_answers_shown_to_votable_s_max": _pct(out["shown_to_votable_s"], 100),
               "cpu_s_during_class": out.get("cpu_s"),
-              "votes_cast": out["cast"], "votes_recorded": recorded, "errors": out["errors"][:5],
+              "battle_clicked_again": out["battle_clicked_again"], "votes_cast": out["cast"], "votes_recorded": recorded, "errors": out["errors"][:5],
               "page_exceptions": out["exceptions"], "class_wall_s": out.get("class_wall_s")}
     report["goals"] = {"all_votable": report["stuck"] == 0 and not out["errors"],
                        "votes_recorded_eq_cast": recorded == out["cast"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from labs.runs import jobs
+from labs.runs import compare, jobs
 from ui import friendly_errors, init_state, page_header, session_id
 from ui.runs import compare_runs
 
@@ -38,7 +38,7 @@ if picked:
         for r in picked:
             c = st.columns([3, 1, 1])
             c[0].caption(f"{r.label} · {r.id} · {r.status}")
-            c[1].download_button("CSV", jobs.metrics_csv(r) if r.metrics else "", file_name=f"{r.id}.csv",
+            c[1].download_button("CSV", compare.metrics_csv(r) if r.metrics else "", file_name=f"{r.id}.csv",
                                  key=f"runs_csv_{r.id}", disabled=not r.metrics)
             if c[2].button("Delete", key=f"runs_delete_{r.id}", disabled=r.active or r.owner not in (None, session_id()),
                            help="Removes the run and its artifacts (adapters too)."):

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from labs.core import charts
-from labs.runs import jobs
+from labs.runs import compare, jobs
 from ui.common import friendly_errors, session_id
 
 
@@ -25,7 +25,7 @@ def numeric_metrics(runs: Sequence[jobs.Run]) -> list[str]:
 
 def config_diff(a: jobs.Run, b: jobs.Run, labels: tuple[str, str] | None = None) -> None:
     """The settings (and seed) that differ between two runs, as a table; a caption when there are none."""
-    diff = jobs.diff_configs(a, b)
+    diff = compare.diff_configs(a, b)
     if not diff:
         st.caption("Same config and seed.")
         return
@@ -207,7 +207,7 @@ def _draw_run(run: jobs.Run, metric_groups, prefix: str, smoothing: float, extra
         extra(run)
     if not run.active and run.metrics:
         c1, c2 = st.columns(2)
-        c1.download_button("Metrics (CSV)", jobs.metrics_csv(run), file_name=f"{run.id}-metrics.csv",
+        c1.download_button("Metrics (CSV)", compare.metrics_csv(run), file_name=f"{run.id}-metrics.csv",
                            key=f"{prefix}_dl_csv_{run.id}")
         c2.download_button("Run (JSON)", json.dumps(dict(run.to_json(), metrics=run.metrics), indent=2, default=str),
                            file_name=f"{run.id}.json", key=f"{prefix}_dl_json_{run.id}")

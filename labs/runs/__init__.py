@@ -1,6 +1,8 @@
 """Background runs: queue, progress, Stop, persistence, and what a finished run means.
 
-    jobs     the bounded worker pool, run contexts, metrics, the run store under LLMLAB_HOME/runs
-    results  a finished run's typed result through the reader its lab registered
-    lessons  each lecture claim, its criterion, and the verdict computed from a run's figures
+    jobs        the bounded worker pool, run contexts, metrics, the run store under LLMLAB_HOME/runs
+    provenance  what a stored run was made with (code, model files, artifact sizes): replayed only while current
+    compare     two runs' configs side by side, a run's metrics as CSV
+    results     a finished run's typed result through the reader its lab registered
+    lessons     each lecture claim, its criterion, and the verdict computed from a run's figures
 """

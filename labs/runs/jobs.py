@@ -22,11 +22,8 @@ short, is stale and runs again (`stale_reason`).
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import functools
 import hashlib
-import io
 import json
 import math
 import shutil
@@ -40,9 +37,9 @@ from typing import Any, Callable
 
 import torch
 
-from labs import models
 from labs.core import compute, settings
 from labs.core.errors import ConfigError
+from labs.runs import provenance
 
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
@@ -91,62 +88,12 @@ def run_id_for(kind: str, config: dict, seed: int | None) -> str:
     return f"{kind.lower()[:24]}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
-_LABS = Path(__file__).resolve().parents[1]
-
-
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """A hash of the labs code (every .py under labs/): a run made by other code is not replayed as current."""
-    digest = hashlib.sha256()
-    for path in sorted(_LABS.rglob("*.py")):
-        digest.update(path.relative_to(_LABS).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _model_fingerprint(key: str) -> str:
-    """Where a model's weights come from and the sizes of its converted files: changes when its file changes."""
-    s = models.spec(key)
-    try:
-        manifest = (models.cache_dir(key) / ".complete").read_text()
-    except OSError:
-        manifest = ""
-    return hashlib.sha256(f"{s.install}|{s.location}|{manifest}".encode()).hexdigest()[:12]
-
-
-def made_with(config: dict) -> dict:
-    """What a run's result depends on beyond its config: the labs code, tiny or real models, and a fingerprint of
-    each model file the config names (a value that is a model key)."""
-    known = models.all_specs()
-    keys = sorted({v for v in config.values() if isinstance(v, str) and v in known})
-    return {"code": code_version(), "tiny": settings.tiny_models(),
-            "models": {k: "tiny" if settings.tiny_models() else _model_fingerprint(k) for k in keys}}
-
-
-def _artifact_sizes(folder: Path) -> dict[str, int]:
-    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name not in ("run.json", "run.tmp")}
-
-
 def stale_reason(run: "Run", config: dict | None = None) -> str:
-    """Why a finished run must not be replayed as current ("" when it may): made with other code or another
-    model file, or its files changed since it finished (cut short, deleted, corrupt)."""
+    """Why a finished run must not be replayed as current ("" when it may): it did not finish, or (see
+    `provenance.stale_reason`) it was made with other code or another model file, or its files changed since."""
     if run.status != DONE:
         return f"it did not finish ({run.status})"
-    now = made_with(run.config if config is None else config)
-    was = run.made_with or {}
-    if was.get("code") != now["code"]:
-        return "it was made by another version of the labs code"
-    if was.get("tiny") != now["tiny"]:
-        return f"it was made with the {'tiny test' if was.get('tiny') else 'real'} models"
-    for key, fingerprint in now["models"].items():
-        if was.get("models", {}).get(key) != fingerprint:
-            return f"the model file of {key} changed since"
-    if run.files is not None:
-        now_files = _artifact_sizes(run.artifacts)
-        if any(now_files.get(name) != size for name, size in run.files.items()):  # files added later are fine
-            return "its files changed since it finished (cut short or deleted)"
-    return ""
+    return provenance.stale_reason(run.made_with, run.files, run.artifacts, run.config if config is None else config)
 
 
 @dataclass
@@ -172,7 +119,7 @@ class Run:
     replayed: bool = False  # True when this snapshot came from disk instead of a fresh run
     position: int = 0  # place in the queue (1 = next), 0 when not queued
     group: str | None = None  # runs submitted together (a sweep) count as one toward the per-session limit
-    made_with: dict = field(default_factory=dict)  # code version, tiny or real, model fingerprints (made_with())
+    made_with: dict = field(default_factory=dict)  # code, tiny or real, model fingerprints (provenance)
     files: dict | None = None  # artifact sizes when it finished: a replay checks them (None: recorded before)
 
     @property
@@ -325,7 +272,7 @@ class JobManager:
             self._check_session_limit(owner, group)
             shutil.rmtree(runs_dir() / run_id, ignore_errors=True)
             run = Run(id=run_id, kind=kind, config=cfg, seed=seed, owner=owner, label=label or kind, group=group,
-                      made_with=made_with(cfg))
+                      made_with=provenance.made_with(cfg))
             self._runs[run_id] = run
             self._stop_flags[run_id] = threading.Event()
             self._queue.append(run_id)
@@ -399,7 +346,7 @@ class JobManager:
                 run.status, run.reason, run.ended = status, reason, time.time()
                 try:
                     if status == DONE:
-                        run.files = _artifact_sizes(run.artifacts)
+                        run.files = provenance.artifact_sizes(run.artifacts)
                     self._persist(run)
                 except OSError:  # the runs folder vanished (deleted by hand): the in-memory state still ends
                     pass
@@ -490,25 +437,6 @@ class JobManager:
             run.metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
         self._runs[run_id] = run
         return run
-
-
-def diff_configs(a: Run, b: Run) -> list[dict]:
-    """Rows {key, a, b} for each config field that differs (seed included)."""
-    left, right = dict(a.config, seed=a.seed), dict(b.config, seed=b.seed)
-    keys = sorted(set(left) | set(right))
-    return [{"key": k, "a": left.get(k), "b": right.get(k)} for k in keys if left.get(k) != right.get(k)]
-
-
-def metrics_csv(run: Run) -> str:
-    """The run's metrics as CSV text: one row per logged step, a column per key seen."""
-    keys: list[str] = []
-    for row in run.metrics:
-        keys += [k for k in row if k not in keys]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(run.metrics)
-    return buf.getvalue()
 
 
 _manager: JobManager | None = None

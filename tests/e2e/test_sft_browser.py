@@ -8,6 +8,11 @@ def test_sft_page_trains_live_and_stops(page, app_url):
     goto(page, app_url, "Fine_tuning")
     page.get_by_text("trained (green)").first.wait_for()
     assert_no_exception(page)
+    epochs = page.get_by_role("slider", name="Epochs")  # the longest run: still going when Stop is pressed
+    epochs.scroll_into_view_if_needed()
+    epochs.focus()
+    epochs.press("End")
+    wait_idle(page)
     button = page.get_by_role("button", name="Train", exact=True)
     button.scroll_into_view_if_needed()
     button.click()

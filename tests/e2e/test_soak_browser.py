@@ -21,6 +21,7 @@ def test_five_students_battle_round_after_round(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert out.exists(), proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert report["errors"] == [] and report["page_exceptions"] == 0, report
-    assert report["stuck"] == 0 and report["votable"] == 5 * ROUNDS, report
-    assert report["votes_recorded"] == report["votes_cast"] == 5 * ROUNDS, report
+    shown = json.dumps(report, indent=1)  # all of it in the failure message (stuck battles' page text)
+    assert report["errors"] == [] and report["page_exceptions"] == 0, shown
+    assert report["stuck"] == 0 and report["votable"] == 5 * ROUNDS, shown
+    assert report["votes_recorded"] == report["votes_cast"] == 5 * ROUNDS, shown

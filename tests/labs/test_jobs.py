@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from labs.runs import jobs
+from labs.runs import compare, jobs, provenance
 from labs.training import loop as training
 
 
@@ -74,7 +74,7 @@ def test_a_stale_run_is_run_again_not_replayed(manager, monkeypatch):
     first = manager.submit(CountConfig(steps=3), count)
     manager.wait(first)
     assert jobs.stale_reason(_fresh(manager, first)) == ""
-    monkeypatch.setattr(jobs, "code_version", lambda: "other-code")  # the labs code changed since
+    monkeypatch.setattr(provenance, "code_version", lambda: "other-code")  # the labs code changed since
     assert "another version of the labs code" in jobs.stale_reason(_fresh(manager, first))
     calls = []
     again = manager.submit(CountConfig(steps=3), lambda ctx: calls.append(1) or {})
@@ -85,12 +85,12 @@ def test_a_stale_run_is_run_again_not_replayed(manager, monkeypatch):
 
 def test_a_run_is_stale_when_its_model_file_changes(manager, monkeypatch):
     monkeypatch.setattr(jobs.settings, "tiny_models", lambda: False)
-    monkeypatch.setattr(jobs, "_model_fingerprint", lambda key: "file-1")
+    monkeypatch.setattr(provenance, "model_fingerprint", lambda key: "file-1")
     first = manager.submit(ModelConfig(), lambda ctx: {"ok": True})
     assert manager.wait(first).status == jobs.DONE
     assert manager.get(first).made_with["models"] == {"smollm2-135m-instruct": "file-1"}
     assert manager.submit(ModelConfig(), lambda ctx: {}) == first and manager.get(first).replayed
-    monkeypatch.setattr(jobs, "_model_fingerprint", lambda key: "file-2")  # a new GGUF under the same key
+    monkeypatch.setattr(provenance, "model_fingerprint", lambda key: "file-2")  # a new GGUF under the same key
     assert "model file of smollm2-135m-instruct changed" in jobs.stale_reason(_fresh(manager, first))
 
 
@@ -161,9 +161,9 @@ def test_nan_loss_and_crash_end_with_a_reason(manager):
 def test_diff_and_csv(manager):
     a = manager.wait(manager.submit(CountConfig(steps=2), count))
     b = manager.wait(manager.submit(CountConfig(steps=3, seed=4), count))
-    keys = {row["key"] for row in jobs.diff_configs(a, b)}
+    keys = {row["key"] for row in compare.diff_configs(a, b)}
     assert keys == {"steps", "seed"}
-    assert jobs.metrics_csv(b).splitlines()[0].startswith("step,loss")
+    assert compare.metrics_csv(b).splitlines()[0].startswith("step,loss")
     assert {r.id for r in manager.list_runs("CountConfig")} >= {a.id, b.id}
 
 
