@@ -8,7 +8,7 @@ import streamlit as st
 import ui
 from labs import models
 from labs.core import settings
-from labs.rag import evaluate, generate, load, retrieve, split, store
+from labs.rag import docsets, evaluate, generate, load, retrieve, split, store
 from labs.runs import jobs
 from labs.serving import endpoints as backends
 from ui.rag import ask as ask_ui
@@ -39,10 +39,12 @@ ui.init_state(PREFIX, index=None, url_docs=[], result=None, answers={}, eval_run
 
 def load_tab() -> tuple[list[load.Document], str]:
     """1 · Load: the bundled standard-library docs, uploads or a URL; returns the documents and the corpus id."""
-    source = st.radio("Corpus", ["Python standard library docs", "Upload files", "Web page (URL)"], horizontal=True,
-                      key="rag_source",
+    source = st.radio("Corpus", ["Python standard library docs", "Installed library docs", "Upload files",
+                                 "Web page (URL)"], horizontal=True, key="rag_source",
                       help="The default corpus is always available offline: docstrings of standard-library modules, "
-                           "one document per module. Uploads: PDF, HTML, Markdown, text, CSV, JSON/JSONL.")
+                           "one document per module. Installed library docs: documentation nobody here wrote, that "
+                           "every install has (the retrieval benchmark's corpora). Uploads: PDF, HTML, Markdown, "
+                           "text, CSV, JSON/JSONL.")
     if source == "Python standard library docs":
         modules = st.multiselect("Modules", load.DEFAULT_MODULES, default=list(load.DEFAULT_MODULES),
                                  key="rag_modules",
@@ -52,6 +54,14 @@ def load_tab() -> tuple[list[load.Document], str]:
         st.caption(f"Docstrings of the Python {load.python_version()} standard library on this machine. "
                    f"Question set: `assets/rag/stdlib_questions.jsonl` ({len(evaluate.questions())} questions, "
                    "written for this corpus).")
+    elif source == "Installed library docs":
+        name = st.selectbox("Documentation", list(docsets.DOCSETS), format_func=docsets.DOCSETS.get,
+                            key="rag_docset", help="Questions with their answer pages for both sets are in "
+                                                   "bench/retrieval/questions.json (bench.bench_retrieval).")
+        docs = []
+        with ui.friendly_errors("Loading the documentation"):
+            docs = docsets.load_docset(name)
+        st.caption("Markdown guides split best with the **markdown** splitter (headings first) in 2 · Split.")
     elif source == "Upload files":
         docs = load_ui.uploaded_docs()
     else:

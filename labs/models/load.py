@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from labs.core import settings
 from labs.core.errors import ModelError
-from labs.models.cache import Progress, cache_dir, ensure_cached, ensure_local, package_dir
+from labs.models.cache import Progress, cache_dir, embedder_folder, ensure_cached, ensure_local
 from labs.models.memory import require_memory
 from labs.models.registry import DEFAULT_CHAT_MODEL, EMBEDDING_MODEL, ModelSpec, endpoint_refusal, spec
 from labs.models.variants import decode_variant, forced_decode
@@ -134,7 +134,7 @@ def load_embedder(device: str | None = None, key: str = EMBEDDING_MODEL):
         ensure_local(key)
         folder = cache_dir(key)
     else:
-        folder = package_dir(key) / s.filename
+        folder = embedder_folder(key)
     try:
         return SentenceTransformer(str(folder), device=device or settings.device_info().device, local_files_only=True)
     except (OSError, ValueError) as exc:

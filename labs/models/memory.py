@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from labs.core import settings
 from labs.core.errors import ConfigError, ModelError
-from labs.models.cache import cache_dir, cache_state, ensure_cached, ensure_local, package_dir
+from labs.models.cache import cache_dir, cache_state, embedder_folder, ensure_cached, ensure_local
 from labs.models.registry import ModelSpec, endpoint_refusal, spec
 
 
@@ -29,7 +29,7 @@ def count_parameters(key: str) -> int:
     if s.source == "gguf" and cache_state(key) != "ready":
         return int(sum(int(t.n_elements) for t in GGUFReader(s.location).tensors))
     if s.source == "package" and s.kind == "embedding":
-        folder = package_dir(key) / s.filename
+        folder = embedder_folder(key)
     else:
         if s.source == "package":
             ensure_cached(key)

@@ -8,10 +8,12 @@
     scores = evaluate.triad(result.question, answer, [h.chunk.text for h in result.hits], embed)
 
     load      files in the formats people bring (text, Markdown, HTML, PDF, CSV, JSON) and the default corpus
+    docsets   documentation nobody here wrote that every install has (streamlit's guides, torch.nn's reference)
+    checks    notes on what was loaded: another script, all code, duplicates
     markdown  what a reader never sees in Markdown sources, dropped before splitting
-    split     chunks with overlap, by characters or tokens
+    split     chunks with overlap, by characters or tokens; Markdown by headings first (each chunk's heading path)
     store     embeddings in Chroma (our embedder, never Chroma's default)
-    retrieve  dense, BM25, hybrid and MMR retrieval, and contextual compression (the sentences the model reads)
+    retrieve  dense, BM25, hybrid (reciprocal rank fusion) and MMR retrieval, and contextual compression
     generate  the prompt with the retrieved passages and cited answers
     evaluate  retrieval hit rate, the RAG triad, RAG vs no-RAG (claim C9)
     charts    chunk lengths, the 2-D embedding map, the leaderboard

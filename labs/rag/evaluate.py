@@ -151,6 +151,7 @@ class RagEvalConfig:
     method: str = "dense"
     fetch_k: int = 20
     mmr_lambda: float = 0.5
+    fusion: str = "rrf"  # hybrid: plain RRF, or "weighted" by bm25_weight
     bm25_weight: float = 0.5
     rewrite: str = "none"
     rerank: str = "none"
@@ -186,14 +187,16 @@ class RagEvalConfig:
     def retrieve_config(self) -> retrieve.RetrieveConfig:
         """The retrieval settings of this run (the model always answers: no similarity floor)."""
         return retrieve.RetrieveConfig(k=self.k, method=self.method, fetch_k=max(self.fetch_k, self.k),
-                                       mmr_lambda=self.mmr_lambda, bm25_weight=self.bm25_weight, rewrite=self.rewrite,
+                                       mmr_lambda=self.mmr_lambda, fusion=self.fusion, bm25_weight=self.bm25_weight,
+                                       rewrite=self.rewrite,
                                        rerank=self.rerank, compress_to=self.compress_to if self.generate_answers else 0,
                                        min_similarity=-1.0)  # evaluation always asks the model
 
     @property
     def label(self) -> str:
         """A one-line summary of the pipeline for tables and legends."""
-        extra = {"mmr": f" λ={self.mmr_lambda}", "hybrid": f" bm25={self.bm25_weight}"}.get(self.method, "")
+        extra = {"mmr": f" λ={self.mmr_lambda}",
+                 "hybrid": " rrf" if self.fusion == "rrf" else f" bm25={self.bm25_weight}"}.get(self.method, "")
         return (f"{self.splitter} {self.chunk_size}/{self.chunk_overlap} {self.unit} · {self.distance} · k={self.k} · "
                 f"{self.method}{extra}" + (" · HyDE" if self.rewrite == "hyde" else "")
                 + (" · LLM re-rank" if self.rerank == "llm" else "")
@@ -334,7 +337,7 @@ class RagClaimConfig:
     def retrieve_config(self, method: str, weight: float | None = None) -> retrieve.RetrieveConfig:
         """Retrieval with `method` (and a fusion weight for hybrid), k from this config, no similarity floor and no
         compression (hit@k needs only the chunks; run_rag_claim compresses the answers' passages itself)."""
-        return retrieve.RetrieveConfig(k=self.k, method=method, fetch_k=20, min_similarity=-1.0,
+        return retrieve.RetrieveConfig(k=self.k, method=method, fetch_k=20, min_similarity=-1.0, fusion="weighted",
                                        bm25_weight=self.hybrid_weight if weight is None else weight, compress_to=0)
 
 

@@ -5,7 +5,9 @@
 * mmr    -- Maximal Marginal Relevance (Carbonell & Goldstein 1998): from the `fetch_k` nearest, pick one at a
             time the chunk maximising  λ·sim(q, d) − (1 − λ)·max_{s ∈ selected} sim(d, s).
 * hybrid -- BM25 keyword ranking (Robertson & Zaragoza 2009) fused with the dense ranking by Reciprocal Rank
-            Fusion (Cormack, Clarke & Büttcher 2009):  score(d) = Σ_rankings w / (60 + rank(d)).
+            Fusion (Cormack, Clarke & Büttcher 2009):  score(d) = Σ_rankings 1 / (60 + rank(d)) -- no weight to
+            tune, so nothing fitted to one collection's questions ("rrf", the default). "weighted" gives BM25 the
+            share w and dense 1 − w:  Σ w_r / (60 + rank_r(d)).
 * rerank -- re-score the `fetch_k` candidates with a model that reads question and chunk *together* (a
             cross-encoder; here the local LLM's log p(Yes) − log p(No), a pointwise LLM re-ranker), keep the best k.
 * HyDE   -- Hypothetical Document Embeddings (Gao et al. 2022): the model writes a passage that *would*
@@ -33,6 +35,7 @@ from labs.rag.store import Index, cosine_similarity, embed_texts
 METHODS = ("dense", "mmr", "hybrid")
 REWRITES = ("none", "hyde")
 RERANKS = ("none", "llm")
+FUSIONS = ("rrf", "weighted")
 RRF_K = 60  # Cormack et al. 2009 found 60 works well across collections
 
 
@@ -45,7 +48,8 @@ class RetrieveConfig:
     method: str = "dense"
     fetch_k: int = 20  # candidates MMR and hybrid choose from
     mmr_lambda: float = 0.5  # 1 = pure relevance, 0 = pure diversity
-    bm25_weight: float = 0.5  # share of the keyword ranking in hybrid fusion
+    fusion: str = "rrf"  # hybrid: plain reciprocal rank fusion, or "weighted" by bm25_weight
+    bm25_weight: float = 0.5  # share of the keyword ranking in weighted fusion
     rewrite: str = "none"  # "none" or "hyde"
     rerank: str = "none"  # "none" or "llm" (re-score fetch_k candidates, one LLM forward pass each)
     # Below this cosine for the best chunk the answer is "I don't know". Measured on the stdlib corpus with
@@ -62,6 +66,8 @@ class RetrieveConfig:
             raise ConfigError("Candidates (fetch_k) must be at least k.")
         if not 0 <= self.mmr_lambda <= 1 or not 0 <= self.bm25_weight <= 1:
             raise ConfigError("MMR λ and the BM25 weight must be between 0 and 1.")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"Fusion must be one of {', '.join(FUSIONS)}.")
         if self.rewrite not in REWRITES:
             raise ConfigError(f"Query rewriting must be one of {', '.join(REWRITES)}.")
         if self.rerank not in RERANKS:
@@ -75,13 +81,15 @@ class RetrieveConfig:
 @dataclass(frozen=True)
 class Hit:
     """One retrieved chunk: its rank, cosine similarity to the query, the store's distance, the score the method
-    ranked by and its BM25 score when known."""
+    ranked by, its BM25 score when known, and its place in the dense and in the BM25 ranking (hybrid fuses those)."""
     rank: int  # 1 = best
     chunk: Chunk
     similarity: float  # cosine(query, chunk) -- comparable across methods
     distance: float | None  # Chroma's raw distance for the collection's metric (None if only BM25 found it)
     score: float  # what the method ranked by (−distance, MMR score, or RRF score)
     bm25: float | None = None
+    dense_rank: int | None = None  # 1 = nearest; None when outside the fetched candidates
+    bm25_rank: int | None = None  # 1 = best keyword match; None when not searched or no shared word
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,7 @@ def bm25_tokens(text: str) -> list[str]:
 def bm25_scores(index: Index, question: str) -> np.ndarray:
     """BM25Okapi score of every chunk for the question's words (the index is built once per collection)."""
     if index._bm25 is None:
-        index._bm25 = BM25Okapi([bm25_tokens(c.text) or ["_"] for c in index.chunks])
+        index._bm25 = BM25Okapi([bm25_tokens(c.indexed_text) or ["_"] for c in index.chunks])
     return np.asarray(index._bm25.get_scores(bm25_tokens(question)), dtype=np.float64)
 
 
@@ -185,7 +193,8 @@ def retrieve(index: Index, question: str, embedder, config: RetrieveConfig = Ret
     fetch = config.k if config.method == "dense" and config.rerank == "none" else config.fetch_k
     nearest = index.query(query_vec, fetch)  # [(chunk index, raw distance)]
     raw = dict(nearest)
-    bm25 = None
+    dense_ranks = {i: r for r, (i, _) in enumerate(nearest, start=1)}
+    bm25, keyword_ranks = None, {}
     if config.method == "dense":
         order = [(i, -d) for i, d in nearest]
     elif config.method == "mmr":
@@ -195,8 +204,10 @@ def retrieve(index: Index, question: str, embedder, config: RetrieveConfig = Ret
         order = [(cand[p], float(rel[p])) for p in picks]  # score shown: relevance of the picked chunk
     else:  # hybrid
         bm25 = bm25_scores(index, question)
-        keyword = [int(i) for i in np.argsort(-bm25)[:config.fetch_k] if bm25[i] > 0]
-        fused = rrf([[i for i, _ in nearest], keyword], [1 - config.bm25_weight, config.bm25_weight])
+        keyword = [int(i) for i in np.argsort(-bm25, kind="stable")[:config.fetch_k] if bm25[i] > 0]
+        keyword_ranks = {i: r for r, i in enumerate(keyword, start=1)}
+        weights = [1.0, 1.0] if config.fusion == "rrf" else [1 - config.bm25_weight, config.bm25_weight]
+        fused = rrf([[i for i, _ in nearest], keyword], weights)
         order = sorted(fused.items(), key=lambda kv: -kv[1])
     timings["search_ms"] = (time.perf_counter() - t0) * 1000
     if config.rerank == "llm":
@@ -212,7 +223,8 @@ def retrieve(index: Index, question: str, embedder, config: RetrieveConfig = Ret
     order = order[:config.k]
     sims = cosine_similarity(query_vec, index.embeddings[[i for i, _ in order]]) if order else []
     hits = [Hit(rank=r + 1, chunk=index.chunks[i], similarity=float(s), distance=raw.get(i), score=float(score),
-                bm25=float(bm25[i]) if bm25 is not None else None)
+                bm25=float(bm25[i]) if bm25 is not None else None, dense_rank=dense_ranks.get(i),
+                bm25_rank=keyword_ranks.get(i))
             for r, ((i, score), s) in enumerate(zip(order, sims))]
     t0 = time.perf_counter()
     passages = compress(hits, query_vec, embedder, config.compress_to) if config.compress_to else whole(hits)

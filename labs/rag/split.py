@@ -7,6 +7,10 @@ Both splitters work on offsets into the original text, so a chunk always knows w
 * overlap   -- consecutive chunks share at most `chunk_overlap` units;
 * size      -- no chunk is longer than `chunk_size` units unless it is one piece that cannot be split further.
 
+The Markdown splitter cuts at headings first: each section (a heading and the text up to the next heading) is split
+on its own, fenced code blocks stay whole where they fit, and every chunk carries its heading path
+("Chat UI > Streaming") -- embedded and keyword-searched with the chunk, shown in the viewer and in citations.
+
 The recursive splitter is the one LangChain made popular (RecursiveCharacterTextSplitter): cut at the
 coarsest separator that appears ("\\n\\n", then "\\n", ". ", " ", and finally between characters), recurse
 into pieces that are still too long, then greedily merge pieces back into chunks of at most `chunk_size`,
@@ -28,6 +32,10 @@ Span = tuple[int, int]  # [start, end) character offsets into the document text
 DEFAULT_SEPARATORS = ("\n\n", "\n", ". ", " ", "")
 SEPARATOR_NAMES = {"\n\n": "blank line", "\n": "line break", ". ": "sentence end '. '", " ": "space",
                    "": "between characters"}
+METHODS = ("recursive", "sentence", "markdown")
+# An ATX heading (# Title .. ###### Title) and a code fence (``` or ~~~) at the start of a line.
+_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 # A sentence ends at . ! or ? (plus closing quotes/brackets) followed by whitespace, or at a blank line.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n[ \t]*\n\s*")
 
@@ -36,15 +44,15 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n[ \t]*\n\s*")
 class SplitConfig:
     """How documents are cut into chunks: recursive or by sentence, chunk size and overlap in `unit`
     (characters or the embedder's word pieces), and the separators the recursive splitter tries in order."""
-    method: str = "recursive"  # "recursive" or "sentence"
+    method: str = "recursive"  # "recursive", "sentence" or "markdown" (headings first, then recursive)
     chunk_size: int = 500  # ~100 tokens: all-MiniLM-L6-v2 reads at most 256 word pieces, the rest is cut off
     chunk_overlap: int = 50  # 10 %: a fact cut at a boundary still appears whole in one chunk
     unit: str = "chars"  # "chars" or "tokens" (word pieces of the embedding model's tokenizer)
     separators: tuple[str, ...] = DEFAULT_SEPARATORS
 
     def __post_init__(self):
-        if self.method not in ("recursive", "sentence"):
-            raise ConfigError("Splitter must be 'recursive' or 'sentence'.")
+        if self.method not in METHODS:
+            raise ConfigError(f"Splitter must be one of {', '.join(METHODS)}.")
         if self.unit not in ("chars", "tokens"):
             raise ConfigError("Unit must be 'chars' or 'tokens'.")
         smallest = 8 if self.unit == "tokens" else 20
@@ -52,7 +60,7 @@ class SplitConfig:
             raise ConfigError(f"Chunk size must be between {smallest} and 20000 {self.unit}.")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ConfigError("Overlap must be at least 0 and smaller than the chunk size.")
-        if self.method == "recursive" and not self.separators:
+        if self.method != "sentence" and not self.separators:
             raise ConfigError("Give at least one separator (the empty string means 'between characters').")
 
     @property
@@ -72,11 +80,18 @@ class Chunk:
     position: int  # index of this chunk inside its document
     index: int  # index in the whole corpus (the chunk's id)
     length: int  # in the config's unit
+    heading: str = ""  # the Markdown heading path above it ("Chat UI > Streaming"); "" outside Markdown sections
 
     @property
     def id(self) -> str:
         """The chunk's id in the store: 'c<index>'."""
         return f"c{self.index}"
+
+    @property
+    def indexed_text(self) -> str:
+        """What is embedded and keyword-searched: the heading path, then the text (a section's later chunks keep
+        the topic their heading names)."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
 
 
 def char_length(text: str) -> int:
@@ -150,11 +165,74 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Sp
     return spans
 
 
+def markdown_sections(text: str) -> list[tuple[int, int, str]]:
+    """The text cut before every ATX heading outside code fences: (start, end, heading path), tiling the text. The
+    path joins the enclosing headings with ' > ' (a '## B' under '# A' is 'A > B'); text before the first heading
+    has the path ''."""
+    sections, stack, start, path, fence, pos = [], [], 0, "", None, 0
+    for line in text.splitlines(keepends=True):
+        opener = _FENCE.match(line)
+        if opener and (fence is None or opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence)):
+            fence = None if fence else opener.group(1)
+        elif fence is None and (m := _HEADING.match(line.rstrip("\r\n"))):
+            if pos > start:
+                sections.append((start, pos, path))
+            level = len(m.group(1))
+            stack = [(lv, title) for lv, title in stack if lv < level] + [(level, m.group(2).strip())]
+            start, path = pos, " > ".join(title for _, title in stack)
+        pos += len(line)
+    if len(text) > start:
+        sections.append((start, len(text), path))
+    return sections
+
+
+def _code_blocks(text: str, start: int, end: int) -> list[Span]:
+    """The fenced code blocks inside [start, end), fence lines included."""
+    blocks, fence, block_start, pos = [], None, 0, start
+    for line in text[start:end].splitlines(keepends=True):
+        opener = _FENCE.match(line)
+        if opener and fence is None:
+            fence, block_start = opener.group(1), pos
+        elif opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
+            blocks.append((block_start, pos + len(line)))
+            fence = None
+        pos += len(line)
+    if fence is not None:
+        blocks.append((block_start, end))  # an unclosed fence runs to the end of the section
+    return blocks
+
+
+def _section_pieces(text: str, start: int, end: int, config: SplitConfig, length: Length) -> list[Span]:
+    """Pieces of one Markdown section: a code block that fits one chunk is one piece, prose is cut recursively."""
+    pieces, pos = [], start
+    for a, b in _code_blocks(text, start, end):
+        if a > pos:
+            pieces += _pieces(text, pos, a, config.separators, config.chunk_size, length)
+        pieces += [(a, b)] if length(text[a:b]) <= config.chunk_size else \
+            _pieces(text, a, b, ("\n", " ", ""), config.chunk_size, length)
+        pos = b
+    if end > pos:
+        pieces += _pieces(text, pos, end, config.separators, config.chunk_size, length)
+    return pieces
+
+
+def split_markdown(text: str, config: SplitConfig, length: Length = char_length) -> list[tuple[int, int, str]]:
+    """Chunk spans with their heading path: headings first, each section merged on its own (no chunk spans two
+    sections, so overlap stays inside a section)."""
+    out = []
+    for a, b, path in markdown_sections(text):
+        pieces = _section_pieces(text, a, b, config, length)
+        out += [(x, y, path) for x, y in _merge(text, pieces, config.chunk_size, config.chunk_overlap, length)]
+    return out
+
+
 def split_spans(text: str, config: SplitConfig, length: Length = char_length) -> list[Span]:
     """The chunk spans of one text under `config`."""
     if not text:
         return []
     size, overlap = config.chunk_size, config.chunk_overlap
+    if config.method == "markdown":
+        return [(a, b) for a, b, _ in split_markdown(text, config, length)]
     if config.method == "recursive":
         pieces = _pieces(text, 0, len(text), config.separators, size, length)
     else:  # sentences are the pieces; a sentence longer than a chunk falls back to words, then characters
@@ -169,9 +247,11 @@ def split_documents(docs: Sequence[Document], config: SplitConfig, length: Lengt
     piece in the config's unit."""
     chunks: list[Chunk] = []
     for doc in docs:
-        for position, (a, b) in enumerate(split_spans(doc.text, config, length)):
+        spans = split_markdown(doc.text, config, length) if config.method == "markdown" and doc.text else \
+            [(a, b, "") for a, b in split_spans(doc.text, config, length)]
+        for position, (a, b, heading) in enumerate(spans):
             piece = doc.text[a:b]
-            chunks.append(Chunk(piece, doc.source, a, b, position, len(chunks), length(piece)))
+            chunks.append(Chunk(piece, doc.source, a, b, position, len(chunks), length(piece), heading))
     return chunks
 
 

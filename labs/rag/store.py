@@ -200,7 +200,8 @@ def build_index(corpus_id: str, chunks: list[Chunk], embedder, split_config: Spl
                                                      embedding_function=None,
                                                      metadata={"corpus": corpus_id, "splitter": split_config.label})
         t0 = time.perf_counter()
-        vectors = embed_texts(embedder, [c.text for c in chunks], batch_size, lambda f, m: progress(0.9 * f, m))
+        vectors = embed_texts(embedder, [c.indexed_text for c in chunks], batch_size,
+                              lambda f, m: progress(0.9 * f, m))
         embed_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         step = 1000
@@ -213,7 +214,7 @@ def build_index(corpus_id: str, chunks: list[Chunk], embedder, split_config: Spl
             collection.add(ids=[c.id for c in part], embeddings=vectors[start:start + step],
                            documents=[c.text for c in part],
                            metadatas=[{"source": c.source, "start": c.start, "end": c.end, "position": c.position,
-                                       "length": c.length} for c in part])
+                                       "length": c.length, "heading": c.heading} for c in part])
         progress(1.0, f"Stored {len(chunks)} chunks in {name}")
         return Index(name, kind, corpus_id, split_config, chunks, vectors, collection,
                      embed_seconds=embed_seconds, store_seconds=time.perf_counter() - t0)

@@ -180,3 +180,27 @@ def test_contextual_compression_keeps_the_sentence_that_answers(index, embedder)
     assert generate.answer_config(48).repetition_penalty == 1.0  # copying from the passages is not penalised
     with pytest.raises(ValueError, match="Sentences kept"):
         retrieve.RetrieveConfig(compress_to=-1)
+
+
+def test_hybrid_rrf_needs_no_weight_and_every_hit_shows_both_ranks(index, embedder):
+    question = "pbkdf2_hmac iterations for a password"
+    rrf = retrieve.retrieve(index, question, embedder, retrieve.RetrieveConfig(k=5, method="hybrid"))
+    assert retrieve.RetrieveConfig().fusion == "rrf"
+    # plain RRF ignores the weight; the weighted fusion with a 0.5 share ranks the same (both halves equal)
+    other_weight = retrieve.retrieve(index, question, embedder,
+                                     retrieve.RetrieveConfig(k=5, method="hybrid", bm25_weight=0.9))
+    half = retrieve.retrieve(index, question, embedder,
+                             retrieve.RetrieveConfig(k=5, method="hybrid", fusion="weighted", bm25_weight=0.5))
+    ids = [h.chunk.index for h in rrf.hits]
+    assert ids == [h.chunk.index for h in other_weight.hits] == [h.chunk.index for h in half.hits]
+    for h in rrf.hits:  # the fused score is the sum of 1 / (60 + rank) over the rankings that found the chunk
+        expected = sum(1 / (retrieve.RRF_K + r) for r in (h.dense_rank, h.bm25_rank) if r is not None)
+        assert h.score == pytest.approx(expected) and (h.dense_rank or h.bm25_rank)
+    keyword_only = retrieve.retrieve(index, question, embedder, retrieve.RetrieveConfig(
+        k=5, method="hybrid", fusion="weighted", bm25_weight=1.0))
+    assert [h.bm25_rank for h in keyword_only.hits][:3] == [1, 2, 3]  # all weight on BM25: its own order
+    dense = retrieve.retrieve(index, question, embedder, retrieve.RetrieveConfig(k=3))
+    assert [h.dense_rank for h in dense.hits] == [1, 2, 3] and all(h.bm25_rank is None for h in dense.hits)
+    with pytest.raises(ValueError, match="Fusion"):
+        retrieve.RetrieveConfig(fusion="max")
+

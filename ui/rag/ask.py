@@ -20,7 +20,7 @@ P = "rag"
 
 
 def retrieval_knobs() -> tuple[dict, float]:
-    """The search widgets as RetrieveConfig's fields (k, method, fetch_k, mmr_lambda, bm25_weight, rewrite, rerank,
+    """The search widgets as RetrieveConfig's fields (k, method, fetch_k, mmr_lambda, fusion, bm25_weight, rewrite, rerank,
     compress_to) and the relevance threshold."""
     c1, c2, c3, c4 = st.columns(4)
     k = c1.slider("k (chunks)", 1, 10, 4, key=f"{P}_k", help="How many chunks are retrieved.")
@@ -38,8 +38,13 @@ def retrieval_knobs() -> tuple[dict, float]:
                         help="How many nearest chunks MMR, hybrid fusion and re-ranking choose the k from.")
     lam = c3.slider("MMR λ", 0.0, 1.0, 0.5, 0.05, key=f"{P}_lambda", disabled=rmethod != "mmr",
                     help="1 = pure relevance (same as dense), 0 = pure diversity.")
-    w_bm25 = c3.slider("BM25 weight", 0.0, 1.0, 0.5, 0.05, key=f"{P}_bm25", disabled=rmethod != "hybrid",
-                       help="Share of the keyword ranking in the fused score.")
+    fusion = c3.radio("Fusion", list(retrieve.FUSIONS), key=f"{P}_fusion", disabled=rmethod != "hybrid",
+                      format_func={"rrf": "RRF (no weight)", "weighted": "weighted"}.get, horizontal=True,
+                      help="RRF adds 1/(60 + rank) from each ranking: nothing to tune (Cormack et al. 2009). "
+                           "Weighted gives BM25 the share below and dense the rest.")
+    w_bm25 = c3.slider("BM25 weight", 0.0, 1.0, 0.5, 0.05, key=f"{P}_bm25",
+                       disabled=rmethod != "hybrid" or fusion != "weighted",
+                       help="Share of the keyword ranking in the weighted fusion.")
     hyde = c4.checkbox("HyDE rewrite", key=f"{P}_hyde",
                        help="The model first writes a hypothetical answer; we search with the mean of its embedding "
                             "and the question's (Gao et al. 2022). Costs one extra generation.")
@@ -50,7 +55,7 @@ def retrieval_knobs() -> tuple[dict, float]:
                           key=f"{P}_threshold",
                           help="If the best chunk's cosine similarity is below this, the answer is \"I don't know\" "
                                "and the model is not asked.")
-    return dict(k=k, method=rmethod, fetch_k=max(fetch_k, k), mmr_lambda=lam, bm25_weight=w_bm25,
+    return dict(k=k, method=rmethod, fetch_k=max(fetch_k, k), mmr_lambda=lam, fusion=fusion, bm25_weight=w_bm25,
                 rewrite="hyde" if hyde else "none", rerank="llm" if rerank else "none",
                 compress_to=int(compress_to)), threshold
 
@@ -110,6 +115,11 @@ def _triad(result: retrieve.Retrieval, answer: str, contexts: list[str], embed, 
     return cache[key]
 
 
+def where(chunk) -> str:
+    """A chunk's place for citations: its source and, in Markdown, its heading path."""
+    return f"{chunk.source} › {chunk.heading}" if chunk.heading else chunk.source
+
+
 def answers_with_scores(result: retrieve.Retrieval, answers: dict, index: store.Index) -> None:
     """Both answers side by side: citations linked to the chunks, and the RAG triad of each."""
     embed = functools.partial(store.embed_texts, embedder())
@@ -125,7 +135,7 @@ def answers_with_scores(result: retrieve.Retrieval, answers: dict, index: store.
             st.markdown(linked(answers[name], len(result.hits)) if name == "rag" else answers[name])
             if name == "rag":
                 cited = generate.citations(answers[name], len(result.hits))
-                st.caption("Cites " + ", ".join(f"[{n}] {result.hits[n - 1].chunk.source}" for n in cited)
+                st.caption("Cites " + ", ".join(f"[{n}] {where(result.hits[n - 1].chunk)}" for n in cited)
                            if cited else "No chunk cited.")
             if answers[name].strip() and not answers[name].startswith("I don't know:"):
                 t = _triad(result, answers[name], contexts, embed, index)
@@ -145,10 +155,14 @@ def retrieved_chunks(result: retrieve.Retrieval, answers: dict, index: store.Ind
     timing = " · ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in result.timings_ms.items())
     st.markdown(f"**Retrieved chunks** · {timing}")
     formula = store.distance(index.distance, result.query_vec, index.embeddings[[h.chunk.index for h in result.hits]])
-    table = pd.DataFrame([{"#": h.rank, "source": h.chunk.source, "chunk": h.chunk.position + 1,
+    table = pd.DataFrame([{"#": h.rank, "source": h.chunk.source, "section": h.chunk.heading,
+                           "chunk": h.chunk.position + 1,
                            "characters": f"{h.chunk.start}–{h.chunk.end}", "cosine similarity": h.similarity,
                            f"Chroma {index.distance} distance": h.distance, "formula (numpy)": float(f),
-                           "BM25": h.bm25, "method score": h.score} for h, f in zip(result.hits, formula)])
+                           "dense rank": h.dense_rank, "BM25 rank": h.bm25_rank, "BM25": h.bm25,
+                           "method score": h.score} for h, f in zip(result.hits, formula)])
+    if not any(h.chunk.heading for h in result.hits):
+        table = table.drop(columns="section")
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
                                 for c in table.columns if table[c].dtype.kind == "f"})
@@ -160,7 +174,7 @@ def retrieved_chunks(result: retrieve.Retrieval, answers: dict, index: store.Ind
                                    for p in result.passages]), hide_index=True, width="stretch")
     for h in result.hits:
         st.markdown(f'<a id="rag-chunk-{h.rank}"></a>', unsafe_allow_html=True)
-        with st.expander(f"[{h.rank}] {h.chunk.source} · chunk {h.chunk.position + 1} · "
+        with st.expander(f"[{h.rank}] {where(h.chunk)} · chunk {h.chunk.position + 1} · "
                          f"similarity {h.similarity:.3f}" + (" · cited" if h.rank in cited else ""),
                          expanded=h.rank in cited):
             st.text(h.chunk.text)  # plain text: uploaded markup is never rendered

@@ -7,7 +7,7 @@ import streamlit as st
 
 from labs.arena import votes
 from labs.core import settings
-from labs.rag import load
+from labs.rag import checks, load
 
 
 P = "rag"
@@ -31,7 +31,7 @@ def url_loading() -> tuple[bool, str]:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _read_upload(name: str, data: bytes) -> list[load.Document]:
-    return load.load_file(name, data)
+    return [checks.with_notes(d) for d in load.load_file(name, data)]
 
 
 def uploaded_docs() -> list[load.Document]:
@@ -50,7 +50,10 @@ def uploaded_docs() -> list[load.Document]:
         docs.extend(got)
         for d in got:
             if d.note:
-                st.warning(d.note)
+                st.warning(f"{d.source}: {d.note}")
+    docs, duplicates = checks.dedupe(docs)
+    for note in duplicates:
+        st.info(note)
     return docs
 
 

@@ -3,6 +3,7 @@ the length histogram and the chunk viewer."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from labs.rag import charts as rag_charts
@@ -19,9 +20,11 @@ def split_knobs() -> tuple[dict, tuple[str, ...]]:
     """The splitter widgets as RagEvalConfig's fields (splitter, chunk_size, chunk_overlap, unit) and the
     separators the recursive splitter tries."""
     c1, c2, c3, c4 = st.columns(4)
-    method = c1.radio("Splitter", ["recursive", "sentence"], key=f"{P}_method",
+    method = c1.radio("Splitter", list(split.METHODS), key=f"{P}_method",
                       help="Recursive: cut at blank lines, then lines, then sentence ends, spaces, characters. "
-                           "Sentence: pack whole sentences into chunks.")
+                           "Sentence: pack whole sentences into chunks. Markdown: cut at headings first (each "
+                           "chunk keeps its heading path, e.g. 'Chat UI > Streaming'), code blocks whole where they "
+                           "fit, then recursively.")
     unit = c2.radio("Measure in", ["chars", "tokens"], key=f"{P}_unit",
                     help="Tokens are the embedding model's word pieces: it reads at most 256 and cuts off the rest.")
     size = c3.number_input("Chunk size", min_value=8, max_value=20_000, value=500 if unit == "chars" else 128,
@@ -33,7 +36,7 @@ def split_knobs() -> tuple[dict, tuple[str, ...]]:
                               help="How much of the end of one chunk is repeated at the start of the next, so a fact "
                                    "cut at a boundary still appears whole once.")
     separators = tuple(SEPARATORS)
-    if method == "recursive":
+    if method != "sentence":
         chosen = st.multiselect("Separators (coarsest first)", SEPARATORS, default=SEPARATORS, key=f"{P}_separators",
                                 format_func=lambda s: split.SEPARATOR_NAMES[s],
                                 help="Tried in this order. Without 'between characters', a word longer than a "
@@ -64,4 +67,9 @@ def chunk_stats(docs: list[load.Document], chunks: list[split.Chunk], config: sp
                              "where chunk n starts.")
     doc = next((d for d in docs if d.source == view), docs[0])
     # st.html: no markdown pass over the text; the document text is html-escaped inside chunk_viewer_html
-    st.html(rag_charts.chunk_viewer_html(doc.text, [c for c in chunks if c.source == doc.source]))
+    mine = [c for c in chunks if c.source == doc.source]
+    st.html(rag_charts.chunk_viewer_html(doc.text, mine))
+    if any(c.heading for c in mine):
+        st.caption("Each chunk's heading path: embedded and keyword-searched with its text, and named in citations.")
+        st.dataframe(pd.DataFrame([{"chunk": c.position + 1, "heading path": c.heading, f"length ({unit})": c.length}
+                                   for c in mine]), hide_index=True, width="stretch")
