@@ -85,3 +85,26 @@ def test_rag_vs_no_rag_fills_the_c9_box(app):
     assert any("(C9)" in m.value for m in at.markdown)
     verdicts = [x.value for x in (*at.success, *at.warning, *at.info) if "RAG" in x.value and "no-RAG" in x.value]
     assert any("hit@k hybrid" in v for v in verdicts)  # computed from the run, both parts of the claim
+
+
+def test_installed_docs_split_by_headings_and_hybrid_hits_show_both_ranks(app):
+    at = app
+    at.radio(key="rag_source").set_value("Installed library docs").run()
+    at.selectbox(key="rag_docset").set_value("streamlit-guides").run()
+    at.radio(key="rag_method").set_value("markdown").run()
+    assert not at.exception and not at.error
+    at.selectbox(key="rag_view_doc").set_value("session-state.md").run()
+    paths = [df.value for df in at.dataframe if "heading path" in getattr(df.value, "columns", [])]
+    assert paths and paths[0]["heading path"].str.contains(" > ").any()  # nested headings, named in full
+    at.button(key="rag_build").click().run()
+    assert not at.exception and not at.error
+    at.radio(key="rag_search").set_value("hybrid").run()
+    assert at.radio(key="rag_fusion").value == "rrf" and at.slider(key="rag_bm25").disabled
+    at.text_input(key="rag_question").set_value("How do I keep a counter between reruns of my app?")
+    at.slider(key="rag_max_tokens").set_value(16)
+    at.button(key="rag_ask").click().run()
+    assert not at.exception and not at.error
+    hits = at.session_state["rag_result"].hits
+    assert all(h.dense_rank or h.bm25_rank for h in hits) and all(h.chunk.heading for h in hits)
+    table = next(df.value for df in at.dataframe if "dense rank" in getattr(df.value, "columns", []))
+    assert {"section", "BM25 rank", "method score"} <= set(table.columns)
