@@ -9,6 +9,7 @@ import pytest
 
 from bench import bench_retrieval
 from labs import models
+from labs.core.errors import MissingData
 from labs.models import cache as model_cache
 from labs.models import registry
 from labs.rag import checks, docsets, load, split
@@ -75,7 +76,7 @@ def test_the_installed_doc_sets_hold_every_page_the_frozen_questions_name():
     for name in docsets.DOCSETS:
         mine = [q for q in questions if q["docset"] == name]
         assert sum(q["split"] == "test" for q in mine) >= 20  # a test split big enough to report
-    with pytest.raises(LookupError):
+    with pytest.raises(MissingData, match="Unknown documentation set"):
         docsets.load_docset("nope")
 
 
