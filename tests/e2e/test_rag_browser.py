@@ -29,3 +29,32 @@ def test_rag_split_tab_rechunks(page, app_url):
     assert page.locator("span[title^='overlap of chunks']").count() > 0  # the viewer marks overlaps
     assert_no_exception(page)
     screenshot(page, "rag_split")
+
+
+def test_installed_docs_by_headings_and_hybrid_ranks(page, app_url):
+    """Documentation nobody here wrote: Streamlit's guides split at headings (the heading path per chunk), embedded,
+    and searched by hybrid RRF with each hit's dense and BM25 rank in the table."""
+    goto(page, app_url)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="RAG playground").first.click()
+    page.get_by_text("Installed library docs").first.click()
+    page.get_by_text("Streamlit's Markdown guides").first.wait_for()
+    wait_idle(page)
+    page.get_by_role("tab", name="2 · Split").click()
+    page.get_by_text("markdown", exact=True).first.click()
+    wait_idle(page)
+    page.get_by_text("Each chunk's heading path").first.wait_for(timeout=60_000)
+    assert_no_exception(page)
+    screenshot(page, "rag_markdown_split")
+    page.get_by_role("tab", name="3 · Embed & store").click()
+    page.get_by_role("button", name="Embed and store").first.click()
+    page.get_by_text("Chunks stored").first.wait_for(timeout=240_000)
+    wait_idle(page)
+    page.get_by_role("tab", name="4 · Retrieve & generate").click()
+    page.get_by_text("hybrid BM25 + dense").first.click()
+    wait_idle(page)
+    page.get_by_role("textbox", name="Question").fill("How do I keep a counter between reruns of my app?")
+    page.get_by_role("button", name="Retrieve and answer").first.click()
+    page.get_by_text("Retrieved chunks").first.wait_for(timeout=180_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    screenshot(page, "rag_hybrid_ranks")

@@ -22,9 +22,15 @@ def embedder_picker() -> None:
     embedders = [s.key for s in models.embedding_models()]
     if st.session_state.get(f"{P}_embedder") not in embedders:
         st.session_state.pop(f"{P}_embedder", None)
-    st.selectbox("Embedding model", embedders, key=f"{P}_embedder", format_func=ui.display_name,
-                 help="all-MiniLM-L6-v2 (384 dimensions) is packaged; embedding models from your models file "
-                      "(kind = \"embedding\") are listed too. Each model gets its own collection.")
+    key = st.selectbox("Embedding model", embedders, key=f"{P}_embedder", format_func=ui.display_name,
+                       help="all-MiniLM-L6-v2 (384 dimensions) and all-mpnet-base-v2 (768) are packaged; embedding "
+                            "models from your models file (kind = \"embedding\") are listed too. Each model gets "
+                            "its own collection.")
+    s = models.spec(key)
+    state = models.cache_state(key)
+    st.caption(f"**{s.display_name}**" + (f" · {s.params} parameters" if s.params else "") + f" · {s.notes}"
+               + (" First use assembles it from its part packages (once, a few seconds)." if state == "missing"
+                  else f" Not installed: `{s.install}`." if state == "not installed" else ""))
 
 
 def distance_picker() -> str:
