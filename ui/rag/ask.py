@@ -156,11 +156,10 @@ def retrieved_chunks(result: retrieve.Retrieval, answers: dict, index: store.Ind
     st.markdown(f"**Retrieved chunks** · {timing}")
     formula = store.distance(index.distance, result.query_vec, index.embeddings[[h.chunk.index for h in result.hits]])
     table = pd.DataFrame([{"#": h.rank, "source": h.chunk.source, "section": h.chunk.heading,
-                           "chunk": h.chunk.position + 1,
-                           "characters": f"{h.chunk.start}–{h.chunk.end}", "cosine similarity": h.similarity,
-                           f"Chroma {index.distance} distance": h.distance, "formula (numpy)": float(f),
-                           "dense rank": h.dense_rank, "BM25 rank": h.bm25_rank, "BM25": h.bm25,
-                           "method score": h.score} for h, f in zip(result.hits, formula)])
+                           "dense rank": h.dense_rank, "BM25 rank": h.bm25_rank, "method score": h.score,
+                           "chunk": h.chunk.position + 1, "characters": f"{h.chunk.start}–{h.chunk.end}",
+                           "cosine similarity": h.similarity, f"Chroma {index.distance} distance": h.distance,
+                           "formula (numpy)": float(f), "BM25": h.bm25} for h, f in zip(result.hits, formula)])
     if not any(h.chunk.heading for h in result.hits):
         table = table.drop(columns="section")
     st.dataframe(table, hide_index=True, width="stretch",
