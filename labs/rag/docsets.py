@@ -10,9 +10,13 @@ answers them (bench/retrieval/questions.json).
 """
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import inspect
 from functools import lru_cache
 from pathlib import Path
+
+import torch.nn
 
 from labs.core.errors import MissingData
 from labs.rag.load import Document
@@ -27,18 +31,19 @@ MIN_DOC_CHARS = 200  # a class with a one-line docstring is not a page anyone se
 
 
 def _streamlit_guides() -> list[Document]:
-    import streamlit
-
-    folder = Path(streamlit.__file__).parent / ".agents" / "skills" / "developing-with-streamlit" / "references"
+    found = importlib.util.find_spec("streamlit")  # its folder, without importing the page layer into labs
+    if found is None or not found.submodule_search_locations:
+        raise MissingData("streamlit is not installed, so its Markdown guides are not here.")
+    folder = Path(list(found.submodule_search_locations)[0]) / ".agents" / "skills" / "developing-with-streamlit" \
+        / "references"
     files = sorted(folder.glob("*.md"))
     if not files:
-        raise MissingData(f"This streamlit ({streamlit.__version__}) ships no Markdown guides under {folder}.")
+        raise MissingData(f"This streamlit ({importlib.metadata.version('streamlit')}) ships no Markdown guides "
+                          f"under {folder}.")
     return [Document(f.name, clean_markdown(f.read_text(encoding="utf-8")), "markdown") for f in files]
 
 
 def _torch_nn() -> list[Document]:
-    import torch.nn
-
     docs = []
     for name in sorted(torch.nn.modules.__all__):
         obj = getattr(torch.nn, name, None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labs.runs import jobs
+from labs.runs import jobs, provenance
 from ui import prepare
 
 PAGES = Path(__file__).resolve().parents[2] / "pages"
@@ -59,7 +59,7 @@ def test_pressing_the_default_button_replays_the_prepared_run_then_runs_live_on_
 
 def test_a_stale_prepared_run_is_shown_stale_and_runs_again(prepared, monkeypatch):
     monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
-    monkeypatch.setattr(jobs, "code_version", lambda: "a-newer-version")
+    monkeypatch.setattr(provenance, "code_version", lambda: "a-newer-version")
     row = next(r for r in prepare.readiness() if r["demo"] == prepare.BY_KEY["dpo.train"].title)
     assert row["state"] == "stale" and "another version of the labs code" in row["note"]
     at = AppTest.from_file(str(PAGES / "30_Preference_tuning.py"), default_timeout=120)
