@@ -35,8 +35,9 @@ _local = threading.local()
 
 def threads_for(kind: str) -> int:
     """The intra-op threads a thread doing `kind` work may use right now."""
-    if kind == "embedding":
-        return 1
+    if kind == "embedding":  # a query: every core when nothing else computes, else one (never queue behind them)
+        with _state:
+            return 1 if _busy["training"] or _busy["generation"] else CORES
     with _state:
         other = _busy["training"] if kind == "generation" else _busy["generation"]
     if not other or CORES == 1:
