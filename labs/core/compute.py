@@ -35,9 +35,8 @@ _local = threading.local()
 
 def threads_for(kind: str) -> int:
     """The intra-op threads a thread doing `kind` work may use right now."""
-    if kind == "embedding":  # a query: every core when nothing else computes, else one (never queue behind them)
-        with _state:
-            return 1 if _busy["training"] or _busy["generation"] else CORES
+    if kind == "embedding":
+        return 1
     with _state:
         other = _busy["training"] if kind == "generation" else _busy["generation"]
     if not other or CORES == 1:

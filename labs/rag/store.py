@@ -151,9 +151,8 @@ def embed_texts(embedder, texts: Sequence[str], batch_size: int = 32, progress: 
     if not texts:
         return np.zeros((0, embedder.get_sentence_embedding_dimension()), dtype=np.float32)
     out, t0 = [], time.perf_counter()
-    # A query or two is a tiny forward: every core when nothing else computes, one beside training or generation
-    # (it answers in milliseconds instead of queueing behind them; labs.core.compute). Bulk ingest uses this thread's
-    # share.
+    # A query or two is a tiny forward: one thread answers in milliseconds instead of queueing for every core
+    # behind training and generation (labs.core.compute). Bulk ingest uses this thread's share.
     n_threads = compute.threads_for("embedding") if len(texts) <= 4 else torch.get_num_threads()
     for start in range(0, len(texts), batch_size):
         batch = [t.strip() or t for t in texts[start:start + batch_size]]
