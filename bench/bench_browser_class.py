@@ -82,9 +82,14 @@ async def student(browser, url: str, i: int, args, out: dict) -> None:
             await _idle(page)
         for r in range(args.rounds):
             box = page.get_by_placeholder("Ask anything")
-            await box.fill(PROMPTS[(i + r) % len(PROMPTS)])
+            prompt = PROMPTS[(i + r) % len(PROMPTS)]
+            await box.fill(prompt)
             await box.press("Control+Enter")  # the text reaches the server before Battle! is pressed
             await _idle(page)
+            if await box.input_value() != prompt:  # New round's rerun cleared it after we typed: type it again
+                await box.fill(prompt)
+                await box.press("Control+Enter")
+                await _idle(page)
             t0 = time.perf_counter()
             await page.get_by_role("button", name="Battle!").click()
             vote = VOTES[(i + r) % len(VOTES)]
@@ -92,7 +97,12 @@ async def student(browser, url: str, i: int, args, out: dict) -> None:
                 try:  # the battle shows its prompt once it started; a click lost under load is clicked again
                     await page.get_by_text("Prompt: ").first.wait_for(timeout=20_000)
                 except Exception:  # noqa: BLE001 - counted and reported
+                    # a click lost under load, or the page says the prompt was empty (the text typed before the last
+                    # rerun finished was replaced): as a student would, type it again and press Battle! again
                     out["battle_clicked_again"] += 1
+                    await box.fill(prompt)
+                    await box.press("Control+Enter")
+                    await _idle(page)
                     await page.get_by_role("button", name="Battle!").click()
                 await page.wait_for_function(  # both answers drawn as finished
                     "() => document.body.innerText.split('finished in').length >= 3", timeout=args.stuck_after * 1000)
