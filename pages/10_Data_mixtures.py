@@ -12,7 +12,7 @@ from labs.mixtures import calculator, charts, comparison, filtering, next_token,
 from labs.mixtures.gpt import GPT
 from labs.runs import jobs, lessons, results
 from ui import mixtures as mix_ui
-from ui.lessons import claim_box, pending, run_claim
+from ui.lessons import claim_box, pending
 from ui.runs import compare_runs, start_button
 
 
@@ -158,30 +158,9 @@ def train_tab() -> None:
             fn = functools.partial(pretrain.train_mixture, uploads=dict(current))
             st.session_state["mix_run_id"] = jobs.submit(cfg, fn, owner=ui.session_id(), label="Mixture GPT")
     if run_id := st.session_state["mix_run_id"]:
-        live_run(run_id, domains)
+        mix_ui.live_run(run_id, domains)
     else:
         pending("C3", None, "pick a domain under 'Repeat a small domain' and train")
-
-
-def live_run(run_id: str, domains: list[str]) -> None:
-    run = jobs.get(run_id)
-    run_domains = list(run.config.get("domains", domains)) if run else domains
-    groups = [("Validation loss per domain (nats per byte)", [f"val_{d}" for d in run_domains]),
-              ("Training loss (mixed batches)", ["loss"])]
-    rep = run.config.get("repeat_domain") if run else ""
-    if rep:
-        groups.append((f"Repeated domain '{rep}': train vs validation", [f"train_{rep}", f"val_{rep}"]))
-        groups.append(("Epochs per domain", [f"epochs_{d}" for d in run_domains]))
-
-    def _results(r: jobs.Run) -> None:
-        if r.active:
-            return
-        run_claim("C3", r, lambda r: pretrain.overfitting_verdict(r.metrics, r.config.get("repeat_domain", "")), "")
-        result = results.load_result(r)
-        if result is not None:
-            mix_ui.final_losses(result, r.id)
-
-    ui.run_panel(run_id, groups, prefix="mix", smoothing=0.0, extra=_results)
 
 
 def quality_tab() -> None:

@@ -142,7 +142,7 @@ def instruction_tab() -> None:
             compare_runs(past, key=f"{P}_overlay", label=sft_ui.run_label, metrics=["val_loss"],
                          title="Validation loss", help="Overlay validation loss; the table lists the settings "
                                                        "that differ.")
-    how_sft()
+    sft_ui.how_sft()
 
 
 def train_and_watch(config, train_examples, heldout) -> None:
@@ -183,27 +183,6 @@ def before_after_section(run: jobs.Run, result: results.SFTResult, heldout) -> N
     if target is not None:
         sft_ui.answer_both(lm, run, heldout[target] if isinstance(target, int) else instructions.Example(target, ""))
     sft_ui.export(lm, run, result)
-
-
-def how_sft() -> None:
-    ui.how_it_works(
-        r"""
-**Loss.** For a prompt $x$ and answer $y = (y_1..y_m)$ the SFT loss is the answer's negative log-likelihood,
-$\mathcal{L} = -\frac{1}{m}\sum_{t=1}^{m}\log p_\theta(y_t \mid x, y_{<t})$ — the pre-training loss with the prompt
-positions masked (label $-100$), so gradients only teach *answering*. Because masked positions carry no loss, the
-LM head ($D \times V$, a fifth of SmolLM2's weights) runs only on the supervised positions.
-
-**LoRA** (Hu et al. 2021, eq. 3): $h = W_0 x + \frac{\alpha}{r} B A x$ with $B = 0$ at the start, so training
-starts exactly at the base model; disabling the adapter gives the base model back bit for bit.
-
-**Cost.** A step costs about $6N$ FLOPs per token for full fine-tuning (Kaplan et al. 2020): $2N$ forward, $4N$
-backward. With LoRA or last-N the weight-gradient part shrinks to the trainable weights; gradients still flow down
-to the lowest trainable block.
-""",
-        sft.supervised_loss, training.tokenize_example,
-        paper="Taori et al. 2023, Stanford Alpaca · Zhou et al. 2023, LIMA: Less Is More for Alignment · "
-              "Hu et al. 2021, LoRA · Wei et al. 2022, FLAN",
-    )
 
 
 def classifier_tab() -> None:

@@ -211,11 +211,6 @@ def contamination_tab(items: list) -> None:
     contamination_ui.contamination_experiment(st.session_state[f"{P}_c14_run"])
 
 
-def system_tab() -> None:
-    system_ui.model_vs_system()
-    system_ui.related_labs()
-
-
 tab_bench, tab_gen, tab_div, tab_contam, tab_sys = st.tabs(
     ["Benchmark (multiple choice)", "Your Q&A + LLM judge", "Diversity", "Contamination", "Model vs system evals"])
 with tab_bench:
@@ -227,7 +222,7 @@ with tab_div:
 with tab_contam:
     contamination_tab(bench_items)
 with tab_sys:
-    system_tab()
+    system_ui.tab()
 
 ui.how_it_works(
     r"""

@@ -7,13 +7,15 @@ import math
 import pandas as pd
 import streamlit as st
 
+import ui
+
 from labs.core import charts
 from labs.data import corpora
 from labs.mixtures import calculator
 from labs.mixtures import charts as mixture_charts
 from labs.mixtures import comparison, filtering, pretrain
-from labs.runs import results
-from ui.lessons import claim_box, pending
+from labs.runs import jobs, results
+from ui.lessons import claim_box, pending, run_claim
 
 
 def _num(value) -> float:
@@ -225,3 +227,26 @@ def quality_outcome(run) -> None:
                    "boilerplate that is easy to predict and junk that is not. The clean held-out text scores both.")
     claim_box(comparison.quality_verdict(result),
               note="Equal steps = equal compute: the filtered run reads fewer distinct bytes, all of them clean.")
+
+
+def live_run(run_id: str, domains: list[str]) -> None:
+    """The training run's live panel: per-domain validation curves, the repeated domain's train vs validation, and
+    when it ends the C3 verdict and the final losses."""
+    run = jobs.get(run_id)
+    run_domains = list(run.config.get("domains", domains)) if run else domains
+    groups = [("Validation loss per domain (nats per byte)", [f"val_{d}" for d in run_domains]),
+              ("Training loss (mixed batches)", ["loss"])]
+    rep = run.config.get("repeat_domain") if run else ""
+    if rep:
+        groups.append((f"Repeated domain '{rep}': train vs validation", [f"train_{rep}", f"val_{rep}"]))
+        groups.append(("Epochs per domain", [f"epochs_{d}" for d in run_domains]))
+
+    def _results(r: jobs.Run) -> None:
+        if r.active:
+            return
+        run_claim("C3", r, lambda r: pretrain.overfitting_verdict(r.metrics, r.config.get("repeat_domain", "")), "")
+        result = results.load_result(r)
+        if result is not None:
+            final_losses(result, r.id)
+
+    ui.run_panel(run_id, groups, prefix="mix", smoothing=0.0, extra=_results)

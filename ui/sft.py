@@ -17,6 +17,7 @@ from labs import models
 from labs.runs import results
 from labs.finetune import sft
 from labs.data import instructions
+from labs.training import loop as training
 from ui.lessons import run_claim
 
 P = "sft"
@@ -261,3 +262,24 @@ def classifier_rows(r) -> None:
     if rows:
         st.plotly_chart(classifier.blocks_chart(rows), key=f"{P}_clf_blocks_chart_{len(r.metrics)}")
         st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def how_sft() -> None:
+    ui.how_it_works(
+        r"""
+**Loss.** For a prompt $x$ and answer $y = (y_1..y_m)$ the SFT loss is the answer's negative log-likelihood,
+$\mathcal{L} = -\frac{1}{m}\sum_{t=1}^{m}\log p_\theta(y_t \mid x, y_{<t})$ — the pre-training loss with the prompt
+positions masked (label $-100$), so gradients only teach *answering*. Because masked positions carry no loss, the
+LM head ($D \times V$, a fifth of SmolLM2's weights) runs only on the supervised positions.
+
+**LoRA** (Hu et al. 2021, eq. 3): $h = W_0 x + \frac{\alpha}{r} B A x$ with $B = 0$ at the start, so training
+starts exactly at the base model; disabling the adapter gives the base model back bit for bit.
+
+**Cost.** A step costs about $6N$ FLOPs per token for full fine-tuning (Kaplan et al. 2020): $2N$ forward, $4N$
+backward. With LoRA or last-N the weight-gradient part shrinks to the trainable weights; gradients still flow down
+to the lowest trainable block.
+""",
+        sft.supervised_loss, training.tokenize_example,
+        paper="Taori et al. 2023, Stanford Alpaca · Zhou et al. 2023, LIMA: Less Is More for Alignment · "
+              "Hu et al. 2021, LoRA · Wei et al. 2022, FLAN",
+    )

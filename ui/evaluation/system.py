@@ -33,3 +33,9 @@ def related_labs() -> None:
             links.append(f"[{stem.replace('_', ' ')}](/{stem})")
     if links:
         st.markdown("Related labs: " + " · ".join(links))
+
+
+def tab() -> None:
+    """The system tab: model vs system evaluation and the related labs."""
+    model_vs_system()
+    related_labs()

@@ -130,3 +130,21 @@ def run_name(run: jobs.Run) -> str:
     names = "+".join(lora.TARGET_NAMES.get(t, t) for t in cfg.get("targets", []))
     return (f"r={cfg.get('r')} · {names} · {cfg.get('steps')} steps · α={cfg.get('alpha')} · {cfg.get('init')} · "
             f"{run.id[-6:]}")
+
+
+def how_lora() -> None:
+    ui.how_it_works(
+        r"""
+**LoRA** (Hu et al. 2021, eq. 3): $h = W_0 x + \Delta W x = W_0 x + \frac{\alpha}{r} B A x$, with
+$B \in \mathbb{R}^{d \times r}$ zero-initialised and $A \in \mathbb{R}^{r \times k}$ Gaussian, so $\Delta W = 0$ at step 0.
+PEFT's `LoraConfig(r, lora_alpha, target_modules, use_rslora, use_dora, init_lora_weights)` does the wiring; the page
+trains copies of the shared model. **Trainable parameters** per matrix: $r(d + k)$ (+ $d$ for DoRA's magnitudes).
+**Subspace similarity** (Section 7.2): $\phi(A_1, A_2, i, j) = \lVert U_{A_1}^{i\top} U_{A_2}^{j}\rVert_F^2 / \min(i, j)$.
+**Relation to W0** (Section 7.3): project $W_0$ onto ΔW's top-r singular directions, $\lVert U^\top W_0 V^\top \rVert_F$;
+amplification $= \lVert \Delta W \rVert_F / \lVert U^\top W_0 V^\top \rVert_F$.
+**Effective rank** (Roy & Vetterli 2007): $\exp(-\sum_i p_i \log p_i)$ with $p_i = \sigma_i / \sum_j \sigma_j$.
+""",
+        lora.lora_parameter_count, lora.subspace_similarity, lora.similarity_grid, lora.w0_projection,
+        paper="Hu et al. 2021, LoRA: Low-Rank Adaptation of Large Language Models, arXiv:2106.09685 · "
+              "Kalajdzievski 2023 (rsLoRA) · Liu et al. 2024 (DoRA) · Meng et al. 2024 (PiSSA) · Büyükakyüz 2024 (OLoRA).",
+    )
