@@ -306,14 +306,25 @@ def run_claim(claim_id: str, budget_s: float = BUDGET_S) -> L.Verdict:
     return verdict
 
 
-def alone(claim_id: str, budget_s: float, seconds_full: float | None) -> dict:
-    """The claim run again in a process of its own (nothing left over from other claims): its seconds, and the
-    full run's seconds over them."""
+def in_own_process(claim_id: str, budget_s: float) -> dict:
+    """The claim run in a process of its own (a fresh interpreter: nothing left over from other claims, the model
+    loaded there and not counted); its results entry, or a "not measured yet" entry saying why the process failed."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "alone.json"
-        subprocess.run([sys.executable, "-m", "bench.bench_lessons", "--only", claim_id, "--budget", str(budget_s),
-                        "--out", str(out)], cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
-        entry = load_results(out).get(claim_id, {})
+        out = Path(tmp) / "claim.json"
+        proc = subprocess.run([sys.executable, "-m", "bench.bench_lessons", "--only", claim_id, "--budget",
+                               str(budget_s), "--out", str(out), "--in-process"], cwd=ROOT, check=False,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        entry = load_results(out).get(claim_id)
+    if entry is None:
+        tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        verdict = L.not_measured(claim_id, f"its process ended with code {proc.returncode}: {tail[0]}")
+        entry = dict(verdict.to_json(), measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return entry
+
+
+def alone(claim_id: str, budget_s: float, seconds_full: float | None) -> dict:
+    """The claim run again in a process of its own: its seconds, and the full run's seconds over them."""
+    entry = in_own_process(claim_id, budget_s)
     seconds = entry.get("seconds")
     ratio = round(seconds_full / seconds, 2) if seconds and seconds_full else None
     return {"seconds_alone": seconds, "verdict_alone": entry.get("verdict"), "full_over_alone": ratio}
@@ -345,6 +356,24 @@ def markdown_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def run_here(ids: list[str], budget_s: float) -> dict[str, dict]:
+    """The claims one after another in this process (the model loaded once first, not counted)."""
+    if NEEDS_MODEL & set(ids):
+        t0 = time.perf_counter()
+        try:
+            chat_model()
+            print(f"# model loaded in {time.perf_counter() - t0:.1f} s (not counted in any claim's seconds)",
+                  file=sys.stderr, flush=True)
+        except Exception as exc:  # each claim that needs it reports the failure as its reason
+            print(f"# the model did not load: {exc}", file=sys.stderr, flush=True)
+    entries = {}
+    for claim_id in ids:
+        verdict = run_claim(claim_id, budget_s)
+        entries[claim_id] = dict(verdict.to_json(), measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        print(json.dumps(entries[claim_id], default=str), flush=True)
+    return entries
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="print the claims, one id per line first, and exit")
@@ -353,6 +382,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (entries of other claims are kept)")
     parser.add_argument("--alone", action="store_true", help="then run each claim again in a process of its own and "
                                                              "report both times (seconds, seconds_alone)")
+    parser.add_argument("--in-process", action="store_true", help="run the claims one after another in this process "
+                                                                  "(the default starts a process per claim)")
     parser.add_argument("--table", action="store_true", help="print the results file as the README's Markdown table "
                                                              "and exit (runs nothing)")
     args = parser.parse_args(argv)
@@ -369,19 +400,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if unknown:
         parser.error(f"unknown claim(s) {', '.join(unknown)}; --list shows them")
     results = load_results(args.out)
-    if NEEDS_MODEL & set(ids):
-        t0 = time.perf_counter()
-        try:
-            chat_model()
-            print(f"# model loaded in {time.perf_counter() - t0:.1f} s (not counted in any claim's seconds)",
-                  file=sys.stderr, flush=True)
-        except Exception as exc:  # each claim that needs it reports the failure as its reason
-            print(f"# the model did not load: {exc}", file=sys.stderr, flush=True)
-    for claim_id in ids:
-        verdict = run_claim(claim_id, args.budget)
-        entry = dict(verdict.to_json(), measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        results[claim_id] = entry
-        print(json.dumps(entry, default=str), flush=True)
+    if args.in_process or len(ids) == 1:
+        results.update(run_here(ids, args.budget))
+    else:  # each claim in a fresh process: what earlier claims leave behind in a process cannot slow a later one
+        for claim_id in ids:
+            results[claim_id] = in_own_process(claim_id, args.budget)
+            print(json.dumps(results[claim_id], default=str), flush=True)
     if args.alone:
         for claim_id in ids:
             results[claim_id].update(alone(claim_id, args.budget, results[claim_id].get("seconds")))

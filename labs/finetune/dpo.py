@@ -152,15 +152,19 @@ class DPOConfig:
     n_heldout: int = 0
     loss_variant: str = "sigmoid"  # sigmoid = DPO; ipo; hinge
     beta: float = 0.1  # strength of the pull back toward the reference; the paper uses 0.1-0.5
-    learning_rate: float = 5e-4  # LoRA tolerates ~10x the full fine-tuning rate; 5e-4 moves a 135M model in 30 steps
+    # LoRA tolerates ~10x the full fine-tuning rate. On the top 8 layers 2e-3 moves SmolLM2-135M as far in 30 steps
+    # as 5e-4 on all 30 layers did (held-out margin 3.3 vs 4.0, accuracy 100% both) in 74 s instead of 123 s here
+    learning_rate: float = 2e-3
     steps: int = 30  # ~1-2 minutes on 2 CPU cores with 2 pairs a step
     pairs_per_step: int = 2  # each pair = 2 sequences through the policy and 2 through the reference
     lora_r: int = 8
     lora_alpha: float = 16
+    last_layers: int = 8  # LoRA on the top N layers only (0 = all): backward stops there, as on the LoRA page
     max_len: int = 192  # tokens per prompt+answer; the bundled pairs need ~110
     eval_pairs: int = 24  # held-out pairs scored before/after
     sample_prompts: int = 3  # held-out prompts answered by reference and policy at the end
     max_new_tokens: int = 60
+    precision: str = "auto"  # bf16 autocast for the training steps on CPUs with native bf16 matmuls (labs.training)
     seed: int = 0
 
     def __post_init__(self):
@@ -179,6 +183,10 @@ class DPOConfig:
             raise ConfigError("Held-out pairs to score must be between 0 and 10000.")
         if self.n_train < 1:
             raise ConfigError("There are no training pairs: load the bundled set, upload a file or make your own.")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError("precision must be 'auto', 'fp32' or 'bf16'.")
+        if self.last_layers < 0:
+            raise ConfigError("The number of top layers to adapt must be 0 (all) or more.")
 
 
 def heldout_scores(model, encoded: Sequence[EncodedPair], pad_id: int, beta: float, batch_pairs: int = 4) -> dict:
@@ -219,18 +227,16 @@ def heldout_scores(model, encoded: Sequence[EncodedPair], pad_id: int, beta: flo
 
 
 def _answers(lm, model, prompts: Sequence, max_new_tokens: int) -> list[dict]:
-    """Greedy answers of the reference (adapter off) and the tuned policy, side by side."""
+    """Greedy answers of the reference (adapter off) and the tuned policy, side by side: each side's prompts are
+    decoded together in one batch (greedy in a batch = the same answer alone, in float32; labs.serving.engine)."""
     config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, seed=0,
                                          repetition_penalty=1.1)
-    out = []
+    chats = [list(p) if not isinstance(p, str) else [{"role": "user", "content": p}] for p in prompts]
     model.eval()
-    for prompt in prompts:
-        messages = list(prompt) if not isinstance(prompt, str) else [{"role": "user", "content": prompt}]
-        with model.disable_adapter():
-            before = generation.generate(lm, messages, config, model=model)
-        after = generation.generate(lm, messages, config, model=model)
-        out.append({"prompt": messages[-1]["content"], "reference": before, "tuned": after})
-    return out
+    with model.disable_adapter():  # the whole batch decodes inside: the adapter stays off until it is done
+        before = list(generation.generate_many(lm, chats, config, model=model))
+    after = list(generation.generate_many(lm, chats, config, model=model))
+    return [{"prompt": m[-1]["content"], "reference": b, "tuned": a} for m, b, a in zip(chats, before, after)]
 
 
 def _drift(lm, model, answers: list[dict], pad_id: int) -> float:
@@ -251,7 +257,9 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     cfg: DPOConfig = ctx.config
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    lora = training.LoraSettings(r=cfg.lora_r, alpha=cfg.lora_alpha)
+    n_layers = len(training.decoder_layers(lm.model))
+    top = tuple(range(n_layers - cfg.last_layers, n_layers)) if 0 < cfg.last_layers < n_layers else ()
+    lora = training.LoraSettings(r=cfg.lora_r, alpha=cfg.lora_alpha, layers=top)
     model, n_trainable, n_total = training.trainable_model(lm, mode="lora", lora=lora, seed=cfg.seed)
     device = next(model.parameters()).device
     pad_id = training.pad_id(lm.tokenizer)
@@ -291,18 +299,18 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
 
     model.train()
     loop = training.LoopSettings(steps=cfg.steps, lr=cfg.learning_rate, warmup=min(3, cfg.steps // 10),
-                                 loss_name="loss")
+                                 loss_name="loss", precision=cfg.precision)
     training.fit(ctx, params, batches(), loss_fn, loop, device=device)
     ctx.note("Training done; scoring held-out pairs and writing before/after answers…")
     held, held_notes = encode_pairs(lm, list(heldout_pairs)[:cfg.eval_pairs], max_len)
-    scores = heldout_scores(model, held, pad_id, cfg.beta) if held else None
+    with training.autocast(device, cfg.precision):  # as the training steps
+        scores = heldout_scores(model, held, pad_id, cfg.beta) if held else None
     for row in (scores or {}).get("rows", []):
         row["prompt"] = list(heldout_pairs)[row["index"]].prompt_text
     ctx.check_stop()
     prompts = [p.prompt for p in list(heldout_pairs)[:cfg.sample_prompts]]
-    samples = _answers(lm, model, prompts, cfg.max_new_tokens)
-    ctx.check_stop()
-    general = _answers(lm, model, list(general_prompts), cfg.max_new_tokens)
+    answers = _answers(lm, model, prompts + list(general_prompts), cfg.max_new_tokens)  # one batch per side
+    samples, general = answers[:len(prompts)], answers[len(prompts):]
     drift = _drift(lm, model, general, pad_id)
     folder = adapters.save_adapter(model, ctx.artifacts / "adapter", {
         "label": f"DPO {cfg.loss_variant} β={cfg.beta:g}, {cfg.steps} steps ({ctx.run_id})",

@@ -187,18 +187,34 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     return logp * mask, mask
 
 
+def labelled_logits(model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tensor,
+                    attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits of the positions from the first one that predicts a labelled token to the end, and the labels cut
+    to match, so `token_logprobs(*labelled_logits(...))` equals `token_logprobs(full logits, labels)`.
+
+    The output layer (49k × 576 for SmolLM2) then runs only where the loss looks: on a prompt-masked example the
+    prompt's positions cost no logits (transformers' `logits_to_keep`)."""
+    T = input_ids.shape[1]
+    labelled = (labels[:, 1:] != IGNORE).any(0).nonzero()
+    start = int(labelled[0]) if len(labelled) else 0
+    try:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=T - start).logits
+    except TypeError:  # a model without logits_to_keep: all positions, then the same cut
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    return logits[:, -(T - start):], labels[:, start:]
+
+
 def sequence_logprobs(model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tensor,
                       attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over labelled tokens of log p(token | prefix), and the number of such tokens, per sequence (B,)."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
-    logp, mask = token_logprobs(logits, labels)
+    logp, mask = token_logprobs(*labelled_logits(model, input_ids, labels, attention_mask))
     return logp.sum(-1), mask.sum(-1)
 
 
 def causal_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Mean next-token cross-entropy over the trained (unmasked) tokens, and how many tokens that was."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
-    logp, mask = token_logprobs(logits, batch["labels"])
+    logp, mask = token_logprobs(*labelled_logits(model, batch["input_ids"], batch["labels"],
+                                                 batch.get("attention_mask")))
     n = int(mask.sum())
     return -(logp.sum() / max(n, 1)), n
 

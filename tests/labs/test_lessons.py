@@ -207,3 +207,22 @@ def test_bench_lessons_prints_the_readme_table_from_a_results_file(tmp_path, cap
     assert "does not hold | RAG 20% vs no-RAG 17%. the 95% interval of the difference reaches 0 | 54.9" in rows["C9"]
     assert "not measured yet | stopped at the time budget" in rows["C14"]
     assert "no run in the results file" in rows["C1"]
+
+
+def test_bench_lessons_runs_each_claim_in_a_process_of_its_own(tmp_path, monkeypatch):
+    """The full run starts one process per claim (nothing an earlier claim left in a process can slow a later one);
+    --alone adds a second process's seconds and the ratio; a process that dies is a reason, never a verdict."""
+    import sys
+
+    from bench import bench_lessons
+
+    out = tmp_path / "lessons.json"
+    entries = {e["id"]: e for e in bench_lessons.main(["--only", "C1", "C12", "--alone", "--out", str(out)])}
+    assert entries["C12"]["verdict"] == L.HOLDS and entries["C1"]["verdict"] == L.FAILS  # C1 cannot hold (README)
+    assert all(e["seconds_alone"] is not None and "measured_at" in e for e in entries.values())
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'MemoryError: out of memory' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    died = bench_lessons.in_own_process("C12", 5)
+    assert died["verdict"] == L.NOT_MEASURED and "code 3: MemoryError: out of memory" in died["reason"]

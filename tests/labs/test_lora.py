@@ -2,6 +2,7 @@
 the subspace similarity of Hu et al. 2021 (Section 7.2) behaves as defined."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from labs.runs import jobs
+from labs.training import loop as training
 from labs.finetune import lora
 
 
@@ -134,6 +136,16 @@ def test_training_run_saves_an_adapter_we_can_analyse(tiny):
     assert rows[0]["amplification"] > 0
     again = jobs.submit(cfg, functools.partial(lora.train_lora, lm=tiny))
     assert jobs.get(again).replayed  # same config + seed -> stored result at once
+    # B = 0 at the start: a second rank of the same sweep shares the untrained scores (computed once), and they
+    # are what that run's own untrained model scores
+    other = dataclasses.replace(cfg, r=2)
+    other_run = jobs.wait(jobs.submit(other, functools.partial(lora.train_lora, lm=tiny)), timeout=120)
+    assert other_run.metrics[0]["val_loss"] == run.metrics[0]["val_loss"]
+    assert other_run.summary["task_score_before"] == s["task_score_before"]
+    fresh = lora.lora_model(tiny, other)
+    held = lora.encode_pairs(tiny, lora.task_pairs(cfg.task, cfg.n_train, cfg.n_eval, cfg.seed)[1], cfg.max_len)
+    own = lora.held_out_scores(fresh, held, training.pad_id(tiny.tokenizer), "cpu")
+    assert own["val_loss"] == pytest.approx(run.metrics[0]["val_loss"], abs=0.02)  # bf16 autocast on some CPUs
 
 
 def test_tasks_have_disjoint_held_out_sets():

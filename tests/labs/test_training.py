@@ -200,3 +200,20 @@ def test_pad_id_falls_back_to_eos():
     assert training.pad_id(Tok()) == 7
     Tok.pad_token_id = 0
     assert training.pad_id(Tok()) == 0
+
+
+def test_labelled_logits_give_the_same_log_probs_as_every_position(tiny):
+    """The output layer runs only from the first position that predicts a labelled token: the same log-probs."""
+    a = training.tokenize_example(tiny.tokenizer, "A long prompt about the weather today", " sunny")
+    b = training.tokenize_example(tiny.tokenizer, "Hi there, how are you on this fine morning?", " Well, friend")
+    batch = training.collate([a, b], tiny.tokenizer.eos_token_id)
+    with torch.no_grad():
+        full = tiny.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits, labels = training.labelled_logits(tiny.model, batch["input_ids"], batch["labels"],
+                                                  batch["attention_mask"])
+    assert logits.shape[1] < full.shape[1]  # the prompt's positions before the first answer cost no logits
+    want, want_mask = training.token_logprobs(full, batch["labels"])
+    got, got_mask = training.token_logprobs(logits, labels)
+    assert torch.allclose(want.sum(-1), got.sum(-1), atol=1e-4) and torch.equal(want_mask.sum(-1), got_mask.sum(-1))
+    loss, n = training.causal_lm_loss(tiny.model, batch)
+    assert n == int(want_mask.sum()) and torch.allclose(loss, -(want.sum() / n), atol=1e-5)

@@ -6,7 +6,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -78,6 +78,22 @@ def task_score(lm: models.LoadedModel, model: torch.nn.Module, task: str, pairs:
     return sum(task_success(task, p, a, r) for (p, r), a in zip(pairs, answers)) / len(pairs)
 
 
+_BASE: dict[tuple, Any] = {}  # what the untrained adapted model scores, per (model, what was scored)
+B_ZERO_INITS = ("gaussian", "default")  # B = 0 at the start: the adapted model is the base model until step 1
+
+
+def base_score(lm: models.LoadedModel, cfg: "LoraRunConfig", what: tuple, score: Callable[[], Any]) -> Any:
+    """A score of the model before training. With B = 0 at the start (the paper's init, and PEFT's default) the
+    adapted model answers exactly as the base model, so every run of a sweep on the same examples shares one score,
+    computed once per process; an init that moves W0 (PiSSA, OLoRA) is scored on its own model."""
+    if cfg.init not in B_ZERO_INITS:
+        return score()
+    key = (id(lm.model), lm.key, json.dumps(what, default=str))
+    if key not in _BASE:
+        _BASE[key] = score()
+    return _BASE[key]
+
+
 @dataclass(frozen=True)
 class LoraRunConfig:
     """One LoRA training run. Defaults: a 3-rank sweep finishes in about two minutes on a 2-core CPU."""
@@ -100,6 +116,7 @@ class LoraRunConfig:
     n_eval: int = 16
     score_prompts: int = 8  # held-out prompts answered greedily before and after (0 = skip the task score)
     eval_every: int = 10
+    precision: str = "auto"  # bf16 autocast for the training steps on CPUs with native bf16 matmuls (labs.training)
     seed: int = 0
     tiny_models: bool = False  # part of the run's identity: a tiny-model run must never replay as a real one
 
@@ -125,6 +142,8 @@ class LoraRunConfig:
             raise ConfigError("The task score uses 0 up to the number of held-out examples.")
         if self.eval_every < 1:
             raise ConfigError("Evaluate every 1 step or more.")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError("precision must be 'auto', 'fp32' or 'bf16'.")
 
     def lora_settings(self, layers: tuple[int, ...] = ()):
         """This run's training.LoraSettings (the one LoRA setup path), on `layers` (() = every layer)."""
@@ -167,10 +186,10 @@ def held_out_scores(model: torch.nn.Module, examples: list[dict], pad_id: int, d
     nll, correct, count = 0.0, 0, 0
     for i in range(0, len(examples), batch_size):
         batch = training.to_device(training.collate(examples[i:i + batch_size], pad_id), device)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
-        logp, mask = training.token_logprobs(logits, batch["labels"])
+        logits, labels = training.labelled_logits(model, batch["input_ids"], batch["labels"], batch["attention_mask"])
+        logp, mask = training.token_logprobs(logits, labels)
         nll -= float(logp.sum())
-        correct += int(((logits[:, :-1].argmax(-1) == batch["labels"][:, 1:]) & mask).sum())
+        correct += int(((logits[:, :-1].argmax(-1) == labels[:, 1:]) & mask).sum())
         count += int(mask.sum())
     model.train(was_training)
     return {"val_loss": nll / max(count, 1), "val_accuracy": correct / max(count, 1)}
@@ -207,7 +226,8 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
     ctx.set_total(cfg.steps)
     ctx.note(f"{cfg.label}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%)")
     scored = held_pairs[: cfg.score_prompts]
-    score_before = task_score(lm, model, cfg.task, scored) if scored else None
+    score_before = base_score(lm, cfg, ("task score", cfg.task, scored),
+                              lambda: task_score(lm, model, cfg.task, scored)) if scored else None
     g = torch.Generator().manual_seed(cfg.seed)
 
     def batches():
@@ -221,10 +241,16 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
 
     # held-out loss before training (step 0), every eval_every steps and after the last
     loop = training.LoopSettings(steps=cfg.steps, lr=cfg.lr, warmup=max(1, cfg.steps // 10),
-                                 eval_every=cfg.eval_every, eval_at_start=True)
+                                 eval_every=cfg.eval_every, eval_at_start=True, precision=cfg.precision)
     started = time.perf_counter()
-    fit = training.fit(ctx, params, batches(), loss_fn, loop,
-                       evaluate=lambda step: held_out_scores(model, held_ex, pad_id, device), device=device)
+    def evaluate(step: int) -> dict:  # under the training steps' autocast
+        with training.autocast(device, cfg.precision):
+            if step == 0:
+                return base_score(lm, cfg, ("held out", held_ex, cfg.precision),
+                                  lambda: held_out_scores(model, held_ex, pad_id, device))
+            return held_out_scores(model, held_ex, pad_id, device)
+
+    fit = training.fit(ctx, params, batches(), loss_fn, loop, evaluate=evaluate, device=device)
     seconds = time.perf_counter() - started
     base, last, optimizer, tokens_seen = fit.first_eval, fit.last_eval, fit.optimizer, fit.tokens
     score_after = task_score(lm, model, cfg.task, scored) if scored else None
