@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import labs.core.settings  # noqa: F401  (sets HF_HUB_OFFLINE etc. before anything loads transformers)
 import streamlit as st
+from labs.core.errors import ConfigError
+from labs.runs import jobs
 from ui.registry import lab_pages
 
 
@@ -13,6 +15,11 @@ def home() -> None:
 
 
 st.set_page_config(page_title="LLM Lab", page_icon="🧪", layout="wide")
+try:  # the run queue first: with LLMLAB_DB_URL it is a database, and a replica without it must not half start
+    jobs.manager()
+except ConfigError as exc:  # the database is down or LLMLAB_RUN_QUEUE is wrong: say which setting, start nothing
+    st.error(f"LLM Lab cannot start: {exc}")
+    st.stop()
 pages = [st.Page(home, title="Home", icon="🏠", default=True, url_path="home")]
 for path, title, icon, _ in lab_pages():
     pages.append(st.Page(str(path), title=title, icon=icon or None))

@@ -26,12 +26,12 @@ import time
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table, Text, cast, create_engine, delete,
-                        event, func, insert, select, update)
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table, Text, cast, delete,
+                        func, insert, select, update)
 from sqlalchemy.exc import IntegrityError
 
 from labs.core import settings
+from labs.core.db import make_engine, normalise_url, safe_url  # noqa: F401  (votes.safe_url is public)
 from labs.core.errors import ConfigError
 
 
@@ -141,40 +141,6 @@ class Vote:
             raise VoteRejected("A vote needs a battle id and a voter id.")
         if not self.prompt.strip():
             raise VoteRejected("The battle has no prompt.")
-
-
-def normalise_url(url: str) -> str:
-    """postgresql:// means psycopg 3 here (the driver we install), not SQLAlchemy's default psycopg2."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-def safe_url(url: str) -> str:
-    """The URL with its password masked, for messages."""
-    try:
-        return make_url(normalise_url(url)).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL
-        return "(unparsable URL)"
-
-
-def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine for `url`; SQLite gets WAL and a 30 s busy timeout so concurrent voters wait."""
-    url = normalise_url(url)
-    if url.startswith("sqlite"):
-        # timeout: a writer waits up to 30 s for another writer instead of failing with "database is locked".
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer: a room can vote while the board refreshes
-            cur.execute("PRAGMA synchronous=FULL")  # an acknowledged vote survives a crash, not just a killed process
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
 
 
 class VoteStore:

@@ -5,4 +5,5 @@
     hardware  the device, its dtype and a measured matmul / memory-bandwidth figure
     errors    LabError: a problem the user can fix, whose message is the text a page shows
     charts    Plotly defaults and the few chart helpers every lab shares
+    db        SQL engines for the shared tables (votes, run queue, limits) from LLMLAB_DB_URL; reachability check
 """

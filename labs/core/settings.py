@@ -7,7 +7,11 @@ Every path written at run time lives under ``LLMLAB_HOME`` (never inside the rep
 | LLMLAB_HOME              | cache of converted models, runs, votes, vectors                | ~/.cache/llmlab              |
 | LLMLAB_DEVICE            | force a device: cpu, cuda, cuda:1, mps                          | auto: cuda > mps > cpu       |
 | LLMLAB_DTYPE             | force a dtype: float32, bfloat16, float16                       | float32 on CPU, bf16/fp16 GPU|
-| LLMLAB_DB_URL            | SQLAlchemy URL for votes and the runs index                     | sqlite under LLMLAB_HOME     |
+| LLMLAB_DB_URL            | SQLAlchemy URL for votes, the run queue and the shared limits   | sqlite under LLMLAB_HOME     |
+| LLMLAB_RUN_QUEUE         | db = runs queue in that database (every replica and worker)     | db for PostgreSQL, else local|
+| LLMLAB_APP_WORKER        | 0 = the app only queues runs; `python -m labs.worker` runs them | 1 (the app runs them too)    |
+| LLMLAB_ARTIFACTS         | a directory every replica and worker reads: runs/<id>/ files    | LLMLAB_HOME                  |
+| LLMLAB_HEARTBEAT_S       | a worker's heartbeat; silent for 3 beats = its run failed       | 2                            |
 | LLMLAB_CHROMA_URL        | http://host:port of a Chroma server                             | embedded PersistentClient    |
 | LLMLAB_OPENAI_BASE_URL   | OpenAI-compatible endpoint (vLLM, llama.cpp server) for chat    | local transformers           |
 | LLMLAB_OPENAI_API_KEY    | key sent to that endpoint                                       | "none"                       |
@@ -55,6 +59,48 @@ def subdir(name: str) -> Path:
 def db_url() -> str:
     """The votes database: LLMLAB_DB_URL, or SQLite at LLMLAB_HOME/llmlab.sqlite."""
     return os.environ.get("LLMLAB_DB_URL") or f"sqlite:///{home() / 'llmlab.sqlite'}"
+
+
+def db_configured() -> bool:
+    """LLMLAB_DB_URL is set (a class server's database rather than this machine's SQLite file)."""
+    return bool(os.environ.get("LLMLAB_DB_URL", "").strip())
+
+
+def run_queue() -> str:
+    """Where background runs queue: "db" (a table every replica and worker shares) or "local" (this process).
+
+    LLMLAB_RUN_QUEUE=db|local; unset: "db" when LLMLAB_DB_URL names a server database (PostgreSQL), else "local",
+    so a laptop keeps its in-process queue."""
+    value = os.environ.get("LLMLAB_RUN_QUEUE", "").strip().lower()
+    if value in ("db", "local"):
+        return value
+    if value:
+        raise ConfigError(f"LLMLAB_RUN_QUEUE must be 'db' or 'local' (got {value!r}).")
+    url = os.environ.get("LLMLAB_DB_URL", "").strip()
+    return "db" if url and not url.startswith("sqlite") else "local"
+
+
+def app_worker() -> bool:
+    """LLMLAB_APP_WORKER=0: this app process queues runs but never executes them (workers elsewhere do)."""
+    return os.environ.get("LLMLAB_APP_WORKER", "").strip().lower() not in _OFF
+
+
+def artifacts_root() -> Path:
+    """Where run folders live (LLMLAB_ARTIFACTS: a directory every replica and worker mounts), else LLMLAB_HOME."""
+    value = os.environ.get("LLMLAB_ARTIFACTS", "").strip()
+    if not value:
+        return home()
+    root = Path(value).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def heartbeat_s() -> float:
+    """Seconds between a worker's heartbeats (LLMLAB_HEARTBEAT_S); three missed beats fail its run."""
+    try:
+        return max(0.2, float(os.environ.get("LLMLAB_HEARTBEAT_S", "") or 2.0))
+    except ValueError:
+        return 2.0
 
 
 def chroma_url() -> str | None:

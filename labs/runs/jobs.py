@@ -23,7 +23,6 @@ short, is stale and runs again (`stale_reason`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import shutil
@@ -40,6 +39,7 @@ import torch
 from labs.core import compute, settings
 from labs.core.errors import ConfigError
 from labs.runs import provenance
+from labs.runs.provenance import config_dict, kind_of, run_id_for  # noqa: F401  (the run's identity)
 
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
@@ -61,31 +61,6 @@ class SessionBusy(ConfigError):
     def __init__(self, message: str, run_id: str, position: int):
         super().__init__(message)
         self.run_id, self.position = run_id, position
-
-
-def config_dict(config: Any) -> dict:
-    """The config as plain JSON data (what run.json stores and the run id hashes); a dataclass or a dict."""
-    if dataclasses.is_dataclass(config):
-        return json.loads(json.dumps(dataclasses.asdict(config), default=str))
-    if isinstance(config, dict):
-        return json.loads(json.dumps(config, default=str))
-    raise TypeError("A run's config must be a dataclass (or a dict).")
-
-
-def kind_of(config: Any) -> str:
-    """The run kind stored in `Run.kind`: the config class's name. Takes the class or an instance, so pages
-    refer to a kind by its class (`jobs.list_runs(SFTConfig)`) rather than by a string. A plain dict is "dict".
-    Stored runs keep this name: renaming a config class leaves its old runs under the old kind."""
-    cls = config if isinstance(config, type) else type(config)
-    return cls.__name__ if dataclasses.is_dataclass(cls) else "dict"
-
-
-def run_id_for(kind: str, config: dict, seed: int | None) -> str:
-    """The run id: `<kind>-<hash>` of (kind, config, seed, tiny models?), so the same experiment maps to the
-    same folder and replays."""
-    # Tiny test models and real models never share a stored result.
-    blob = json.dumps({"kind": kind, "config": config, "seed": seed, "tiny": settings.tiny_models()}, sort_keys=True)
-    return f"{kind.lower()[:24]}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
 def stale_reason(run: "Run", config: dict | None = None) -> str:
@@ -121,6 +96,7 @@ class Run:
     group: str | None = None  # runs submitted together (a sweep) count as one toward the per-session limit
     made_with: dict = field(default_factory=dict)  # code, tiny or real, model fingerprints (provenance)
     files: dict | None = None  # artifact sizes when it finished: a replay checks them (None: recorded before)
+    worker: str = ""  # where it ran: "host:pid" of the worker (the shared queue; "" in this process)
 
     @property
     def active(self) -> bool:
@@ -155,8 +131,31 @@ class Run:
 
 
 def runs_dir() -> Path:
-    """LLMLAB_HOME/runs, created on demand."""
-    return settings.subdir("runs")
+    """LLMLAB_ARTIFACTS/runs (a directory every replica and worker reads) or LLMLAB_HOME/runs, created on demand."""
+    path = settings.artifacts_root() / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def execute(fn: Callable, ctx: "RunContext") -> tuple[str, str, dict | None]:
+    """Call a step function the way every queue does: (status, reason, summary). Stop, a NaN loss and a crash end
+    the run with a reason (the traceback saved beside its artifacts), never the app or the worker."""
+    try:
+        compute.reset_threads()  # a pooled worker thread starts each run with the whole budget
+        with compute.busy("training"):
+            summary = fn(ctx)
+        return DONE, "", json.loads(json.dumps(summary, default=str)) if isinstance(summary, dict) else None
+    except Stopped:
+        return STOPPED, f"Stopped by the user at step {ctx._run.step}.", None
+    except Diverged as exc:
+        return FAILED, str(exc), None
+    except BaseException as exc:  # a crash ends this run, never the app (or the worker thread)
+        try:
+            ctx.artifacts.mkdir(parents=True, exist_ok=True)
+            (ctx.artifacts / "traceback.txt").write_text(traceback.format_exc())
+        except OSError:
+            pass
+        return FAILED, f"The run crashed: {type(exc).__name__}: {exc}", None
 
 
 class RunContext:
@@ -321,26 +320,11 @@ class JobManager:
                 self._persist(run)
                 return
             run.status, run.started = RUNNING, time.time()
-        status, reason = FAILED, "The run ended without a result."
+        status, reason, summary = FAILED, "The run ended without a result.", None
         try:
-            ctx = RunContext(self, run, config)
-            compute.reset_threads()  # a pooled worker thread starts each run with the whole budget
-            with compute.busy("training"):
-                summary = fn(ctx)
-            status, reason = DONE, ""
-            if isinstance(summary, dict):
-                run.summary = json.loads(json.dumps(summary, default=str))
-        except Stopped:
-            status, reason = STOPPED, f"Stopped by the user at step {run.step}."
-        except Diverged as exc:
-            status, reason = FAILED, str(exc)
-        except BaseException as exc:  # a crash ends this run, never the app (or the worker thread)
-            status, reason = FAILED, f"The run crashed: {type(exc).__name__}: {exc}"
-            try:
-                run.artifacts.mkdir(parents=True, exist_ok=True)
-                (run.artifacts / "traceback.txt").write_text(traceback.format_exc())
-            except OSError:
-                pass
+            status, reason, summary = execute(fn, RunContext(self, run, config))
+            if summary is not None:
+                run.summary = summary
         finally:
             with self._lock:
                 run.status, run.reason, run.ended = status, reason, time.time()
@@ -441,15 +425,30 @@ class JobManager:
 
 _manager: JobManager | None = None
 _manager_lock = threading.Lock()
+_factory: Callable[[], JobManager] = JobManager  # labs.runs.shared puts the database queue here when configured
+
+
+def use_factory(factory: Callable[[], JobManager]) -> None:
+    """What `manager()` builds on first use (labs.runs.shared registers itself: the queue in LLMLAB_DB_URL)."""
+    global _factory
+    _factory = factory
 
 
 def manager() -> JobManager:
-    """The process-wide manager (one queue for every browser session)."""
+    """The process-wide manager (one queue for every browser session; with LLMLAB_RUN_QUEUE=db, one queue for
+    every replica and worker, labs.runs.shared)."""
     global _manager
     with _manager_lock:
         if _manager is None:
-            _manager = JobManager()
+            _manager = _factory()
         return _manager
+
+
+def reset_manager() -> None:
+    """Forget the process-wide manager (tests that switch queues); its runs keep going where they run."""
+    global _manager
+    with _manager_lock:
+        _manager = None
 
 
 def submit(config, fn, **kw) -> str:

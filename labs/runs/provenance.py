@@ -1,11 +1,14 @@
 """What a stored run was made with, so a run made by other code, with another model file or with files cut short
 is not replayed as current: the labs code's hash, tiny or real models, each named model file's fingerprint, and
-the sizes of the run's artifacts."""
+the sizes of the run's artifacts; and the run's identity (its config as data, its kind, its id)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 from labs import models
 from labs.core import settings
@@ -66,3 +69,29 @@ def stale_reason(was: dict, files: dict[str, int] | None, folder: Path, config: 
         if any(now_files.get(name) != size for name, size in files.items()):  # files added later are fine
             return "its files changed since it finished (cut short or deleted)"
     return ""
+
+
+# -- a run's identity: what was asked, as data and as an id -------------------------------------------------
+def config_dict(config: Any) -> dict:
+    """The config as plain JSON data (what run.json stores and the run id hashes); a dataclass or a dict."""
+    if dataclasses.is_dataclass(config):
+        return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    if isinstance(config, dict):
+        return json.loads(json.dumps(config, default=str))
+    raise TypeError("A run's config must be a dataclass (or a dict).")
+
+
+def kind_of(config: Any) -> str:
+    """The run kind stored in `Run.kind`: the config class's name. Takes the class or an instance, so pages
+    refer to a kind by its class (`jobs.list_runs(SFTConfig)`) rather than by a string. A plain dict is "dict".
+    Stored runs keep this name: renaming a config class leaves its old runs under the old kind."""
+    cls = config if isinstance(config, type) else type(config)
+    return cls.__name__ if dataclasses.is_dataclass(cls) else "dict"
+
+
+def run_id_for(kind: str, config: dict, seed: int | None) -> str:
+    """The run id: `<kind>-<hash>` of (kind, config, seed, tiny models?), so the same experiment maps to the
+    same folder and replays."""
+    # Tiny test models and real models never share a stored result.
+    blob = json.dumps({"kind": kind, "config": config, "seed": seed, "tiny": settings.tiny_models()}, sort_keys=True)
+    return f"{kind.lower()[:24]}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"

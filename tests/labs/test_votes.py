@@ -3,16 +3,12 @@ per-voter cap, open/closed voting, board reset, exports, concurrency, and durabi
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,47 +24,6 @@ def make_vote(i: int, outcome: str = "a", voter: str = "v1", blind: bool = True,
     return votes.Vote(battle_id=f"battle-{i}", voter_id=voter, prompt=f"<b>prompt {i}</b>", model_a="m1", model_b="m2",
                       answer_a=f"answer A {i}", answer_b=f"answer B {i}", outcome=outcome, blind=blind,
                       latency_a_s=0.5, latency_b_s=0.7, **kw)
-
-
-# ---- a throw-away PostgreSQL cluster ---------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """initdb + pg_ctl from Debian's postgresql package, on a free localhost port, in a temp dir; removed after."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        pytest.skip("PostgreSQL is not installed (scripts/test-system-deps.sh installs Debian's postgresql).")
-    bindir = Path(bins[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="llmlab-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    run = lambda *cmd, **kw: subprocess.run(prefix + [str(c) for c in cmd], check=True, capture_output=True,  # noqa: E731
-                                            timeout=60, **kw)
-    try:
-        run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        run(bindir / "pg_ctl", "-D", data, "-l", root / "log", "-w", "-t", "30", "start", "-o",
-            f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off")
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        log = (root / "log").read_text() if (root / "log").exists() else ""
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.fail(f"Could not start PostgreSQL: {exc}\n{getattr(exc, 'stderr', b'')!r}\n{log}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "30", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
