@@ -26,7 +26,7 @@ runs = [r for r in all_runs if kind == "(all)" or r.kind == kind]
 table = pd.DataFrame([{"id": r.id, "label": r.label, "status": r.status, "steps": r.step,
                        "elapsed (s)": round(r.elapsed, 1), "seed": r.seed,
                        "last loss": next((m.get("loss") for m in reversed(r.metrics) if "loss" in m), None),
-                       "reason": r.reason} for r in runs])
+                       "ran on": r.worker or "this app", "reason": r.reason} for r in runs])
 st.dataframe(table, hide_index=True, width="stretch")
 
 picked = compare_runs(runs, key="runs_compare", what="Runs to compare", metric_key="runs_metric",

@@ -55,9 +55,9 @@ def zip_adapter(folder: str | Path) -> bytes:
 
 
 def list_adapters(base_model: str | None = None) -> list[AdapterInfo]:
-    """Every saved adapter under LLMLAB_HOME (runs/*/**/adapter.json), newest first."""
+    """Every saved adapter under LLMLAB_ARTIFACTS (else LLMLAB_HOME): runs/*/**/adapter.json, newest first."""
     found = []
-    for meta_path in settings.home().glob("runs/**/" + META):
+    for meta_path in settings.artifacts_root().glob("runs/**/" + META):  # LLMLAB_ARTIFACTS: every replica sees them
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from labs.arena import classroom, votes
 from labs.core import db
+from labs.models import adapters
 from labs.runs import jobs, shared
 from labs.runs import worker as runs_worker
 from tests.labs.queue_steps import CountConfig, count_steps
@@ -161,7 +162,7 @@ class Replica:
         raise AssertionError(f"{run_id} never got there: {run}")
 
 
-def test_two_replicas_and_two_workers_share_one_queue_on_postgresql(postgres_url, tmp_path):
+def test_two_replicas_and_two_workers_share_one_queue_on_postgresql(postgres_url, tmp_path, monkeypatch):
     assert ipaddress.ip_address(urlsplit(postgres_url).hostname).is_loopback  # nothing leaves this machine
     engine = db.engine_for(postgres_url)
     shared.metadata.create_all(engine)
@@ -196,8 +197,9 @@ def test_two_replicas_and_two_workers_share_one_queue_on_postgresql(postgres_url
         for run_id in ids:
             steps = [s for r, s in rows if r == run_id]
             assert steps and len(steps) == len(set(steps)), (run_id, steps)
-        assert all((tmp_path / "shared" / "runs" / i / "run.json").exists() or True for i in ids)
         assert all((tmp_path / "shared" / "runs" / i / "adapter").is_dir() for i in ids[:4])  # in the shared store
+        monkeypatch.setenv("LLMLAB_ARTIFACTS", str(tmp_path / "shared"))  # what every replica's pickers list
+        assert {a.meta.get("run_id") for a in adapters.list_adapters()} >= set(ids[:4])
 
         # Stop, pressed on the other replica, stops the run on whichever worker has it
         long_id = replicas[0](op="submit", kind="count", seed=100, n=2000, delay=0.02)["id"]
