@@ -61,12 +61,21 @@ def is_correct(answer: str, reference: str) -> bool:
     return bool(_norm(ref)) and _norm(ref) in _norm(first)
 
 
+_BEFORE: dict[tuple, list[str]] = {}  # (model, new tokens, prompts) -> the base model's greedy answers
+
+
 def task_score(lm: LoadedModel, tuned: torch.nn.Module, examples: list[Example], template: str,
                max_new_tokens: int = 40) -> dict:
     """Held-out prompts answered greedily by the base (adapter off) and the tuned model, scored automatically."""
     prompts = [prompt_text(lm, ex, template) for ex in examples]
-    with base_side(lm, tuned) as base:
-        before = greedy_batch(lm, base, prompts, max_new_tokens)
+    key = (id(lm.model), lm.key, max_new_tokens, tuple(prompts))
+    before = _BEFORE.get(key)
+    if before is None:  # the base model's answers: the same for every run of a sweep, written once per process
+        with base_side(lm, tuned) as base:
+            before = greedy_batch(lm, base, prompts, max_new_tokens)
+        if len(_BEFORE) > 64:
+            _BEFORE.clear()
+        _BEFORE[key] = before
     after = greedy_batch(lm, tuned, prompts, max_new_tokens)
     rows = [{"instruction": ex.instruction, "input": ex.input, "reference": ex.output, "before": b, "after": a,
              "format_before": follows_format(b), "format_after": follows_format(a),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import json
 import random
 import re
 import time
@@ -264,6 +265,9 @@ def select(examples: list[Example], n: int, seed: int) -> list[Example]:
     return order[:n] if n else order
 
 
+_BASE_VAL: dict[tuple, float] = {}  # the base model's validation loss (step 0), per model and validation rows
+
+
 def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
           heldout: list[Example] | None = None) -> dict:
     """The SFT run (a jobs step function): logs train/val loss, lr, tokens/s each step; saves the result."""
@@ -304,6 +308,11 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
                                    flops=step_flops(lm, cfg, n_tokens, n_sup))
 
     def evaluate(step: int) -> dict:
+        if step == 0:  # before the first update every run of a sweep is the base model: measured once per process
+            key = (id(lm.model), lm.key, cfg.precision, json.dumps(val.rows, default=str))
+            if key not in _BASE_VAL:
+                _BASE_VAL[key] = validation_loss(model, val.rows, pid, device, precision=cfg.precision)
+            return {"val_loss": _BASE_VAL[key]}
         return {"val_loss": validation_loss(model, val.rows, pid, device, precision=cfg.precision)}
 
     def note(step: int, row: dict) -> None:

@@ -93,7 +93,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
           "over the bundled question set, RAG's contains-the-answer rate minus no-RAG's has a 95% interval above 0, "
           "and hybrid retrieval's hit@k is not below dense retrieval's",
           "30 questions and a 135M reader: the interval is wide, and how many sentences the reader is handed moves the "
-          "RAG score by up to 20 points (the figure shows whole chunks too)."),
+          "RAG score by up to 20 points (tick the whole-chunks box to see it)."),
     Claim("C10", "Linear vs full attention", "Softmax attention cost grows ~4× per doubling of length (slope ≈ 2); "
           "linear attention ~2× (slope ≈ 1).",
           "log-log slope of prefill time over the 3 longest lengths: softmax within 2 ± 0.4, linear within 1 ± 0.4",

@@ -85,6 +85,11 @@ def test_rag_vs_no_rag_fills_the_c9_box(app):
     assert any("(C9)" in m.value for m in at.markdown)
     verdicts = [x.value for x in (*at.success, *at.warning, *at.info) if "RAG" in x.value and "no-RAG" in x.value]
     assert any("hit@k hybrid" in v for v in verdicts)  # computed from the run, both parts of the claim
+    assert run.summary["whole_chunks_contains"] == []  # off by default: no 30 extra long-prompt answers
+    at.checkbox(key="rag_claim_whole").check().run()
+    at.button(key="rag_claim_go").click().run()
+    again = jobs.wait(at.session_state["rag_claim_run_id"], timeout=300)
+    assert again.id != run.id and len(again.summary["whole_chunks_contains"]) == again.summary["n"]
 
 
 def test_installed_docs_split_by_headings_and_hybrid_hits_show_both_ranks(app):

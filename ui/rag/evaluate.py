@@ -87,8 +87,8 @@ def rag_vs_no_rag(modules: tuple[str, ...], gen_key: str) -> None:
     st.subheader("Does retrieval help? RAG vs no-RAG on the whole question set")
     d = evaluate.RagClaimConfig()
     st.markdown(f"Each bundled question is answered by the chosen model with the top {d.k} hybrid chunks (BM25 share "
-                "of the fusion below; only their sentences closest to the question, and once more with the whole "
-                "chunks) and with the question alone, and scored by **contains the "
+                "of the fusion below; only their sentences closest to the question, and if you tick the box once "
+                "more with the whole chunks) and with the question alone, and scored by **contains the "
                 "answer** (the reference's key term, e.g. `sort_keys`) and by **similarity to the reference answer** "
                 "(MiniLM cosine; a 135M LLM judge is too position-biased to grade — see the Evaluation page, C13). "
                 "Retrieval alone is compared across modes: dense, keyword (BM25) and hybrid at several weights.")
@@ -98,15 +98,19 @@ def rag_vs_no_rag(modules: tuple[str, ...], gen_key: str) -> None:
                                    "best on the bundled questions (tuned on them, so it flatters hybrid a little).")
     compress_to = st.select_slider("Sentences the model reads (0 = the whole chunks)", [0, 1, 2, 3, 4, 6],
                                    value=d.compress_to, key="rag_claim_compress",
-                                   help="Contextual compression, as in Retrieve & generate. With compression on, every "
-                                        "question is also answered from the whole chunks, for comparison.")
+                                   help="Contextual compression, as in Retrieve & generate (0 = hand the model the "
+                                        "whole chunks).")
+    whole = st.checkbox("Also answer from the whole chunks, for comparison", value=d.whole_chunks,
+                        key="rag_claim_whole", disabled=compress_to == 0,
+                        help="Every question once more with the whole chunks instead of their closest sentences: "
+                             "shows what compression buys, and makes the run about twice as long.")
     available = len(evaluate.questions(modules))
     if st.button("Compare RAG with no-RAG", key="rag_claim_go", disabled=available == 0,
                  help="Runs in the background: retrieval for every mode (seconds), then up to 3 answers per "
                       "question, batched (one to two and a half minutes on 2 cores)."):
         with ui.friendly_errors("RAG vs no-RAG"):
             cfg = evaluate.RagClaimConfig(n_questions=available, hybrid_weight=float(weight), corpus_modules=modules,
-                                          compress_to=int(compress_to),
+                                          compress_to=int(compress_to), whole_chunks=bool(whole),
                                           model=gen_key, embedder=embedder_key(),
                                           tiny_model=settings.tiny_models())
             st.session_state.rag_claim_run_id = jobs.submit(
