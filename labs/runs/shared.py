@@ -293,8 +293,9 @@ class SharedJobManager(jobs.JobManager):
         super().delete(run_id)
 
     def local_step_function(self, run_id: str) -> tuple[Any, Callable] | None:
-        """The (config, fn) this process submitted for `run_id` (its own worker uses them: no reload)."""
-        return self._local_fns.get(run_id)
+        """The (config, fn) this process submitted for `run_id`, handed over once (its own worker uses them: the
+        models it already holds, no reload)."""
+        return self._local_fns.pop(run_id, None)
 
 
 _worker_factory: Callable[["SharedJobManager"], Any] | None = None  # labs.runs.worker registers itself here

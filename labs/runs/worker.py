@@ -106,12 +106,11 @@ class Worker:
         local = _Local(run.id)
         status, reason, summary = FAILED, "The run ended without a result.", None
         beat = threading.Thread(target=self._beat, args=(run, local), daemon=True)
+        beat.start()  # before the model loads: converting one on a fresh machine takes longer than the lapse
         try:
             mine = self.manager.local_step_function(run.id) if self.manager is not None else None
             config, fn = mine if mine is not None else shared.loads(payload, self.load_model)
-            ctx = jobs.RunContext(local, run, config)
-            beat.start()
-            status, reason, summary = jobs.execute(fn, ctx)
+            status, reason, summary = jobs.execute(fn, jobs.RunContext(local, run, config))
         except Exception as exc:  # noqa: BLE001 - its inputs did not unpickle, its model did not load
             status, reason = FAILED, f"The worker {self.name} could not start it: {type(exc).__name__}: {exc}"
         finally:
@@ -122,7 +121,7 @@ class Worker:
             if status == DONE:
                 run.files = provenance.artifact_sizes(run.artifacts)
             self.current = None
-            beat.join(timeout=5) if beat.is_alive() else None
+            beat.join(timeout=5)
             self.finish(run)
         return status
 
