@@ -7,7 +7,9 @@
 
 Each claim runs the page's default configuration through the same labs functions the page calls (real models,
 SmolLM2-135M-Instruct), and its figures go through the criterion in labs/runs/lessons.py. Output, in
-bench/results/lessons.json: [{id, statement, criterion, verdict, figure, figures, reason, seconds, measured_at}].
+bench/results/lessons.json: [{id, statement, criterion, verdict, figure, figures, reason, seconds, measured_at,
+matmul_gflops}] (this machine's float32 matmul rate just before the claim: the same CPU differs ~2x between days).
+Each claim runs in a process of its own (--in-process: one after another in this one).
 A claim whose run fails, or is stopped at the time budget, reports "not measured yet" with the reason; a claim
 this benchmark does not run yet says so. Run it on an idle machine: timings are part of some claims.
 """
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import bench  # noqa: E402
-from labs.core import compute  # noqa: E402
+from labs.core import compute, hardware  # noqa: E402
 from labs.runs import lessons as L  # noqa: E402
 
 RESULTS = bench.RESULTS / "lessons.json"
@@ -327,7 +329,8 @@ def alone(claim_id: str, budget_s: float, seconds_full: float | None) -> dict:
     entry = in_own_process(claim_id, budget_s)
     seconds = entry.get("seconds")
     ratio = round(seconds_full / seconds, 2) if seconds and seconds_full else None
-    return {"seconds_alone": seconds, "verdict_alone": entry.get("verdict"), "full_over_alone": ratio}
+    return {"seconds_alone": seconds, "verdict_alone": entry.get("verdict"), "full_over_alone": ratio,
+            "matmul_gflops_alone": entry.get("matmul_gflops")}
 
 
 def load_results(path: Path = RESULTS) -> dict[str, dict]:
@@ -368,8 +371,10 @@ def run_here(ids: list[str], budget_s: float) -> dict[str, dict]:
             print(f"# the model did not load: {exc}", file=sys.stderr, flush=True)
     entries = {}
     for claim_id in ids:
+        gflops = round(hardware.matmul_gflops(n=1024, repeats=5), 1)  # this machine's speed now: days differ ~2x
         verdict = run_claim(claim_id, budget_s)
-        entries[claim_id] = dict(verdict.to_json(), measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        entries[claim_id] = dict(verdict.to_json(), measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                 matmul_gflops=gflops)
         print(json.dumps(entries[claim_id], default=str), flush=True)
     return entries
 

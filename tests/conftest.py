@@ -67,35 +67,59 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class PostgresServer:
+    """A throw-away PostgreSQL cluster (Debian's initdb + pg_ctl) on a free 127.0.0.1 port; stop() and start() let a
+    test take the database away mid-run."""
+
+    def __init__(self, bindir: Path):
+        self.bindir, self.root = bindir, Path(tempfile.mkdtemp(prefix="llmlab-pg-"))
+        self.data, self.sock = self.root / "data", self.root / "sock"
+        self.sock.mkdir()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.sock, "postgres")
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self.port = _free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *cmd):
+        return subprocess.run(self.prefix + [str(c) for c in cmd], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self._run(self.bindir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+
+    def start(self) -> None:
+        self._run(self.bindir / "pg_ctl", "-D", self.data, "-l", self.root / "log", "-w", "-t", "30", "start", "-o",
+                  f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off")
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(self.prefix + [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30",
+                                      "stop"], capture_output=True, timeout=60)
+
+
 @pytest.fixture(scope="module")
-def postgres_url():
-    """initdb + pg_ctl from Debian's postgresql package, on a free localhost port, in a temp dir; removed after."""
+def postgres_server():
+    """A PostgreSQL server for this test module (skipped where PostgreSQL is not installed); removed after."""
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not bins:
         pytest.skip("PostgreSQL is not installed (scripts/test-system-deps.sh installs Debian's postgresql).")
-    bindir = Path(bins[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="llmlab-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    run = lambda *cmd, **kw: subprocess.run(prefix + [str(c) for c in cmd], check=True, capture_output=True,  # noqa: E731
-                                            timeout=60, **kw)
+    server = PostgresServer(Path(bins[-1]).parent)
     try:
-        run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        run(bindir / "pg_ctl", "-D", data, "-l", root / "log", "-w", "-t", "30", "start", "-o",
-            f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off")
+        server.init()
+        server.start()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        log = (root / "log").read_text() if (root / "log").exists() else ""
-        shutil.rmtree(root, ignore_errors=True)
+        log = (server.root / "log").read_text() if (server.root / "log").exists() else ""
+        shutil.rmtree(server.root, ignore_errors=True)
         pytest.fail(f"Could not start PostgreSQL: {exc}\n{getattr(exc, 'stderr', b'')!r}\n{log}")
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        yield server
     finally:
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "30", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+        server.stop("immediate")
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres_server):
+    """The URL of this module's PostgreSQL server (127.0.0.1)."""
+    return postgres_server.url

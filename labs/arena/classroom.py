@@ -12,6 +12,7 @@ from collections import deque
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from labs.arena import votes
 from labs.core import db, settings
@@ -79,6 +80,13 @@ class PasswordGate:
         now = time.time() if now is None else now
         if not secret:
             return False, "No instructor password is set: add arena_password to .streamlit/secrets.toml."
+        try:
+            return self._check(who, attempt, secret, now)
+        except SQLAlchemyError:  # the shared counts live in LLMLAB_DB_URL's database, which is away
+            return False, ("The password cannot be checked now: the database named by LLMLAB_DB_URL cannot be "
+                           "reached. Try again in a moment.")
+
+    def _check(self, who: str, attempt: str, secret: str, now: float) -> tuple[bool, str]:
         with self._lock:
             fails, locked_until = self._state(who)
             wait = locked_until - now
@@ -116,9 +124,12 @@ class BurstLimit:
         """Count one vote from `client`, or raise VoteRejected (saying how long to wait) when over the limit."""
         now = time.time() if now is None else now
         n, seconds = (self.n, self.seconds) if self.n else settings.vote_burst()
-        engine = limits_engine(self.url)
-        if engine is not None:
-            return self._check_db(engine, f"vote:{client}", n, seconds, now)
+        if self.url or settings.db_configured():
+            try:
+                return self._check_db(limits_engine(self.url), f"vote:{client}", n, seconds, now)
+            except SQLAlchemyError:
+                raise votes.VoteRejected("The vote cannot be counted now: the database named by LLMLAB_DB_URL "
+                                         "cannot be reached. Try again in a moment.") from None
         with self._lock:
             hits = self._hits.setdefault(client, deque())
             while hits and hits[0] <= now - seconds:

@@ -162,7 +162,8 @@ class Replica:
         raise AssertionError(f"{run_id} never got there: {run}")
 
 
-def test_two_replicas_and_two_workers_share_one_queue_on_postgresql(postgres_url, tmp_path, monkeypatch):
+def test_two_replicas_and_two_workers_share_one_queue_on_postgresql(postgres_server, tmp_path, monkeypatch):
+    postgres_url = postgres_server.url
     assert ipaddress.ip_address(urlsplit(postgres_url).hostname).is_loopback  # nothing leaves this machine
     engine = db.engine_for(postgres_url)
     shared.metadata.create_all(engine)
@@ -220,6 +221,20 @@ def test_two_replicas_and_two_workers_share_one_queue_on_postgresql(postgres_url
         took = replicas[0].wait(after, lambda r: r["status"] not in jobs.ACTIVE, timeout=60)
         assert took["status"] == jobs.DONE and took["worker"] != running["worker"]
 
+        # the database goes away while a run ends: its end waits on the worker's disk, then is recorded once
+        away = replicas[0](op="submit", kind="count", seed=300, n=150, delay=0.02)["id"]
+        replicas[1].wait(away, lambda r: r["status"] == jobs.RUNNING and r["step"] > 0)
+        postgres_server.stop()
+        time.sleep(5)  # the run (3 s) ends while the database is down
+        postgres_server.start()
+        # (its worker was silent meanwhile, so another worker may have failed it for a moment: the end overrides that)
+        back = replicas[1].wait(away, lambda r: r["status"] == jobs.DONE, timeout=60)
+        assert back["metrics"] == 150 and back["reason"] == "", back
+        with engine.connect() as conn:
+            steps = [s for (s,) in conn.execute(select(shared.metrics_table.c.step).where(
+                shared.metrics_table.c.run_id == away))]
+        assert sorted(steps) == list(range(1, 151))  # every step once: nothing lost, nothing twice
+
         # the vote burst holds across both replicas (3 a minute from one address)
         assert [replicas[i](op="vote", client="10.1.2.3")["ok"] for i in (0, 1, 0)] == [True, True, True]
         assert not replicas[1](op="vote", client="10.1.2.3")["ok"]
@@ -230,3 +245,11 @@ def test_two_replicas_and_two_workers_share_one_queue_on_postgresql(postgres_url
                 p.kill()
             p.wait(10)
         engine.dispose()
+
+
+def test_limits_with_the_database_away_refuse_with_a_message():
+    url = "postgresql://llmlab:pw@127.0.0.1:1/nowhere"  # loopback, nothing listens
+    with pytest.raises(votes.VoteRejected, match="cannot be counted now"):
+        classroom.BurstLimit(3, 60, url=url).check("10.0.0.9")
+    ok, message = classroom.PasswordGate(url=url).check("x", "secret", "secret")
+    assert not ok and "LLMLAB_DB_URL cannot be reached" in message

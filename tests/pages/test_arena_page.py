@@ -140,6 +140,7 @@ def test_unreachable_database_is_a_message_not_a_traceback(monkeypatch, tmp_path
     monkeypatch.setenv("LLMLAB_TINY_MODELS", "1")
     monkeypatch.setenv("LLMLAB_HOME", str(tmp_path))
     monkeypatch.setenv("LLMLAB_DB_URL", "postgresql://arena:pw@127.0.0.1:1/nowhere")
+    monkeypatch.setenv("LLMLAB_RUN_QUEUE", "local")  # the vote store's message, whichever queue this process has
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
     assert any("vote store could not be opened" in e.value and "pw@" not in e.value for e in at.error)

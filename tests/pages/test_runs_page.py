@@ -62,5 +62,8 @@ def test_app_on_the_database_queue_lists_its_runs_and_refuses_to_half_start(monk
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
         assert not at.exception and not at.metric  # the home page did not start
         assert any("cannot start" in e.value and "LLMLAB_DB_URL" in e.value and "pw" not in e.value for e in at.error)
-    finally:
+    finally:  # the next tests get this process's own queue again
+        for name in ("LLMLAB_RUN_QUEUE", "LLMLAB_DB_URL", "LLMLAB_ARTIFACTS"):
+            monkeypatch.delenv(name, raising=False)
         jobs.reset_manager()
+        jobs.manager()
