@@ -106,8 +106,8 @@ def rag_vs_no_rag(modules: tuple[str, ...], gen_key: str) -> None:
                              "shows what compression buys, and makes the run about twice as long.")
     available = len(evaluate.questions(modules))
     if st.button("Compare RAG with no-RAG", key="rag_claim_go", disabled=available == 0,
-                 help="Runs in the background: retrieval for every mode (seconds), then up to 3 answers per "
-                      "question, batched (one to two and a half minutes on 2 cores)."):
+                 help="Runs in the background: retrieval for every mode (seconds), then 2 answers per question "
+                      "(3 with the whole-chunks box), batched: about a minute on 2 cores, twice that with the box."):
         with ui.friendly_errors("RAG vs no-RAG"):
             cfg = evaluate.RagClaimConfig(n_questions=available, hybrid_weight=float(weight), corpus_modules=modules,
                                           compress_to=int(compress_to), whole_chunks=bool(whole),
