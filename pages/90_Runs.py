@@ -12,7 +12,8 @@ ICON = "🗂️"
 
 page_header("Runs", "Every experiment you start on any page is a **run**: its config, seed, metrics and artifacts "
             "are kept under `LLMLAB_HOME/runs/` (with a shared queue: the database and `LLMLAB_ARTIFACTS/runs/`), "
-            "survive a restart, and an identical config + seed replays the stored result at once. Compare runs here: overlay a metric, see exactly which settings differ.", ICON)
+            "survive a restart, and an identical config + seed replays the stored result at once. Compare runs here: "
+            "overlay a metric, see exactly which settings differ.", ICON)
 init_state("runs", selected=[])
 
 all_runs = jobs.list_runs()
