@@ -133,3 +133,15 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def open_dpo_page(page, app_url: str, steps: int) -> None:
+    """The Preference tuning page with the bundled pairs shown and Steps set (a short run for tiny models)."""
+    goto(page, app_url)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Preference tuning").first.click()
+    page.get_by_text("plain beats jargon").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    box = page.get_by_role("spinbutton", name="Steps")
+    box.fill(str(steps))
+    box.press("Enter")
+    wait_idle(page)

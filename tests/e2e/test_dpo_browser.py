@@ -3,20 +3,13 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import assert_no_exception, goto, screenshot, wait_idle
+from tests.e2e.conftest import assert_no_exception, open_dpo_page, screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
 
 def test_dpo_run_draws_live_reward_curves(page, app_url):
-    goto(page, app_url)
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Preference tuning").first.click()
-    page.get_by_text("plain beats jargon").first.wait_for(timeout=120_000)
-    wait_idle(page)
-    steps = page.get_by_role("spinbutton", name="Steps")
-    steps.fill("2")
-    steps.press("Enter")
-    wait_idle(page)
+    open_dpo_page(page, app_url, steps=2)
     for name in ("Held-out pairs to score", "Held-out prompts to answer", "Answer length (tokens)"):
         thumb = page.get_by_role("slider", name=name)  # keep the tiny run short: each to its minimum
         thumb.focus()

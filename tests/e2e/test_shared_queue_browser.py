@@ -4,7 +4,7 @@ import tempfile
 
 import pytest
 
-from tests.e2e.conftest import assert_no_exception, goto, screenshot, start_app, stop_app, wait_idle
+from tests.e2e.conftest import assert_no_exception, open_dpo_page, screenshot, start_app, stop_app, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -19,14 +19,7 @@ def queue_app():
 
 
 def test_a_run_through_the_database_queue_shows_where_it_ran(page, queue_app):
-    goto(page, queue_app)
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Preference tuning").first.click()
-    page.get_by_text("plain beats jargon").first.wait_for(timeout=120_000)
-    wait_idle(page)
-    steps = page.get_by_role("spinbutton", name="Steps")
-    steps.fill("2")
-    steps.press("Enter")
-    wait_idle(page)
+    open_dpo_page(page, queue_app, steps=2)
     page.get_by_role("button", name="Train").click()
     page.get_by_text("Finished: 2 steps").first.wait_for(timeout=300_000)  # metrics came back from the database
     assert page.locator(".js-plotly-plot").count() > 0
