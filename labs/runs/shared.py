@@ -162,7 +162,6 @@ class SharedJobManager(jobs.JobManager):
         self.engine = db.engine_for(self.url)
         metadata.create_all(self.engine)
         self._local_fns: dict[str, tuple[Any, Callable]] = {}  # runs submitted here: a worker here uses these
-        self._replayed: set[str] = set()
         self.worker = None
         if (settings.app_worker() if start_worker is None else start_worker) and _worker_factory is not None:
             self.worker = _worker_factory(self)  # this app process takes runs too (one laptop, one classroom server)
@@ -182,7 +181,6 @@ class SharedJobManager(jobs.JobManager):
                 if row.status in ACTIVE:
                     return run_id
                 if replay and row.status == DONE and not jobs.stale_reason(_run_from_row(row), cfg):
-                    self._replayed.add(run_id)
                     self._live[run_id] = (config, fn)
                     return run_id
             self._check_shared_limit(conn, owner, group)
@@ -195,7 +193,7 @@ class SharedJobManager(jobs.JobManager):
                 id=run_id, kind=kind, config=json.dumps(cfg), seed=seed, owner=owner, label=run.label, grp=group,
                 status=QUEUED, created=run.created, made_with=json.dumps(run.made_with), payload=payload,
                 notes="[]", summary="{}", reason="", step=0, stop_requested=False, reaped=False, worker=""))
-        self._replayed.discard(run_id)
+        self._live.pop(run_id, None)  # a fresh run: no longer the replayed one
         self._local_fns[run_id] = (config, fn)
         if self.worker is not None:
             self.worker.wake()
@@ -219,10 +217,6 @@ class SharedJobManager(jobs.JobManager):
                                "the shared queue fair: wait for it to finish, or press Stop on it (sidebar), then "
                                "start this one.", first.id, position)
 
-    def run_live(self, run_id: str, owner: str | None = None) -> str:
-        self._replayed.discard(run_id)
-        return super().run_live(run_id, owner)
-
     # -- read -----------------------------------------------------------------------------------------------
     @staticmethod
     def _position(conn, created: float) -> int:
@@ -240,7 +234,7 @@ class SharedJobManager(jobs.JobManager):
                 metrics_table.c.run_id == run_id).order_by(metrics_table.c.id)).scalars()]
             run = _run_from_row(row, metrics)
             run.position = self._position(conn, row.created) if row.status == QUEUED else 0
-        run.replayed = run_id in self._replayed
+        run.replayed = run_id in self._live  # replayed here, and not yet asked to run live
         return run
 
     def active(self) -> list[Run]:
