@@ -15,9 +15,11 @@ from labs.data.benchmarks import LETTERS, MCItem
 from labs.data.instructions import Example
 from labs.evaluation.benchmark import interleave_subjects
 from labs.evaluation.diversity import ngrams, words
-from labs.evaluation.scoring import format_question, score_item
+from labs.evaluation.scoring import format_question, score_items
 from labs.finetune import sft
 from labs.runs import jobs, lessons, results
+from labs.training import loop as training
+from labs.training.prefix import FrozenPrefix
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -84,10 +86,11 @@ class ContaminationConfig:
     are not benchmark items (the clean control)."""
     model_key: str = models.DEFAULT_CHAT_MODEL
     n_items: int = 48  # bundled mini-MMLU test items, interleaved over subjects
-    epochs: int = 8  # passes over the training examples; both runs take the same number of steps
+    epochs: int = 5  # passes over the training examples; both runs take the same number of steps
     batch_size: int = 8
-    lr: float = 2e-3
+    lr: float = 4e-3  # with 5 epochs: +15 points (seed 0), +19 (seed 1); 4 epochs gave +8, under the claim's 10
     lora_r: int = 8
+    lora_layers: int = 8  # LoRA on the top 8 of SmolLM2's 30 blocks: the blocks below run once per row, not per epoch
     ngram: int = 10  # the detector's n (GPT-3 used 13). At 8, one clean SFT row shares a common phrase with an item
     # ("what gas do plants take in from the air"); at 10 no bundled SFT row overlaps any of the 115 test items
     seed: int = 0
@@ -96,6 +99,8 @@ class ContaminationConfig:
         models.spec(self.model_key)
         if self.n_items < 1 or self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("n_items, epochs and batch_size must be at least 1.")
+        if self.lora_layers < 0:
+            raise ConfigError("The number of top blocks to adapt must be 0 (all) or more.")
 
 
 @dataclass
@@ -169,10 +174,11 @@ class _SubRun:
         (self.artifacts / name).write_text(json.dumps(obj, default=str))
 
 
-def _accuracy(model, tokenizer, items: Sequence[MCItem], ctx) -> tuple[float, list[int]]:
+def _accuracy(model, tokenizer, items: Sequence[MCItem], ctx, frozen: FrozenPrefix | None = None
+              ) -> tuple[float, list[int]]:
     picks = []
-    for item in items:
-        picks.append(score_item(model, tokenizer, item).pred)
+    for start in range(0, len(items), 16):
+        picks += [r.pred for r in score_items(model, tokenizer, items[start:start + 16], frozen=frozen)]
         ctx.check_stop()
     return sum(p == i.answer for p, i in zip(picks, items)) / len(items), picks
 
@@ -192,19 +198,24 @@ def run_contamination(ctx, lm: models.LoadedModel, items: Sequence[MCItem] | Non
     dirty_train = contaminated_examples(items)
     ctx.set_total(2)  # step 0: the base score; 1: after the clean fine-tune; 2: after the contaminated one
     base, base_picks = _accuracy(lm.model, lm.tokenizer, items, ctx)
+    n_layers = len(training.decoder_layers(lm.model))
     ctx.log(step=0, base=base)
     scores, picks, seconds, steps = {}, {}, {}, 0
     for step, (name, examples) in enumerate((("clean", clean_train), ("contaminated", dirty_train)), 1):
         run_cfg = sft.SFTConfig(model=cfg.model_key, template="plain", n_examples=0, epochs=cfg.epochs,
                                 batch_size=cfg.batch_size, lr=cfg.lr, lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r,
-                                eval_every=10_000, val_examples=4, score_examples=0, seed=cfg.seed)
+                                lora_layers=cfg.lora_layers, eval_every=10_000, val_examples=4, score_examples=0,
+                                seed=cfg.seed)
         sub = _SubRun(ctx, run_cfg, name)
         summary = sft.train(sub, lm, examples, heldout)
         tuned = sft.take_tuned(sub.run_id)
         if tuned is None:
             raise RuntimeError(f"The {name} fine-tune left no model to score.")
         steps, seconds[name] = summary["steps"], round(summary["train_seconds"], 1)
-        scores[name], picks[name] = _accuracy(tuned, lm.tokenizer, items, ctx)
+        # both tuned models share the base's bottom blocks: the items' states there are computed once
+        frozen = (FrozenPrefix(tuned, (lm.key, id(lm.model)), start=n_layers - cfg.lora_layers)
+                  if 0 < cfg.lora_layers < n_layers else None)
+        scores[name], picks[name] = _accuracy(tuned, lm.tokenizer, items, ctx, frozen)
         ctx.log(step=step, **{name: scores[name]})
         del tuned
     eval_texts = [(i.id, format_question(i)) for i in items]  # each item as the test shows it (question + options)

@@ -14,6 +14,7 @@ choices), which is what makes a 4-choice item cost about one forward pass instea
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections import Counter, defaultdict
@@ -270,6 +271,56 @@ def score_item(model: torch.nn.Module, tokenizer, item: MCItem, shots: Sequence[
     pred, pred_norm = predictions(logliks, choices)
     return ItemResult(item.id, item.subject, context, choices, list(item.choices), item.answer, logliks,
                       [g for _, g in scored], pred, pred_norm)
+
+
+def score_items(model: torch.nn.Module, tokenizer, items: Sequence[MCItem], choice_format: str = "letters",
+                batch_size: int = 16, frozen=None) -> list[ItemResult]:
+    """Score many zero-shot items, several contexts per forward pass: score_item's numbers, batched.
+
+    When every choice of an item is one token (MMLU's ' A'..' D'), the context's last position scores them all, so
+    B contexts right-padded into one (B, T) batch cost one pass; the output layer runs only at each row's last real
+    position. Items with longer choices go through score_item. `frozen` (training.prefix.FrozenPrefix): a tuned
+    model whose bottom blocks are the base model's replays their stored states."""
+    results: dict[int, ItemResult] = {}
+    single = []
+    for i, item in enumerate(items):
+        context, choices = build_context(item, (), choice_format), choice_strings(item, choice_format)
+        pairs = [encode_pair(tokenizer, context, " " + c) for c in choices]
+        if all(len(cont) == 1 for _, cont in pairs):
+            single.append((i, item, context, choices, pairs[0][0], [cont[0] for _, cont in pairs]))
+        else:
+            results[i] = score_item(model, tokenizer, item, (), choice_format)
+    device, pad = _device(model), pad_id(tokenizer)
+    for start in range(0, len(single), batch_size):
+        chunk = single[start:start + batch_size]
+        lengths = [len(c[4]) for c in chunk]
+        ids = torch.full((len(chunk), max(lengths)), pad, dtype=torch.long, device=device)
+        mask = torch.zeros_like(ids)
+        for row, c in enumerate(chunk):
+            ids[row, :lengths[row]] = torch.tensor(c[4], device=device)
+            mask[row, :lengths[row]] = 1
+        with torch.no_grad():
+            body, head = _body_and_head(model)
+            with frozen.around(ids, mask) if frozen is not None else contextlib.nullcontext():
+                hidden = body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state  # (B, T, M)
+            last = hidden[torch.arange(len(chunk), device=device), torch.tensor(lengths, device=device) - 1]
+            logits = head(last).float()
+            softcap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
+            if softcap:
+                logits = torch.tanh(logits / softcap) * softcap
+            logp = torch.log_softmax(logits, dim=-1)  # (B, V)
+        for row, (i, item, context, choices, _, tokens) in enumerate(chunk):
+            logliks = [float(logp[row, t]) for t in tokens]
+            greedy = [int(logp[row].argmax()) == t for t in tokens]
+            pred, pred_norm = predictions(logliks, choices)
+            results[i] = ItemResult(item.id, item.subject, context, choices, list(item.choices), item.answer,
+                                    logliks, greedy, pred, pred_norm)
+    return [results[i] for i in range(len(items))]
+
+
+def _body_and_head(model: torch.nn.Module):
+    net = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return net.model, net.lm_head
 
 
 def summarize(results: Sequence[ItemResult]) -> dict:

@@ -72,6 +72,17 @@ def test_score_item_uses_mmlu_prompt_and_letters(tiny):
     assert cloze.choices == list(items[0].choices) and "A." not in cloze.prompt
 
 
+def test_batched_scoring_equals_one_item_at_a_time(tiny):
+    """score_items (several contexts per pass; longer choices fall back to score_item) gives score_item's numbers."""
+    items = bm.load_bundled("test")[:10]
+    for choice_format in ("letters", "text"):
+        want = [scoring.score_item(tiny.model, tiny.tokenizer, i, (), choice_format) for i in items]
+        got = scoring.score_items(tiny.model, tiny.tokenizer, items, choice_format, batch_size=4)
+        assert [g.id for g in got] == [w.id for w in want] and [g.prompt for g in got] == [w.prompt for w in want]
+        assert [g.pred for g in got] == [w.pred for w in want] and [g.greedy for g in got] == [w.greedy for w in want]
+        assert all(abs(a - b) < 1e-4 for g, w in zip(got, want) for a, b in zip(g.loglik, w.loglik))
+
+
 def test_combine_orders_counts_disagreement_as_tie():
     assert judging.combine_orders(1, 2) == "A"  # A first and chosen; B first, slot 2 (A) chosen
     assert judging.combine_orders(2, 1) == "B"
@@ -268,7 +279,7 @@ def test_contamination_experiment_runs_on_a_tiny_model(tiny, tmp_path):
     from labs.finetune import sft
 
     class Ctx:
-        config = contamination.ContaminationConfig(n_items=6, epochs=1, batch_size=4)
+        config = contamination.ContaminationConfig(n_items=6, epochs=1, batch_size=4, lora_layers=1)
         run_id, artifacts, seed = "test-c14", tmp_path, 0
         logged: list = []
         total = None

@@ -217,3 +217,75 @@ def test_labelled_logits_give_the_same_log_probs_as_every_position(tiny):
     assert torch.allclose(want.sum(-1), got.sum(-1), atol=1e-4) and torch.equal(want_mask.sum(-1), got_mask.sum(-1))
     loss, n = training.causal_lm_loss(tiny.model, batch)
     assert n == int(want_mask.sum()) and torch.allclose(loss, -(want.sum() / n), atol=1e-5)
+
+
+def _top_lora(lm, top: int = 1):
+    n = len(training.decoder_layers(lm.model))
+    model, *_ = training.trainable_model(lm, "lora", lora=training.LoraSettings(
+        targets=("q_proj", "v_proj"), layers=tuple(range(n - top, n))))
+    torch.manual_seed(1)
+    for p in model.parameters():
+        if p.requires_grad:  # B != 0, so the adapter changes the output and the gradients reach both factors
+            torch.nn.init.normal_(p, std=0.1)
+    return model
+
+
+def _rows(lengths, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for n in lengths:
+        ids = torch.randint(5, 1000, (n,), generator=g).tolist()
+        rows.append({"input_ids": ids, "labels": [training.IGNORE] * 2 + ids[2:]})
+    return rows
+
+
+def test_frozen_prefix_gives_the_same_loss_and_gradients_and_runs_each_row_once(tiny):
+    """Top-K LoRA: the bottom blocks' states are computed once per row and replayed in any batch they come in;
+    the loss and every trainable gradient equal the plain forward's, and the real blocks are back afterwards."""
+    from labs.finetune import sft
+    from labs.training import prefix
+
+    prefix.clear()
+    model = _top_lora(tiny)
+    frozen = prefix.FrozenPrefix(model, (tiny.key, id(tiny.model)))
+    assert frozen.start == len(frozen.layers) - 1 and frozen.usable()
+    blocks = list(frozen.layers)
+    rows = _rows((7, 12, 5, 9))
+
+    def step(batch, use):
+        model.zero_grad()
+        loss, _ = sft.supervised_loss(model, batch, frozen if use else None)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    for order in ([0, 1, 2], [1, 3, 0], [2, 0, 1, 3]):  # rows come back in other batches, padded to other lengths
+        batch = training.collate([rows[i] for i in order], 0)
+        want, want_grads = step(batch, False)
+        got, got_grads = step(batch, True)
+        assert torch.allclose(want, got, atol=1e-5)
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(want_grads, got_grads))
+        assert list(frozen.layers) == blocks  # the real blocks are back
+    assert frozen.captured == 4 and frozen.replayed == 6  # each of the 4 rows ran through the bottom blocks once
+    again = prefix.FrozenPrefix(_top_lora(tiny), (tiny.key, id(tiny.model)))  # another copy of the same base
+    again.states(training.collate(rows[:2], 0)["input_ids"], training.collate(rows[:2], 0)["attention_mask"])
+    assert again.captured == 0 and again.replayed == 2 and prefix.stored_bytes() > 0
+
+
+def test_frozen_prefix_stays_off_where_rows_are_not_the_same_twice(tiny):
+    """Everything trains (full fine-tune), a left-padded batch, or an error inside: no replay, blocks restored."""
+    from labs.training import prefix
+
+    full, *_ = training.trainable_model(tiny, "full")
+    assert not prefix.FrozenPrefix(full, ("t", 0)).usable()
+    frozen = prefix.FrozenPrefix(_top_lora(tiny), ("t", 1))
+    ids = torch.tensor([[0, 0, 11, 12], [13, 14, 15, 16]])
+    with frozen.around(ids, torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])) as replayed:
+        assert not replayed
+    blocks = list(frozen.layers)
+    try:
+        with frozen.around(ids, torch.ones_like(ids)) as replayed:
+            assert replayed and type(frozen.layers[0]).__name__ == "_Replay"
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    assert list(frozen.layers) == blocks
