@@ -127,7 +127,7 @@ def c4(deadline: float) -> L.Verdict:
     train, heldout = sft.load_bundled()
     summaries = []
     for n in sizes:
-        ctx = BenchContext(sft.SFTConfig(n_examples=n), deadline)
+        ctx = BenchContext(sft.sweep_config(sft.SFTConfig(), n), deadline)
         summaries.append((n, sft.train(ctx, chat_model(), train, heldout)))
         ctx.check_stop()
     v = sft.size_verdict(sft.size_points(summaries))

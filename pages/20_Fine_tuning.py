@@ -5,7 +5,6 @@ labs/finetune/classifier.py and labs/data/instructions.py.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import streamlit as st
@@ -65,7 +64,7 @@ def size_sweep(config: sft.SFTConfig, lm, train_examples, heldout) -> None:
                 fn = functools.partial(sft.train, lm=lm, train_examples=train_examples, heldout=heldout)
                 group = f"sft-sizes-{ui.session_id()}-{len(sizes)}-{sorted(sizes)}"
                 st.session_state[f"{P}_size_ids"] = [
-                    jobs.submit(dataclasses.replace(config, n_examples=int(n)), fn, owner=ui.session_id(),
+                    jobs.submit(sft.sweep_config(config, n), fn, owner=ui.session_id(),
                                 label=f"SFT {n} examples", group=group) for n in sorted(sizes)]
         if st.session_state[f"{P}_size_ids"]:
             watch_group(st.session_state[f"{P}_size_ids"], _size_points, key=f"{P}_size", every=2.0)

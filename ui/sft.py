@@ -94,8 +94,10 @@ def what_to_train(lm, n_layers: int, n_heldout: int) -> dict:
     mode = c1.radio("Mode", list(sft.MODES), format_func=sft.MODES.get, key=f"{P}_mode",
                     help="LoRA trains small low-rank matrices beside frozen weights (PEFT); last-N trains only the "
                          "top blocks; full trains everything (slowest, most memory).")
+    D = sft.SFTConfig  # the defaults (make prepare and the lessons bench run these)
     attention_targets, mlp_targets = models.lora_targets(lm.model)  # named by the model's architecture
-    lora_r, lora_alpha, targets, last_n = 8, 16.0, attention_targets, 2
+    lora_r, lora_alpha, last_n, lora_layers = D.lora_r, float(D.lora_alpha), D.last_n, 0
+    targets = tuple(t for t in attention_targets + mlp_targets if t in D.lora_targets) or attention_targets
     if mode == "lora":
         lora_r = c2.select_slider("LoRA rank r", [1, 2, 4, 8, 16, 32, 64], value=8, key=f"{P}_lora_r",
                                   help="Rank of the update B·A; trainable parameters grow linearly with r.")
@@ -109,6 +111,11 @@ def what_to_train(lm, n_layers: int, n_heldout: int) -> dict:
                                        help="Which weight matrices get adapters (attention only is cheapest). The "
                                             f"names are {lm.model.config.model_type}'s: attention "
                                             f"{', '.join(attention_targets)}; MLP {', '.join(mlp_targets) or '–'}."))
+        lora_layers = int(c2.number_input(
+            "Top blocks adapted (0 = all)", 0, n_layers, D.lora_layers if D.lora_layers < n_layers else 0,
+            key=f"{P}_lora_layers", help=f"LoRA only on the top N of the model's {n_layers} blocks. The blocks below "
+                                         "stay frozen, so each row runs through them once and their output is "
+                                         "reused every epoch; the backward pass stops at the lowest adapted block."))
     elif mode == "last_n":
         last_n = c2.slider("Trainable last blocks", 1, n_layers, min(2, n_layers), key=f"{P}_last_n",
                            help=f"Of the model's {n_layers} blocks, train only the top N (plus the final norm).")
@@ -116,7 +123,7 @@ def what_to_train(lm, n_layers: int, n_heldout: int) -> dict:
         c2.caption("Every weight trains: use a small learning rate (about 5e-5).")
     size = c3.select_slider("Training examples", [16, 32, 64, 128, "all"], value=64, key=f"{P}_n_examples",
                             help="Test LIMA's claim: how few examples already teach the format?")
-    epochs = c3.slider("Epochs", 1, 20, 2, key=f"{P}_epochs",
+    epochs = c3.slider("Epochs", 1, 20, D.epochs, key=f"{P}_epochs",
                        help="Passes over the examples. Push it up with few examples to see validation loss rise "
                             "again (overfitting).")
     c1b, c2b, c3b = st.columns(3)
@@ -132,7 +139,8 @@ def what_to_train(lm, n_layers: int, n_heldout: int) -> dict:
                          help="auto = bf16 autocast (matmuls in bfloat16, loss and optimizer in fp32) where this CPU "
                               "has native bf16 (AVX512-bf16 / AMX)"
                               + (" — it does" if sft.cpu_has_bf16() else " — it does not") + "; fp32 = exact.")
-    return dict(mode=mode, lora_r=lora_r, lora_alpha=lora_alpha, lora_targets=targets, last_n=last_n,
+    return dict(mode=mode, lora_r=lora_r, lora_alpha=lora_alpha, lora_targets=targets, lora_layers=lora_layers,
+                last_n=last_n,
                 n_examples=0 if size == "all" else int(size), epochs=epochs, lr=lr, batch_size=batch,
                 score_examples=score_n, precision=precision)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
 
 import torch
 
@@ -30,15 +31,34 @@ def stream_answer(lm: LoadedModel, model: torch.nn.Module, prompt: str, config: 
     yield from generation.Stream(lm, generation.submit_ids(lm, ids, config, stop=stop, model=model))
 
 
-def greedy_batch(lm: LoadedModel, model: torch.nn.Module, prompts: list[str], max_new_tokens: int) -> list[str]:
+def greedy_batch(lm: LoadedModel, model: torch.nn.Module, prompts: list[str], max_new_tokens: int,
+                 done: Callable[[str], bool] | None = None) -> list[str]:
     """Greedy answers to several rendered prompts, decoded to text: all join `model`'s engine at once, so they
-    share decode steps (with each other and with anyone else's streams on that model)."""
+    share decode steps (with each other and with anyone else's streams on that model). `done(text so far)`: an
+    answer leaves the batch as soon as it says True (its row is freed for the others at the next step)."""
     tok = lm.tokenizer
     config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0, repetition_penalty=1.0,
                                          seed=None)
     requests = [generation.submit_ids(lm, tok(p, add_special_tokens=False)["input_ids"], config, model=model)
                 for p in prompts]
-    return [tok.decode(list(r.tokens()), skip_special_tokens=True).strip() for r in requests]
+
+    def read(request) -> str:
+        ids: list[int] = []
+        for token in request.tokens():
+            ids.append(token)
+            if done is not None and done(tok.decode(ids, skip_special_tokens=True)):
+                request.cancel()
+                break
+        return tok.decode(ids, skip_special_tokens=True).strip()
+
+    if done is None:
+        return [read(r) for r in requests]
+    with ThreadPoolExecutor(max_workers=len(requests) or 1) as pool:  # each answer read (and ended) as it comes
+        try:
+            return list(pool.map(read, requests))
+        finally:
+            for r in requests:
+                r.cancel()
 
 
 FORMAT = re.compile(r"^\s*TL;DR:[^\n]*\S[^\n]*\n\s*- \S")  # the bundled set's answer card: TL;DR line, then a bullet
@@ -47,6 +67,21 @@ FORMAT = re.compile(r"^\s*TL;DR:[^\n]*\S[^\n]*\n\s*- \S")  # the bundled set's a
 def follows_format(answer: str) -> bool:
     """Does the answer start like the taught card ("TL;DR: ..." then a "- " bullet)?"""
     return bool(FORMAT.match(answer))
+
+
+def scored_enough(answer: str) -> bool:
+    """True once more text can no longer change this answer's verdicts, so its scoring may stop there:
+    is_correct reads the first line only; the format needs "TL;DR:" at the start and a "- " bullet opening the
+    next non-blank line. So: the first line is complete, and either the format has already failed or the line
+    after it is complete too (the card then shows its TL;DR line and first bullet). Tested: the verdicts at that
+    point equal those of the whole answer."""
+    text = answer.lstrip()
+    if "\n" not in text:
+        return False
+    first, rest = text.split("\n", 1)
+    if not first.startswith("TL;DR:") or not first[len("TL;DR:"):].strip():
+        return True  # the format failed on the first line
+    return "\n" in rest.lstrip()
 
 
 def _norm(text: str) -> str:
@@ -72,11 +107,11 @@ def task_score(lm: LoadedModel, tuned: torch.nn.Module, examples: list[Example],
     before = _BEFORE.get(key)
     if before is None:  # the base model's answers: the same for every run of a sweep, written once per process
         with base_side(lm, tuned) as base:
-            before = greedy_batch(lm, base, prompts, max_new_tokens)
+            before = greedy_batch(lm, base, prompts, max_new_tokens, done=scored_enough)
         if len(_BEFORE) > 64:
             _BEFORE.clear()
         _BEFORE[key] = before
-    after = greedy_batch(lm, tuned, prompts, max_new_tokens)
+    after = greedy_batch(lm, tuned, prompts, max_new_tokens, done=scored_enough)
     rows = [{"instruction": ex.instruction, "input": ex.input, "reference": ex.output, "before": b, "after": a,
              "format_before": follows_format(b), "format_after": follows_format(a),
              "correct_before": is_correct(b, ex.output), "correct_after": is_correct(a, ex.output)}

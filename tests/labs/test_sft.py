@@ -1,5 +1,6 @@
 """SFT invariants: the loss mask, the fast loss equals the naive one, LoRA starts at the base model, the
 before side of before/after really is the base model, and the loss falls."""
+import dataclasses
 import json
 
 import pytest
@@ -76,11 +77,14 @@ def test_lora_with_b_zero_leaves_outputs_unchanged(tiny):
     torch.testing.assert_close(_logits(model, tiny), _logits(tiny.model, tiny), atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("mode", ["lora", "last_n", "full"])
-def test_trainable_count_from_shapes_matches_peft(tiny, mode):
-    cfg = sft.SFTConfig(mode=mode, last_n=1, lora_targets=("q_proj", "down_proj"))
-    _, trainable, total = training.trainable_model(tiny, mode, lora=cfg.lora(), last_n=1)
+@pytest.mark.parametrize("mode, top", [("lora", 0), ("lora", 1), ("last_n", 0), ("full", 0)])
+def test_trainable_count_from_shapes_matches_peft(tiny, mode, top):
+    cfg = sft.SFTConfig(mode=mode, last_n=1, lora_targets=("q_proj", "down_proj"), lora_layers=top)
+    n_layers = len(training.decoder_layers(tiny.model))
+    _, trainable, total = training.trainable_model(tiny, mode, lora=cfg.lora(n_layers), last_n=1)
     assert sft.count_trainable(tiny, cfg) == (trainable, total)
+    if top:  # the top block only: half of the two blocks' adapters
+        assert trainable * 2 == sft.count_trainable(tiny, dataclasses.replace(cfg, lora_layers=0))[0]
 
 
 def test_config_validation_says_how_to_fix():
@@ -98,6 +102,34 @@ def test_format_score_and_correctness():
     assert not sft.follows_format("TL;DR: Lima.")  # the card needs its bullets
     assert sft.is_correct("TL;DR: Lima.\n- x", EX.output)
     assert not sft.is_correct("TL;DR: Cusco.\n- x", EX.output)
+
+
+ANSWERS = ["TL;DR: Lima.\n- Lima is the capital.\n- It is on the coast.", "TL;DR: Lima.\n\n  - Lima\nmore",
+           "TL;DR: Lima.\nLima is the capital.\n- a bullet too late", "TL;DR: Lima.\n-Lima\n- x", "TL;DR:  \n- x\n",
+           "The capital of Peru is Lima.\n\nTL;DR: Lima.\n- x", "  \nTL;DR: Cusco.\n- Cusco\n", "Lima\n- x\n",
+           "TL;DR Lima.\n- x\n", "TL;DR: Lima.\n- \n- x", "TL;DR: Lima, of course, in Peru\n\n\n- Yes it is\n"]
+
+
+@pytest.mark.parametrize("answer", ANSWERS)
+def test_scoring_stops_only_where_the_verdicts_are_decided(answer):
+    """Answers are cut where scored_enough first says so: the cut text gets the whole answer's format and
+    correctness verdicts, and nothing before that point is enough."""
+    cuts = [n for n in range(len(answer) + 1) if sft.scored_enough(answer[:n])]
+    assert cuts, "every one of these answers is decided by its end"
+    cut = answer[:cuts[0]]
+    assert sft.follows_format(cut) == sft.follows_format(answer)
+    assert sft.is_correct(cut, EX.output) == sft.is_correct(answer, EX.output)
+    assert all(sft.scored_enough(answer[:n]) for n in range(cuts[0], len(answer) + 1))  # it stays decided
+
+
+def test_early_stopped_answers_are_prefixes_of_the_whole_answers(smol):
+    """An answer that leaves the batch early is the start of the same greedy answer run to its budget (the tiny
+    random model writes only special tokens, so this takes the real one)."""
+    train, _ = sft.load_bundled()
+    prompts = [sft.prompt_text(smol, ex, "chat") for ex in train[:3]]
+    whole = sft.greedy_batch(smol, smol.model, prompts, 24)
+    cut = sft.greedy_batch(smol, smol.model, prompts, 24, done=lambda text: len(text.split()) >= 3)
+    assert all(w.startswith(c) for w, c in zip(whole, cut)) and any(len(c) < len(w) for w, c in zip(whole, cut))
 
 
 def _run(lm, **overrides):
