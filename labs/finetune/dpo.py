@@ -15,6 +15,7 @@ there is only one copy of the base weights in memory. Shapes: B = number of pref
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -29,6 +30,7 @@ from labs.models import adapters
 from labs.runs import lessons, results
 from labs.serving import generation
 from labs.training import loop as training
+from labs.training.prefix import FrozenPrefix
 
 
 LOSS_VARIANTS = {
@@ -121,16 +123,20 @@ def pair_batch(items: Sequence[EncodedPair], pad_id: int, device) -> dict[str, t
     return training.to_device(batch, device)
 
 
-def policy_and_reference_logps(model, batch: dict[str, torch.Tensor], with_grad: bool = True
-                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def policy_and_reference_logps(model, batch: dict[str, torch.Tensor], with_grad: bool = True,
+                               frozen: FrozenPrefix | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed log-probs of each sequence under the policy (adapter on) and the reference (adapter off), (2B,) each.
 
     The reference is the *same* module with its LoRA adapter disabled: the frozen base weights, no second copy.
+    `frozen`: with LoRA on the top blocks only, both share the blocks below, run once per sequence (the states
+    replayed for the reference, the policy, and every later step that meets the sequence again).
     """
-    with torch.no_grad(), model.disable_adapter():
-        ref_logps, _ = training.sequence_logprobs(model, **batch)
-    with torch.set_grad_enabled(with_grad):
-        policy_logps, n_tokens = training.sequence_logprobs(model, **batch)
+    ids, attention = batch["input_ids"], batch.get("attention_mask")
+    with frozen.around(ids, attention) if frozen is not None else contextlib.nullcontext():
+        with torch.no_grad(), model.disable_adapter():
+            ref_logps, _ = training.sequence_logprobs(model, **batch)
+        with torch.set_grad_enabled(with_grad):
+            policy_logps, n_tokens = training.sequence_logprobs(model, **batch)
     return policy_logps, ref_logps, n_tokens
 
 
@@ -189,7 +195,8 @@ class DPOConfig:
             raise ConfigError("The number of top layers to adapt must be 0 (all) or more.")
 
 
-def heldout_scores(model, encoded: Sequence[EncodedPair], pad_id: int, beta: float, batch_pairs: int = 4) -> dict:
+def heldout_scores(model, encoded: Sequence[EncodedPair], pad_id: int, beta: float, batch_pairs: int = 4,
+                   frozen: FrozenPrefix | None = None) -> dict:
     """Score held-out pairs with the reference (adapter off) and the policy, in one pass per batch.
 
     'reference prefers chosen' = log pi_ref(y_w|x) > log pi_ref(y_l|x) (what the model believed before tuning);
@@ -203,7 +210,8 @@ def heldout_scores(model, encoded: Sequence[EncodedPair], pad_id: int, beta: flo
     for start in range(0, len(encoded), batch_pairs):
         items = encoded[start:start + batch_pairs]
         B = len(items)
-        policy, ref, n_tokens = policy_and_reference_logps(model, pair_batch(items, pad_id, device), with_grad=False)
+        policy, ref, n_tokens = policy_and_reference_logps(model, pair_batch(items, pad_id, device), with_grad=False,
+                                                           frozen=frozen)
         out = preference_loss(policy[:B], policy[B:], ref[:B], ref[B:], beta)
         for j, item in enumerate(items):
             rows.append({"index": item.index,
@@ -262,6 +270,7 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     lora = training.LoraSettings(r=cfg.lora_r, alpha=cfg.lora_alpha, layers=top)
     model, n_trainable, n_total = training.trainable_model(lm, mode="lora", lora=lora, seed=cfg.seed)
     device = next(model.parameters()).device
+    frozen = FrozenPrefix(model, (lm.key, id(lm.model)))  # top-N LoRA: the blocks below run once per sequence
     pad_id = training.pad_id(lm.tokenizer)
     max_len = min(cfg.max_len, lm.context_length)
     encoded, notes = encode_pairs(lm, train_pairs, max_len)
@@ -287,7 +296,7 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
 
     def loss_fn(item) -> training.StepOutput:
         B, batch = item
-        policy, ref, _ = policy_and_reference_logps(model, batch)
+        policy, ref, _ = policy_and_reference_logps(model, batch, frozen=frozen)
         out = preference_loss(policy[:B], policy[B:], ref[:B], ref[B:], cfg.beta, cfg.loss_variant)  # eq. 7
         return training.StepOutput(out.losses.mean(), tokens=int(batch["attention_mask"].sum()), metrics={
             "rewards/chosen": float(out.chosen_rewards.mean()),
@@ -304,7 +313,7 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     ctx.note("Training done; scoring held-out pairs and writing before/after answers…")
     held, held_notes = encode_pairs(lm, list(heldout_pairs)[:cfg.eval_pairs], max_len)
     with training.autocast(device, cfg.precision):  # as the training steps
-        scores = heldout_scores(model, held, pad_id, cfg.beta) if held else None
+        scores = heldout_scores(model, held, pad_id, cfg.beta, frozen=frozen) if held else None
     for row in (scores or {}).get("rows", []):
         row["prompt"] = list(heldout_pairs)[row["index"]].prompt_text
     ctx.check_stop()

@@ -120,6 +120,32 @@ def test_reference_is_the_base_model_with_the_adapter_really_disabled(tiny):
     assert not any(p.requires_grad for p in tiny.model.parameters())
 
 
+def test_top_layer_lora_shares_the_frozen_blocks_between_policy_and_reference(tiny):
+    """LoRA on the top block only: policy and reference read the bottom block's stored states, with the same
+    log-probs and gradients as the plain forward, and each sequence runs through the bottom block once."""
+    from labs.training.prefix import FrozenPrefix
+
+    n = len(training.decoder_layers(tiny.model))
+    model, _, _ = training.trainable_model(tiny, "lora", training.LoraSettings(r=4, layers=(n - 1,)))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    encoded, _ = dpo.encode_pairs(tiny, PAIRS[:2], 64)
+    batch = dpo.pair_batch(encoded, tiny.tokenizer.eos_token_id, "cpu")
+    frozen = FrozenPrefix(model, ("dpo-test", id(model)))
+    results = []
+    for use in (None, frozen, frozen):
+        model.zero_grad()
+        policy, ref, _ = dpo.policy_and_reference_logps(model, batch, frozen=use)
+        dpo.preference_loss(policy[:2], policy[2:], ref[:2], ref[2:], beta=0.5).losses.mean().backward()
+        results.append((policy.detach(), ref, [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+    for policy, ref, grads in results[1:]:
+        assert torch.allclose(policy, results[0][0], atol=1e-5) and torch.allclose(ref, results[0][1], atol=1e-5)
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, results[0][2]))
+    assert frozen.captured == 4 and frozen.replayed == 4  # 4 sequences: computed once, replayed on the next step
+
+
 def test_a_few_steps_widen_the_margin_on_one_pair(tiny):
     torch.manual_seed(0)
     model, _, _ = training.trainable_model(tiny, "lora", training.LoraSettings(r=4))
