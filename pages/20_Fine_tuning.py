@@ -51,7 +51,7 @@ def size_sweep(config: sft.SFTConfig, lm, train_examples, heldout) -> None:
     with st.expander("Dataset-size sweep: how few examples teach the format?", expanded=bool(
             st.session_state[f"{P}_size_ids"])):
         c = st.columns([3, 1])
-        sizes = c[0].multiselect("Training examples per run", list(sft.SIZE_SWEEP), default=list(sft.SIZE_SWEEP),
+        sizes = c[0].multiselect("Training examples per run", list(sft.SIZE_SWEEP), default=list(sft.SWEEP_DEFAULT),
                                  key=f"{P}_sizes", help="One background run per size with the settings above "
                                                          "(8 examples ≈ 15 s, 128 ≈ 2 min on 2 cores).")
         if c[1].button("Run the sweep", key=f"{P}_size_go", help="Runs already done with the same settings replay "

@@ -91,6 +91,8 @@ class ContaminationConfig:
     lr: float = 4e-3  # with 5 epochs: +15 points (seed 0), +19 (seed 1); 4 epochs gave +8, under the claim's 10
     lora_r: int = 8
     lora_layers: int = 8  # LoRA on the top 8 of SmolLM2's 30 blocks: the blocks below run once per row, not per epoch
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # attention only: with the MLP too
+    # (the SFT page's default) the same 5 epochs gave +8 points
     ngram: int = 10  # the detector's n (GPT-3 used 13). At 8, one clean SFT row shares a common phrase with an item
     # ("what gas do plants take in from the air"); at 10 no bundled SFT row overlaps any of the 115 test items
     seed: int = 0
@@ -204,8 +206,8 @@ def run_contamination(ctx, lm: models.LoadedModel, items: Sequence[MCItem] | Non
     for step, (name, examples) in enumerate((("clean", clean_train), ("contaminated", dirty_train)), 1):
         run_cfg = sft.SFTConfig(model=cfg.model_key, template="plain", n_examples=0, epochs=cfg.epochs,
                                 batch_size=cfg.batch_size, lr=cfg.lr, lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r,
-                                lora_layers=cfg.lora_layers, eval_every=10_000, val_examples=4, score_examples=0,
-                                seed=cfg.seed)
+                                lora_layers=cfg.lora_layers, lora_targets=tuple(cfg.lora_targets),
+                                eval_every=10_000, val_examples=4, score_examples=0, seed=cfg.seed)
         sub = _SubRun(ctx, run_cfg, name)
         summary = sft.train(sub, lm, examples, heldout)
         tuned = sft.take_tuned(sub.run_id)

@@ -367,6 +367,7 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
 # -- LIMA: does a small set teach the format? (claim C4) -----------------------------------------------------------
 
 SIZE_SWEEP = (8, 16, 32, 64, 128)  # training examples per run of the dataset-size sweep (LIMA used 1,000)
+SWEEP_DEFAULT = (8, 16, 32, 64)  # the page's default selection (the lessons bench runs it): 128 adds a minute
 
 
 def sweep_config(config: SFTConfig, n_examples: int) -> SFTConfig:

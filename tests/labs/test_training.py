@@ -239,12 +239,15 @@ def _rows(lengths, seed=0):
     return rows
 
 
-def test_frozen_prefix_gives_the_same_loss_and_gradients_and_runs_each_row_once(tiny):
+@pytest.mark.parametrize("which", ["tiny", "tiny_gemma"])
+def test_frozen_prefix_gives_the_same_loss_and_gradients_and_runs_each_row_once(which, request):
     """Top-K LoRA: the bottom blocks' states are computed once per row and replayed in any batch they come in;
-    the loss and every trainable gradient equal the plain forward's, and the real blocks are back afterwards."""
+    the loss and every trainable gradient equal the plain forward's, and the real blocks are back afterwards
+    (Llama, and Gemma 3 whose blocks take per-layer-type masks)."""
     from labs.finetune import sft
     from labs.training import prefix
 
+    tiny = request.getfixturevalue(which)
     prefix.clear()
     model = _top_lora(tiny)
     frozen = prefix.FrozenPrefix(model, (tiny.key, id(tiny.model)))
