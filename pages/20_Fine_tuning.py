@@ -47,13 +47,14 @@ tab_sft, tab_clf = st.tabs(["Instruction tuning", "Classifier fine-tuning"])
 
 
 def size_sweep(config: sft.SFTConfig, lm, train_examples, heldout) -> None:
-    """LIMA's question as a curve: the same settings at 8 … 128 examples, format score and validation loss vs size."""
+    """LIMA's question as a curve: the same settings at 8 … 64 (or 128) examples, format score and validation loss vs
+    size."""
     with st.expander("Dataset-size sweep: how few examples teach the format?", expanded=bool(
             st.session_state[f"{P}_size_ids"])):
         c = st.columns([3, 1])
         sizes = c[0].multiselect("Training examples per run", list(sft.SIZE_SWEEP), default=list(sft.SWEEP_DEFAULT),
                                  key=f"{P}_sizes", help="One background run per size with the settings above "
-                                                         "(8 examples ≈ 15 s, 128 ≈ 2 min on 2 cores).")
+                                                         "(8 examples ≈ 15 s, 64 ≈ 40 s on 2 cores; the default four about 2 minutes).")
         if c[1].button("Run the sweep", key=f"{P}_size_go", help="Runs already done with the same settings replay "
                                                                    "at once."):
             with ui.friendly_errors("Starting the sweep"):

@@ -145,7 +145,8 @@ class FrozenPrefix:
             lengths = [T] * B
         else:
             lengths_t = attention_mask.sum(1)
-            if not bool((attention_mask.bool() == (torch.arange(T, device=attention_mask.device) < lengths_t[:, None])).all()):
+            right_padded = torch.arange(T, device=attention_mask.device) < lengths_t[:, None]
+            if not bool((attention_mask.bool() == right_padded).all()):
                 return None  # left padding or holes: a row's states would depend on its batch
             lengths = [int(n) for n in lengths_t]
         device = input_ids.device

@@ -114,3 +114,22 @@ def test_base_model_without_chat_template_hides_it(app):
     assert not app.exception, app.exception
     options = app.selectbox(key="sft_template").options
     assert len(options) == 2 and not any("chat template" in o for o in options)
+
+
+def test_top_blocks_control_sets_the_adapted_blocks_and_the_cost(app):
+    """'Top blocks adapted': 0 = every block; 1 adapts half of the tiny model's two blocks, so half the trainable
+    parameters; the setting reaches the run's config."""
+    def trainable():
+        return int(next(m.value for m in app.metric if m.label == "Trainable parameters").replace(",", ""))
+
+    assert app.number_input(key="sft_lora_layers").value == 0  # the default 8 is more than the tiny model's 2 blocks
+    every = trainable()
+    app.number_input(key="sft_lora_layers").set_value(1).run()
+    assert not app.exception and trainable() * 2 == every
+    app.select_slider(key="sft_n_examples").set_value(16)
+    app.slider(key="sft_epochs").set_value(1)
+    app.slider(key="sft_score_n").set_value(0)
+    app.button(key="sft_train").click().run()
+    run = _wait_and_rerun(app, "sft_run_id")
+    assert run.status == "done", run.reason
+    assert run.config["lora_layers"] == 1 and run.summary["trainable"] * 2 == every
