@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from labs.core import hardware
 from labs.core.errors import ConfigError
 from labs.data.instructions import Example, bundled
 from labs.finetune.answers import (FORMAT, base_side, follows_format,  # noqa: F401 (the page reads them here)
                                    greedy_batch, is_correct, prompt_text, scored_enough, stream_answer, task_score)
+from labs.finetune.cost import _matmul_gflops, count_trainable, estimate, step_flops  # noqa: F401 (page, bench)
 from labs.finetune.templates import (ALPACA_INPUT, ALPACA_NO_INPUT, MODES,  # noqa: F401 (the page reads them here)
                                      TEMPLATES, TokenizedSet, has_chat_template, render, token_view, tokenize)
 from labs.models import LoadedModel, ModelError, adapters
@@ -120,89 +120,6 @@ cpu_has_bf16, autocast, uses_bf16 = training.cpu_has_bf16, training.autocast, tr
 def data_id(name: str, raw: bytes) -> str:
     """SFTConfig.data for an uploaded file: "upload:<name>:<12 hex digits of its sha1>"."""
     return f"upload:{name}:{hashlib.sha1(raw).hexdigest()[:12]}"
-
-
-# -- cost before training -----------------------------------------------------------------------------------------
-
-def count_trainable(lm: LoadedModel, config: SFTConfig) -> tuple[int, int]:
-    """(trainable, total) parameters of the run, computed from the model's shapes without copying it."""
-    model = lm.model
-    total = sum(p.numel() for p in model.parameters())
-    if config.mode == "full":
-        return total, total
-    if config.mode == "last_n":
-        layers = list(training.decoder_layers(model))
-        if config.last_n > len(layers):
-            raise ConfigError(f"last_n must be at most {len(layers)}, the model's number of blocks.")
-        inner = getattr(model, "model", model)
-        norm = sum(p.numel() for p in inner.norm.parameters()) if hasattr(inner, "norm") else 0
-        return sum(p.numel() for layer in layers[-config.last_n:] for p in layer.parameters()) + norm, total
-    layers = list(training.decoder_layers(model))
-    adapted = set(config.lora(len(layers)).layers) or set(range(len(layers)))
-    extra = 0
-    for i in adapted:  # LoRA: A (r x in) + B (out x r) per targeted matrix of each adapted block
-        for name, module in layers[i].named_modules():
-            if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in config.lora_targets:
-                extra += config.lora_r * (module.in_features + module.out_features)
-    return extra, total + extra
-
-
-def _matmul_gflops(bf16: bool = False) -> float:
-    """This machine's measured matmul rate (measured once per process, per precision)."""
-    if bf16 not in _PEAK:
-        _PEAK[bf16] = hardware.matmul_gflops(n=1024, repeats=5, dtype=torch.bfloat16 if bf16 else None)
-    return _PEAK[bf16]
-
-
-_PEAK: dict[bool, float] = {}
-
-
-def step_flops(lm: LoadedModel, config: SFTConfig, tokens: int, supervised: int) -> float:
-    """FLOPs of one step (forward + backward) — the 6N-per-token rule (Kaplan et al. 2020) split by what trains.
-
-    forward 2N per token through the blocks (with a frozen bottom, labs.training.prefix runs those blocks once per
-    row, so later epochs do less than this counts); backward 2N for activation gradients down to the lowest trainable
-    block, plus 2 x (trainable weights) per token for weight gradients; the LM head runs only on supervised tokens.
-    """
-    cfg = lm.model.config
-    M, V, L = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
-    head = M * V
-    body = sum(p.numel() for p in training.decoder_layers(lm.model).parameters())
-    per_block = body / L
-    trainable, _ = count_trainable(lm, config)
-    if config.mode == "lora" and 0 < config.lora_layers < L:
-        depth = config.lora_layers  # blocks the gradient flows through
-    else:
-        depth = L if config.mode in ("full", "lora") else min(config.last_n, L)
-    fwd = 2 * body * tokens + 2 * head * supervised
-    bwd = 2 * per_block * depth * tokens + 2 * head * supervised + 2 * trainable * tokens
-    return float(fwd + bwd)
-
-
-def estimate(lm: LoadedModel, config: SFTConfig, data: TokenizedSet) -> dict:
-    """Trainable share, memory and time per step before starting (FLOPs at the measured matmul rate)."""
-    trainable, total = count_trainable(lm, config)
-    n_rows = max(len(data.rows), 1)
-    tokens = data.tokens / n_rows * config.batch_size
-    supervised = data.supervised / n_rows * config.batch_size
-    bytes_w = torch.finfo(lm.dtype).bits // 8
-    cfg = lm.model.config
-    depth = cfg.num_hidden_layers if config.mode != "last_n" else config.last_n
-    inter = getattr(cfg, "intermediate_size", 4 * cfg.hidden_size)
-    # saved activations per token per block that backprop needs: ~6 M (attention in/out, norms) + 4 I (MLP)
-    activations = tokens * depth * (6 * cfg.hidden_size + 4 * inter) * 4
-    memory = {"weights": total * bytes_w, "gradients": trainable * 4, "adam_state": trainable * 8,
-              "activations": activations, "lm_head_logits": supervised * cfg.vocab_size * 4 * 2}
-    flops = step_flops(lm, config, tokens, supervised)
-    peak = _matmul_gflops(uses_bf16(lm.device, config.precision)) * 1e9
-    steps = math.ceil(len(data.rows) / config.batch_size) * config.epochs
-    # a training step's matmuls are smaller than the benchmark's; about half the peak is typical (runs report the
-    # measured ratio as achieved GFLOP/s)
-    seconds = flops / (peak * 0.5)
-    return {"trainable": trainable, "total": total, "trainable_pct": 100 * trainable / total,
-            "memory_bytes": memory, "memory_total_mb": sum(memory.values()) / 2**20,
-            "tokens_per_step": tokens, "flops_per_step": flops, "peak_gflops": peak / 1e9,
-            "seconds_per_step": seconds, "bf16": uses_bf16(lm.device, config.precision), "steps": steps, "seconds_total": seconds * steps}
 
 
 # -- the loss -----------------------------------------------------------------------------------------------------
@@ -323,10 +240,12 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
 
     def loss_fn(item) -> training.StepOutput:
         epoch, batch = item
+        captured = frozen.captured
         loss, n_sup = supervised_loss(model, batch, frozen)  # next-token loss on response tokens only
         n_tokens = int(batch["attention_mask"].sum())
+        replayed = frozen.usable() and frozen.captured == captured  # every row's frozen blocks were stored
         return training.StepOutput(loss, tokens=n_tokens, metrics=dict(epoch=epoch, supervised_tokens=n_sup),
-                                   flops=step_flops(lm, cfg, n_tokens, n_sup))
+                                   flops=step_flops(lm, cfg, n_tokens, n_sup, replayed=replayed))
 
     def evaluate(step: int) -> dict:
         if step == 0:  # before the first update every run of a sweep is the base model: measured once per process

@@ -199,6 +199,11 @@ def test_estimate_is_positive_and_lora_is_cheaper_than_full(tiny):
     assert 0 < lora["trainable_pct"] < full["trainable_pct"] == 100
     assert lora["memory_total_mb"] < full["memory_total_mb"]
     assert 0 < lora["flops_per_step"] < full["flops_per_step"]
+    # the top block only: the bottom one runs once per row, so every epoch after the first costs less
+    top = [sft.estimate(tiny, sft.SFTConfig(lora_layers=1, epochs=e), data) for e in (1, 4)]
+    every = sft.estimate(tiny, sft.SFTConfig(lora_layers=0, epochs=4), data)
+    assert top[1]["seconds_total"] < every["seconds_total"]
+    assert top[1]["seconds_total"] < 4 * top[0]["seconds_total"] and top[1]["flops_per_step"] < top[0]["flops_per_step"]
 
 
 def test_merged_export_equals_the_adapter_model(tiny, trained_run):
