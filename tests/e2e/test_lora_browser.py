@@ -7,7 +7,7 @@ pytestmark = pytest.mark.e2e
 
 def test_lora_calculator_and_merge_check(page, app_url):
     goto(page, app_url, "LoRA_rank_explorer")
-    assert page.get_by_text("Trainable (LoRA)").first.is_visible()
+    page.get_by_text("Trainable (LoRA)").first.wait_for(timeout=30_000)  # the calculator, drawn after the page loads
     # The calculator answers at once: switch to GPT-3's dimensions and read the reduction.
     page.locator(".st-key-lora_calc_model").click()
     page.get_by_role("option", name="GPT-3-like (enter dimensions)").click()
