@@ -109,8 +109,12 @@ class FrozenPrefix:
 
     def __init__(self, model: nn.Module, owner: tuple, start: int | None = None):
         self.model, self.body = model, _body(model)
-        self.layers = decoder_layers(self.body)
-        self.start = first_trained_block(model) if start is None else start
+        try:
+            self.layers = decoder_layers(self.body)
+        except AttributeError:  # blocks not under .layers (GPT-2's .h): no replay, the plain forward
+            self.layers, self.start = [], 0
+        else:
+            self.start = first_trained_block(model) if start is None else start
         dtype = next(model.parameters()).dtype
         self.owner = (*owner, self.start, str(dtype))
         self.captured = self.replayed = 0  # rows computed through the bottom blocks / served from the store

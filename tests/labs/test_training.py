@@ -280,6 +280,7 @@ def test_frozen_prefix_stays_off_where_rows_are_not_the_same_twice(tiny):
 
     full, *_ = training.trainable_model(tiny, "full")
     assert not prefix.FrozenPrefix(full, ("t", 0)).usable()
+    assert not prefix.FrozenPrefix(torch.nn.Sequential(torch.nn.Linear(2, 2)), ("no blocks", 0)).usable()
     frozen = prefix.FrozenPrefix(_top_lora(tiny), ("t", 1))
     ids = torch.tensor([[0, 0, 11, 12], [13, 14, 15, 16]])
     with frozen.around(ids, torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])) as replayed:
