@@ -94,8 +94,9 @@ async def student(browser, url: str, i: int, args, out: dict) -> None:
             await page.get_by_role("button", name="Battle!").click()
             vote = VOTES[(i + r) % len(VOTES)]
             try:
-                try:  # the battle shows its prompt once it started; a click lost under load is clicked again
-                    await page.get_by_text("Prompt: ").first.wait_for(timeout=20_000)
+                try:  # the battle shows this round's prompt once it started (the last round's battle stays on the
+                    # page until New round's rerun lands); a click lost under load is clicked again
+                    await page.get_by_text(f"Prompt: {prompt}").first.wait_for(timeout=20_000)
                 except Exception:  # noqa: BLE001 - counted and reported
                     # a click lost under load, or the page says the prompt was empty (the text typed before the last
                     # rerun finished was replaced): as a student would, type it again and press Battle! again
@@ -104,6 +105,7 @@ async def student(browser, url: str, i: int, args, out: dict) -> None:
                     await box.press("Control+Enter")
                     await _idle(page)
                     await page.get_by_role("button", name="Battle!").click()
+                    await page.get_by_text(f"Prompt: {prompt}").first.wait_for()
                 await page.wait_for_function(  # both answers drawn as finished
                     "() => document.body.innerText.split('finished in').length >= 3", timeout=args.stuck_after * 1000)
                 t_shown = time.perf_counter()

@@ -22,7 +22,7 @@ def test_a_run_through_the_database_queue_shows_where_it_ran(page, queue_app):
     open_dpo_page(page, queue_app, steps=2)
     page.get_by_role("button", name="Train").click()
     page.get_by_text("Finished: 2 steps").first.wait_for(timeout=300_000)  # metrics came back from the database
-    assert page.locator(".js-plotly-plot").count() > 0
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the curves, drawn on the rerun after "Finished"
     assert_no_exception(page)
     page.locator('[data-testid="stSidebarNav"] a', has_text="Runs").first.click()
     # the grid draws on a canvas; its accessible table (attached, not visible) carries the same cells
