@@ -96,12 +96,12 @@ def what_to_train(lm, n_layers: int, n_heldout: int) -> dict:
                          "top blocks; full trains everything (slowest, most memory).")
     D = sft.SFTConfig  # the defaults (make prepare and the lessons bench run these)
     attention_targets, mlp_targets = models.lora_targets(lm.model)  # named by the model's architecture
-    lora_r, lora_alpha, last_n, lora_layers = D.lora_r, float(D.lora_alpha), D.last_n, 0
+    lora_r, lora_alpha, last_n, lora_layers = D.lora_r, float(D.lora_alpha), D.last_n, 0  # what a non-LoRA run keeps
     targets = tuple(t for t in attention_targets + mlp_targets if t in D.lora_targets) or attention_targets
     if mode == "lora":
-        lora_r = c2.select_slider("LoRA rank r", [1, 2, 4, 8, 16, 32, 64], value=8, key=f"{P}_lora_r",
+        lora_r = c2.select_slider("LoRA rank r", [1, 2, 4, 8, 16, 32, 64], value=D.lora_r, key=f"{P}_lora_r",
                                   help="Rank of the update B·A; trainable parameters grow linearly with r.")
-        lora_alpha = c2.number_input("LoRA alpha", 1.0, 512.0, 16.0, key=f"{P}_lora_alpha",
+        lora_alpha = c2.number_input("LoRA alpha", 1.0, 512.0, float(D.lora_alpha), key=f"{P}_lora_alpha",
                                      help="The update is scaled by alpha / r.")
         options = list(attention_targets + mlp_targets)
         if any(t not in options for t in st.session_state.get(f"{P}_lora_targets", [])):
@@ -121,18 +121,18 @@ def what_to_train(lm, n_layers: int, n_heldout: int) -> dict:
                            help=f"Of the model's {n_layers} blocks, train only the top N (plus the final norm).")
     else:
         c2.caption("Every weight trains: use a small learning rate (about 5e-5).")
-    size = c3.select_slider("Training examples", [16, 32, 64, 128, "all"], value=64, key=f"{P}_n_examples",
+    size = c3.select_slider("Training examples", [16, 32, 64, 128, "all"], value=D.n_examples, key=f"{P}_n_examples",
                             help="Test LIMA's claim: how few examples already teach the format?")
     epochs = c3.slider("Epochs", 1, 20, D.epochs, key=f"{P}_epochs",
                        help="Passes over the examples. Push it up with few examples to see validation loss rise "
                             "again (overfitting).")
     c1b, c2b, c3b = st.columns(3)
-    lr = c1b.number_input("Learning rate", 1e-6, 0.1, 2e-3 if mode == "lora" else (5e-5 if mode == "full" else 2e-4),
+    lr = c1b.number_input("Learning rate", 1e-6, 0.1, D.lr if mode == "lora" else (5e-5 if mode == "full" else 2e-4),
                           format="%.6f", key=f"{P}_lr_{mode}",
                           help="AdamW step size: ~2e-3 for LoRA, ~2e-4 for last-N, ~5e-5 for full fine-tuning.")
-    batch = c2b.select_slider("Batch size", [1, 2, 4, 8, 16], value=4, key=f"{P}_batch",
+    batch = c2b.select_slider("Batch size", [1, 2, 4, 8, 16], value=D.batch_size, key=f"{P}_batch",
                               help="Examples per step (padded to the longest in the batch).")
-    score_n = c3b.slider("Held-out prompts to score", 0, min(16, n_heldout), min(8, n_heldout),
+    score_n = c3b.slider("Held-out prompts to score", 0, min(16, n_heldout), min(D.score_examples, n_heldout),
                          key=f"{P}_score_n", help="Answered greedily before and after training at the end of the "
                                                   "run (0 = skip, faster).")
     precision = st.radio("Precision", ["auto", "fp32", "bf16"], horizontal=True, key=f"{P}_precision",

@@ -215,8 +215,8 @@ def run_contamination(ctx, lm: models.LoadedModel, items: Sequence[MCItem] | Non
             raise RuntimeError(f"The {name} fine-tune left no model to score.")
         steps, seconds[name] = summary["steps"], round(summary["train_seconds"], 1)
         # both tuned models share the base's bottom blocks: the items' states there are computed once
-        frozen = (FrozenPrefix(tuned, (lm.key, id(lm.model)), start=n_layers - cfg.lora_layers)
-                  if 0 < cfg.lora_layers < n_layers else None)
+        top = training.top_blocks(n_layers, cfg.lora_layers)
+        frozen = FrozenPrefix(tuned, (lm.key, id(lm.model)), start=top[0]) if top else None
         scores[name], picks[name] = _accuracy(tuned, lm.tokenizer, items, ctx, frozen)
         ctx.log(step=step, **{name: scores[name]})
         del tuned

@@ -27,7 +27,7 @@ from labs import models
 from labs.core.errors import ConfigError
 from labs.data.benchmarks import LETTERS, MCItem, shot_pool, subject_name
 from labs.models import adapters
-from labs.training.loop import pad_id
+from labs.training.loop import causal_parts, pad_id
 
 
 MMLU_DESCRIPTION = "The following are multiple choice questions (with answers) about {subject}.\n\n"
@@ -300,12 +300,11 @@ def score_items(model: torch.nn.Module, tokenizer, items: Sequence[MCItem], choi
             ids[row, :lengths[row]] = torch.tensor(c[4], device=device)
             mask[row, :lengths[row]] = 1
         with torch.no_grad():
-            body, head = _body_and_head(model)
+            body, head, softcap = causal_parts(model)
             with frozen.around(ids, mask) if frozen is not None else contextlib.nullcontext():
                 hidden = body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state  # (B, T, M)
             last = hidden[torch.arange(len(chunk), device=device), torch.tensor(lengths, device=device) - 1]
             logits = head(last).float()
-            softcap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
             if softcap:
                 logits = torch.tanh(logits / softcap) * softcap
             logp = torch.log_softmax(logits, dim=-1)  # (B, V)
@@ -316,11 +315,6 @@ def score_items(model: torch.nn.Module, tokenizer, items: Sequence[MCItem], choi
             results[i] = ItemResult(item.id, item.subject, context, choices, list(item.choices), item.answer,
                                     logliks, greedy, pred, pred_norm)
     return [results[i] for i in range(len(items))]
-
-
-def _body_and_head(model: torch.nn.Module):
-    net = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return net.model, net.lm_head
 
 
 def summarize(results: Sequence[ItemResult]) -> dict:

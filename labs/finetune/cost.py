@@ -51,8 +51,9 @@ def frozen_blocks(lm: LoadedModel, config) -> int:
     """Blocks below the lowest trained one (LoRA on the top N, or last N): labs.training.prefix runs them once per
     row, so they cost a forward pass per row for the whole run rather than per step."""
     L = lm.model.config.num_hidden_layers
-    if config.mode == "lora" and 0 < config.lora_layers < L:
-        return L - config.lora_layers
+    if config.mode == "lora":
+        top = training.top_blocks(L, config.lora_layers)
+        return top[0] if top else 0
     if config.mode == "last_n":
         return L - min(config.last_n, L)
     return 0

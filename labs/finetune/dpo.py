@@ -266,7 +266,7 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     n_layers = len(training.decoder_layers(lm.model))
-    top = tuple(range(n_layers - cfg.last_layers, n_layers)) if 0 < cfg.last_layers < n_layers else ()
+    top = training.top_blocks(n_layers, cfg.last_layers)
     lora = training.LoraSettings(r=cfg.lora_r, alpha=cfg.lora_alpha, layers=top)
     model, n_trainable, n_total = training.trainable_model(lm, mode="lora", lora=lora, seed=cfg.seed)
     device = next(model.parameters()).device

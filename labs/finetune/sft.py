@@ -104,8 +104,8 @@ class SFTConfig:
 
     def lora(self, n_layers: int = 0) -> training.LoraSettings:
         """This run's LoRA rank, alpha, target matrices and (for a model of n_layers blocks) adapted blocks."""
-        top = tuple(range(n_layers - self.lora_layers, n_layers)) if 0 < self.lora_layers < n_layers else ()
-        return training.LoraSettings(r=self.lora_r, alpha=self.lora_alpha, targets=tuple(self.lora_targets), layers=top)
+        return training.LoraSettings(r=self.lora_r, alpha=self.lora_alpha, targets=tuple(self.lora_targets),
+                                     layers=training.top_blocks(n_layers, self.lora_layers))
 
     def steps(self, n_available: int) -> int:
         """Optimizer steps for the run: batches per epoch (of the n_examples used) times epochs."""
@@ -124,12 +124,6 @@ def data_id(name: str, raw: bytes) -> str:
 
 # -- the loss -----------------------------------------------------------------------------------------------------
 
-def _causal_parts(model: torch.nn.Module):
-    """(decoder body, lm_head, logit softcap) of a (PEFT-wrapped) causal LM."""
-    net = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return net.model, net.lm_head, getattr(net.config, "final_logit_softcapping", None)
-
-
 def supervised_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor],
                     frozen: FrozenPrefix | None = None) -> tuple[torch.Tensor, int]:
     """Mean cross-entropy over supervised tokens, running the LM head only where a label exists.
@@ -138,7 +132,7 @@ def supervised_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor],
     step; prompt tokens are masked anyway, so we gather the N supervised positions first. Same value as
     training.causal_lm_loss (tested). `frozen`: the model's frozen bottom blocks replay their stored states.
     """
-    body, head, softcap = _causal_parts(model)
+    body, head, softcap = training.causal_parts(model)
     ids, attention = batch["input_ids"], batch.get("attention_mask")
     with frozen.around(ids, attention) if frozen is not None else contextlib.nullcontext():
         hidden = body(input_ids=ids, attention_mask=attention).last_hidden_state  # (B, T, M)

@@ -111,6 +111,20 @@ def decoder_layers(model: torch.nn.Module):
     return inner.layers
 
 
+def causal_parts(model: torch.nn.Module):
+    """(decoder body, lm_head, logit softcap) of a (PEFT-wrapped) causal LM: the body returns hidden states, so a
+    caller can run the output layer only where it needs logits."""
+    net = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = getattr(net, "model", net)
+    return (getattr(inner, "language_model", inner), net.lm_head,
+            getattr(net.config, "final_logit_softcapping", None))
+
+
+def top_blocks(n_layers: int, k: int) -> tuple[int, ...]:
+    """Indices of the top k of n_layers blocks (LoRA's layers_to_transform); () = every block (k = 0 or k >= n)."""
+    return tuple(range(n_layers - k, n_layers)) if 0 < k < n_layers else ()
+
+
 def trainable_model(lm: LoadedModel, mode: str = "lora", lora: LoraSettings | None = None, last_n: int = 2,
                     seed: int = 0) -> tuple[torch.nn.Module, int, int]:
     """A trainable copy of the shared model (never the shared instance itself).

@@ -19,7 +19,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from labs.training.loop import decoder_layers
+from labs.training.loop import causal_parts, decoder_layers
 
 LIMIT_BYTES = 512 * 2**20  # stored states, all models together (a 100-token SmolLM2 row is 230 kB)
 _STORE: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # (owner, start, autocast, row's token ids) -> (L, M)
@@ -52,15 +52,9 @@ class _Reached(Exception):
         self.hidden = hidden
 
 
-def _body(model: nn.Module) -> nn.Module:
-    net = model.get_base_model() if hasattr(model, "get_base_model") else model
-    inner = getattr(net, "model", net)
-    return getattr(inner, "language_model", inner)
-
-
 def first_trained_block(model: nn.Module) -> int:
     """Index of the lowest decoder block with a trainable weight (0 if the embeddings train, L if no block does)."""
-    body = _body(model)
+    body = causal_parts(model)[0]
     embed = getattr(body, "embed_tokens", None)
     if embed is not None and any(p.requires_grad for p in embed.parameters()):
         return 0
@@ -108,11 +102,12 @@ class FrozenPrefix:
     A start of 0 (everything trains) or L (nothing does) turns the cache off."""
 
     def __init__(self, model: nn.Module, owner: tuple, start: int | None = None):
-        self.model, self.body = model, _body(model)
+        self.model = model
         try:
+            self.body = causal_parts(model)[0]
             self.layers = decoder_layers(self.body)
-        except AttributeError:  # blocks not under .layers (GPT-2's .h): no replay, the plain forward
-            self.layers, self.start = [], 0
+        except AttributeError:  # not a body-and-head LM with blocks under .layers (GPT-2's .h): the plain forward
+            self.body, self.layers, self.start = model, [], 0
         else:
             self.start = first_trained_block(model) if start is None else start
         dtype = next(model.parameters()).dtype

@@ -94,6 +94,8 @@ def test_config_validation_says_how_to_fix():
         sft.SFTConfig(lora_targets=("wrong",))
     with pytest.raises(ValueError, match="template"):
         sft.SFTConfig(template="vicuna")
+    with pytest.raises(ValueError, match="top blocks"):
+        sft.SFTConfig(lora_layers=-1)
 
 
 def test_format_score_and_correctness():

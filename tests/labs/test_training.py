@@ -293,3 +293,12 @@ def test_frozen_prefix_stays_off_where_rows_are_not_the_same_twice(tiny):
     except ValueError:
         pass
     assert list(frozen.layers) == blocks
+
+
+def test_top_blocks_and_causal_parts(tiny):
+    """top_blocks: the top k indices, () for 0 or k >= n (every block); causal_parts unwraps PEFT to the same body."""
+    assert training.top_blocks(30, 8) == tuple(range(22, 30))
+    assert training.top_blocks(30, 0) == training.top_blocks(2, 8) == ()
+    peft = _top_lora(tiny)
+    body, head, softcap = training.causal_parts(peft)
+    assert body is peft.get_base_model().model and head is peft.get_base_model().lm_head and softcap is None
