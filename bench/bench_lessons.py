@@ -132,7 +132,6 @@ def c4(deadline: float) -> L.Verdict:
         ctx.check_stop()
     v = sft.size_verdict(sft.size_points(summaries))
     v.figures["sizes"] = list(sizes)
-    v.figures["correct_after"] = {n: s.get("correct_after") for n, s in summaries}
     return v
 
 

@@ -129,7 +129,7 @@ def what_to_train(lm, n_layers: int, n_heldout: int) -> dict:
     c1b, c2b, c3b = st.columns(3)
     lr = c1b.number_input("Learning rate", 1e-6, 0.1, D.lr if mode == "lora" else (5e-5 if mode == "full" else 2e-4),
                           format="%.6f", key=f"{P}_lr_{mode}",
-                          help="AdamW step size: ~2e-3 for LoRA, ~2e-4 for last-N, ~5e-5 for full fine-tuning.")
+                          help="AdamW step size: ~4e-3 for LoRA on a few blocks, ~2e-4 for last-N, ~5e-5 for full fine-tuning.")
     batch = c2b.select_slider("Batch size", [1, 2, 4, 8, 16], value=D.batch_size, key=f"{P}_batch",
                               help="Examples per step (padded to the longest in the batch).")
     score_n = c3b.slider("Held-out prompts to score", 0, min(16, n_heldout), min(D.score_examples, n_heldout),
@@ -170,8 +170,9 @@ def before_after(result: results.SFTResult) -> None:
     if result.scored:
         cols[0].metric("Follows the TL;DR format", f"{s['format_after']:.0%}",
                        f"{(s['format_after'] - s['format_before']) * 100:+.0f} points vs base", delta_color="normal")
-        cols[1].metric("Short answer correct", f"{s['correct_after']:.0%}",
-                       f"{(s['correct_after'] - s['correct_before']) * 100:+.0f} points vs base")
+        if s.get("correct_after") is not None:  # a sweep run scores the format only
+            cols[1].metric("Short answer correct", f"{s['correct_after']:.0%}",
+                           f"{(s['correct_after'] - s['correct_before']) * 100:+.0f} points vs base")
     cols[2].metric("Final validation loss", f"{s.get('final_val_loss', float('nan')):.3f}")
     if s.get("train_seconds"):
         peak = s.get("peak_gflops", 0)

@@ -84,6 +84,28 @@ def scored_enough(answer: str) -> bool:
     return "\n" in rest.lstrip()
 
 
+def format_decided(answer: str) -> bool:
+    """True once more text can no longer change this answer's format verdict (what a dataset-size sweep plots):
+    at the first characters when the answer does not open with "TL;DR:", else at the first character of the next
+    non-blank line (a "- " bullet or not). Correctness is not decided here. Tested like scored_enough."""
+    if follows_format(answer):  # a match stays a match whatever follows
+        return True
+    text, head = answer.lstrip(), "TL;DR:"
+    if not text.startswith(head):
+        return not head.startswith(text)  # "TL;" could still become the card; "The" cannot
+    if "\n" not in text:
+        return False  # the TL;DR line is still being written
+    first, rest = text.split("\n", 1)
+    rest = rest.lstrip()
+    if not first[len(head):].strip():
+        return True  # an empty TL;DR line fails whatever follows
+    # FORMAT needs "- " and a non-space: decided once the next line shows anything else, or "- " and one more char
+    return bool(rest) and (not "- ".startswith(rest[:2]) or len(rest) >= 3)
+
+
+SCORE_UNTIL = {"answer": scored_enough, "format": format_decided}  # how far each scored answer is decoded
+
+
 def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
@@ -96,28 +118,39 @@ def is_correct(answer: str, reference: str) -> bool:
     return bool(_norm(ref)) and _norm(ref) in _norm(first)
 
 
-_BEFORE: dict[tuple, list[str]] = {}  # (model, new tokens, prompts) -> the base model's greedy answers
+_BEFORE: dict[tuple, list[str]] = {}  # (model, new tokens, prompts, until) -> the base model's greedy answers
 
 
 def task_score(lm: LoadedModel, tuned: torch.nn.Module, examples: list[Example], template: str,
-               max_new_tokens: int = 40) -> dict:
-    """Held-out prompts answered greedily by the base (adapter off) and the tuned model, scored automatically."""
+               max_new_tokens: int = 40, until: str = "answer") -> dict:
+    """Held-out prompts answered greedily by the base (adapter off) and the tuned model, scored automatically.
+
+    until="answer": each answer runs until its format and correctness are decided (scored_enough), as the
+    before/after table shows them; "format": only until its format is (format_decided), and correctness is
+    not scored (None): what a dataset-size sweep plots, at a few tokens for an answer that is not the card."""
+    if until not in SCORE_UNTIL:
+        raise ConfigError(f"until must be one of {list(SCORE_UNTIL)}.")
+    done = SCORE_UNTIL[until]
     prompts = [prompt_text(lm, ex, template) for ex in examples]
-    key = (id(lm.model), lm.key, max_new_tokens, tuple(prompts))
+    key = (id(lm.model), lm.key, max_new_tokens, tuple(prompts), until)
     before = _BEFORE.get(key)
     if before is None:  # the base model's answers: the same for every run of a sweep, written once per process
         with base_side(lm, tuned) as base:
-            before = greedy_batch(lm, base, prompts, max_new_tokens, done=scored_enough)
+            before = greedy_batch(lm, base, prompts, max_new_tokens, done=done)
         if len(_BEFORE) > 64:
             _BEFORE.clear()
         _BEFORE[key] = before
-    after = greedy_batch(lm, tuned, prompts, max_new_tokens, done=scored_enough)
+    after = greedy_batch(lm, tuned, prompts, max_new_tokens, done=done)
+
+    def correct(answer: str, ex: Example) -> bool | None:
+        return is_correct(answer, ex.output) if until == "answer" else None
+
     rows = [{"instruction": ex.instruction, "input": ex.input, "reference": ex.output, "before": b, "after": a,
              "format_before": follows_format(b), "format_after": follows_format(a),
-             "correct_before": is_correct(b, ex.output), "correct_after": is_correct(a, ex.output)}
+             "correct_before": correct(b, ex), "correct_after": correct(a, ex)}
             for ex, b, a in zip(examples, before, after)]
     n = max(len(rows), 1)
-    return {"rows": rows, **{k: sum(r[k] for r in rows) / n
+    return {"rows": rows, **{k: None if rows and rows[0][k] is None else sum(r[k] for r in rows) / n
                               for k in ("format_before", "format_after", "correct_before", "correct_after")}}
 
 

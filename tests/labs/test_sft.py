@@ -124,6 +124,31 @@ def test_scoring_stops_only_where_the_verdicts_are_decided(answer):
     assert all(sft.scored_enough(answer[:n]) for n in range(cuts[0], len(answer) + 1))  # it stays decided
 
 
+FORMAT_ANSWERS = ANSWERS + ["The capital is Lima.", "TL;DR: Lima, of course, in Peru and more words", "TL;", "",
+                            "TL;DR: Lima.\n-", "TL;DR: Lima.\n- ", "TL;DR: Lima.\n-  x", " \n TL;DR: Lima.\n  \n- x"]
+
+
+@pytest.mark.parametrize("answer", FORMAT_ANSWERS)
+def test_format_only_scoring_stops_where_the_format_is_decided(answer):
+    """A sweep's answers stop where format_decided first says so: whatever follows can no longer change the
+    format verdict (checked with continuations that would complete or spoil the card), and the card's answers
+    stop at their first bullet's first character, the others within a few characters."""
+    cuts = [n for n in range(len(answer) + 1) if sft.format_decided(answer[:n])]
+    for n in cuts:
+        for more in ("", " x", "\n- x", "- x", "\n\n- y\nz", "x\n- y"):
+            assert sft.follows_format(answer[:n] + more) == sft.follows_format(answer[:n]), (answer[:n], more)
+    assert all(sft.format_decided(answer[:n]) for n in range(cuts[0], len(answer) + 1)) if cuts else True
+    undecided = [n for n in range(len(answer) + 1) if n not in cuts]
+    for n in undecided:  # not decided: some continuation makes it the card and another one does not
+        text = answer[:n]
+        tails = ["\n\nno", "- y", " y", "\n- y", "x\n- y", " x\n- y", "TL;DR: x\n- y"[len(text.lstrip()):]]
+        assert len({sft.follows_format(text + t) for t in tails}) == 2, text
+    if answer.startswith("The"):
+        assert cuts[0] == 2  # "T" could still open "TL;DR:", "Th" cannot
+    if answer == ANSWERS[0]:
+        assert answer[:cuts[0]] == "TL;DR: Lima.\n- L"
+
+
 def test_early_stopped_answers_are_prefixes_of_the_whole_answers(smol):
     """An answer that leaves the batch early is the start of the same greedy answer run to its budget (the tiny
     random model writes only special tokens, so this takes the real one)."""
@@ -181,6 +206,26 @@ def test_before_side_really_has_the_adapter_off(tiny, trained_run):
     prompt = sft.prompt_text(tiny, EX, "chat")
     before = "".join(sft.stream_answer(tiny, tiny.model, prompt, cfg))
     assert before == generation.generate(tiny, EX.messages(), cfg)
+
+
+def test_a_sweep_run_scores_the_format_only(tiny, trained_run):
+    """sweep_config scores only the format: its answers are prefixes of the whole run's answers (the same tuned
+    model), the format score is theirs, and correctness is not reported (None), on the page too."""
+    cfg = sft.sweep_config(sft.SFTConfig(), 16)
+    assert (cfg.score_until, cfg.n_examples) == ("format", 16)
+    with pytest.raises(ValueError, match="score_until"):
+        sft.SFTConfig(score_until="bullet")
+    _, held = sft.load_bundled()
+    tuned = sft.tuned_model(tiny, trained_run)
+    whole = sft.task_score(tiny, tuned, held[:3], "chat", 8)
+    cut = sft.task_score(tiny, tuned, held[:3], "chat", 8, until="format")
+    assert cut["correct_after"] is None and cut["correct_before"] is None
+    assert whole["correct_after"] is not None
+    for w, c in zip(whole["rows"], cut["rows"]):
+        assert w["after"].startswith(c["after"]) and w["before"].startswith(c["before"])
+        assert c["format_after"] == w["format_after"]
+    with pytest.raises(ValueError, match="until"):
+        sft.task_score(tiny, tuned, held[:1], "chat", 8, until="bullet")
 
 
 def test_run_saves_a_registered_adapter_and_a_score(trained_run):
