@@ -156,3 +156,47 @@ def test_tasks_have_disjoint_held_out_sets():
     assert lora.task_success("arithmetic", "", "17 + 25 = 42.", "17 + 25 = 42.")
     assert lora.task_success("tldr", [], "TL;DR: Paris.\n- It is the capital.", "")
     assert not lora.task_success("tldr", [], "Paris is the capital.", "")
+
+
+def test_top_layer_runs_replay_the_frozen_blocks_and_score_as_the_plain_forward(tiny):
+    """LoRA on the top layer only: the held-out scores through the frozen prefix equal the plain forward's, and a
+    second rank of the same sweep computes no row through the bottom blocks again (every state is replayed)."""
+    from labs.training import prefix
+
+    prefix.clear()
+    cfg = lora.LoraRunConfig(r=4, steps=3, batch_size=2, n_train=8, n_eval=2, score_prompts=2, eval_every=3,
+                             max_len=48, last_layers=1, tiny_models=True, lr=1e-2, seed=4)
+    model = lora.lora_model(tiny, cfg)
+    for p in model.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.1)  # B != 0: the adapter changes the scores
+    frozen = prefix.FrozenPrefix(model, (tiny.key, id(tiny.model)))
+    assert frozen.usable() and frozen.start == tiny.model.config.num_hidden_layers - 1
+    held = lora.encode_pairs(tiny, lora.task_pairs(cfg.task, cfg.n_train, cfg.n_eval, cfg.seed)[1], cfg.max_len)
+    pad = training.pad_id(tiny.tokenizer)
+    plain = lora.held_out_scores(model, held, pad, "cpu")
+    assert lora.held_out_scores(model, held, pad, "cpu", frozen=frozen) == pytest.approx(plain, abs=1e-5)
+    assert lora.held_out_scores(model, held, pad, "cpu", frozen=frozen) == pytest.approx(plain, abs=1e-5)
+    assert frozen.captured == len(held) and frozen.replayed == len(held)
+    prefix.clear()
+    first = jobs.wait(jobs.submit(cfg, functools.partial(lora.train_lora, lm=tiny), replay=False), timeout=120)
+    assert first.status == jobs.DONE, first.reason
+    stored = prefix.stored_bytes()
+    assert stored > 0
+    second = jobs.wait(jobs.submit(dataclasses.replace(cfg, r=2), functools.partial(lora.train_lora, lm=tiny),
+                                   replay=False), timeout=120)
+    assert second.status == jobs.DONE, second.reason
+    assert prefix.stored_bytes() == stored  # the same rows: nothing new went through the bottom blocks
+
+
+def test_tldr_task_score_stops_early_with_the_whole_answers_verdict(tiny):
+    """The tldr score cuts each answer where its format is decided; the score equals that of the whole answers."""
+    from labs.finetune import sft
+
+    pairs = lora.task_pairs("tldr", 4, 4, 0)[1]
+    from labs.serving import generation
+
+    prompts = [generation.render_prompt(tiny, p) for p, _ in pairs]
+    whole = sft.greedy_batch(tiny, tiny.model, prompts, 12)
+    want = sum(sft.follows_format(a) for a in whole) / len(whole)
+    assert lora.task_score(tiny, tiny.model, "tldr", pairs, 12) == want

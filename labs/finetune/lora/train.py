@@ -2,6 +2,7 @@
 task with an exact answer, scored held-out before and after."""
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -19,6 +20,7 @@ from labs.models import adapters
 from labs.runs import results
 from labs.serving import generation
 from labs.training import loop as training
+from labs.training.prefix import FrozenPrefix
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -67,13 +69,14 @@ def task_success(task: str, prompt, answer: str, reference: str) -> bool:
 
 def task_score(lm: models.LoadedModel, model: torch.nn.Module, task: str, pairs: Sequence[tuple],
                max_new_tokens: int = 32) -> float:
-    """Share of held-out prompts whose greedy answer succeeds (batched generation, left padding)."""
+    """Share of held-out prompts whose greedy answer succeeds (batched generation, left padding). A tldr answer
+    leaves the batch once its format verdict is decided (sft.format_decided: the same verdict as the whole answer)."""
     if not pairs:
         return float("nan")
     prompts = [generation.render_prompt(lm, p) for p, _ in pairs]
     was_training = model.training
     model.eval()
-    answers = sft.greedy_batch(lm, model, prompts, max_new_tokens)
+    answers = sft.greedy_batch(lm, model, prompts, max_new_tokens, done=sft.format_decided if task == "tldr" else None)
     model.train(was_training)
     return sum(task_success(task, p, a, r) for (p, r), a in zip(pairs, answers)) / len(pairs)
 
@@ -179,14 +182,18 @@ def encode_pairs(lm: models.LoadedModel, pairs: Sequence[tuple[str, str]], max_l
 
 
 @torch.no_grad()
-def held_out_scores(model: torch.nn.Module, examples: list[dict], pad_id: int, device, batch_size: int = 8) -> dict:
-    """Mean cross-entropy per response token, and teacher-forced token accuracy (the 'task score')."""
+def held_out_scores(model: torch.nn.Module, examples: list[dict], pad_id: int, device, batch_size: int = 8,
+                    frozen: FrozenPrefix | None = None) -> dict:
+    """Mean cross-entropy per response token, and teacher-forced token accuracy (the 'task score'). `frozen`: the
+    model's frozen bottom blocks replay their stored states (labs.training.prefix)."""
     was_training = model.training
     model.eval()
     nll, correct, count = 0.0, 0, 0
     for i in range(0, len(examples), batch_size):
         batch = training.to_device(training.collate(examples[i:i + batch_size], pad_id), device)
-        logits, labels = training.labelled_logits(model, batch["input_ids"], batch["labels"], batch["attention_mask"])
+        with frozen.around(batch["input_ids"], batch["attention_mask"]) if frozen else contextlib.nullcontext():
+            logits, labels = training.labelled_logits(model, batch["input_ids"], batch["labels"],
+                                                      batch["attention_mask"])
         logp, mask = training.token_logprobs(logits, labels)
         nll -= float(logp.sum())
         correct += int(((logits[:, :-1].argmax(-1) == labels[:, 1:]) & mask).sum())
@@ -215,6 +222,8 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
     train_pairs, held_pairs = task_pairs(cfg.task, cfg.n_train, cfg.n_eval, cfg.seed)
     train_ex, held_ex = encode_pairs(lm, train_pairs, cfg.max_len), encode_pairs(lm, held_pairs, cfg.max_len)
     model = lora_model(lm, cfg)
+    # LoRA on the top `last_layers` blocks: the blocks below run once per row, for every step, evaluation and run
+    frozen = FrozenPrefix(model, (lm.key, id(lm.model)))
     trainable, total = training.count_parameters(model)
     init_dir = None
     if cfg.init in ("pissa_niter_4", "olora"):  # these move W0; keep the start to convert the result to plain LoRA
@@ -236,7 +245,8 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
             yield training.to_device(training.collate([train_ex[i] for i in pick], pad_id), device)
 
     def loss_fn(batch) -> training.StepOutput:
-        loss, _ = training.causal_lm_loss(model, batch)  # next-token cross-entropy on the answer tokens
+        with frozen.around(batch["input_ids"], batch["attention_mask"]):
+            loss, _ = training.causal_lm_loss(model, batch)  # next-token cross-entropy on the answer tokens
         return training.StepOutput(loss, tokens=int(batch["attention_mask"].sum()))
 
     # held-out loss before training (step 0), every eval_every steps and after the last
@@ -247,8 +257,8 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
         with training.autocast(device, cfg.precision):
             if step == 0:
                 return base_score(lm, cfg, ("held out", held_ex, cfg.precision),
-                                  lambda: held_out_scores(model, held_ex, pad_id, device))
-            return held_out_scores(model, held_ex, pad_id, device)
+                                  lambda: held_out_scores(model, held_ex, pad_id, device, frozen=frozen))
+            return held_out_scores(model, held_ex, pad_id, device, frozen=frozen)
 
     fit = training.fit(ctx, params, batches(), loss_fn, loop, evaluate=evaluate, device=device)
     seconds = time.perf_counter() - started
