@@ -155,16 +155,17 @@ def inside_tab() -> None:
         chosen = st.selectbox("Adapter", list(by_id), key="lora_inside_run",
                               format_func=lambda i: shared_ui.run_name(by_id[i]),
                               help="Any finished LoRA run of this app.")
-        deltas = inside_ui.deltas(by_id[chosen].summary["adapter"])
+        folder = by_id[chosen].summary["adapter"]
+        deltas = inside_ui.deltas(folder)
         inside_ui.adapter_notes(by_id[chosen].config)
-        inside_ui.spectra(deltas)
+        inside_ui.spectra(folder)
         subspace_section(by_id)
         st.subheader("How ΔW relates to W0")
         layer_names = sorted({d.layer for d in deltas})
         layer = st.selectbox("Layer", layer_names, index=len(layer_names) - 1, key="lora_w0_layer",
                              help="Project W0 onto ΔW's top singular directions (paper Table 7).")
         lm = ui.cached_model(by_id[chosen].config["model_key"])
-        inside_ui.w0_relation(lm, [d for d in deltas if d.layer == layer])
+        inside_ui.w0_relation(lm, folder, layer)
 
 
 def subspace_section(by_id: dict) -> None:

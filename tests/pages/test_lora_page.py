@@ -89,3 +89,14 @@ def test_equal_budget_comparison_fills_the_c7_box(monkeypatch):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("task score W_q+W_v" in x.value and "held-out loss" in x.value for x in (*at.success, *at.warning))
+
+
+def test_inside_tab_caches_follow_the_adapter_files(tmp_path):
+    """The Inside ΔW tab computes its SVDs once per adapter: the cache key changes when the folder is written again."""
+    from ui.lora import inside
+
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"1")
+    first = inside._stamp(str(tmp_path))
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"12")
+    assert inside._stamp(str(tmp_path)) != first and first
+    assert inside._stamp(str(tmp_path / "missing")) == ()
