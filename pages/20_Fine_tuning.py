@@ -54,7 +54,7 @@ def size_sweep(config: sft.SFTConfig, lm, train_examples, heldout) -> None:
         c = st.columns([3, 1])
         sizes = c[0].multiselect("Training examples per run", list(sft.SIZE_SWEEP), default=list(sft.SWEEP_DEFAULT),
                                  key=f"{P}_sizes", help="One background run per size with the settings above "
-                                                         "(8 examples ≈ 15 s, 64 ≈ 40 s on 2 cores; the default four about 2 minutes).")
+                                                         "(8 examples ≈ 5 s, 64 ≈ 30 s on 2 cores; the default four about a minute).")
         if c[1].button("Run the sweep", key=f"{P}_size_go", help="Runs already done with the same settings replay "
                                                                    "at once."):
             with ui.friendly_errors("Starting the sweep"):
