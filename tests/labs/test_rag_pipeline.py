@@ -157,6 +157,24 @@ def test_contains_answer_and_the_c9_verdict():
     assert evaluate.rag_claim_verdict({}).verdict == lessons.NOT_MEASURED
 
 
+def test_sentence_vectors_embed_each_sentence_once_and_equal_a_fresh_embedding(embedder, monkeypatch):
+    """Compression's sentence vectors: the same as embedding the sentences directly (to float rounding), each
+    sentence embedded once per embedder however many questions retrieve its chunk, and the cache stays bounded."""
+    texts = ["Push item onto heap.", "Pop the smallest item.", "Raises IndexError if empty."]
+    calls = []
+    real = retrieve.embed_texts
+    monkeypatch.setattr(retrieve, "embed_texts", lambda e, t: calls.append(list(t)) or real(e, t))
+    retrieve._SENTENCES.pop(embedder, None)
+    first = retrieve.sentence_vectors(embedder, texts[:2])
+    again = retrieve.sentence_vectors(embedder, [texts[1], texts[2], texts[0], texts[2]])
+    assert calls == [texts[:2], [texts[2]]]  # only the new sentence, once although asked twice
+    np.testing.assert_allclose(again, real(embedder, [texts[1], texts[2], texts[0], texts[2]]), atol=1e-5)
+    np.testing.assert_array_equal(again[2], first[0])
+    monkeypatch.setattr(retrieve, "SENTENCE_CACHE", 2)
+    retrieve.sentence_vectors(embedder, ["One more sentence."])
+    assert len(retrieve._SENTENCES[embedder]) == 2
+
+
 def test_contextual_compression_keeps_the_sentence_that_answers(index, embedder):
     text = ("Heap queue algorithm (a.k.a. priority queue).\n\nheapq.heappush: Push item onto heap, maintaining the "
             "heap invariant.\nheapq.heappop: Pop the smallest item off the heap. Raises IndexError if empty.")
