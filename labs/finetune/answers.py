@@ -141,17 +141,16 @@ def task_score(lm: LoadedModel, tuned: torch.nn.Module, examples: list[Example],
             _BEFORE.clear()
         _BEFORE[key] = before
     after = greedy_batch(lm, tuned, prompts, max_new_tokens, done=done)
-
-    def correct(answer: str, ex: Example) -> bool | None:
-        return is_correct(answer, ex.output) if until == "answer" else None
-
+    whole = until == "answer"  # correctness needs the whole first line; a format-only cut may not have it
     rows = [{"instruction": ex.instruction, "input": ex.input, "reference": ex.output, "before": b, "after": a,
              "format_before": follows_format(b), "format_after": follows_format(a),
-             "correct_before": correct(b, ex), "correct_after": correct(a, ex)}
+             "correct_before": is_correct(b, ex.output) if whole else None,
+             "correct_after": is_correct(a, ex.output) if whole else None}
             for ex, b, a in zip(examples, before, after)]
     n = max(len(rows), 1)
-    return {"rows": rows, **{k: None if rows and rows[0][k] is None else sum(r[k] for r in rows) / n
-                              for k in ("format_before", "format_after", "correct_before", "correct_after")}}
+    scored = ("format_before", "format_after") + (("correct_before", "correct_after") if whole else ())
+    return {"rows": rows, "correct_before": None, "correct_after": None,
+            **{k: sum(r[k] for r in rows) / n for k in scored}}
 
 
 @contextlib.contextmanager
