@@ -39,8 +39,8 @@ def greedy_batch(lm: LoadedModel, model: torch.nn.Module, prompts: list[str], ma
     tok = lm.tokenizer
     config = generation.GenerationConfig(max_new_tokens=max_new_tokens, temperature=0, repetition_penalty=1.0,
                                          seed=None)
-    requests = [generation.submit_ids(lm, tok(p, add_special_tokens=False)["input_ids"], config, model=model)
-                for p in prompts]
+    requests = generation.submit_many(lm, [tok(p, add_special_tokens=False)["input_ids"] for p in prompts], config,
+                                      model=model)
 
     def read(request) -> str:
         ids: list[int] = []

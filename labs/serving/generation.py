@@ -107,12 +107,29 @@ def submit_ids(lm: LoadedModel, ids: list[int], config: GenerationConfig, stop: 
     else on the torch engine of `model` (default: the model's decode variant; an adapter-wrapped copy is always
     decoded by torch)."""
     request = Request(list(ids), config, frozenset() if ignore_eos else frozenset(eos_ids(lm)), stop)
+    return _decoder(lm, model).submit(request)
+
+
+def submit_many(lm: LoadedModel, id_lists: Sequence[list[int]], config: GenerationConfig,
+                model: torch.nn.Module | None = None) -> list[Request]:
+    """Queue several streams at once (same settings, same decoder as submit_ids): on a torch engine they join the
+    batch at the same step, sharing one prefill, instead of the first starting alone."""
+    stop_ids = frozenset(eos_ids(lm))
+    requests = [Request(list(ids), config, stop_ids) for ids in id_lists]
+    decoder = _decoder(lm, model)
+    if hasattr(decoder, "submit_all"):
+        return decoder.submit_all(requests)
+    return [decoder.submit(r) for r in requests]
+
+
+def _decoder(lm: LoadedModel, model: torch.nn.Module | None):
+    """What decodes a stream: the given runtime engine, the model's fast runtime, else the torch engine of `model`
+    (default: the model's decode variant)."""
     if hasattr(model, "submit"):  # an engine itself: a runtime serving an adapter (labs.serving.runtimes.gate)
-        return model.submit(request)
+        return model
     if model is None and lm.runtime is not None:
-        return lm.runtime.submit(request)
-    net = model if model is not None else lm.inference_model
-    return engine.engine_for(net, lm.lock).submit(request)
+        return lm.runtime
+    return engine.engine_for(model if model is not None else lm.inference_model, lm.lock)
 
 
 class Stream:

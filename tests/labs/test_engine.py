@@ -218,3 +218,77 @@ def test_an_arena_answer_shows_its_place_while_the_batch_is_full(tiny, monkeypat
         time.sleep(0.005)
     assert battle.wait(60) and not battle.failed
     assert max(seen) >= 1  # a place in the queue was shown while the one slot was taken
+
+
+def test_a_fresh_engine_prefills_requests_queued_together_in_one_forward(tiny):
+    cfg = GenerationConfig(max_new_tokens=12, temperature=0, repetition_penalty=1.0)
+    alone = [_alone(tiny, p, cfg) for p in PROMPTS]
+    eng = engine.Engine(tiny.model, threading.Lock())  # a new fine-tuned copy gets a fresh engine like this one
+    assert eng.batchable is True  # known from the model's config, before any forward
+    reqs = eng.submit_all([engine.Request(generation.encode_prompt(tiny, p, 12), cfg, frozenset()) for p in PROMPTS])
+    assert [list(r.tokens()) for r in reqs] == alone
+    assert eng.prefills == 1 and eng.max_batch_seen == len(PROMPTS)
+
+
+class _Opaque:
+    """A cache the engine cannot re-pad (not a list of key/value layers)."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+
+class _OpaqueCacheModel(torch.nn.Module):
+    """The tiny model behind a cache type the engine does not know, with a config that looks batchable."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    def forward(self, cache=None, **kwargs):
+        out = self.inner(cache=cache.cache if cache is not None else None, **kwargs)
+        return type("Out", (), {"logits": out.logits, "cache": _Opaque(out.cache)})()
+
+
+def test_a_wrong_guess_of_batchable_falls_back_to_one_stream_at_a_time(tiny):
+    cfg = GenerationConfig(max_new_tokens=8, temperature=0, repetition_penalty=1.0)
+    alone = [_alone(tiny, p, cfg) for p in PROMPTS[:3]]
+    eng = engine.Engine(_OpaqueCacheModel(tiny.model), threading.Lock())
+    assert eng.batchable is True  # the config's guess
+    reqs = eng.submit_all([engine.Request(generation.encode_prompt(tiny, p, 8), cfg, frozenset())
+                           for p in PROMPTS[:3]])
+    assert [list(r.tokens()) for r in reqs] == alone  # every answer whole, in order, as alone
+    assert eng.batchable is False and eng.max_batch_seen == 1
+
+
+def test_the_skinny_decode_kernel_computes_the_same_linear():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(48, 96)
+    engine.skinny_linears(layer)
+    assert "forward" in vars(layer)
+    for rows in (1, 2, 3, 4, 5, 16):
+        x = torch.randn(rows, 1, 48)
+        with torch.inference_mode():
+            got = layer(x)
+        want = torch.nn.functional.linear(x, layer.weight, layer.bias)
+        assert got.shape == want.shape == (rows, 1, 96)
+        assert torch.allclose(got, want, atol=1e-5)
+    x = torch.randn(3, 48, requires_grad=True)  # training: the usual kernel, gradients flow
+    layer(x).sum().backward()
+    assert x.grad is not None and torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+
+
+def test_a_copy_of_a_decoded_model_computes_with_its_own_weights(tiny):
+    import copy
+
+    engine.engine_for(tiny.model, tiny.lock)  # the shared model's linears take the decode kernel
+    clone = copy.deepcopy(tiny.model)
+    head = clone.lm_head if hasattr(clone, "lm_head") else clone.get_output_embeddings()
+    assert "forward" in vars(head) and head.forward.__self__ is head  # bound to the copy, not the original
+    ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    with torch.inference_mode():
+        before = clone(input_ids=ids).logits
+        for p in clone.parameters():
+            p.mul_(0.5)
+        after = clone(input_ids=ids).logits
+        shared = tiny.model(input_ids=ids).logits
+    assert not torch.allclose(before, after) and torch.allclose(before, shared)
