@@ -309,7 +309,8 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     model.train()
     loop = training.LoopSettings(steps=cfg.steps, lr=cfg.learning_rate, warmup=min(3, cfg.steps // 10),
                                  loss_name="loss", precision=cfg.precision)
-    training.fit(ctx, params, batches(), loss_fn, loop, device=device)
+    with training.eager_attention(model):
+        training.fit(ctx, params, batches(), loss_fn, loop, device=device)
     ctx.note("Training done; scoring held-out pairs and writing before/after answers…")
     held, held_notes = encode_pairs(lm, list(heldout_pairs)[:cfg.eval_pairs], max_len)
     with training.autocast(device, cfg.precision):  # as the training steps

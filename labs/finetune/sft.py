@@ -262,7 +262,8 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
 
     loop = training.LoopSettings(steps=total_steps, lr=cfg.lr, warmup=min(cfg.warmup, total_steps - 1),
                                  eval_every=cfg.eval_every, eval_at_start=True, precision=cfg.precision)
-    fit = training.fit(ctx, params, batches(), loss_fn, loop, evaluate=evaluate, on_step=note, device=device)
+    with training.eager_attention(model):
+        fit = training.fit(ctx, params, batches(), loss_fn, loop, evaluate=evaluate, on_step=note, device=device)
     step, val_loss, train_seconds = fit.steps, fit.last_eval["val_loss"], fit.train_seconds
     model.eval()
     for p in model.parameters():

@@ -302,3 +302,21 @@ def test_top_blocks_and_causal_parts(tiny):
     peft = _top_lora(tiny)
     body, head, softcap = training.causal_parts(peft)
     assert body is peft.get_base_model().model and head is peft.get_base_model().lm_head and softcap is None
+
+
+def test_training_attention_is_eager_on_cpu_and_the_kernel_comes_back(tiny):
+    model, _, _ = training.trainable_model(tiny, "lora", training.LoraSettings(r=4, targets=("q_proj",)))
+    kernel = model.config._attn_implementation
+    assert kernel == "sdpa"  # the shared model's kernel (the tiny model, like SmolLM2, loads with SDPA)
+    ids = torch.tensor([[1, 5, 9, 4, 2, 7], [3, 3, 8, 1, 0, 0]])
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    fused = model(input_ids=ids, attention_mask=mask).logits
+    with training.eager_attention(model):
+        assert model.config._attn_implementation == "eager"
+        eager = model(input_ids=ids, attention_mask=mask).logits
+        eager.sum().backward()  # it trains
+    assert model.config._attn_implementation == kernel
+    torch.testing.assert_close(eager[mask.bool()], fused[mask.bool()], atol=1e-5, rtol=1e-4)  # exact attention both
+    with pytest.raises(RuntimeError), training.eager_attention(model):
+        raise RuntimeError("a failed run")
+    assert model.config._attn_implementation == kernel  # restored after a failure too

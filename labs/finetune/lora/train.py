@@ -260,7 +260,8 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
                                   lambda: held_out_scores(model, held_ex, pad_id, device, frozen=frozen))
             return held_out_scores(model, held_ex, pad_id, device, frozen=frozen)
 
-    fit = training.fit(ctx, params, batches(), loss_fn, loop, evaluate=evaluate, device=device)
+    with training.eager_attention(model):
+        fit = training.fit(ctx, params, batches(), loss_fn, loop, evaluate=evaluate, device=device)
     seconds = time.perf_counter() - started
     base, last, optimizer, tokens_seen = fit.first_eval, fit.last_eval, fit.optimizer, fit.tokens
     score_after = task_score(lm, model, cfg.task, scored) if scored else None
