@@ -192,6 +192,15 @@ class Engine:
         requests = [r for r in requests if not r.wants_out]
         if not requests:
             return
+        groups = self.scheduler.prefill_groups([len(r.ids) for r in requests])
+        if len(groups) > 1:  # prompts of very different lengths: one forward per group of similar length
+            for k, group in enumerate(groups):
+                if k and not self.batchable:  # the first forward showed a cache that cannot batch: the rest wait
+                    with self._cv:
+                        self._waiting.extendleft(reversed([requests[i] for g in groups[k:] for i in g]))
+                    return
+                self._join([requests[i] for i in group])
+            return
         lengths = [len(r.ids) for r in requests]
         t_new = max(lengths)
         mask = torch.tensor([[0] * (t_new - n) + [1] * n for n in lengths], device=self.device)  # (N, T)

@@ -292,3 +292,15 @@ def test_a_copy_of_a_decoded_model_computes_with_its_own_weights(tiny):
         after = clone(input_ids=ids).logits
         shared = tiny.model(input_ids=ids).logits
     assert not torch.allclose(before, after) and torch.allclose(before, shared)
+
+
+def test_prompts_of_very_different_lengths_are_prefilled_in_groups_and_answer_as_alone(tiny):
+    cfg = GenerationConfig(max_new_tokens=8, temperature=0, repetition_penalty=1.0)
+    prompts = ["Name a colour", "Why is the sky blue? " * 12, "2+2?", "Tell me about cats. " * 12, "Hi"]
+    alone = [_alone(tiny, p, cfg) for p in prompts]
+    eng = engine.Engine(tiny.model, threading.Lock())
+    ids = [generation.encode_prompt(tiny, p, 8) for p in prompts]
+    reqs = eng.submit_all([engine.Request(i, cfg, frozenset()) for i in ids])
+    assert [list(r.tokens()) for r in reqs] == alone
+    groups = eng.scheduler.prefill_groups([len(i) for i in ids])
+    assert len(groups) == 2 and eng.prefills == 2 and eng.max_batch_seen == len(prompts)  # short and long apart

@@ -58,3 +58,16 @@ def test_evicts_rows_whose_reader_left():
     rows = [_req(3), _req(3), _req(3)]
     rows[1].cancel()
     assert Scheduler(max_streams=4).keep(rows) == [0, 2]
+
+
+def test_prefill_groups_keep_padding_small_and_take_every_newcomer_once():
+    lengths = [271] + [150 + (i * 7) % 40 for i in range(27)] + [38 + i % 9 for i in range(30)] + [271]
+    groups = Scheduler.prefill_groups(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:  # each forward pads its rows to its longest prompt: at most 1.25 positions per real token
+        assert len(g) * max(lengths[i] for i in g) <= 1.25 * sum(lengths[i] for i in g)
+    padded_at_once = len(lengths) * max(lengths)
+    assert sum(len(g) * max(lengths[i] for i in g) for g in groups) < 0.5 * padded_at_once
+    assert len(groups) <= 6  # similar lengths still share a forward
+    assert Scheduler.prefill_groups([12, 12, 11, 12]) == [[0, 1, 3, 2]]  # longest first, one forward
+    assert Scheduler.prefill_groups([5]) == [[0]]
