@@ -30,6 +30,7 @@ from labs.models import adapters
 from labs.runs import lessons, results
 from labs.serving import generation
 from labs.training import loop as training
+from labs.training.kernels import training_kernels
 from labs.training.prefix import FrozenPrefix
 
 
@@ -309,7 +310,7 @@ def train(ctx, lm, train_pairs: Sequence, heldout_pairs: Sequence, general_promp
     model.train()
     loop = training.LoopSettings(steps=cfg.steps, lr=cfg.learning_rate, warmup=min(3, cfg.steps // 10),
                                  loss_name="loss", precision=cfg.precision)
-    with training.eager_attention(model):
+    with training_kernels(model, device, cfg.precision):
         training.fit(ctx, params, batches(), loss_fn, loop, device=device)
     ctx.note("Training done; scoring held-out pairs and writing before/after answers…")
     held, held_notes = encode_pairs(lm, list(heldout_pairs)[:cfg.eval_pairs], max_len)

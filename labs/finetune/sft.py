@@ -38,6 +38,7 @@ from labs.finetune.templates import (ALPACA_INPUT, ALPACA_NO_INPUT, MODES,  # no
 from labs.models import LoadedModel, ModelError, adapters
 from labs.runs import lessons, results
 from labs.training import loop as training
+from labs.training.kernels import training_kernels
 from labs.training.prefix import FrozenPrefix
 
 
@@ -262,7 +263,7 @@ def train(ctx, lm: LoadedModel, train_examples: list[Example] | None = None,
 
     loop = training.LoopSettings(steps=total_steps, lr=cfg.lr, warmup=min(cfg.warmup, total_steps - 1),
                                  eval_every=cfg.eval_every, eval_at_start=True, precision=cfg.precision)
-    with training.eager_attention(model):
+    with training_kernels(model, device, cfg.precision):
         fit = training.fit(ctx, params, batches(), loss_fn, loop, evaluate=evaluate, on_step=note, device=device)
     step, val_loss, train_seconds = fit.steps, fit.last_eval["val_loss"], fit.train_seconds
     model.eval()

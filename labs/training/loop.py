@@ -125,28 +125,6 @@ def top_blocks(n_layers: int, k: int) -> tuple[int, ...]:
     return tuple(range(n_layers - k, n_layers)) if 0 < k < n_layers else ()
 
 
-@contextlib.contextmanager
-def eager_attention(model: torch.nn.Module):
-    """Within: a training copy on a CPU computes attention as plain matmuls and a softmax ("eager") instead of the
-    fused SDPA kernel; the kernel it had comes back after. For the short rows the labs train on (about 100 tokens)
-    the fused kernel's backward pass costs more than the rest of a block (6.5 ms per block for 4 rows of 93 tokens),
-    and a SmolLM2 LoRA step took 0.35-0.39 s eager vs 0.46-0.55 s fused (median of 12 steps, alternating). Exact
-    attention either way (float rounding apart); after training the copy decodes and scores with the shared model's
-    kernel, so "before" answers from its disabled adapter equal the shared model's. On a GPU the fused kernel wins
-    and stays."""
-    config = getattr(model, "config", None)
-    kernel = getattr(config, "_attn_implementation", None)
-    switch = (kernel == "sdpa" and next(model.parameters()).device.type == "cpu"
-              and hasattr(model, "set_attn_implementation"))
-    if switch:
-        model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if switch:
-            model.set_attn_implementation(kernel)
-
-
 def trainable_model(lm: LoadedModel, mode: str = "lora", lora: LoraSettings | None = None, last_n: int = 2,
                     seed: int = 0) -> tuple[torch.nn.Module, int, int]:
     """A trainable copy of the shared model (never the shared instance itself).

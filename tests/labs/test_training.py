@@ -2,6 +2,7 @@ import torch
 
 from labs.models import adapters
 from labs.training import loop as training
+from labs.training.kernels import training_kernels
 
 
 def test_tokenize_masks_prompt_and_appends_eos(tiny):
@@ -304,19 +305,34 @@ def test_top_blocks_and_causal_parts(tiny):
     assert body is peft.get_base_model().model and head is peft.get_base_model().lm_head and softcap is None
 
 
-def test_training_attention_is_eager_on_cpu_and_the_kernel_comes_back(tiny):
+def test_training_kernels_eager_attention_and_bf16_frozen_weights_then_back(tiny):
     model, _, _ = training.trainable_model(tiny, "lora", training.LoraSettings(r=4, targets=("q_proj",)))
     kernel = model.config._attn_implementation
     assert kernel == "sdpa"  # the shared model's kernel (the tiny model, like SmolLM2, loads with SDPA)
+    frozen = model.get_base_model().model.layers[0].mlp.up_proj.weight
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     ids = torch.tensor([[1, 5, 9, 4, 2, 7], [3, 3, 8, 1, 0, 0]])
     mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
     fused = model(input_ids=ids, attention_mask=mask).logits
-    with training.eager_attention(model):
+    cpu = torch.device("cpu")
+    model.set_attn_implementation("eager")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast_each_time = model(input_ids=ids, attention_mask=mask).logits
+    model.set_attn_implementation(kernel)
+    with training_kernels(model, cpu, "bf16"):
         assert model.config._attn_implementation == "eager"
-        eager = model(input_ids=ids, attention_mask=mask).logits
-        eager.sum().backward()  # it trains
+        assert frozen.dtype == torch.bfloat16  # cast once for the whole run
+        assert all(p.dtype == torch.float32 for n, p in model.named_parameters() if p.requires_grad)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            held = model(input_ids=ids, attention_mask=mask).logits
+        held.float().sum().backward()  # it trains
+    assert torch.equal(held, cast_each_time)  # the same bf16 values as autocast's own cast: bit for bit
     assert model.config._attn_implementation == kernel
+    assert all(p.dtype == torch.float32 and torch.equal(p.detach(), weights[n]) for n, p in model.named_parameters())
+    with training_kernels(model, cpu, "fp32"):
+        assert frozen.dtype == torch.float32  # float32 training keeps float32 weights
+        eager = model(input_ids=ids, attention_mask=mask).logits
     torch.testing.assert_close(eager[mask.bool()], fused[mask.bool()], atol=1e-5, rtol=1e-4)  # exact attention both
-    with pytest.raises(RuntimeError), training.eager_attention(model):
+    with pytest.raises(RuntimeError), training_kernels(model, cpu, "bf16"):
         raise RuntimeError("a failed run")
-    assert model.config._attn_implementation == kernel  # restored after a failure too
+    assert model.config._attn_implementation == kernel and frozen.dtype == torch.float32  # restored after a failure

@@ -20,6 +20,7 @@ from labs.models import adapters
 from labs.runs import results
 from labs.serving import generation
 from labs.training import loop as training
+from labs.training.kernels import training_kernels
 from labs.training.prefix import FrozenPrefix
 
 
@@ -260,7 +261,7 @@ def train_lora(ctx, lm: models.LoadedModel) -> dict:
                                   lambda: held_out_scores(model, held_ex, pad_id, device, frozen=frozen))
             return held_out_scores(model, held_ex, pad_id, device, frozen=frozen)
 
-    with training.eager_attention(model):
+    with training_kernels(model, device, cfg.precision):
         fit = training.fit(ctx, params, batches(), loss_fn, loop, evaluate=evaluate, device=device)
     seconds = time.perf_counter() - started
     base, last, optimizer, tokens_seen = fit.first_eval, fit.last_eval, fit.optimizer, fit.tokens
