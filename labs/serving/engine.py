@@ -45,13 +45,14 @@ def _layers(cache):
     return layers
 
 
-SKINNY_ROWS = 4  # decode steps of 2..4 rows take the weight-major product (measured faster only up to here)
+SKINNY_ROWS = 6  # decode steps of 2..6 rows take the weight-major product (at 8 rows both kernels took as long)
 
 
 def _skinny_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """nn.Linear.forward, except for a decode step of 2..SKINNY_ROWS rows in float32 on a CPU under inference mode:
-    y = (W x^T)^T instead of x W^T. Both read every weight once, but torch's x W^T kernel for 2-4 rows was about 2x
-    slower than for 1 or 8 (SmolLM2-135M decode step at 2-4 rows: 64-84 ms vs 125-174 ms; at 6-8 rows the same).
+    y = (W x^T)^T instead of x W^T. Both read every weight once, but torch's x W^T kernel for 2-6 rows was up to 2x
+    slower than for 1 or 8 (SmolLM2-135M decode step, alternating in one process: 2-4 rows 52-84 ms vs 104-174 ms,
+    5-6 rows 69-97 ms vs 81-128 ms; 8 rows 115-135 ms vs 107-149 ms).
     Same products, another summation order: the logits differ by float rounding (about 1e-6), as a row in a batch
     already does from the same row alone; greedy answers are tested equal to the plain kernel's."""
     rows = x.numel() // max(x.shape[-1], 1)
