@@ -183,6 +183,11 @@ class Engine:
         return BatchState(tuple(self.rows), self.mask.shape[1] if self.mask is not None else 0, self.batchable,
                           self.window)
 
+    def _requeue(self, requests: list[Request]) -> None:
+        """Put admitted requests back at the head of the queue, in their order (they join at a later step)."""
+        with self._cv:
+            self._waiting.extendleft(reversed(requests))
+
     @torch.inference_mode()
     def _join(self, requests: list[Request]) -> None:
         """Prefill the newcomers' prompts in one forward (left-padded to the longest, (N, T) in, one logit row
@@ -197,8 +202,7 @@ class Engine:
         if len(groups) > 1:  # prompts of very different lengths: one forward per group of similar length
             for k, group in enumerate(groups):
                 if k and not self.batchable:  # the first forward showed a cache that cannot batch: the rest wait
-                    with self._cv:
-                        self._waiting.extendleft(reversed([requests[i] for g in groups[k:] for i in g]))
+                    self._requeue([requests[i] for g in groups[k:] for i in g])
                     return
                 self._join([requests[i] for i in group])
             return
@@ -223,8 +227,7 @@ class Engine:
             return
         self.batchable = _layers(out.cache) is not None
         if not self.batchable and len(requests) > 1:  # the guess was wrong: one stream at a time from here on
-            with self._cv:  # nothing was emitted yet: the others wait at the head of the queue, in order
-                self._waiting.extendleft(reversed(requests[1:]))
+            self._requeue(requests[1:])  # nothing was emitted for them yet
             self._join(requests[:1])
             return
         keep, tokens = [], []
