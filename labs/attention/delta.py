@@ -68,7 +68,7 @@ def delta_rule_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: 
     q, k, v, beta = q.float(), k.float(), v.float(), beta.float()
     scalar = g is None or g.dim() == 3
     g = torch.zeros(B, T, H, device=q.device) if g is None else g.float()
-    C = int(chunk_size)
+    C = min(int(chunk_size), T)  # a chunk longer than the sequence would only add padding
     n = -(-T // C)
     pad = n * C - T
     if pad:  # padded steps have k = v = β = g = 0: they leave the state alone

@@ -92,7 +92,7 @@ def linear_attention_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     q, k, v = q.float(), k.float(), v.float()
     qf = q if q_feat is None else q_feat.float()
     kf = k if k_feat is None else k_feat.float()
-    C = int(chunk_size)
+    C = min(int(chunk_size), T)  # a chunk longer than the sequence would only add padding
     n = -(-T // C)
     pad = n * C - T
     if pad:

@@ -8,6 +8,7 @@ absolute embeddings, the same for every mixer, so the only thing that differs be
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from torch import nn
 from labs.attention import tasks
 from labs.attention.linear import power_state_dim
 from labs.attention.mixers import MixerConfig, build_mixer, check_mixers, state_numbers
-from labs.core import settings
+from labs.core import compute, settings
 from labs.core.errors import ConfigError
 from labs.runs import results
 from labs.training import loop as training
@@ -39,9 +40,14 @@ class ModelConfig:
     power: int = 2
 
     def mixer_config(self) -> MixerConfig:
-        """The MixerConfig of every block's mixer (chunk length C = 16 tokens in chunked mode)."""
+        """The MixerConfig of every block's mixer: chunks of C = 16 tokens in chunked mode, 8 for KDA.
+
+        KDA's per-channel decay makes its in-chunk term cost T·C·K (a [C, C, K] decay per chunk) against T·C for
+        the others, so a shorter chunk pays. One forward and backward of KDA at batch 64, 4 heads of 16, 64
+        tokens, one thread (2-core CPU): 83 ms with C = 8, 132 ms with C = 16, 472 ms with C = 32. The chunked
+        form is exact for any C, so only float rounding changes with it."""
         return MixerConfig(name=self.mixer, d_model=self.d_model, n_heads=self.n_heads, window=self.window,
-                           power=self.power, chunk_size=16)
+                           power=self.power, chunk_size=8 if self.mixer == "kda" else 16)
 
 
 class Block(nn.Module):
@@ -164,11 +170,12 @@ def train(ctx, device: str | None = None) -> dict:
             yield tuple(t.to(device) for t in tasks.generate(task, config.batch_size, seed=config.seed * 1_000_003 + step))
 
     def evaluate_step(step: int) -> dict:
-        for name, model in models.items():
-            final[name] = evaluate(model, eval_in, eval_lab)
+        final.update(side.map(lambda model: evaluate(model, eval_in, eval_lab), models))
         return {f"acc_{name}": acc for name, acc in final.items()}
 
-    fit_side_by_side(ctx, models, batches(), config.steps, config.lr, config.eval_every, evaluate_step)
+    with SideBySide(len(models)) as side:
+        fit_side_by_side(ctx, models, batches(), config.steps, config.lr, config.eval_every, evaluate_step,
+                         side=side)
     result = {"task": task.name, "seq_len": task.seq_len, "chance": task.chance,
               "accuracy": final,
               "state_numbers": {n: state_numbers(config.model_config(n).mixer_config(), task.seq_len) * config.n_layers
@@ -180,25 +187,67 @@ def train(ctx, device: str | None = None) -> dict:
     return result
 
 
-def mixer_losses(models: dict[str, TinyLM], inputs: torch.Tensor, labels: torch.Tensor) :
+class SideBySide:
+    """Runs one function per model across the cores this training may use, one thread per model at a time.
+
+    These models are so small that a second intra-op thread costs more in synchronisation than it saves (the
+    sweeps compute on one), but separate models split across cores well: three palindrome mixers took 87–89 ms per
+    forward and backward at 64 tokens in two threads vs 129–133 ms one after another (2-core CPU). Every worker
+    computes on one intra-op thread and each model's arithmetic stays in one thread, so the numbers are those of
+    the one-thread loop bit for bit, however many workers there are.
+
+        with SideBySide(len(models)) as side:
+            losses = side.map(lambda model: ..., models)     # {name: result}, in the order of `models`
+    """
+
+    def __init__(self, n_models: int, workers: int | None = None):
+        self.workers = max(1, min(n_models, compute.threads_for("training") if workers is None else workers))
+        self.pool = None
+
+    def __enter__(self) -> "SideBySide":
+        if self.workers > 1:
+            self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mixer",
+                                           initializer=torch.set_num_threads, initargs=(1,))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def map(self, fn, models: dict) -> dict:
+        """{name: fn(model)} for every model: in the pool's threads, or here (one thread) without a pool."""
+        if self.pool is None:
+            with compute.threads(1):
+                return {name: fn(model) for name, model in models.items()}
+        return dict(zip(models, self.pool.map(fn, models.values())))
+
+
+def mixer_losses(models: dict[str, TinyLM], inputs: torch.Tensor, labels: torch.Tensor,
+                 side: SideBySide | None = None) -> training.StepOutput:
     """Next-token cross-entropy of every mixer on the same batch (only the scored positions count).
 
-    The sum trains them all in one backward pass: each model's weights get exactly its own loss's gradient.
+    Each model runs its forward and its own loss's backward (in `side`'s threads when given), so each model's
+    weights get exactly its own loss's gradient; the returned loss is their sum, with backward done.
     Logged: loss_<mixer> per mixer, and `loss` = the worst of them, so a NaN in any mixer ends the run readably.
     """
-    losses = {}
-    for name, model in models.items():
+    def forward_backward(model: TinyLM) -> torch.Tensor:
         model.train()
-        losses[name] = F.cross_entropy(model(inputs).flatten(0, 1), labels.flatten(), ignore_index=tasks.IGNORE)
-    values = torch.stack([loss.detach() for loss in losses.values()])
+        loss = F.cross_entropy(model(inputs).flatten(0, 1), labels.flatten(), ignore_index=tasks.IGNORE)
+        loss.backward()  # before the NaN check: fine, since only the optimizer step touches the weights
+        return loss.detach()
+
+    losses = (side or SideBySide(1)).map(forward_backward, models)
+    values = torch.stack(list(losses.values()))
     metrics = {f"loss_{n}": loss.item() for n, loss in losses.items()}
     metrics["loss"] = float(values.max()) if torch.isfinite(values).all() else float("nan")
-    return training.StepOutput(sum(losses.values()), tokens=inputs.numel() * len(models), metrics=metrics)
+    return training.StepOutput(values.sum(), backward_done=True, tokens=inputs.numel() * len(models),
+                               metrics=metrics)
 
 
 def fit_side_by_side(ctx, models: dict[str, TinyLM], batches, steps: int, lr: float, eval_every: int, evaluate_step,
-                     on_step=None):
-    """Train several mixers in lock-step on the same batches through the shared loop (labs.training.loop.fit).
+                     on_step=None, side: SideBySide | None = None):
+    """Train several mixers in lock-step on the same batches through the shared loop (labs.training.loop.fit),
+    their forward and backward passes side by side in `side`'s threads (one after another without it).
 
     One AdamW param group per mixer, each clipped on its own (as separate optimizers would), weight decay 0.01,
     warm-up over the first tenth of the steps, then a constant rate.
@@ -206,7 +255,7 @@ def fit_side_by_side(ctx, models: dict[str, TinyLM], batches, steps: int, lr: fl
     groups = [{"params": list(m.parameters())} for m in models.values()]
     loop = training.LoopSettings(steps=steps, lr=lr, warmup=max(1, steps // 10), schedule="constant",
                                  weight_decay=0.01, clip_per_group=True, eval_every=eval_every, loss_name=None)
-    return training.fit(ctx, groups, batches, lambda batch: mixer_losses(models, *batch), loop,
+    return training.fit(ctx, groups, batches, lambda batch: mixer_losses(models, *batch, side=side), loop,
                         evaluate=evaluate_step, on_step=on_step)
 
 

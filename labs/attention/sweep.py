@@ -29,7 +29,7 @@ import torch
 
 from labs.attention import tasks
 from labs.attention.mixers import check_mixers, state_numbers
-from labs.attention.model import ModelConfig, TinyLM, evaluate, fit_side_by_side
+from labs.attention.model import ModelConfig, SideBySide, TinyLM, evaluate, fit_side_by_side
 from labs.core import compute
 from labs.core.errors import ConfigError
 from labs.runs import lessons, results
@@ -131,16 +131,19 @@ def sweep_sizes(ctx, config, sizes: list[int], task_of, size_name: str, note: st
             yield tasks.generate(task_of(size_at(step)), config.batch_size, seed=config.seed * 1_000_003 + step)
 
     def evaluate_step(step: int) -> dict:
+        scores = side.map(lambda model: {q: evaluate(model, *held_out[q]) for q in sizes}, models)
         row = {}
-        for name, model in models.items():
-            for q in sizes:
-                row[f"acc_{name}_{q}"] = accuracy[name][q] = evaluate(model, *held_out[q])
+        for name, by_size in scores.items():
+            accuracy[name].update(by_size)
+            row.update({f"acc_{name}_{q}": acc for q, acc in by_size.items()})
         return row
 
     def add_size(step: int, row: dict) -> None:
         row[size_name] = size_at(step)
 
-    fit_side_by_side(ctx, models, batches(), config.steps, config.lr, config.eval_every, evaluate_step, add_size)
+    with SideBySide(len(models)) as side:
+        fit_side_by_side(ctx, models, batches(), config.steps, config.lr, config.eval_every, evaluate_step, add_size,
+                         side=side)
     longest = task_of(max(sizes))
     return {"accuracy": accuracy, "chance": task_of(sizes[0]).chance,
             "state_numbers": {n: state_numbers(config.model_config(n).mixer_config(), longest.seq_len)

@@ -307,6 +307,7 @@ class StepOutput:
     """What a lab's loss function returns for one batch."""
 
     loss: torch.Tensor  # scalar to minimise (backward runs on it)
+    backward_done: bool = False  # the loss function already ran backward (models trained side by side in threads)
     tokens: int = 0  # tokens processed this step (for tokens/s)
     metrics: dict = field(default_factory=dict)  # extra numbers logged with the step (may override the loop's own)
     flops: float = 0.0  # FLOPs of this step's forward + backward, when the lab can count them (achieved GFLOP/s)
@@ -426,7 +427,8 @@ def fit(ctx, params, batches: Iterable, loss_fn: Callable[[Any], StepOutput], se
             row.update(out.metrics)
             ctx.log(**row)  # records the row; raises Diverged when the loss is one of the checked keys
             raise jobs.Diverged(diverged_message(loss_value, step))
-        out.loss.backward()
+        if not out.backward_done:
+            out.loss.backward()
         grad_norm = None
         if settings.clip is not None:
             if settings.clip_per_group:

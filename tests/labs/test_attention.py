@@ -121,7 +121,7 @@ def _delta_inputs(shape, decay, seed=0, beta_max=1.0):
 
 @pytest.mark.parametrize("shape", SHAPES + [(1, 64, 2, 16, 16)])
 @pytest.mark.parametrize("decay", ["none", "scalar", "channel"])  # DeltaNet, Gated DeltaNet, KDA
-@pytest.mark.parametrize("chunk", [1, 4, 16])
+@pytest.mark.parametrize("chunk", [1, 4, 16, 100])  # 100: longer than every sequence, so one chunk of T
 @pytest.mark.parametrize("beta_max", [1.0, 2.0])  # β ∈ (0, 2): negative eigenvalues (Grazzi et al. 2025)
 def test_delta_rule_chunked_equals_recurrent(shape, decay, chunk, beta_max):
     q, k, v, beta, g = _delta_inputs(shape, decay, beta_max=beta_max)

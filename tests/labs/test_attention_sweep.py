@@ -2,12 +2,15 @@
 per-size accuracies from one run, the verdicts on synthetic figures."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
 from labs.runs import jobs
 from labs.runs import lessons
 from labs.attention import sweep, tasks
+from labs.attention.model import SideBySide, TinyLM, mixer_losses
 
 
 def test_config_refuses_what_cannot_run():
@@ -50,6 +53,33 @@ def test_a_short_sweep_runs_as_a_job_and_scores_every_pair_count():
     assert set(acc) == {"softmax", "deltanet"} and all(set(a) == {1, 3} for a in acc.values())
     assert all(0.0 <= x <= 1.0 for a in acc.values() for x in a.values())
     assert [m["pairs"] for m in run.metrics[:4]] == [1, 3, 1, 3]  # the pair counts take turns
+
+
+def test_mixers_side_by_side_in_threads_equal_the_one_thread_loop_bit_for_bit():
+    cfg = sweep.PairsSweepConfig(mixers=("softmax", "linear", "kda"), pairs=(2, 8), d_model=16, batch_size=8)
+
+    def gradients(workers: int):
+        models = {}
+        for name in cfg.mixers:
+            torch.manual_seed(0)
+            models[name] = TinyLM(cfg.model_config(name))
+        with SideBySide(len(models), workers=workers) as side:
+            names = side.map(lambda model: threading.current_thread().name, models)
+            out = mixer_losses(models, *tasks.generate(cfg.task(8), 8, seed=3), side=side)
+        assert out.backward_done and torch.isfinite(out.loss)
+        return names, out.metrics, {f"{n}.{k}": p.grad for n, m in models.items() for k, p in m.named_parameters()}
+
+    names1, metrics1, grads1 = gradients(1)
+    names2, metrics2, grads2 = gradients(2)
+    assert not any(n.startswith("mixer") for n in names1.values())  # one worker: here, on one thread
+    assert all(n.startswith("mixer") for n in names2.values())       # two: in the pool's threads
+    assert metrics1 == metrics2
+    assert grads1.keys() == grads2.keys() and all(torch.equal(grads1[k], grads2[k]) for k in grads1)
+
+
+def test_kda_trains_in_shorter_chunks_than_the_other_mixers():
+    cfg = sweep.PairsSweepConfig()
+    assert cfg.model_config("kda").mixer_config().chunk_size < cfg.model_config("deltanet").mixer_config().chunk_size
 
 
 # --- the length sweeps: palindrome (C11b) and parity (C11c) ---------------------------------------------------------
