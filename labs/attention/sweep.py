@@ -18,8 +18,9 @@ Why these defaults (measured on a 2-core CPU while building the page; see the RE
   are as narrow, but it keeps every key;
 * vocabulary 48 (22 keys, 24 values) and lr 3e-3 with batch 64: softmax reaches ~100 % at every pair count in
   about 300 steps; lr 1e-2 with vocabulary 64 and two layers did not in 200 (the issue's 0.85 / 0.11).
-* one CPU thread (see `run`): the whole default sweep takes ~20 s of compute without KDA and ~45 s with it
-  (KDA's per-channel decay is the slowest operator here).
+* one intra-op thread per model, the mixers side by side on the cores (`model.SideBySide`), KDA in chunks of 8:
+  the default sweep ran in 44 s against 66 s one mixer after another in chunks of 16 (2-core CPU, lessons
+  benchmark, same figures). KDA's per-channel decay is still the slowest operator here.
 """
 from __future__ import annotations
 
@@ -84,8 +85,9 @@ def run(ctx) -> dict:
     """The labs.runs.jobs step function. Logs loss_<mixer> every step and, every eval_every steps,
     acc_<mixer>_<pairs> for each pair count; returns {"accuracy": {mixer: {pairs: acc}}, "chance", "state_numbers"}.
 
-    Runs on one CPU thread: these models are so small that a second thread costs more in synchronisation than it
-    saves (measured: ~18 s of compute on one thread; 2-10× slower with two threads on a busy 2-core machine)."""
+    Each model computes on one intra-op thread: these models are so small that a second thread costs more in
+    synchronisation than it saves (2-10× slower with two threads on a busy 2-core machine). The cores go to
+    different mixers instead (`model.SideBySide`), which keeps every number the one-thread loop's."""
     with compute.threads(1):
         return _run(ctx)
 
@@ -233,7 +235,7 @@ def second_half(labels: torch.Tensor) -> torch.Tensor:
 
 
 def run_lengths(ctx) -> dict:
-    """The labs.runs.jobs step function of a length sweep (one CPU thread, as `run`). Logs loss_<mixer> every step,
+    """The labs.runs.jobs step function of a length sweep (one intra-op thread per model, as `run`). Logs loss_<mixer> every step,
     acc_<mixer>_<length> every eval_every steps and `length`; returns {"accuracy": {mixer: {length: acc}},
     "lengths", "chance", "task", "scored", "state_numbers"}."""
     with compute.threads(1):
