@@ -157,7 +157,9 @@ def estimate(est: dict) -> None:
     m[3].metric("Time per step (estimate)", f"{est['seconds_per_step']:.1f} s",
                 help=f"{est['flops_per_step'] / 1e9:.0f} GFLOP per step at half of this machine's measured "
                      f"{'bf16' if est['bf16'] else 'fp32'} matmul rate ({est['peak_gflops']:.0f} GFLOP/s)")
-    m[4].metric("Whole run (estimate)", f"{est['seconds_total'] / 60:.1f} min")
+    m[4].metric("Training steps (estimate)", f"{est['seconds_total'] / 60:.1f} min",
+                help="the forward and backward passes and updates only: the before and after answers, the held-out "
+                     "scores and the validation losses come on top, and so does loading the model on a first run")
     with st.expander("Memory breakdown"):
         st.dataframe(pd.DataFrame([{"part": k.replace("_", " "), "MB": round(v / 2**20, 1)}
                                    for k, v in est["memory_bytes"].items()]), hide_index=True)
