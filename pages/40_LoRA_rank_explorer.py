@@ -80,9 +80,10 @@ def sweep_tab() -> dict:
                 "that on GPT-3 even r = 1 or 2 nearly matches r = 64 for W_q + W_v.")
     common = sweep_ui.training_settings()
     c = st.columns([2, 3])
-    ranks = c[0].multiselect("Ranks", list(lora.RANK_CHOICES), default=[1, 8, 64], key="lora_ranks",
-                             help="One background run per rank, one after another. r = 8 and r = 64 feed "
-                                  "the subspace-similarity view in 'Inside ΔW'.")
+    ranks = c[0].multiselect("Ranks", list(lora.RANK_CHOICES), default=list(lora.SWEEP_RANKS), key="lora_ranks",
+                             help="One background run per rank, one after another. Any two finished ranks feed the "
+                                  "subspace-similarity view in 'Inside ΔW'; add r = 64 to compare 8 with 64 as the "
+                                  "paper does.")
     options = list(lora.ALL_TARGETS)
     with ui.friendly_errors("Reading the model's matrices"):
         options = shared_ui.target_options("lora_targets", shared_ui.training_architecture(common["model_key"]))

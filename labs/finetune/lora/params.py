@@ -193,7 +193,7 @@ def rank_for_budget(arch: Architecture, targets: Sequence[str], budget: int, lay
     return max(1, round(budget / per_rank))
 
 
-SWEEP_RANKS = (1, 8, 64)  # the rank sweep's default: the paper's smallest, its r = 8, and a large one (Table 6)
+SWEEP_RANKS = (1, 8)  # the rank sweep's default: the paper's smallest and its r = 8 (Table 6), the two C6 compares
 MATRIX_CHOICES = {"W_q": ("q_proj",), "W_k": ("k_proj",), "W_v": ("v_proj",), "W_o": ("o_proj",),
                   "W_q+W_k": ("q_proj", "k_proj"), "W_q+W_v": ("q_proj", "v_proj"), "all four": ATTENTION_TARGETS}
 BUDGET_RANK = 8  # the budget of the which-matrices comparison: r = 8 on W_q alone (Table 5 spends r = 8 on one type)

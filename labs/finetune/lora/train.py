@@ -100,7 +100,7 @@ def base_score(lm: models.LoadedModel, cfg: "LoraRunConfig", what: tuple, score:
 
 @dataclass(frozen=True)
 class LoraRunConfig:
-    """One LoRA training run. Defaults: the 3-rank sweep (1, 8, 64) finishes in about 90 s on a 2-core CPU."""
+    """One LoRA training run at the page's default settings (the rank sweep trains one per rank of SWEEP_RANKS)."""
 
     model_key: str = models.DEFAULT_CHAT_MODEL
     task: str = "tldr"
