@@ -29,6 +29,7 @@ def test_prepare_runs_the_page_default_and_reports_it(prepared):
     status, lines = prepared
     entry = status["demos"]["dpo.train"]
     assert entry["state"] == "ready" and entry["runs"] and entry["seconds"] > 0, entry
+    assert 0 < entry["run_seconds"] <= entry["seconds"], entry  # the runs alone, without opening the page
     assert all(jobs.get(i).status == jobs.DONE for i in entry["runs"])
     assert any(line.startswith("ready") and "dpo.train" in line for line in lines)
     assert "dpo.train" in prepare.table(status) and prepare.running_pid() is None
