@@ -3,6 +3,7 @@ per-size accuracies from one run, the verdicts on synthetic figures."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -75,6 +76,22 @@ def test_mixers_side_by_side_in_threads_equal_the_one_thread_loop_bit_for_bit():
     assert all(n.startswith("mixer") for n in names2.values())       # two: in the pool's threads
     assert metrics1 == metrics2
     assert grads1.keys() == grads2.keys() and all(torch.equal(grads1[k], grads2[k]) for k in grads1)
+
+
+def test_side_by_side_starts_the_slowest_model_first_and_keeps_the_order_of_results():
+    naps, started = {"fast": 0.0, "slow": 0.05, "middle": 0.02}, []
+
+    def work(name):
+        started.append(name)
+        time.sleep(naps[name])
+        return name.upper()
+
+    with SideBySide(3, workers=2) as side:
+        first = side.map(work, {n: n for n in naps})
+        started.clear()
+        second = side.map(work, {n: n for n in naps})
+    assert list(first) == list(second) == list(naps) and second["slow"] == "SLOW"  # results in the models' order
+    assert started[0] == "slow"  # the slowest of the last call goes first
 
 
 def test_kda_trains_in_shorter_chunks_than_the_other_mixers():
