@@ -127,7 +127,7 @@ def pairs_sweep() -> None:
     st.caption(f"One {d.n_layers}-layer model per mixer trains on a mix of the pair counts; each is scored on its own "
                f"held-out set. Defaults: width {d.d_model} in {d.n_heads} heads of {d.d_model // d.n_heads} (each "
                f"fixed state is {d.d_model // d.n_heads} × {d.d_model // d.n_heads}), vocabulary {d.vocab_size}, "
-               f"{d.steps} steps at lr {d.lr:g} — about 45 s on an idle 2-core CPU.")
+               f"{d.steps} steps at lr {d.lr:g}{ui.last_time(d)}.")
     c = st.columns(4)
     mixers = c[0].multiselect("Mixers", list(VARIANTS), default=list(d.mixers), format_func=VARIANTS.get,
                               key=f"{P}_sw_mixers", help="Keep softmax: the claim compares every fixed-state "

@@ -19,4 +19,4 @@ from ui.common import (  # noqa: F401
     session_id,
     sidebar,
 )
-from ui.runs import run_panel  # noqa: F401
+from ui.runs import last_time, run_panel  # noqa: F401

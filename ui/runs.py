@@ -106,6 +106,15 @@ def watch_group(ids: Sequence[str], draw: Callable[[list[jobs.Run]], None], *, k
     return [r for r in (jobs.get(i) for i in ids) if r is not None]
 
 
+def last_time(config) -> str:
+    """' — the last run of these settings here took N s' from the run store (identical config and seed, finished),
+    or '' when there is none: a measured time on this machine instead of a typed-in estimate."""
+    run = jobs.get(jobs.run_id_for(jobs.kind_of(config), jobs.config_dict(config), getattr(config, "seed", None)))
+    if run is None or run.status != jobs.DONE or not run.started or not run.ended:
+        return ""
+    return f" — the last run of these settings here took {run.ended - run.started:.0f} s"
+
+
 def replay_note(runs: Sequence[jobs.Run], *, key: str, column=None) -> None:
     """Say that these finished runs are stored results replayed (made ahead, e.g. by `make prepare`), when they
     were made, and offer to run them live instead."""

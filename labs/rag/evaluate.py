@@ -343,15 +343,21 @@ class RagClaimConfig:
                                        bm25_weight=self.hybrid_weight if weight is None else weight, compress_to=0)
 
 
+def claim_index(cfg: RagClaimConfig, embedder):
+    """The index the claim retrieves from: the default corpus in the app's default chunks, embedded into Chroma
+    once and reused afterwards (store.build_index), as the page's Build button makes it."""
+    docs = load.default_corpus(tuple(cfg.corpus_modules))
+    split_cfg = RagEvalConfig().split_config()  # the app's default chunking
+    chunks = split.split_documents(docs, split_cfg, split.char_length)
+    return store.build_index(store.corpus_for(load.corpus_id(docs), cfg.embedder), chunks, embedder, split_cfg,
+                             "cosine")
+
+
 def run_rag_claim(ctx, embedder, lm) -> dict:
     """Job step function: retrieval modes' hit@k, then the answers with and without retrieval (batched)."""
     cfg: RagClaimConfig = ctx.config
     qs = questions(cfg.corpus_modules)[:cfg.n_questions]
-    docs = load.default_corpus(tuple(cfg.corpus_modules))
-    split_cfg = RagEvalConfig().split_config()  # the app's default chunking
-    chunks = split.split_documents(docs, split_cfg, split.char_length)
-    index = store.build_index(store.corpus_for(load.corpus_id(docs), cfg.embedder), chunks, embedder, split_cfg,
-                              "cosine")
+    index = claim_index(cfg, embedder)
     vecs = list(store.embed_texts(embedder, [q.question for q in qs]))
     ctx.set_total(3)
     modes = {"dense": cfg.retrieve_config("dense"), "keyword (BM25)": cfg.retrieve_config("hybrid", 1.0),

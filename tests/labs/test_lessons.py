@@ -226,3 +226,19 @@ def test_bench_lessons_runs_each_claim_in_a_process_of_its_own(tmp_path, monkeyp
     monkeypatch.setattr(sys, "executable", str(fake))
     died = bench_lessons.in_own_process("C12", 5)
     assert died["verdict"] == L.NOT_MEASURED and "code 3: MemoryError: out of memory" in died["reason"]
+
+
+def test_bench_lessons_times_a_claims_setup_apart_from_the_claim(monkeypatch):
+    """What the page has done before the button (C9: the corpus embedded by Build) runs before the claim's timer,
+    as the chat model's load does, and is reported as setup_seconds."""
+    import time
+
+    from bench import bench_lessons
+
+    order = []
+    monkeypatch.setitem(bench_lessons.SETUP, "C12", lambda: (order.append("setup"), time.sleep(0.3)))
+    real = bench_lessons.RUNNERS["C12"]
+    monkeypatch.setitem(bench_lessons.RUNNERS, "C12", lambda deadline: (order.append("claim"), real(deadline))[1])
+    verdict = bench_lessons.run_claim("C12", 30)
+    assert order == ["setup", "claim"] and verdict.verdict == L.HOLDS
+    assert verdict.figures["setup_seconds"] >= 0.3 and verdict.seconds < 0.3

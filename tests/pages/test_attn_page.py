@@ -164,3 +164,17 @@ def test_negative_eigenvalue_deltanet_is_a_mixer_of_the_task_runs(app):
     assert not at.exception
     name, diff = at.session_state["attn_mech_diff"]
     assert name == "deltanet_neg" and diff < 1e-4
+
+
+def test_last_time_is_measured_from_the_stored_run_of_the_same_settings():
+    from labs.attention import sweep
+    from ui.runs import last_time
+
+    cfg = sweep.PairsSweepConfig(mixers=("softmax", "linear"), pairs=(1, 2), steps=3, eval_every=3, eval_examples=4,
+                                 batch_size=2, d_model=8, seed=11)
+    assert last_time(cfg) == ""  # never run here: no figure rather than a guess
+    run = jobs.wait(jobs.submit(cfg, sweep.run, replay=False), timeout=120)
+    assert run.status == jobs.DONE
+    assert last_time(cfg) == f" — the last run of these settings here took {run.ended - run.started:.0f} s"
+    assert last_time(sweep.PairsSweepConfig(mixers=("softmax", "linear"), pairs=(1, 2), steps=4, eval_every=3,
+                                            eval_examples=4, batch_size=2, d_model=8, seed=11)) == ""

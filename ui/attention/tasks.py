@@ -112,7 +112,7 @@ def task_settings() -> dict:
                          help="Parity/permutation: sequence length. Copy/palindrome: tokens to copy.")
     c = st.columns(5)
     steps = c[0].slider("Steps", 20, 1000, 200, 20, key=f"{P}_steps",
-                        help="Training steps per mixer. 200 steps × 3 mixers ≈ 1 minute on an idle 2-core CPU.")
+                        help="Training steps per mixer (the mixers train side by side on the same batches).")
     lr = c[1].select_slider("Learning rate", [1e-3, 3e-3, 1e-2, 3e-2], value=1e-2, key=f"{P}_lr",
                             help="AdamW with a 10% warm-up. Tiny models on synthetic tasks like it high.")
     d_model = c[2].selectbox("Width d", [32, 64, 128], index=1, key=f"{P}_d",

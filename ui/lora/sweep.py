@@ -25,8 +25,8 @@ def training_settings() -> dict:
             st.caption(f"Not listed: {', '.join(endpoints)} (endpoints): training changes the weights, and a server "
                        "only sends back text.")
         last_layers = c[1].number_input("Adapt the last N layers (0 = all)", 0, 64, 8, key="lora_last_layers",
-                                        help="Fewer adapted layers = shorter backward pass. 8 keeps a 3-rank "
-                                             "sweep near two minutes on a 2-core CPU.")
+                                        help="Fewer adapted layers = shorter backward pass: the frozen layers below "
+                                             "run once per example and are replayed.")
         steps = c[2].number_input("Steps", 1, 2000, 30, key="lora_steps", help="Optimizer steps per run.")
         lr = c[3].number_input("Learning rate", 1e-5, 0.5, 2e-3, format="%.4f", key="lora_lr",
                                help="LoRA runs use larger rates than full fine-tuning (1e-4 to 3e-3).")
