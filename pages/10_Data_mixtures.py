@@ -99,8 +99,8 @@ def run_settings(domains: list[str], current: dict) -> dict:
     """The training knobs under the weight sliders, as MixtureRunConfig keyword arguments."""
     a1, a2, a3, a4 = st.columns(4)
     steps = a1.number_input("Steps", 10, 20000, 1000, step=50, key="mix_steps",
-                            help="Optimizer steps of 16 x 64 bytes. 1000 take about 40 s on an idle 2-core CPU "
-                                 "(longer while others train).")
+                            help="Optimizer steps of 16 x 64 bytes. The time grows with the steps (and while "
+                                 "others train); the run shows its own seconds as it goes.")
     size = a2.selectbox("Model size", list(pretrain.SIZES), index=list(pretrain.SIZES).index(pretrain.DEFAULT_SIZE),
                         key="mix_size", help="Layers x width of the GPT. Bigger learns more per step but each "
                                              "step is slower.")

@@ -200,7 +200,8 @@ def contamination_tab(items: list) -> None:
     knobs = contamination_ui.contamination_experiment_knobs(LOCAL, NAMES)
     busy = shared_ui.active(st.session_state[f"{P}_c14_run"])
     if st.button("Run the contamination experiment", key=f"{P}_c14_go", disabled=busy,
-                 help="About a minute on a 2-core CPU with the defaults."):
+                 help="Two short fine-tunes of the model (on the test items, and on as many clean "
+                      "examples), then all three score the items."):
         with ui.friendly_errors("Starting the contamination experiment"):
             cfg = contamination.ContaminationConfig(**knobs)
             lm = ui.cached_model(cfg.model_key)

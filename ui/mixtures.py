@@ -203,8 +203,7 @@ def quality_controls() -> dict:
     default = comparison.QualityComparisonConfig()
     q1, q2, q3 = st.columns(3)
     steps = q1.number_input("Steps (each run)", 10, 5000, default.steps, step=50, key="mix_q_steps",
-                            help=f"Both runs train this many steps, side by side. {default.steps} take about 45 s "
-                                 "on a 2-core CPU (two models per step).")
+                            help="Both runs train this many steps, side by side (two models per step).")
     size = q2.selectbox("Model size", list(pretrain.SIZES), index=list(pretrain.SIZES).index(default.size),
                         key="mix_q_size", help="The same GPT for both runs.")
     seed = q3.number_input("Seed", 0, 10_000, default.seed, key="mix_q_seed",

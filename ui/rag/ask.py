@@ -65,7 +65,7 @@ def answer_knobs() -> tuple[int, bool, float]:
     g1, g2, g3 = st.columns(3)
     top = settings.new_tokens_slider_max(256)
     max_tokens = g1.slider("Answer length (tokens)", 16, top, min(64, top), 16, key=f"{P}_max_tokens",
-                           help="~10 tokens/s on a 2-core CPU for the 135M model."
+                           help="Longer answers take longer: decoding writes one token at a time."
                                 + (f" This server caps answers at {top} tokens." if top < 256 else ""))
     compare = g2.checkbox("Also answer without retrieval", value=True, key=f"{P}_compare",
                           help="The same model and question with no context, side by side.")
