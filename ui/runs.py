@@ -109,7 +109,7 @@ def watch_group(ids: Sequence[str], draw: Callable[[list[jobs.Run]], None], *, k
 def last_time(config) -> str:
     """' — the last run of these settings here took N s' from the run store (identical config and seed, finished),
     or '' when there is none: a measured time on this machine instead of a typed-in estimate."""
-    run = jobs.get(jobs.run_id_for(jobs.kind_of(config), jobs.config_dict(config), getattr(config, "seed", None)))
+    run = jobs.get(jobs.run_id_of(config))
     if run is None or run.status != jobs.DONE or not run.started or not run.ended:
         return ""
     return f" — the last run of these settings here took {run.ended - run.started:.0f} s"

@@ -255,9 +255,7 @@ class JobManager:
         a `group` (one click that starts a sweep) count as one. Over the limit: SessionBusy, nothing queued.
         """
         seed = getattr(config, "seed", seed) if seed is None else seed
-        kind = kind_of(config)
-        cfg = config_dict(config)
-        run_id = run_id_for(kind, cfg, seed)
+        kind, cfg, run_id = kind_of(config), config_dict(config), run_id_of(config, seed)
         with self._lock:
             existing = self._runs.get(run_id) or self._load(run_id)
             if existing is not None:
@@ -479,6 +477,13 @@ def wait(run_id: str, timeout: float = 600) -> Run:
 def active() -> list[Run]:
     """JobManager.active on the process-wide manager."""
     return manager().active()
+
+
+def run_id_of(config, seed: int | None = None) -> str:
+    """The id `submit(config, ...)` gives this experiment (the config's own seed wins, as in submit): where its
+    stored run is, if there is one."""
+    seed = getattr(config, "seed", seed) if seed is None else seed
+    return run_id_for(kind_of(config), config_dict(config), seed)
 
 
 def list_runs(kind: str | type | None = None) -> list[Run]:

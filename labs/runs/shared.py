@@ -173,8 +173,7 @@ class SharedJobManager(jobs.JobManager):
         if payload is None:  # a lambda, a live connection, a huge upload: this process runs it
             return super().submit(config, fn, seed=seed, owner=owner, label=label, replay=replay, group=group)
         seed = getattr(config, "seed", seed) if seed is None else seed
-        kind, cfg = jobs.kind_of(config), jobs.config_dict(config)
-        run_id = jobs.run_id_for(kind, cfg, seed)
+        kind, cfg, run_id = jobs.kind_of(config), jobs.config_dict(config), jobs.run_id_of(config, seed)
         with self.engine.begin() as conn:
             row = conn.execute(select(runs_table).where(runs_table.c.id == run_id).with_for_update()).first()
             if row is not None:
